@@ -1,0 +1,180 @@
+import type { z } from 'zod';
+import type { Logger } from 'pino';
+
+/** Every delivery channel Relay routes to. The order is the default fallback order for Android. */
+export const CHANNELS = ['apns', 'fcm', 'self', 'huawei', 'xiaomi', 'oppo', 'vivo', 'honor', 'meizu', 'webpush'] as const;
+export type Channel = (typeof CHANNELS)[number];
+
+export const VENDOR_CHANNELS = ['huawei', 'xiaomi', 'oppo', 'vivo', 'honor', 'meizu'] as const satisfies readonly Channel[];
+export type VendorChannel = (typeof VENDOR_CHANNELS)[number];
+
+export const APNS_PUSH_TYPES = [
+  'alert', 'background', 'location', 'voip', 'complication', 'fileprovider', 'mdm', 'liveactivity', 'pushtotalk', 'widgets',
+] as const;
+export type ApnsPushType = (typeof APNS_PUSH_TYPES)[number];
+
+/** Why a send did not end in `sent`: the provider's own code, a human message and the raw evidence. */
+export interface OutcomeReason {
+  code: string;
+  message: string;
+  /** What the provider answered (status, reason, timestamp…): kept with a quarantined token. */
+  evidence?: Record<string, unknown>;
+}
+
+/**
+ * The fate of one token in one send attempt. Providers classify every answer into one of these;
+ * the send worker alone decides what a classification means for the delivery row.
+ */
+export type Outcome =
+  | { kind: 'sent'; providerId?: string }
+  | { kind: 'retry'; afterMs?: number; reason: OutcomeReason }
+  | { kind: 'invalid'; reason: OutcomeReason }
+  | { kind: 'failed'; reason: OutcomeReason };
+
+export const sent = (providerId?: string): Outcome => ({ kind: 'sent', ...(providerId ? { providerId } : {}) });
+export const retry = (reason: OutcomeReason, afterMs?: number): Outcome => ({
+  kind: 'retry',
+  reason,
+  ...(afterMs !== undefined && Number.isFinite(afterMs) ? { afterMs: Math.max(0, afterMs) } : {}),
+});
+export const invalid = (reason: OutcomeReason): Outcome => ({ kind: 'invalid', reason });
+export const failed = (reason: OutcomeReason): Outcome => ({ kind: 'failed', reason });
+
+/** Vendor-neutral notification content, already validated by the API. */
+export interface PushNotification {
+  title?: string;
+  body?: string;
+  image?: string;
+  sound?: string;
+  badge?: number;
+  clickAction?: string;
+}
+
+export interface PushOptions {
+  /** Seconds the message stays deliverable, counted from acceptance. */
+  ttl: number;
+  priority: 'high' | 'normal';
+  collapseKey?: string;
+  pushType?: ApnsPushType;
+  /** Vendor-neutral message class (`im`, `account`, `order`, `marketing`, …) mapped per vendor. */
+  category?: string;
+}
+
+/** What one message asks every provider to show; built once per message, shared by all batches. */
+export interface PushContent {
+  messageId: string;
+  notification?: PushNotification;
+  data?: Record<string, unknown>;
+  options: PushOptions;
+  /** Absolute deadline (ms since epoch); providers send the remaining TTL, never the original. */
+  expiresAt: number;
+  /** Raw per-channel overrides from the request (`overrides.apns`, `overrides.fcm`, …), merged last. */
+  overrides?: Partial<Record<Channel, Record<string, unknown>>>;
+}
+
+export interface SendTarget {
+  /** Delivery row id (opaque to providers; echoed in logs only). */
+  deliveryId: string;
+  /** The raw channel token (for Web Push: the PushSubscription JSON as a string). */
+  token: string;
+  /** Self channel only: the per-device sequence number. */
+  seq?: number;
+}
+
+/**
+ * One provider client bound to one app's credential. Long-lived: created once per credential
+ * version and reused for every batch.
+ */
+export interface Provider {
+  readonly channel: Channel;
+  /**
+   * Sends one message to many tokens. Returns one outcome per target, in the same order.
+   * Never throws for per-token or transport errors: those are outcomes (`retry` for transport).
+   * The provider chunks internally to its own batch and concurrency limits.
+   */
+  send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]>;
+  close(): Promise<void>;
+}
+
+/** Endpoints and policy a provider may need; filled from the validated config. */
+export interface ProviderContext {
+  endpoints: {
+    apns?: string;
+    fcm: string;
+    huawei: string;
+    huaweiOauth: string;
+    xiaomi: string;
+    oppo: string;
+    vivo: string;
+    honor: string;
+    honorOauth: string;
+    meizu: string;
+  };
+  /** Concurrency knobs from the config. */
+  tuning: {
+    apnsMaxStreams: number;
+    apnsConnections: number;
+    fcmConcurrency: number;
+  };
+  logger: Logger;
+}
+
+/** One fact a vendor receipt webhook reported, matched back to a delivery by the receipts worker. */
+export interface ReceiptEvent {
+  event: 'delivered' | 'opened' | 'invalid';
+  /** The vendor's message / task id, as returned by `sent(providerId)`. */
+  providerId?: string;
+  /** Relay's message id when the vendor echoes it (biz tag / callback param). */
+  messageId?: string;
+  /** The device token the receipt is about. */
+  token?: string;
+  /** Epoch ms the vendor reports; now when absent. */
+  at?: number;
+  reason?: OutcomeReason;
+}
+
+/** What a receipt webhook request looks like to a parser. */
+export interface ReceiptRequest {
+  headers: Record<string, string | string[] | undefined>;
+  /** The body exactly as received (signatures are computed over it). */
+  rawBody: string;
+  contentType: string;
+}
+
+/** A credential problem found by a provider's deeper check (e.g. a PEM that does not parse). */
+export class CredentialError extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CredentialError';
+  }
+}
+
+/**
+ * What each file in `providers/` exports as its default: the credential contract and a factory.
+ * The registry knows channels only through these modules.
+ */
+export interface ProviderModule<C = unknown> {
+  channel: Channel;
+  /** The `PUT /v1/apps/:app/credentials/:provider` body. */
+  credentialSchema: z.ZodType<C>;
+  /** Deeper checks than the schema (parse keys, certificates); throws CredentialError. */
+  checkCredential?(cred: C): void;
+  /** May fill generated parts (e.g. VAPID keys) before the credential is stored. */
+  complete?(cred: C): C;
+  /** Fields safe to show in `GET /v1/apps/:app/credentials` (never secrets). */
+  describe(cred: C): Record<string, unknown>;
+  create(cred: C, ctx: ProviderContext): Provider;
+  /**
+   * Vendor receipt webhooks. `verify` checks the vendor's signature where it has one (the shared
+   * secret in the URL is checked by the API before this); `parse` throws on a malformed body.
+   */
+  receipts?: {
+    verify?(cred: C, req: ReceiptRequest): boolean;
+    parse(req: ReceiptRequest): ReceiptEvent[];
+  };
+  /** Requests per second the vendor allows for one credential (BullMQ limiter per credential). */
+  qps?(cred: C): number | undefined;
+}

@@ -1,0 +1,105 @@
+import { z } from 'zod';
+
+/**
+ * The one place environment variables are read. Everything else receives a frozen `Config`.
+ * Every variable here is listed, with its default, in `.env.example`.
+ */
+
+const ROLE_NAMES = ['api', 'worker', 'gateway', 'scheduler'] as const;
+export type Role = (typeof ROLE_NAMES)[number];
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const url = z.string().url();
+/** Durations accept plain milliseconds or a unit suffix: `10s`, `500ms`, `5m`, `2h`, `30d`. */
+const duration = z
+  .string()
+  .regex(/^\d+(\.\d+)?(ms|s|m|h|d)?$/, 'expected a duration such as 10s, 500ms, 5m, 2h or 30d')
+  .transform(parseDuration);
+
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!m) throw new Error(`not a duration: ${text}`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: port.default(3000),
+  HOST: z.string().default('0.0.0.0'),
+  /** What devices are told to connect to; defaults to this host's name as the API saw it. */
+  PUBLIC_HOST: z.string().optional(),
+  GATEWAY_MQTT_PORT: port.default(1884),
+  ROLES: z
+    .string()
+    .default('api,worker,gateway,scheduler')
+    .transform((s) => s.split(',').map((r) => r.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(ROLE_NAMES)).min(1)),
+  REDIS_URL: url.default('redis://127.0.0.1:6379'),
+  /** Namespaces every BullMQ queue and Redis key, so several Relays (or test files) share one Redis. */
+  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('relay'),
+  DATABASE_URL: z.string().optional(),
+  /** PostgreSQL schema for Relay's tables (tests use a fresh one per file). */
+  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('public'),
+  DATABASE_POOL_SIZE: positiveInt.default(10),
+  DATA_DIR: z.string().default('./.relay'),
+  ADMIN_TOKEN: z.string().min(16, 'ADMIN_TOKEN must be at least 16 characters').optional(),
+  CREDENTIALS_KEY: z
+    .string()
+    .refine((s) => Buffer.from(s, 'base64').length === 32, 'CREDENTIALS_KEY must be 32 bytes, base64-encoded')
+    .optional(),
+  /** Signs device passwords for the self channel; derived from CREDENTIALS_KEY when unset. */
+  DEVICE_TOKEN_SECRET: z.string().min(16).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  APNS_ENDPOINT: url.optional(),
+  /** Upper bound of concurrent HTTP/2 streams per APNs connection; Apple advertises ~1000. */
+  APNS_MAX_STREAMS: positiveInt.default(500),
+  APNS_CONNECTIONS: positiveInt.default(1),
+  FCM_ENDPOINT: url.default('https://fcm.googleapis.com'),
+  FCM_CONCURRENCY: positiveInt.default(64),
+  HUAWEI_ENDPOINT: url.default('https://push-api.cloud.huawei.com'),
+  HUAWEI_OAUTH_ENDPOINT: url.default('https://oauth-login.cloud.huawei.com'),
+  XIAOMI_ENDPOINT: url.default('https://api.xmpush.xiaomi.com'),
+  OPPO_ENDPOINT: url.default('https://api.push.oppomobile.com'),
+  VIVO_ENDPOINT: url.default('https://api-push.vivo.com.cn'),
+  HONOR_ENDPOINT: url.default('https://push-api.cloud.honor.com'),
+  HONOR_OAUTH_ENDPOINT: url.default('https://iam.developer.honor.com'),
+  MEIZU_ENDPOINT: url.default('https://server-api-push.meizu.com'),
+
+  MAX_ATTEMPTS: positiveInt.max(100).default(8),
+  /** First retry delay; doubles per attempt, with full jitter, capped by RETRY_MAX_DELAY. */
+  RETRY_BASE_DELAY: duration.default(1000),
+  RETRY_MAX_DELAY: duration.default(600_000),
+  SELF_ACK_TIMEOUT: duration.default(10_000),
+  DEFAULT_TTL: duration.default(2_419_200_000),
+  /** Tokens a provider declared dead stay quarantined this long before they are purged. */
+  TOKEN_RETENTION: duration.default(2_592_000_000),
+  /** Tokens per send job (one provider batch). */
+  SEND_BATCH_SIZE: positiveInt.max(1000).default(500),
+  /** Devices the router reads and writes per page. */
+  ROUTE_PAGE_SIZE: positiveInt.max(10_000).default(1000),
+  SEND_CONCURRENCY: positiveInt.default(8),
+  /** How often the scheduler role sweeps expired deliveries and purges old quarantined tokens. */
+  SWEEP_INTERVAL: duration.default(30_000),
+  /** Requests per second per API key; 0 disables the limit. */
+  API_RATE_LIMIT: z.coerce.number().int().min(0).default(0),
+  MAX_BODY_BYTES: positiveInt.default(1_048_576),
+});
+
+export type Config = Readonly<z.infer<typeof schema>>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses the environment once; the message names every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return Object.freeze(parsed.data);
+}
