@@ -81,10 +81,13 @@ const schema = z.object({
   /** Devices the router reads and writes per page. */
   ROUTE_PAGE_SIZE: positiveInt.max(10_000).default(1000),
   SEND_CONCURRENCY: positiveInt.default(8),
+  /**
+   * How long a worker holds a job between lock renewals. A killed worker's jobs are picked up
+   * again after about this long; a delivery it had leased waits twice this long.
+   */
+  WORKER_LOCK_DURATION: duration.default(30_000),
   /** How often the scheduler role sweeps expired deliveries and purges old quarantined tokens. */
   SWEEP_INTERVAL: duration.default(30_000),
-  /** Requests per second per API key; 0 disables the limit. */
-  API_RATE_LIMIT: z.coerce.number().int().min(0).default(0),
   MAX_BODY_BYTES: positiveInt.default(1_048_576),
 });
 

@@ -1,0 +1,7 @@
+import type { Migration } from 'kysely/migration';
+import * as m0001 from './0001_init.js';
+
+/** Append-only: a new migration is a new numbered file added here, never an edit of an old one. */
+export const migrations: Record<string, Migration> = {
+  '0001_init': m0001,
+};

@@ -1,0 +1,82 @@
+import type { Logger } from 'pino';
+import apns from './apns.js';
+import fcm from './fcm.js';
+import type { Channel, Provider, ProviderContext, ProviderModule } from './types.js';
+
+/** Every channel that is configured with credentials, by name. */
+export const PROVIDER_MODULES: Partial<Record<Channel, ProviderModule<unknown>>> = {
+  apns: apns as ProviderModule<unknown>,
+  fcm: fcm as ProviderModule<unknown>,
+};
+
+export function providerModule(channel: string): ProviderModule<unknown> | undefined {
+  return PROVIDER_MODULES[channel as Channel];
+}
+
+export interface CredentialSource {
+  load(appId: string, provider: string): Promise<{ version: number; credential: unknown } | null>;
+  version(appId: string, provider: string): Promise<number | null>;
+}
+
+interface Entry {
+  version: number;
+  provider: Provider;
+  checkedAt: number;
+}
+
+/**
+ * One long-lived provider client per (app, channel), rebuilt when the app's credential changes.
+ * A credential's version is re-read at most every `recheckMs`, so a send job costs no extra query.
+ */
+export class ProviderRegistry {
+  private readonly entries = new Map<string, Promise<Entry | null>>();
+
+  constructor(
+    private readonly source: CredentialSource,
+    private readonly ctx: ProviderContext,
+    private readonly builtins: Partial<Record<Channel, Provider>> = {},
+    private readonly recheckMs = 10_000,
+    private readonly logger?: Logger,
+  ) {}
+
+  async get(appId: string, channel: Channel): Promise<Provider | null> {
+    const builtin = this.builtins[channel];
+    if (builtin) return builtin;
+    const key = `${appId}\u0000${channel}`;
+    const cached = this.entries.get(key);
+    if (cached) {
+      const entry = await cached;
+      if (entry && Date.now() - entry.checkedAt < this.recheckMs) return entry.provider;
+      const version = await this.source.version(appId, channel);
+      if (entry && version === entry.version) {
+        entry.checkedAt = Date.now();
+        return entry.provider;
+      }
+      if (this.entries.get(key) === cached) this.entries.delete(key);
+      if (entry) void entry.provider.close().catch(() => undefined);
+    }
+    let pending = this.entries.get(key);
+    if (!pending) {
+      pending = this.build(appId, channel);
+      this.entries.set(key, pending);
+      pending.then((e) => e ?? this.entries.delete(key)).catch(() => this.entries.delete(key));
+    }
+    return (await pending)?.provider ?? null;
+  }
+
+  private async build(appId: string, channel: Channel): Promise<Entry | null> {
+    const mod = PROVIDER_MODULES[channel];
+    if (!mod) return null;
+    const stored = await this.source.load(appId, channel);
+    if (!stored) return null;
+    const credential = mod.credentialSchema.parse(stored.credential);
+    this.logger?.debug({ appId, channel, version: stored.version }, 'provider client created');
+    return { version: stored.version, provider: mod.create(credential, this.ctx), checkedAt: Date.now() };
+  }
+
+  async close(): Promise<void> {
+    const all = await Promise.all([...this.entries.values()].map((p) => p.catch(() => null)));
+    this.entries.clear();
+    await Promise.all(all.map((e) => e?.provider.close().catch(() => undefined)));
+  }
+}

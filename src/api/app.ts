@@ -1,0 +1,38 @@
+import express, { type Express } from 'express';
+import type { Context } from '../context.js';
+import { httpRequests } from '../metrics.js';
+import { Authenticator, authenticate } from './auth.js';
+import { ApiError, errorHandler } from './errors.js';
+import { appsRouter } from './routes/apps.js';
+import { credentialsRouter } from './routes/credentials.js';
+import { devicesRouter } from './routes/devices.js';
+import { healthRouter } from './routes/health.js';
+import { messagesRouter } from './routes/messages.js';
+
+/** The express app: public health/docs routes, then everything under /v1 behind a bearer key. */
+export function createApi(ctx: Context): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+
+  app.use((req, res, next) => {
+    const start = process.hrtime.bigint();
+    res.on('finish', () => {
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      httpRequests.observe({ method: req.method, route, status: String(res.statusCode) }, Number(process.hrtime.bigint() - start) / 1e9);
+    });
+    next();
+  });
+
+  app.use(healthRouter(ctx));
+  const auth = new Authenticator(ctx.repos.apps, ctx.secrets.adminToken);
+  const v1 = express.Router();
+  v1.use(authenticate(auth));
+  v1.use(express.json({ limit: ctx.config.MAX_BODY_BYTES, type: ['application/json', 'application/*+json'] }));
+  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx), messagesRouter(ctx));
+  app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
+
+  app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`)));
+  app.use(errorHandler(ctx.logger));
+  return app;
+}

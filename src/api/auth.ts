@@ -1,0 +1,88 @@
+import type { NextFunction, Request, Response } from 'express';
+import { parseApiKey, safeEqual, sha256 } from '../core/secrets.js';
+import type { AppsRepo, Scope } from '../db/apps-repo.js';
+import { ApiError } from './errors.js';
+
+export type Principal = { kind: 'operator' } | { kind: 'key'; appId: string; keyId: string; scopes: ReadonlySet<Scope> };
+
+const CACHE_MS = 15_000;
+
+/**
+ * Resolves `Authorization: Bearer …` to the operator (ADMIN_TOKEN) or an app's API key. Verified
+ * keys are cached briefly so a busy push endpoint does not read the key table per request; a
+ * revoked key stops working within CACHE_MS.
+ */
+export class Authenticator {
+  private readonly cache = new Map<string, { principal: Principal | null; until: number }>();
+
+  /** Drops a revoked key from this process's cache at once (other processes: within CACHE_MS). */
+  forget(keyId: string): void {
+    for (const [k, v] of this.cache) if (v.principal?.kind === 'key' && v.principal.keyId === keyId) this.cache.delete(k);
+  }
+
+  constructor(
+    private readonly apps: AppsRepo,
+    private readonly adminToken: string,
+  ) {}
+
+  async resolve(header: string | undefined): Promise<Principal> {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+    if (!m) throw new ApiError(401, 'unauthenticated', 'missing or malformed Authorization: Bearer <key>', undefined, { 'WWW-Authenticate': 'Bearer' });
+    const token = m[1]!;
+    if (safeEqual(token, this.adminToken)) return { kind: 'operator' };
+    const cacheKey = sha256(token);
+    const hit = this.cache.get(cacheKey);
+    const now = Date.now();
+    let principal: Principal | null;
+    if (hit && hit.until > now) {
+      principal = hit.principal;
+    } else {
+      principal = await this.lookup(token);
+      if (this.cache.size > 10_000) this.cache.clear();
+      this.cache.set(cacheKey, { principal, until: now + CACHE_MS });
+    }
+    if (!principal) throw new ApiError(401, 'unauthenticated', 'unknown or revoked API key', undefined, { 'WWW-Authenticate': 'Bearer' });
+    return principal;
+  }
+
+  private async lookup(token: string): Promise<Principal | null> {
+    const parsed = parseApiKey(token);
+    if (!parsed) return null;
+    const row = await this.apps.findKey(parsed.id);
+    if (!row || row.revoked_at || !safeEqual(row.hash, sha256(parsed.secret))) return null;
+    return { kind: 'key', appId: row.app_id, keyId: row.id, scopes: new Set(row.scopes as Scope[]) };
+  }
+}
+
+export function principal(res: Response): Principal {
+  return res.locals.principal as Principal;
+}
+
+export function authenticate(auth: Authenticator) {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    res.locals.principal = await auth.resolve(req.headers.authorization);
+    next();
+  };
+}
+
+/** The app an app-scoped request acts on: the key's own app, never another. */
+export function appOf(res: Response, scope: Scope): string {
+  const p = principal(res);
+  if (p.kind === 'operator') {
+    throw new ApiError(403, 'forbidden', 'the operator token manages apps; use an app API key for this endpoint');
+  }
+  if (!p.scopes.has(scope) && !p.scopes.has('admin')) throw new ApiError(403, 'forbidden', `this API key lacks the '${scope}' scope`);
+  return p.appId;
+}
+
+/** For `/v1/apps/:app/...`: the operator, or a key of that very app with the `admin` scope. */
+export function requireAppAdmin(res: Response, appId: string): void {
+  const p = principal(res);
+  if (p.kind === 'operator') return;
+  if (p.appId !== appId) throw new ApiError(404, 'not_found', 'app not found');
+  if (!p.scopes.has('admin')) throw new ApiError(403, 'forbidden', "this API key lacks the 'admin' scope");
+}
+
+export function requireOperator(res: Response): void {
+  if (principal(res).kind !== 'operator') throw new ApiError(403, 'forbidden', 'only the operator token (ADMIN_TOKEN) may do this');
+}

@@ -1,0 +1,57 @@
+import type { ErrorRequestHandler } from 'express';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+
+/** An error the API answers as `{"error": {"code", "message", "details"}}` with its status. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+  }
+}
+
+export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} not found`);
+
+/** Turns zod issues into a 400 that names each field by its path, e.g. `body.to.devices[2]`. */
+export function validationError(where: string, error: z.ZodError): ApiError {
+  const details = error.issues.map((i) => ({ path: formatPath(where, i.path), message: i.message, code: i.code }));
+  const first = details[0];
+  return new ApiError(400, 'validation_failed', first ? `${first.path}: ${first.message}` : 'invalid request', details);
+}
+
+export function formatPath(root: string, path: readonly PropertyKey[]): string {
+  let out = root;
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : `${out ? '.' : ''}${String(p)}`;
+  return out;
+}
+
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, _req, res, _next) => {
+    if (err instanceof ApiError) {
+      if (err.headers) res.set(err.headers);
+      res.status(err.status).json({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } });
+      return;
+    }
+    // body-parser errors carry a status and a type
+    const e = err as { status?: number; type?: string; message?: string };
+    if (e.type === 'entity.too.large') {
+      res.status(413).json({ error: { code: 'payload_too_large', message: 'request body is too large' } });
+      return;
+    }
+    if (e.type === 'entity.parse.failed') {
+      res.status(400).json({ error: { code: 'invalid_json', message: `body is not valid JSON: ${e.message ?? ''}`.trim() } });
+      return;
+    }
+    if (e.status && e.status >= 400 && e.status < 500) {
+      res.status(e.status).json({ error: { code: 'bad_request', message: e.message ?? 'bad request' } });
+      return;
+    }
+    logger.error({ err }, 'unhandled API error');
+    res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
+  };
+}

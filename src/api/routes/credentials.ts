@@ -1,0 +1,95 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { PROVIDER_MODULES, providerModule } from '../../../providers/registry.js';
+import { CredentialError } from '../../../providers/types.js';
+import type { Context } from '../../context.js';
+import { requireAppAdmin } from '../auth.js';
+import { route } from '../define.js';
+import { ApiError, formatPath, validationError } from '../errors.js';
+import { appIdSchema } from './apps.js';
+
+const credentialView = z.object({
+  provider: z.string(),
+  info: z.record(z.string(), z.unknown()),
+  version: z.number(),
+  updatedAt: z.string(),
+  receiptUrl: z.string().optional().describe('Vendor receipt callback URL, ready to paste into the vendor console'),
+});
+
+export function credentialsRouter(ctx: Context): Router {
+  const r = Router();
+  const { credentials, apps } = ctx.repos;
+
+  const view = (appId: string, secret: string, base: string, c: { provider: string; info: Record<string, unknown>; version: number; updatedAt: Date }) => ({
+    provider: c.provider,
+    info: c.info,
+    version: c.version,
+    updatedAt: c.updatedAt.toISOString(),
+    ...(providerModule(c.provider)?.receipts ? { receiptUrl: `${base}/v1/receipts/${c.provider}/${appId}?secret=${secret}` } : {}),
+  });
+  const baseUrl = (req: { protocol: string; get(h: string): string | undefined }) => `${req.protocol}://${ctx.config.PUBLIC_HOST ?? req.get('host')}`;
+
+  route(
+    r,
+    {
+      method: 'put', path: '/v1/apps/:app/credentials/:provider', tag: 'credentials', auth: 'admin',
+      summary: "Set a provider's credentials (validated; stored encrypted; never returned)",
+      params: z.object({ app: appIdSchema, provider: z.enum(Object.keys(PROVIDER_MODULES) as [string, ...string[]]) }),
+      body: z.record(z.string(), z.unknown()),
+      responses: { 200: { description: 'Stored', schema: credentialView } },
+    },
+    async (req, res, { params, body }) => {
+      requireAppAdmin(res, params.app);
+      const app = await apps.get(params.app);
+      if (!app) throw new ApiError(404, 'not_found', 'app not found');
+      const mod = providerModule(params.provider)!;
+      const parsed = mod.credentialSchema.safeParse(body);
+      if (!parsed.success) throw validationError('body', parsed.error);
+      let cred = parsed.data;
+      try {
+        mod.checkCredential?.(cred);
+        cred = mod.complete ? mod.complete(cred) : cred;
+      } catch (err) {
+        if (err instanceof CredentialError) {
+          const path = formatPath('body', err.path ? err.path.split('.') : []);
+          throw new ApiError(400, 'invalid_credentials', `${path}: ${err.message}`, [{ path, message: err.message }]);
+        }
+        throw err;
+      }
+      const stored = await credentials.put(params.app, params.provider, cred, mod.describe(cred));
+      res.json(view(params.app, app.receipt_secret, baseUrl(req), stored));
+    },
+  );
+
+  route(
+    r,
+    {
+      method: 'get', path: '/v1/apps/:app/credentials', tag: 'credentials', auth: 'admin', summary: 'Which providers are configured (redacted)',
+      params: z.object({ app: appIdSchema }),
+      responses: { 200: { description: 'Configured providers', schema: z.object({ items: z.array(credentialView) }) } },
+    },
+    async (req, res, { params }) => {
+      requireAppAdmin(res, params.app);
+      const app = await apps.get(params.app);
+      if (!app) throw new ApiError(404, 'not_found', 'app not found');
+      const rows = await credentials.list(params.app);
+      res.json({ items: rows.map((c) => view(params.app, app.receipt_secret, baseUrl(req), c)) });
+    },
+  );
+
+  route(
+    r,
+    {
+      method: 'delete', path: '/v1/apps/:app/credentials/:provider', tag: 'credentials', auth: 'admin', summary: "Remove a provider's credentials",
+      params: z.object({ app: appIdSchema, provider: z.string() }),
+      responses: { 204: { description: 'Removed' } },
+    },
+    async (_req, res, { params }) => {
+      requireAppAdmin(res, params.app);
+      if (!(await credentials.delete(params.app, params.provider))) throw new ApiError(404, 'not_found', 'credentials not found');
+      res.status(204).end();
+    },
+  );
+
+  return r;
+}

@@ -1,0 +1,47 @@
+import type { Kysely } from 'kysely';
+import type { RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Secrets } from './bootstrap.js';
+import type { Config } from './config.js';
+import { AppsRepo } from './db/apps-repo.js';
+import { CredentialsRepo } from './db/credentials-repo.js';
+import { DeliveriesRepo } from './db/deliveries-repo.js';
+import { DevicesRepo } from './db/devices-repo.js';
+import { MessagesRepo } from './db/messages-repo.js';
+import type { DB } from './db/schema.js';
+import { Queues } from './queues.js';
+
+/** Everything a role needs, built once per process. */
+export interface Context {
+  config: Config;
+  logger: Logger;
+  db: Kysely<DB>;
+  redis: RedisOptions;
+  secrets: Secrets;
+  queues: Queues;
+  repos: {
+    apps: AppsRepo;
+    credentials: CredentialsRepo;
+    devices: DevicesRepo;
+    messages: MessagesRepo;
+    deliveries: DeliveriesRepo;
+  };
+}
+
+export function createContext(config: Config, logger: Logger, db: Kysely<DB>, redis: RedisOptions, secrets: Secrets): Context {
+  return {
+    config,
+    logger,
+    db,
+    redis,
+    secrets,
+    queues: new Queues(redis, config.QUEUE_PREFIX),
+    repos: {
+      apps: new AppsRepo(db),
+      credentials: new CredentialsRepo(db, secrets.credentialsKey),
+      devices: new DevicesRepo(db),
+      messages: new MessagesRepo(db),
+      deliveries: new DeliveriesRepo(db),
+    },
+  };
+}

@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { APNS_PUSH_TYPES, CHANNELS } from '../../providers/types.js';
+
+/** The longest TTL any provider honours (FCM and APNs both keep a message 28 days at most). */
+export const MAX_TTL_SECONDS = 2_419_200;
+
+const id = z.string().min(1).max(256);
+const tag = z.string().min(1).max(128);
+
+export const retryPolicySchema = z
+  .object({
+    maxAttempts: z.number().int().min(1).max(100).optional().describe('Attempts per token, first send included (default MAX_ATTEMPTS)'),
+    backoff: z
+      .object({
+        type: z.enum(['exponential', 'fixed']).default('exponential'),
+        delayMs: z.number().int().min(0).max(86_400_000).optional().describe('First delay (exponential) or every delay (fixed)'),
+        maxDelayMs: z.number().int().min(0).max(86_400_000).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type RetryPolicyInput = z.infer<typeof retryPolicySchema>;
+
+const tokenChannels = CHANNELS.filter((c) => c !== 'self') as [string, ...string[]];
+
+/** Exactly one addressing mode; an object with optional keys gives errors that name the field. */
+export const targetSchema = z
+  .object({
+    devices: z.array(id).min(1).max(10_000).optional().describe('Device (installation) ids'),
+    users: z.array(id).min(1).max(10_000).optional().describe('User ids (aliases): every device of each user'),
+    tags: z
+      .object({
+        all: z.array(tag).min(1).max(50).optional().describe('The device has every one of these tags'),
+        any: z.array(tag).min(1).max(50).optional().describe('The device has at least one of these tags'),
+      })
+      .strict()
+      .refine((t) => t.all !== undefined || t.any !== undefined, { message: 'give tags.all, tags.any or both' })
+      .optional(),
+    token: z
+      .object({ channel: z.enum(tokenChannels), value: z.string().min(1).max(8192) })
+      .strict()
+      .optional()
+      .describe('One raw channel token, without a registered device'),
+    all: z.literal(true).optional().describe('Every device of the app'),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    const keys = Object.keys(t).filter((k) => t[k as keyof typeof t] !== undefined);
+    if (keys.length !== 1) {
+      ctx.addIssue({ code: 'custom', message: `give exactly one of devices, users, tags, token, all (got ${keys.length ? keys.join(', ') : 'none'})` });
+    }
+  });
+export type Target = z.infer<typeof targetSchema>;
+
+export const notificationSchema = z
+  .object({
+    title: z.string().max(1024).optional(),
+    body: z.string().max(4096).optional(),
+    image: z.string().url().max(2048).optional(),
+    sound: z.string().max(256).optional(),
+    badge: z.number().int().min(0).max(1_000_000).optional(),
+    clickAction: z.string().max(2048).optional().describe('Deep link or action opened on tap'),
+  })
+  .strict();
+
+export const pushOptionsSchema = z
+  .object({
+    ttl: z.number().int().min(0).max(MAX_TTL_SECONDS).optional().describe('Seconds the message stays deliverable'),
+    priority: z.enum(['high', 'normal']).default('high'),
+    collapseKey: z.string().min(1).max(64).optional(),
+    pushType: z.enum(APNS_PUSH_TYPES).optional().describe('APNs push type; voip / liveactivity use the matching topic'),
+    category: z.string().min(1).max(64).optional().describe('Vendor-neutral message class: im, account, order, marketing, …'),
+    channels: z
+      .array(z.enum(CHANNELS))
+      .min(1)
+      .max(CHANNELS.length)
+      .refine((c) => new Set(c).size === c.length, { message: 'channels must not repeat' })
+      .optional()
+      .describe('Pin or order the channels tried for each device'),
+    sendAt: z.iso.datetime({ offset: true }).optional().describe('Schedule the send (RFC 3339)'),
+    retry: retryPolicySchema.optional(),
+  })
+  .strict();
+
+export const overridesSchema = z
+  .partialRecord(z.enum(CHANNELS), z.record(z.string(), z.unknown()))
+  .describe('Provider-specific fields merged last, per channel');
+
+export const pushRequestSchema = z
+  .object({
+    to: targetSchema,
+    notification: notificationSchema.optional(),
+    data: z.record(z.string().min(1).max(256), z.unknown()).optional().describe('Custom key/values delivered to the app'),
+    options: pushOptionsSchema.default({ priority: 'high' }),
+    overrides: overridesSchema.optional(),
+  })
+  .strict()
+  .refine((r) => r.notification !== undefined || r.data !== undefined, {
+    message: 'give notification, data or both',
+    path: ['notification'],
+  });
+export type PushRequest = z.infer<typeof pushRequestSchema>;

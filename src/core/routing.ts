@@ -1,0 +1,61 @@
+import { VENDOR_CHANNELS, type Channel, type VendorChannel } from '../../providers/types.js';
+
+export type Platform = 'ios' | 'android' | 'web';
+
+export interface RoutableDevice {
+  platform: Platform;
+  brand: string | null;
+  /** Active tokens only: quarantined tokens never reach routing. */
+  tokens: Partial<Record<Channel, string>>;
+  /** The device holds a live self-channel connection right now. */
+  online: boolean;
+}
+
+export interface RoutingContext {
+  /** Channels the app has credentials for (`self` needs none). */
+  configured: ReadonlySet<Channel>;
+  /** `options.channels` from the request: tried in this order, nothing else. */
+  pinned?: readonly Channel[];
+}
+
+export type Route = { channel: Channel; token: string | null } | { channel: null; reason: 'NoActiveToken' | 'NoChannel' };
+
+const isVendor = (c: string): c is VendorChannel => (VENDOR_CHANNELS as readonly string[]).includes(c);
+
+/**
+ * The channels worth trying for a device, best first (SPEC §3): iOS → APNs; web → Web Push;
+ * Android → self when online, then its brand's vendor channel, then FCM.
+ */
+export function preferredChannels(device: RoutableDevice): Channel[] {
+  switch (device.platform) {
+    case 'ios':
+      return ['apns'];
+    case 'web':
+      return ['webpush', ...(device.online ? (['self'] as const) : [])];
+    case 'android': {
+      const brand = device.brand?.toLowerCase() ?? '';
+      return [...(device.online ? (['self'] as const) : []), ...(isVendor(brand) ? [brand] : []), 'fcm'];
+    }
+  }
+}
+
+/** Picks the first channel that has a usable token and credentials. */
+export function routeDevice(device: RoutableDevice, ctx: RoutingContext): Route {
+  const order = ctx.pinned ?? preferredChannels(device);
+  let sawCredentialGap = false;
+  for (const channel of order) {
+    if (channel === 'self') {
+      // A pinned self channel also serves offline devices: the gateway keeps the message until TTL.
+      if (device.platform !== 'ios' && (device.online || ctx.pinned)) return { channel, token: null };
+      continue;
+    }
+    const token = device.tokens[channel];
+    if (!token) continue;
+    if (!ctx.configured.has(channel)) {
+      sawCredentialGap = true;
+      continue;
+    }
+    return { channel, token };
+  }
+  return { channel: null, reason: sawCredentialGap ? 'NoChannel' : 'NoActiveToken' };
+}

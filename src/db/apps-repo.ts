@@ -1,0 +1,61 @@
+import type { Kysely } from 'kysely';
+import { newApiKey, randomId } from '../core/secrets.js';
+import type { DB } from './schema.js';
+
+export const SCOPES = ['push', 'devices', 'campaigns', 'stats', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export class AppsRepo {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  async create(id: string, name: string) {
+    return this.db
+      .insertInto('apps')
+      .values({ id, name, receipt_secret: randomId('', 24) })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .returning(['id', 'name', 'created_at', 'receipt_secret'])
+      .executeTakeFirst();
+  }
+
+  async get(id: string) {
+    return this.db.selectFrom('apps').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async list() {
+    return this.db.selectFrom('apps').select(['id', 'name', 'created_at']).orderBy('created_at').execute();
+  }
+
+  async createKey(appId: string, name: string | null, scopes: Scope[]) {
+    const k = newApiKey();
+    const row = await this.db
+      .insertInto('api_keys')
+      .values({ id: k.id, app_id: appId, name, scopes, hash: k.hash })
+      .returning(['id', 'created_at'])
+      .executeTakeFirstOrThrow();
+    return { id: row.id, key: k.key, scopes, name, createdAt: row.created_at };
+  }
+
+  async listKeys(appId: string) {
+    return this.db
+      .selectFrom('api_keys')
+      .select(['id', 'name', 'scopes', 'created_at', 'revoked_at'])
+      .where('app_id', '=', appId)
+      .orderBy('created_at')
+      .execute();
+  }
+
+  async findKey(id: string) {
+    return this.db.selectFrom('api_keys').select(['id', 'app_id', 'scopes', 'hash', 'revoked_at']).where('id', '=', id).executeTakeFirst();
+  }
+
+  async revokeKey(appId: string, id: string): Promise<boolean> {
+    const res = await this.db
+      .updateTable('api_keys')
+      .set({ revoked_at: new Date() })
+      .where('app_id', '=', appId)
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return res.numUpdatedRows > 0n;
+  }
+}

@@ -1,0 +1,219 @@
+import { sql, type Kysely } from 'kysely';
+import type { OutcomeReason } from '../../providers/types.js';
+import { emptyCounts, type DeliveryStatus } from '../core/delivery-status.js';
+import type { DB } from './schema.js';
+
+export interface NewDeliveryRow {
+  deviceId: string;
+  platform: string | null;
+  channel: string | null;
+  token: string | null;
+  status: 'queued' | 'failed';
+  error: OutcomeReason | null;
+}
+
+export interface ClaimedDelivery {
+  id: string;
+  deviceId: string;
+  token: string | null;
+  attempts: number;
+  seq: string | null;
+}
+
+export interface OutcomeRow {
+  id: string;
+  status: Exclude<DeliveryStatus, 'delivered' | 'opened' | 'cancelled'>;
+  error: OutcomeReason | null;
+  providerId: string | null;
+  nextAttemptAt: Date | null;
+}
+
+/** Rows counted into the hourly rollups in the same statement that changes them. */
+const ROLLUP_UPSERT = sql`
+  INSERT INTO delivery_rollups (app_id, bucket, channel, platform, status, count)
+  SELECT app_id, date_trunc('hour', now()), coalesce(channel, 'none'), coalesce(platform, 'none'), status, count(*)
+  FROM changed WHERE status <> 'queued' OR is_new
+  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (app_id, bucket, channel, platform, status) DO UPDATE SET count = delivery_rollups.count + EXCLUDED.count
+  RETURNING 1`;
+
+/**
+ * The delivery table is the pipeline's source of truth. Every write here is one statement for a
+ * whole batch (unnest of parallel arrays), and every state change is guarded by the state it
+ * leaves, so a re-run after a crash can never move a delivery twice.
+ */
+export class DeliveriesRepo {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  /** Inserts one routed page; returns the ids still waiting for a first attempt, by channel. */
+  async insertPage(appId: string, messageId: string, rows: NewDeliveryRow[]): Promise<Map<string, string[]>> {
+    if (rows.length === 0) return new Map();
+    await sql`
+      WITH changed AS (
+        INSERT INTO deliveries (message_id, app_id, device_id, platform, channel, token, status, error)
+        SELECT ${messageId}, ${appId}, v.device_id, v.platform, v.channel, v.token, v.status, v.error
+        FROM unnest(${rows.map((r) => r.deviceId)}::text[], ${rows.map((r) => r.platform)}::text[],
+                    ${rows.map((r) => r.channel)}::text[], ${rows.map((r) => r.token)}::text[],
+                    ${rows.map((r) => r.status)}::text[], ${rows.map((r) => (r.error ? JSON.stringify(r.error) : null))}::jsonb[])
+             AS v(device_id, platform, channel, token, status, error)
+        ON CONFLICT (message_id, device_id) DO NOTHING
+        RETURNING app_id, channel, platform, status, true AS is_new
+      ), rollup AS (${ROLLUP_UPSERT})
+      SELECT count(*) FROM rollup`.execute(this.db);
+    const pending = await this.db
+      .selectFrom('deliveries')
+      .select(['id', 'channel'])
+      .where('message_id', '=', messageId)
+      .where('device_id', 'in', rows.map((r) => r.deviceId))
+      .where('status', '=', 'queued')
+      .where('attempts', '=', 0)
+      .orderBy('id')
+      .execute();
+    const byChannel = new Map<string, string[]>();
+    for (const p of pending) {
+      if (!p.channel) continue;
+      const list = byChannel.get(p.channel) ?? [];
+      list.push(String(p.id));
+      byChannel.set(p.channel, list);
+    }
+    return byChannel;
+  }
+
+  /**
+   * Takes the still-queued rows of a batch for one attempt: counts the attempt and leases the row
+   * so that a duplicate job cannot send it concurrently. A worker that dies leaves the lease to
+   * expire, and the job's retry claims the row again.
+   */
+  async claim(ids: string[], leaseMs: number): Promise<ClaimedDelivery[]> {
+    const res = await sql<{ id: string; device_id: string; token: string | null; attempts: number; seq: string | null }>`
+      UPDATE deliveries
+      SET attempts = attempts + 1, lease_until = now() + make_interval(secs => ${leaseMs / 1000}), updated_at = now()
+      WHERE id = ANY(${ids}::bigint[]) AND status = 'queued' AND (lease_until IS NULL OR lease_until < now())
+      RETURNING id, device_id, token, attempts, seq`.execute(this.db);
+    return res.rows
+      .map((r) => ({ id: String(r.id), deviceId: r.device_id, token: r.token, attempts: r.attempts, seq: r.seq }))
+      .sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+  }
+
+  /** The earliest moment a still-leased row of this batch frees up, if any row is leased. */
+  async leasedUntil(ids: string[]): Promise<Date | null> {
+    const row = await sql<{ until: Date | null }>`
+      SELECT max(lease_until) AS until FROM deliveries
+      WHERE id = ANY(${ids}::bigint[]) AND status = 'queued' AND lease_until >= now()`.execute(this.db);
+    return row.rows[0]?.until ?? null;
+  }
+
+  /**
+   * Writes a batch's outcomes, quarantines tokens the provider declared dead and counts the
+   * transitions into the rollups: one statement, one round trip.
+   */
+  async writeOutcomes(rows: OutcomeRow[]): Promise<{ updated: number; quarantined: number }> {
+    if (rows.length === 0) return { updated: 0, quarantined: 0 };
+    const res = await sql<{ updated: string; quarantined: string }>`
+      WITH v AS (
+        SELECT * FROM unnest(${rows.map((r) => r.id)}::bigint[], ${rows.map((r) => r.status)}::text[],
+                             ${rows.map((r) => (r.error ? JSON.stringify(r.error) : null))}::jsonb[],
+                             ${rows.map((r) => r.providerId)}::text[], ${rows.map((r) => r.nextAttemptAt?.toISOString() ?? null)}::timestamptz[])
+          AS v(id, status, error, provider_id, next_at)
+      ), changed AS (
+        UPDATE deliveries d
+        SET status = v.status, error = v.error, provider_id = coalesce(v.provider_id, d.provider_id),
+            lease_until = NULL, next_attempt_at = v.next_at, updated_at = now(),
+            sent_at = CASE WHEN v.status = 'sent' THEN now() ELSE d.sent_at END
+        FROM v
+        WHERE d.id = v.id AND d.status = 'queued'
+        RETURNING d.app_id, d.device_id, d.channel, d.platform, d.token, d.status, v.error, false AS is_new
+      ), quarantined AS (
+        UPDATE device_tokens t
+        SET state = 'invalid', invalid_reason = changed.error->>'code', invalid_at = now(), evidence = changed.error, updated_at = now()
+        FROM changed
+        WHERE changed.status = 'invalid' AND t.app_id = changed.app_id AND t.device_id = changed.device_id
+          AND t.channel = changed.channel AND t.token = changed.token AND t.state = 'active'
+        RETURNING 1
+      ), rollup AS (${ROLLUP_UPSERT})
+      SELECT (SELECT count(*) FROM changed) AS updated, (SELECT count(*) FROM quarantined) AS quarantined,
+             (SELECT count(*) FROM rollup) AS rolled`.execute(this.db);
+    const r = res.rows[0];
+    return { updated: Number(r?.updated ?? 0), quarantined: Number(r?.quarantined ?? 0) };
+  }
+
+  /** Ends every not-yet-sent delivery of a message as `cancelled`. */
+  async cancelPending(messageId: string): Promise<number> {
+    const res = await sql<{ n: string }>`
+      WITH changed AS (
+        UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = now()
+        WHERE message_id = ${messageId} AND status = 'queued'
+        RETURNING app_id, channel, platform, status, false AS is_new
+      ), rollup AS (${ROLLUP_UPSERT})
+      SELECT count(*) AS n FROM changed`.execute(this.db);
+    return Number(res.rows[0]?.n ?? 0);
+  }
+
+  /** Ends queued deliveries of messages whose TTL has passed (leased rows wait for their worker). */
+  async expireOverdue(limit = 10_000): Promise<number> {
+    const res = await sql<{ n: string }>`
+      WITH due AS (
+        SELECT d.id FROM deliveries d JOIN messages m ON m.id = d.message_id
+        WHERE d.status = 'queued' AND m.expires_at < now() AND (d.lease_until IS NULL OR d.lease_until < now())
+        LIMIT ${limit}
+      ), changed AS (
+        UPDATE deliveries d SET status = 'expired', lease_until = NULL, updated_at = now(),
+          error = jsonb_build_object('code', 'Expired', 'message', 'the message TTL ended before it could be sent')
+        FROM due WHERE d.id = due.id AND d.status = 'queued'
+        RETURNING d.app_id, d.channel, d.platform, d.status, false AS is_new
+      ), rollup AS (${ROLLUP_UPSERT})
+      SELECT count(*) AS n FROM changed`.execute(this.db);
+    return Number(res.rows[0]?.n ?? 0);
+  }
+
+  /** Queued rows that no job seems to hold: not leased, and due for longer than `graceMs`. */
+  async stranded(graceMs: number, limit = 10_000): Promise<{ appId: string; messageId: string; channel: string; id: string; attempts: number }[]> {
+    const res = await sql<{ app_id: string; message_id: string; channel: string; id: string; attempts: number }>`
+      SELECT app_id, message_id, channel, id, attempts FROM deliveries
+      WHERE status = 'queued' AND channel IS NOT NULL AND (lease_until IS NULL OR lease_until < now())
+        AND coalesce(next_attempt_at, updated_at) < now() - make_interval(secs => ${graceMs / 1000})
+      ORDER BY message_id, channel, id
+      LIMIT ${limit}`.execute(this.db);
+    return res.rows.map((r) => ({ appId: r.app_id, messageId: r.message_id, channel: r.channel, id: String(r.id), attempts: r.attempts }));
+  }
+
+  async counts(messageId: string): Promise<{ counts: Record<DeliveryStatus, number>; byChannel: Record<string, Partial<Record<DeliveryStatus, number>>> }> {
+    const rows = await this.db
+      .selectFrom('deliveries')
+      .select(['channel', 'status', (eb) => eb.fn.countAll<string>().as('n')])
+      .where('message_id', '=', messageId)
+      .groupBy(['channel', 'status'])
+      .execute();
+    const counts = emptyCounts();
+    const byChannel: Record<string, Partial<Record<DeliveryStatus, number>>> = {};
+    for (const r of rows) {
+      const status = r.status as DeliveryStatus;
+      const n = Number(r.n);
+      counts[status] = (counts[status] ?? 0) + n;
+      const ch = (byChannel[r.channel ?? 'none'] ??= {});
+      ch[status] = (ch[status] ?? 0) + n;
+    }
+    return { counts, byChannel };
+  }
+
+  async list(
+    appId: string,
+    messageId: string,
+    filter: { status?: string; channel?: string; after?: string; limit: number },
+  ) {
+    let q = this.db
+      .selectFrom('deliveries')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('message_id', '=', messageId)
+      .orderBy('id')
+      .limit(filter.limit + 1);
+    if (filter.status) q = q.where('status', '=', filter.status);
+    if (filter.channel) q = q.where('channel', '=', filter.channel);
+    if (filter.after) q = q.where('id', '>', filter.after as never);
+    const rows = await q.execute();
+    const more = rows.length > filter.limit;
+    const items = more ? rows.slice(0, filter.limit) : rows;
+    return { items, next: more ? String(items[items.length - 1]!.id) : null };
+  }
+}

@@ -1,0 +1,162 @@
+import { sql, type Kysely } from 'kysely';
+import type { Channel } from '../../providers/types.js';
+import type { Target } from '../core/push-request.js';
+import type { Platform } from '../core/routing.js';
+import { targetFilter } from './messages-repo.js';
+import type { DB, DeviceRow, DeviceTokenRow } from './schema.js';
+
+export interface DeviceInput {
+  platform: Platform;
+  brand?: string | null;
+  tokens?: Partial<Record<Channel, string | null>>;
+  userId?: string | null;
+  tags?: string[];
+  locale?: string | null;
+  timezone?: string | null;
+  appVersion?: string | null;
+}
+
+export interface RoutingDevice {
+  id: string;
+  platform: Platform;
+  brand: string | null;
+  tokens: Partial<Record<Channel, string>>;
+}
+
+export class DevicesRepo {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  /**
+   * Registers or updates a device. A token that changes value becomes active again; the same
+   * value keeps its state, so re-registering a quarantined token does not revive it.
+   */
+  async upsert(appId: string, id: string, input: DeviceInput): Promise<{ created: boolean }> {
+    return this.db.transaction().execute(async (tx) => {
+      const existed = await tx.selectFrom('devices').select('id').where('app_id', '=', appId).where('id', '=', id).executeTakeFirst();
+      const now = new Date();
+      const fields = {
+        platform: input.platform,
+        ...(input.brand !== undefined ? { brand: input.brand?.toLowerCase() ?? null } : {}),
+        ...(input.userId !== undefined ? { user_id: input.userId } : {}),
+        ...(input.tags !== undefined ? { tags: input.tags } : {}),
+        ...(input.locale !== undefined ? { locale: input.locale } : {}),
+        ...(input.timezone !== undefined ? { timezone: input.timezone } : {}),
+        ...(input.appVersion !== undefined ? { app_version: input.appVersion } : {}),
+        last_seen_at: now,
+        updated_at: now,
+      };
+      await tx
+        .insertInto('devices')
+        .values({ app_id: appId, id, ...fields })
+        .onConflict((oc) => oc.columns(['app_id', 'id']).doUpdateSet(fields))
+        .execute();
+      for (const [channel, token] of Object.entries(input.tokens ?? {})) {
+        if (token === null) {
+          await tx.deleteFrom('device_tokens').where('app_id', '=', appId).where('device_id', '=', id).where('channel', '=', channel).execute();
+          continue;
+        }
+        if (token === undefined) continue;
+        await sql`
+          INSERT INTO device_tokens (app_id, device_id, channel, token, state, updated_at)
+          VALUES (${appId}, ${id}, ${channel}, ${token}, 'active', now())
+          ON CONFLICT (app_id, device_id, channel) DO UPDATE
+          SET token = EXCLUDED.token, state = 'active', invalid_reason = NULL, invalid_at = NULL, evidence = NULL, updated_at = now()
+          WHERE device_tokens.token IS DISTINCT FROM EXCLUDED.token`.execute(tx);
+      }
+      return { created: !existed };
+    });
+  }
+
+  async get(appId: string, id: string): Promise<{ device: DeviceRow; tokens: DeviceTokenRow[] } | undefined> {
+    const device = await this.db.selectFrom('devices').selectAll().where('app_id', '=', appId).where('id', '=', id).executeTakeFirst();
+    if (!device) return undefined;
+    const tokens = await this.db
+      .selectFrom('device_tokens')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('device_id', '=', id)
+      .orderBy('channel')
+      .execute();
+    return { device, tokens };
+  }
+
+  async delete(appId: string, id: string): Promise<boolean> {
+    const res = await this.db.deleteFrom('devices').where('app_id', '=', appId).where('id', '=', id).executeTakeFirst();
+    return res.numDeletedRows > 0n;
+  }
+
+  async countTarget(appId: string, to: Target): Promise<number> {
+    const res = await sql<{ n: string }>`SELECT count(*) AS n FROM devices d WHERE ${targetFilter(appId, to)}`.execute(this.db);
+    return Number(res.rows[0]?.n ?? 0);
+  }
+
+  /** One page of the audience in id order, with each device's active tokens. */
+  async page(appId: string, to: Target, after: string | null, limit: number): Promise<RoutingDevice[]> {
+    const res = await sql<{ id: string; platform: Platform; brand: string | null; tokens: Record<string, string> | null }>`
+      SELECT d.id, d.platform, d.brand,
+        (SELECT json_object_agg(t.channel, t.token) FROM device_tokens t
+          WHERE t.app_id = d.app_id AND t.device_id = d.id AND t.state = 'active') AS tokens
+      FROM devices d
+      WHERE ${targetFilter(appId, to)} ${after === null ? sql`` : sql`AND d.id > ${after}`}
+      ORDER BY d.id
+      LIMIT ${limit}`.execute(this.db);
+    return res.rows.map((r) => ({ id: r.id, platform: r.platform, brand: r.brand, tokens: (r.tokens ?? {}) as RoutingDevice['tokens'] }));
+  }
+
+  /** Whether a raw token was quarantined on any device of the app. */
+  async isQuarantined(appId: string, channel: string, token: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('device_tokens')
+      .select('state')
+      .where('app_id', '=', appId)
+      .where('channel', '=', channel)
+      .where('token', '=', token)
+      .where('state', '=', 'invalid')
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async quarantined(appId: string, opts: { channel?: string; after?: string; limit: number }) {
+    let q = this.db
+      .selectFrom('device_tokens')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('state', '=', 'invalid')
+      .orderBy('device_id')
+      .orderBy('channel')
+      .limit(opts.limit + 1);
+    if (opts.channel) q = q.where('channel', '=', opts.channel);
+    if (opts.after) {
+      const [dev, ch] = opts.after.split('\u0000');
+      q = q.where((eb) => eb.or([eb('device_id', '>', dev!), eb.and([eb('device_id', '=', dev!), eb('channel', '>', ch ?? '')])]));
+    }
+    const rows = await q.execute();
+    const more = rows.length > opts.limit;
+    const items = more ? rows.slice(0, opts.limit) : rows;
+    const last = items[items.length - 1];
+    return { items, next: more && last ? `${last.device_id}\u0000${last.channel}` : null };
+  }
+
+  /** An operator's word that a quarantined token is good after all. */
+  async restoreToken(appId: string, deviceId: string, channel: string): Promise<boolean> {
+    const res = await this.db
+      .updateTable('device_tokens')
+      .set({ state: 'active', invalid_reason: null, invalid_at: null, evidence: null, updated_at: new Date() })
+      .where('app_id', '=', appId)
+      .where('device_id', '=', deviceId)
+      .where('channel', '=', channel)
+      .where('state', '=', 'invalid')
+      .executeTakeFirst();
+    return res.numUpdatedRows > 0n;
+  }
+
+  /** Deletes quarantined tokens whose retention period has passed. */
+  async purgeQuarantined(olderThanMs: number): Promise<number> {
+    const res = await sql<{ n: string }>`
+      WITH gone AS (
+        DELETE FROM device_tokens WHERE state = 'invalid' AND invalid_at < now() - make_interval(secs => ${olderThanMs / 1000})
+        RETURNING 1
+      ) SELECT count(*) AS n FROM gone`.execute(this.db);
+    return Number(res.rows[0]?.n ?? 0);
+  }
+}

@@ -1,0 +1,129 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+type Json<T = unknown> = ColumnType<T, string | T, string | T>;
+
+export interface AppsTable {
+  id: string;
+  name: string;
+  receipt_secret: string;
+  created_at: Timestamp;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  app_id: string;
+  name: string | null;
+  scopes: string[];
+  hash: string;
+  created_at: Timestamp;
+  revoked_at: NullableTimestamp;
+}
+
+export interface CredentialsTable {
+  app_id: string;
+  provider: string;
+  secret: string;
+  info: Json<Record<string, unknown>>;
+  version: Generated<number>;
+  updated_at: Timestamp;
+}
+
+export interface DevicesTable {
+  app_id: string;
+  id: string;
+  platform: string;
+  brand: string | null;
+  user_id: string | null;
+  tags: ColumnType<string[], string[] | undefined, string[]>;
+  locale: string | null;
+  timezone: string | null;
+  app_version: string | null;
+  self_seq: ColumnType<string, string | number | undefined, string | number>;
+  last_seen_at: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface DeviceTokensTable {
+  app_id: string;
+  device_id: string;
+  channel: string;
+  token: string;
+  state: ColumnType<string, string | undefined, string>;
+  invalid_reason: string | null;
+  invalid_at: NullableTimestamp;
+  evidence: Json<Record<string, unknown> | null> | null;
+  updated_at: Timestamp;
+}
+
+export interface MessagesTable {
+  id: string;
+  app_id: string;
+  request: Json<Record<string, unknown>>;
+  state: string;
+  recipients: ColumnType<number, number | undefined, number>;
+  send_at: NullableTimestamp;
+  expires_at: Timestamp;
+  routed_at: NullableTimestamp;
+  cancelled_at: NullableTimestamp;
+  created_at: Timestamp;
+}
+
+export interface IdempotencyKeysTable {
+  app_id: string;
+  key: string;
+  message_id: string;
+  request_hash: string;
+  created_at: Timestamp;
+}
+
+export interface DeliveriesTable {
+  id: ColumnType<string, never, never>;
+  message_id: string;
+  app_id: string;
+  device_id: string;
+  platform: string | null;
+  channel: string | null;
+  token: string | null;
+  status: string;
+  attempts: ColumnType<number, number | undefined, number>;
+  error: Json<{ code: string; message: string } | null> | null;
+  provider_id: string | null;
+  seq: string | null;
+  lease_until: NullableTimestamp;
+  next_attempt_at: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  sent_at: NullableTimestamp;
+  delivered_at: NullableTimestamp;
+  opened_at: NullableTimestamp;
+}
+
+export interface DeliveryRollupsTable {
+  app_id: string;
+  bucket: Timestamp;
+  channel: string;
+  platform: string;
+  status: string;
+  count: ColumnType<string, number | string, number | string>;
+}
+
+export interface DB {
+  apps: AppsTable;
+  api_keys: ApiKeysTable;
+  credentials: CredentialsTable;
+  devices: DevicesTable;
+  device_tokens: DeviceTokensTable;
+  messages: MessagesTable;
+  idempotency_keys: IdempotencyKeysTable;
+  deliveries: DeliveriesTable;
+  delivery_rollups: DeliveryRollupsTable;
+}
+
+export type DeviceRow = Selectable<DevicesTable>;
+export type DeviceTokenRow = Selectable<DeviceTokensTable>;
+export type MessageRow = Selectable<MessagesTable>;
+export type DeliveryRow = Selectable<DeliveriesTable>;
+export type NewDelivery = Insertable<DeliveriesTable>;

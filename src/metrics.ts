@@ -1,0 +1,28 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** One registry per process; every role adds to it and `/metrics` serves it. */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry });
+
+export const httpRequests = new Histogram({
+  name: 'relay_http_request_duration_seconds',
+  help: 'API request duration by route and status',
+  labelNames: ['method', 'route', 'status'] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5],
+  registers: [registry],
+});
+
+export const deliveryOutcomes = new Counter({
+  name: 'relay_delivery_outcomes_total',
+  help: 'Send attempts by channel and outcome (sent, retry, invalid, failed, expired)',
+  labelNames: ['channel', 'outcome'] as const,
+  registers: [registry],
+});
+
+export const providerLatency = new Histogram({
+  name: 'relay_provider_batch_seconds',
+  help: 'Time one provider batch took, by channel',
+  labelNames: ['channel'] as const,
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers: [registry],
+});

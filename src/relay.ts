@@ -1,0 +1,104 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { Worker } from 'bullmq';
+import type { Logger } from 'pino';
+import { ProviderRegistry } from '../providers/registry.js';
+import { CHANNELS } from '../providers/types.js';
+import { createRouteWorker } from '../workers/route.js';
+import { createSendWorker } from '../workers/send.js';
+import { Sweeper } from '../workers/sweeper.js';
+import { createApi } from './api/app.js';
+import { loadSecrets } from './bootstrap.js';
+import type { Config, Role } from './config.js';
+import { createContext, type Context } from './context.js';
+import { migrate, openDatabase } from './db/database.js';
+import { ensureRedis } from './redis.js';
+
+export interface Relay {
+  ctx: Context;
+  /** The HTTP server when the api role runs. */
+  server?: Server;
+  port?: number;
+  /** Runs one sweep now (tests, operators). */
+  sweeper?: Sweeper;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the roles this process runs on one shared context. Every role can run alone, so a
+ * deployment scales each out on many machines sharing one Redis and one PostgreSQL.
+ */
+export async function startRelay(config: Config, logger: Logger, announce: (line: string) => void = (l) => logger.info(l)): Promise<Relay> {
+  const roles = new Set<Role>(config.ROLES);
+  const secrets = loadSecrets(config, announce);
+  const redis = await ensureRedis(config.REDIS_URL, config.DATA_DIR, logger);
+  const database = await openDatabase({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, poolSize: config.DATABASE_POOL_SIZE, dataDir: config.DATA_DIR });
+  await migrate(database.db, config.DATABASE_SCHEMA, logger);
+  const ctx = createContext(config, logger, database.db, redis.options, secrets);
+
+  const workers: Worker[] = [];
+  let registry: ProviderRegistry | undefined;
+  if (roles.has('worker')) {
+    registry = new ProviderRegistry(
+      ctx.repos.credentials,
+      {
+        endpoints: {
+          ...(config.APNS_ENDPOINT ? { apns: config.APNS_ENDPOINT } : {}),
+          fcm: config.FCM_ENDPOINT,
+          huawei: config.HUAWEI_ENDPOINT,
+          huaweiOauth: config.HUAWEI_OAUTH_ENDPOINT,
+          xiaomi: config.XIAOMI_ENDPOINT,
+          oppo: config.OPPO_ENDPOINT,
+          vivo: config.VIVO_ENDPOINT,
+          honor: config.HONOR_ENDPOINT,
+          honorOauth: config.HONOR_OAUTH_ENDPOINT,
+          meizu: config.MEIZU_ENDPOINT,
+        },
+        tuning: { apnsMaxStreams: config.APNS_MAX_STREAMS, apnsConnections: config.APNS_CONNECTIONS, fcmConcurrency: config.FCM_CONCURRENCY },
+        logger: logger.child({ component: 'provider' }),
+      },
+      {},
+      10_000,
+      logger,
+    );
+    workers.push(createRouteWorker(ctx));
+    for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry));
+    for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
+  }
+
+  let sweeper: Sweeper | undefined;
+  if (roles.has('scheduler')) {
+    sweeper = new Sweeper(ctx);
+    sweeper.start();
+  }
+
+  let server: Server | undefined;
+  let port: number | undefined;
+  if (roles.has('api')) {
+    server = createServer(createApi(ctx));
+    server.keepAliveTimeout = 65_000;
+    server.listen(config.PORT, config.HOST);
+    await once(server, 'listening');
+    const addr = server.address();
+    port = typeof addr === 'object' && addr ? addr.port : config.PORT;
+  }
+
+  logger.info({ roles: [...roles], port, database: database.kind }, 'relay started');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      if (server) {
+        server.closeIdleConnections();
+        await new Promise<void>((r) => server!.close(() => r()));
+      }
+      await sweeper?.stop();
+      await Promise.all(workers.map((w) => w.close()));
+      await registry?.close();
+      await ctx.queues.close();
+      await database.close();
+      await redis.stop();
+    })());
+
+  return { ctx, ...(server ? { server } : {}), ...(port !== undefined ? { port } : {}), ...(sweeper ? { sweeper } : {}), stop };
+}

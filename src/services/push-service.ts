@@ -1,0 +1,84 @@
+import { sha256, randomId } from '../core/secrets.js';
+import type { PushRequest } from '../core/push-request.js';
+import type { Config } from '../config.js';
+import type { DeliveriesRepo } from '../db/deliveries-repo.js';
+import type { DevicesRepo } from '../db/devices-repo.js';
+import type { MessagesRepo } from '../db/messages-repo.js';
+import { ApiError } from '../api/errors.js';
+import { ROUTE_JOB_OPTIONS, type Queues } from '../queues.js';
+
+export interface Accepted {
+  id: string;
+  recipients: number;
+  /** True when an Idempotency-Key matched an earlier request. */
+  replayed: boolean;
+}
+
+/** Accepting a push: store it, count its audience, hand it to the router. Nothing is sent here. */
+export class PushService {
+  constructor(
+    private readonly config: Config,
+    private readonly messages: MessagesRepo,
+    private readonly devices: DevicesRepo,
+    private readonly deliveries: DeliveriesRepo,
+    private readonly queues: Queues,
+  ) {}
+
+  async accept(appId: string, request: PushRequest, idempotencyKey?: string): Promise<Accepted> {
+    const id = randomId('msg_', 12);
+    let requestHash = '';
+    if (idempotencyKey) {
+      requestHash = sha256(JSON.stringify(request));
+      const replay = await this.replay(appId, idempotencyKey, requestHash);
+      if (replay) return replay;
+      if (!(await this.messages.claimIdempotency(appId, idempotencyKey, id, requestHash))) {
+        const raced = await this.replay(appId, idempotencyKey, requestHash);
+        if (raced) return raced;
+      }
+    }
+    try {
+      const recipients = request.to.token ? 1 : await this.devices.countTarget(appId, request.to);
+      const now = Date.now();
+      const sendAt = request.options.sendAt ? new Date(request.options.sendAt) : null;
+      const start = sendAt && sendAt.getTime() > now ? sendAt.getTime() : now;
+      const ttlMs = request.options.ttl !== undefined ? request.options.ttl * 1000 : this.config.DEFAULT_TTL;
+      const scheduled = start > now + 1000;
+      await this.messages.insert({
+        id,
+        appId,
+        request,
+        state: scheduled ? 'scheduled' : 'queued',
+        recipients,
+        sendAt,
+        expiresAt: new Date(start + ttlMs),
+      });
+      await this.queues.route.add('route', { appId, messageId: id }, { ...ROUTE_JOB_OPTIONS, jobId: id, delay: Math.max(0, start - now) });
+      return { id, recipients, replayed: false };
+    } catch (err) {
+      if (idempotencyKey) await this.messages.deleteIdempotency(appId, idempotencyKey).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async replay(appId: string, key: string, requestHash: string): Promise<Accepted | null> {
+    const prior = await this.messages.findIdempotent(appId, key);
+    if (!prior) return null;
+    if (prior.requestHash !== requestHash) {
+      throw new ApiError(409, 'idempotency_conflict', 'this Idempotency-Key was already used with a different request body');
+    }
+    const msg = await this.messages.get(appId, prior.messageId);
+    // The first request may still be between claiming the key and storing its message.
+    if (!msg) throw new ApiError(409, 'idempotency_in_progress', 'a request with this Idempotency-Key is still being accepted; retry shortly', undefined, { 'Retry-After': '1' });
+    return { id: msg.id, recipients: msg.recipients, replayed: true };
+  }
+
+  /** Cancels what has not been sent; what was sent stays as it is. */
+  async cancel(appId: string, id: string): Promise<{ id: string; cancelled: number }> {
+    const msg = await this.messages.get(appId, id);
+    if (!msg) throw new ApiError(404, 'not_found', 'message not found');
+    if (msg.state === 'cancelled') return { id, cancelled: 0 };
+    await this.messages.transition(id, ['scheduled', 'queued', 'routing', 'routed'], 'cancelled', { cancelled: true });
+    const cancelled = await this.deliveries.cancelPending(id);
+    return { id, cancelled };
+  }
+}

@@ -1,0 +1,85 @@
+import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Channel } from '../providers/types.js';
+import type { PushRequest } from '../src/core/push-request.js';
+import { routeDevice, type Platform } from '../src/core/routing.js';
+import type { Context } from '../src/context.js';
+import type { NewDeliveryRow } from '../src/db/deliveries-repo.js';
+import { ROUTE_QUEUE, SEND_JOB_OPTIONS, sendJobId, type RouteJob } from '../src/queues.js';
+
+/** Which devices are online on the self channel right now (the gateway's presence). */
+export type PresenceLookup = (appId: string, deviceIds: string[]) => Promise<ReadonlySet<string>>;
+
+const nobodyOnline: PresenceLookup = async () => new Set();
+
+/**
+ * Expands a message into one delivery per device, a page at a time (never the whole audience in
+ * memory), and hands each channel's deliveries to its send queue in batches. Safe to re-run: rows
+ * are inserted once, and send jobs have deterministic ids.
+ */
+export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobodyOnline): Worker<RouteJob> {
+  const { repos, config, queues } = ctx;
+
+  async function enqueue(appId: string, messageId: string, byChannel: Map<string, string[]>) {
+    for (const [channel, ids] of byChannel) {
+      const jobs = [];
+      for (let i = 0; i < ids.length; i += config.SEND_BATCH_SIZE) {
+        const chunk = ids.slice(i, i + config.SEND_BATCH_SIZE);
+        jobs.push({ name: 'send', data: { appId, messageId, ids: chunk }, opts: { ...SEND_JOB_OPTIONS, jobId: sendJobId(messageId, chunk[0]!) } });
+      }
+      await queues.send(channel as Channel).addBulk(jobs);
+    }
+  }
+
+  async function handle(job: Job<RouteJob>) {
+    const { appId, messageId } = job.data;
+    const msg = await repos.messages.byId(messageId);
+    if (!msg || msg.state === 'cancelled' || msg.state === 'routed') return;
+    await repos.messages.transition(messageId, ['scheduled', 'queued'], 'routing');
+    const request = msg.request as unknown as PushRequest;
+    const configured = new Set((await repos.credentials.providers(appId)) as Channel[]);
+    const pinned = request.options.channels;
+
+    if (request.to.token) {
+      const { channel, value } = request.to.token;
+      const row: NewDeliveryRow = { deviceId: '', platform: null, channel, token: value, status: 'queued', error: null };
+      if (await repos.devices.isQuarantined(appId, channel, value)) {
+        Object.assign(row, { status: 'failed', error: { code: 'TokenQuarantined', message: 'the provider declared this token invalid earlier' } });
+      } else if (!configured.has(channel as Channel)) {
+        Object.assign(row, { status: 'failed', error: { code: 'NoChannel', message: `the app has no ${channel} credentials` } });
+      }
+      await enqueue(appId, messageId, await repos.deliveries.insertPage(appId, messageId, [row]));
+    } else {
+      let after: string | null = null;
+      for (;;) {
+        const page = await repos.devices.page(appId, request.to, after, config.ROUTE_PAGE_SIZE);
+        if (page.length === 0) break;
+        after = page[page.length - 1]!.id;
+        const online = await presence(appId, page.map((d) => d.id));
+        const rows = page.map((d): NewDeliveryRow => {
+          const route = routeDevice({ platform: d.platform as Platform, brand: d.brand, tokens: d.tokens, online: online.has(d.id) }, { configured, ...(pinned ? { pinned } : {}) });
+          if (route.channel === null) {
+            const message = route.reason === 'NoChannel' ? 'the app has no credentials for any channel this device has a token for' : 'the device has no active token for any usable channel';
+            return { deviceId: d.id, platform: d.platform, channel: null, token: null, status: 'failed', error: { code: route.reason, message } };
+          }
+          return { deviceId: d.id, platform: d.platform, channel: route.channel, token: route.token, status: 'queued', error: null };
+        });
+        await enqueue(appId, messageId, await repos.deliveries.insertPage(appId, messageId, rows));
+        if (page.length < config.ROUTE_PAGE_SIZE) break;
+        const now = await repos.messages.byId(messageId);
+        if (now?.state === 'cancelled') break;
+      }
+    }
+    if (!(await repos.messages.transition(messageId, ['routing'], 'routed', { routed: true }))) {
+      // Cancelled while routing: what this run inserted after the cancel is cancelled too.
+      await repos.deliveries.cancelPending(messageId);
+    }
+  }
+
+  return new Worker<RouteJob>(ROUTE_QUEUE, handle, {
+    connection: ctx.redis as ConnectionOptions,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: 2,
+    lockDuration: config.WORKER_LOCK_DURATION,
+    stalledInterval: config.WORKER_LOCK_DURATION,
+  });
+}

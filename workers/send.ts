@@ -1,0 +1,130 @@
+import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Channel, Outcome, Provider } from '../providers/types.js';
+import { buildPlan, type MessagePlan } from '../src/core/content.js';
+import type { PushRequest } from '../src/core/push-request.js';
+import { decide } from '../src/core/retry.js';
+import type { Context } from '../src/context.js';
+import type { OutcomeRow } from '../src/db/deliveries-repo.js';
+import { deliveryOutcomes, providerLatency } from '../src/metrics.js';
+import { SEND_JOB_OPTIONS, sendJobId, type SendJob } from '../src/queues.js';
+
+export interface ProviderSource {
+  get(appId: string, channel: Channel): Promise<Provider | null>;
+}
+
+/** Recently used message plans; every batch of one message shares one. */
+class PlanCache {
+  private readonly map = new Map<string, MessagePlan | null>();
+  constructor(private readonly ctx: Context) {}
+
+  async get(messageId: string): Promise<MessagePlan | null> {
+    if (this.map.has(messageId)) return this.map.get(messageId)!;
+    const row = await this.ctx.repos.messages.byId(messageId);
+    const plan = row ? buildPlan(row.id, row.request as unknown as PushRequest, row.expires_at, this.ctx.config) : null;
+    if (this.map.size >= 1000) this.map.delete(this.map.keys().next().value!);
+    this.map.set(messageId, plan);
+    return plan;
+  }
+}
+
+/**
+ * One worker per provider queue. A job is one batch of one message: claim the rows still queued,
+ * hand them to the provider, decide each outcome, schedule the retries, write everything back in
+ * one statement. A row is leased while in flight, so a job re-run after a crash skips what a live
+ * worker holds and picks up what a dead one left.
+ */
+export function createSendWorker(ctx: Context, channel: Channel, providers: ProviderSource): Worker<SendJob> {
+  const { repos, config, logger } = ctx;
+  const plans = new PlanCache(ctx);
+  const leaseMs = config.WORKER_LOCK_DURATION * 2;
+
+  async function writeWithRetry(rows: OutcomeRow[]) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await repos.deliveries.writeOutcomes(rows);
+      } catch (err) {
+        // A deadlock or a dropped connection must not strand leased rows until their lease ends.
+        if (attempt >= 3) throw err;
+        logger.warn({ err, attempt }, 'writing outcomes failed; retrying');
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
+  }
+
+  async function handle(job: Job<SendJob>, token?: string) {
+    const { appId, messageId, ids } = job.data;
+    const plan = await plans.get(messageId);
+    if (!plan) return;
+    const claimed = await repos.deliveries.claim(ids, leaseMs);
+    const now = Date.now();
+    const rows: OutcomeRow[] = [];
+    const retries: { id: string; at: number; attempts: number }[] = [];
+
+    if (claimed.length > 0) {
+      let outcomes: Outcome[];
+      if (now >= plan.content.expiresAt) {
+        outcomes = [];
+        for (const c of claimed) rows.push({ id: c.id, status: 'expired', error: { code: 'Expired', message: 'the message TTL ended before it could be sent' }, providerId: null, nextAttemptAt: null });
+      } else {
+        const provider = await providers.get(appId, channel);
+        const started = secondsNow();
+        outcomes = provider
+          ? await sendSafely(provider, plan, claimed.map((c) => ({ deliveryId: c.id, token: c.token ?? c.deviceId, ...(c.seq ? { seq: Number(c.seq) } : {}) })))
+          : claimed.map(() => ({ kind: 'failed', reason: { code: 'NoChannel', message: `the app has no ${channel} credentials` } }) as const);
+        providerLatency.observe({ channel }, secondsNow() - started);
+        const at = Date.now();
+        claimed.forEach((c, i) => {
+          const outcome = outcomes[i] ?? { kind: 'retry', reason: { code: 'NoOutcome', message: 'the provider returned no outcome for this token' } };
+          deliveryOutcomes.inc({ channel, outcome: outcome.kind });
+          const d = decide(outcome, c.attempts, plan.policy, at, plan.content.expiresAt);
+          if (d.status === 'sent') rows.push({ id: c.id, status: 'sent', error: null, providerId: d.providerId, nextAttemptAt: null });
+          else if (d.status === 'queued') {
+            rows.push({ id: c.id, status: 'queued', error: d.error, providerId: null, nextAttemptAt: new Date(d.retryAt) });
+            retries.push({ id: c.id, at: d.retryAt, attempts: c.attempts });
+          } else rows.push({ id: c.id, status: d.status, error: d.error, providerId: null, nextAttemptAt: null });
+        });
+      }
+      // The retry job is queued before the outcomes are written: if this process dies in between,
+      // the retry still runs, and finds the rows claimable once their lease ends.
+      if (retries.length > 0) {
+        const retryIds = retries.map((r) => r.id);
+        const at = Math.max(...retries.map((r) => r.at));
+        const attempts = Math.max(...retries.map((r) => r.attempts));
+        await ctx.queues.send(channel).add('send', { appId, messageId, ids: retryIds }, { ...SEND_JOB_OPTIONS, jobId: sendJobId(messageId, retryIds[0]!, attempts), delay: Math.max(0, at - Date.now()) });
+      }
+      await writeWithRetry(rows);
+    }
+
+    // Rows another (possibly dead) worker still leases: come back when the lease has run out.
+    if (claimed.length < ids.length) {
+      const until = await repos.deliveries.leasedUntil(ids);
+      if (until && token) {
+        await job.moveToDelayed(until.getTime() + 100, token);
+        throw new DelayedError();
+      }
+    }
+  }
+
+  return new Worker<SendJob>(channel, handle, {
+    connection: ctx.redis as ConnectionOptions,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: config.SEND_CONCURRENCY,
+    lockDuration: config.WORKER_LOCK_DURATION,
+    stalledInterval: config.WORKER_LOCK_DURATION,
+    maxStalledCount: 100,
+  });
+}
+
+function secondsNow(): number {
+  return Number(process.hrtime.bigint()) / 1e9;
+}
+
+/** A provider must never throw, but if one does the whole batch is retried, not lost. */
+async function sendSafely(provider: Provider, plan: MessagePlan, targets: Parameters<Provider['send']>[1]): Promise<Outcome[]> {
+  try {
+    return await provider.send(plan.content, targets);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return targets.map(() => ({ kind: 'retry', reason: { code: 'ProviderError', message } }) as const);
+  }
+}
