@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, test } from 'node:test';
+import { sql } from 'kysely';
+import { eventually, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
+import { startProviderMocks } from '../helpers/providers.js';
+
+const DEVICES = 4000;
+
+/** A worker as its own OS process, so the test can SIGKILL it mid-batch. */
+function spawnWorker(env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { ...process.env, ...env, ROLES: 'worker' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr?.on('data', () => undefined);
+  return child;
+}
+
+let t: TestRelay;
+let mocks: Awaited<ReturnType<typeof startProviderMocks>>;
+const children: ChildProcess[] = [];
+
+before(async () => {
+  mocks = await startProviderMocks({ apnsDelayMs: 40 });
+  t = await startTestRelay({ ...mocks.env, ROLES: 'api' });
+});
+after(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await t?.stop();
+  await t?.iso.drop();
+  await mocks?.close();
+});
+
+test('a worker killed with SIGKILL mid-batch loses nothing: every delivery ends once', async (tc) => {
+  const { appId, api } = await newApp(t);
+  assert.equal((await api('PUT', `/v1/apps/${appId}/credentials/apns`, mocks.credentials.apns)).status, 200);
+  await sql`
+    INSERT INTO devices (app_id, id, platform, tags)
+    SELECT ${appId}, 'dev-' || lpad(i::text, 6, '0'), 'ios', ARRAY['crash'] FROM generate_series(1, ${DEVICES}) AS i`.execute(t.relay.ctx.db);
+  await sql`
+    INSERT INTO device_tokens (app_id, device_id, channel, token)
+    SELECT ${appId}, 'dev-' || lpad(i::text, 6, '0'), 'apns', 'a' || lpad(to_hex(i), 63, '0') FROM generate_series(1, ${DEVICES}) AS i`.execute(t.relay.ctx.db);
+
+  const workerEnv = {
+    ...t.iso.env(mocks.env),
+    SEND_BATCH_SIZE: '100',
+    SEND_CONCURRENCY: '8',
+    APNS_MAX_STREAMS: '40',
+    WORKER_LOCK_DURATION: '2s',
+  };
+  const first = spawnWorker(workerEnv);
+  children.push(first);
+
+  const pushed = await api('POST', '/v1/push', { to: { tags: { all: ['crash'] } }, notification: { title: 'crash test' } });
+  assert.equal(pushed.body.recipients, DEVICES);
+
+  await eventually(async () => (mocks.apns.stats.received >= DEVICES / 4 ? true : undefined), 60_000, 'the first worker to be busy');
+  first.kill('SIGKILL');
+  await once(first, 'exit');
+  const seenAtKill = mocks.apns.stats.received;
+  assert.ok(seenAtKill < DEVICES, 'killed before the message was done');
+
+  const second = spawnWorker(workerEnv);
+  children.push(second);
+  const msg = await eventually(async () => {
+    const m = await api('GET', `/v1/messages/${pushed.body.id}`);
+    return m.body.state === 'done' ? m.body : undefined;
+  }, 120_000, 'the message to finish after the restart');
+  second.kill('SIGTERM');
+
+  assert.equal(msg.counts.sent, DEVICES, `every delivery sent: ${JSON.stringify(msg.counts)}`);
+  const rows = await sql<{ token: string; attempts: number; status: string }>`
+    SELECT token, attempts, status FROM deliveries WHERE message_id = ${pushed.body.id}`.execute(t.relay.ctx.db);
+  assert.equal(rows.rows.length, DEVICES, 'exactly one delivery per device');
+
+  const seen = new Map<string, number>();
+  for (const r of mocks.apns.requests) seen.set(r.token, (seen.get(r.token) ?? 0) + 1);
+  let resent = 0;
+  for (const r of rows.rows) {
+    const n = seen.get(r.token) ?? 0;
+    assert.ok(n >= 1, `APNs saw ${r.token}`);
+    // A second request for a token only ever follows an attempt whose outcome died with the worker.
+    assert.ok(n <= r.attempts, `token seen ${n} times but only ${r.attempts} attempts recorded`);
+    if (n > 1) resent++;
+  }
+  tc.diagnostic(`provider had seen ${seenAtKill} at the kill; ${resent} tokens were sent again after the restart`);
+  assert.ok(resent <= 8 * 100, `at most the in-flight batches are sent again (${resent})`);
+});
