@@ -1,12 +1,26 @@
 import type { Logger } from 'pino';
 import apns from './apns.js';
 import fcm from './fcm.js';
+import honor from './honor.js';
+import huawei from './huawei.js';
+import meizu from './meizu.js';
+import oppo from './oppo.js';
+import vivo from './vivo.js';
+import webpush from './webpush.js';
+import xiaomi from './xiaomi.js';
 import type { Channel, Provider, ProviderContext, ProviderModule } from './types.js';
 
 /** Every channel that is configured with credentials, by name. */
 export const PROVIDER_MODULES: Partial<Record<Channel, ProviderModule<unknown>>> = {
   apns: apns as ProviderModule<unknown>,
   fcm: fcm as ProviderModule<unknown>,
+  huawei: huawei as ProviderModule<unknown>,
+  honor: honor as ProviderModule<unknown>,
+  xiaomi: xiaomi as ProviderModule<unknown>,
+  oppo: oppo as ProviderModule<unknown>,
+  vivo: vivo as ProviderModule<unknown>,
+  meizu: meizu as ProviderModule<unknown>,
+  webpush: webpush as ProviderModule<unknown>,
 };
 
 export function providerModule(channel: string): ProviderModule<unknown> | undefined {

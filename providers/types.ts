@@ -31,6 +31,9 @@ export type Outcome =
   | { kind: 'invalid'; reason: OutcomeReason }
   | { kind: 'failed'; reason: OutcomeReason };
 
+/** The `failed` code a provider uses when the TTL ran out before it could send: ends `expired`. */
+export const EXPIRED_CODE = 'expired';
+
 export const sent = (providerId?: string): Outcome => ({ kind: 'sent', ...(providerId ? { providerId } : {}) });
 export const retry = (reason: OutcomeReason, afterMs?: number): Outcome => ({
   kind: 'retry',
@@ -110,6 +113,11 @@ export interface ProviderContext {
     honorOauth: string;
     meizu: string;
   };
+  /**
+   * Extra CAs a provider trusts besides Node's roots. Production uses NODE_EXTRA_CA_CERTS; this
+   * lets a test (or an embedding) hand a private CA to one provider instance.
+   */
+  tls?: { ca?: string | readonly string[] };
   /** Concurrency knobs from the config. */
   tuning: {
     apnsMaxStreams: number;

@@ -1,4 +1,4 @@
-import type { Outcome, OutcomeReason } from '../../providers/types.js';
+import { EXPIRED_CODE, type Outcome, type OutcomeReason } from '../../providers/types.js';
 import type { DeliveryStatus } from './delivery-status.js';
 
 export interface RetryPolicy {
@@ -32,7 +32,7 @@ export function decide(outcome: Outcome, attempts: number, policy: RetryPolicy, 
     case 'invalid':
       return { status: 'invalid', error: outcome.reason };
     case 'failed':
-      return { status: 'failed', error: outcome.reason };
+      return { status: outcome.reason.code === EXPIRED_CODE ? 'expired' : 'failed', error: outcome.reason };
     case 'retry': {
       if (attempts >= policy.maxAttempts) {
         return { status: 'failed', error: { ...outcome.reason, message: `${outcome.reason.message} (gave up after ${attempts} attempts)` } };
