@@ -1,0 +1,349 @@
+import { z } from 'zod';
+import {
+  failed,
+  invalid,
+  retry,
+  sent,
+  type Outcome,
+  type OutcomeReason,
+  type Provider,
+  type ProviderContext,
+  type ProviderModule,
+  type PushContent,
+  type ReceiptEvent,
+  type ReceiptRequest,
+  type SendTarget,
+} from './types.js';
+import {
+  categoryMapSchema,
+  clickTarget,
+  clip,
+  createLimiter,
+  epochMs,
+  expiredOutcome,
+  fill,
+  header,
+  isRecord,
+  messageClass,
+  networkRetry,
+  notifyIdFrom,
+  relayData,
+  remainingTtlSeconds,
+  retryAfterMs,
+  sendInChunks,
+  shortIdFrom,
+  truncateChars,
+  vendorFetchForm,
+  type VendorFetchResult,
+} from './vendor-common.js';
+
+/**
+ * Xiaomi MiPush (vendors.md §3).
+ * - Every request: `Authorization: key=<AppSecret>` (lowercase `key`); no token call.
+ * - `POST <xiaomi>/v3/message/regid`, form-encoded, `registration_id` = comma-joined regIds,
+ *   `extra.*` fields flattened.
+ * - `{"result":"ok","code":0,"data":{"id":"<msgId>","bad_regids":"a,b"}}` or
+ *   `{"result":"error","code":<int>,"description":"…","reason":"…"}`.
+ */
+
+/**
+ * regIds per request. ❓ Xiaomi's maximum is not in any source we have (MYA caps at 100 by its
+ * own choice). 100 is the safest reading: a smaller batch is never refused.
+ */
+export const XIAOMI_MAX_REGIDS = 100;
+/**
+ * `time_to_live` (ms) caps ⚠️ (MLV): 公信 (marketing) ≤ 1 day, 私信 (service) ≤ 10 days; the older
+ * default/maximum was 2 weeks. We clamp to the class's cap, 10 days when the class is unknown.
+ */
+export const XIAOMI_MAX_TTL_MARKETING_SEC = 86_400;
+export const XIAOMI_MAX_TTL_SERVICE_SEC = 864_000;
+/** `title` < 50 and `description` < 128 characters (XMDOC): we cut at 49 / 127. */
+const TITLE_MAX = 49;
+const DESCRIPTION_MAX = 127;
+/** Bits of `extra.callback.type`: 1 delivered, 2 clicked, 16 invalid target (XMDOC pId=1695). */
+export const XIAOMI_CALLBACK_TYPE = 1 | 2 | 16;
+const CONCURRENCY = 8;
+
+export const xiaomiCredentialSchema = z
+  .object({
+    appSecret: z.string().min(1),
+    /** The Android package (`restricted_package_name`). */
+    packageName: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$/, 'expected an Android package name'),
+    /**
+     * Optional: the default notification channel id (`extra.channel_id`) registered in the Xiaomi
+     * console; required by apps on the new 公信/私信 classification. `categoryMap` picks one per category.
+     */
+    channelId: z.string().min(1).max(200).optional(),
+    /** Optional: category → {channelId} (Xiaomi has no built-in values: channels are per app). */
+    categoryMap: categoryMapSchema.optional(),
+    /**
+     * Optional: the receipt URL (`POST /v1/receipts/xiaomi/<app>?secret=…`). Xiaomi sends
+     * receipts only to the URL given per message in `extra.callback`.
+     */
+    callbackUrl: z.string().url().max(1024).optional(),
+    /** Optional: the app's QPS (500 for <100k daily online devices up to 3000 for >10M; QALI). */
+    qps: z.number().int().positive().optional(),
+  })
+  .strict();
+export type XiaomiCredential = z.infer<typeof xiaomiCredentialSchema>;
+
+/** `overrides.xiaomi` of a push request. */
+export const xiaomiOverridesSchema = z
+  .object({
+    /** `extra.channel_id`. */
+    channelId: z.string().min(1).max(200).optional(),
+    /** `notify_type`: -1 all, else an OR of 1 sound, 2 vibrate, 4 lights. */
+    notifyType: z.number().int().min(-1).max(7).optional(),
+    /** Extra `extra.<key>` fields (strings), e.g. `{"notify_foreground":"0"}`. */
+    extra: z.record(z.string().min(1), z.string()).optional(),
+    /** Raw form fields set last (anything else the API takes, e.g. `time_to_send`). */
+    fields: z.record(z.string().min(1), z.string()).optional(),
+  })
+  .strict();
+export type XiaomiOverrides = z.infer<typeof xiaomiOverridesSchema>;
+
+export function buildXiaomiForm(
+  content: PushContent,
+  regIds: readonly string[],
+  cred: Pick<XiaomiCredential, 'packageName' | 'channelId' | 'categoryMap' | 'callbackUrl'>,
+  now = Date.now(),
+): URLSearchParams | undefined {
+  const parsed = xiaomiOverridesSchema.safeParse(content.overrides?.xiaomi ?? {});
+  const ov: XiaomiOverrides = parsed.success ? parsed.data : {};
+  const cls = messageClass('xiaomi', content.options.category, cred.categoryMap, { channelId: ov.channelId });
+  const maxTtl = cls?.kind === 'marketing' ? XIAOMI_MAX_TTL_MARKETING_SEC : XIAOMI_MAX_TTL_SERVICE_SEC;
+  const ttl = remainingTtlSeconds(content.expiresAt, { now, max: maxTtl });
+  if (ttl <= 0) return undefined;
+
+  const f = new URLSearchParams();
+  f.set('registration_id', regIds.join(','));
+  f.set('restricted_package_name', cred.packageName);
+  // Notification messages hand `payload` to the app on click; pass-through messages are it.
+  f.set('payload', JSON.stringify(relayData(content)));
+  f.set('time_to_live', String(ttl * 1000));
+
+  const n = content.notification;
+  if (n && (n.title || n.body)) {
+    f.set('pass_through', '0');
+    // Both are required for a notification and must not be blank: each falls back on the other.
+    f.set('title', truncateChars(n.title || n.body || '', TITLE_MAX));
+    f.set('description', truncateChars(n.body || n.title || '', DESCRIPTION_MAX));
+    if (ov.notifyType !== undefined) f.set('notify_type', String(ov.notifyType));
+    else if (n.sound) f.set('notify_type', '-1');
+    if (n.sound && n.sound !== 'default') f.set('extra.sound_uri', `android.resource://${cred.packageName}/raw/${n.sound.replace(/\.[a-z0-9]+$/i, '')}`);
+    const t = clickTarget(n.clickAction);
+    if (t.kind === 'url') {
+      f.set('extra.notify_effect', '3');
+      f.set('extra.web_uri', t.url);
+    } else if (t.kind === 'intent') {
+      f.set('extra.notify_effect', '2');
+      f.set('extra.intent_uri', t.uri);
+    } else {
+      f.set('extra.notify_effect', '1');
+    }
+  } else {
+    f.set('pass_through', '1');
+  }
+  // Without a notify_id Xiaomi shows only the latest notification of the app, so every message
+  // gets its own id; a collapse key gives equal ids (and so replacement) on purpose.
+  f.set('notify_id', String(notifyIdFrom(content.options.collapseKey ?? content.messageId)));
+  // Client-side de-duplication within MiPush (≤20 chars of [0-9a-zA-Z_-]): a retried send of the
+  // same message never shows twice.
+  f.set('extra.jobkey', shortIdFrom(content.messageId, 20));
+  f.set('extra.relay_id', content.messageId);
+  const channelId = cls?.channelId ?? cred.channelId;
+  if (channelId) f.set('extra.channel_id', channelId);
+  if (cred.callbackUrl) {
+    f.set('extra.callback', cred.callbackUrl);
+    // Echoed in the receipt as `param` (≤256 bytes).
+    f.set('extra.callback.param', content.messageId);
+    f.set('extra.callback.type', String(XIAOMI_CALLBACK_TYPE));
+  }
+  for (const [k, v] of Object.entries(ov.extra ?? {})) f.set(`extra.${k}`, v);
+  for (const [k, v] of Object.entries(ov.fields ?? {})) f.set(k, v);
+  return f;
+}
+
+/** Rate limits (XMERR): IP / user / special-API / app / app-total call frequency. */
+const RATE_CODES = new Set([10022, 10023, 10024, 10027, 10028]);
+/** Server side (XMERR): unknown, system error, service paused, remote error, system busy. */
+const SERVER_CODES = new Set([-1, 10001, 10002, 10003, 10009]);
+/** Credential / app problems (XMERR): no retry and no refresh can fix them. */
+const AUTH_CODES = new Set([10004, 10005, 10014, 10026, 22000, 22001, 22002, 22008, 22021, 22022]);
+
+function answerCode(body: Record<string, unknown> | undefined): number | undefined {
+  if (!body || body.code === undefined || body.code === null) return undefined;
+  const n = Number(body.code);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** `bad_regids` (MZS) or `bad_regIds` (xxgail) ❓: both spellings, comma string or array. */
+function badRegIds(data: Record<string, unknown> | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const key of ['bad_regids', 'bad_regIds']) {
+    const v = data?.[key];
+    const list = typeof v === 'string' ? v.split(',') : Array.isArray(v) ? v : [];
+    for (const t of list) if (typeof t === 'string' && t.trim()) out.add(t.trim());
+  }
+  return out;
+}
+
+export function classifyXiaomiAnswer(res: VendorFetchResult, regIds: readonly string[]): Outcome[] {
+  const n = regIds.length;
+  if (!res.ok) return fill(n, networkRetry(res));
+  const body = isRecord(res.json) ? res.json : undefined;
+  const code = answerCode(body);
+  const data = isRecord(body?.data) ? body.data : undefined;
+  const vendorMsg = [body?.description, body?.reason].filter((s): s is string => typeof s === 'string' && s !== '').join(': ');
+  const evidence: Record<string, unknown> = {
+    status: res.status,
+    ...(typeof body?.trace_id === 'string' ? { traceId: body.trace_id } : {}),
+    body: clip(body ?? res.text),
+  };
+  const reason = (message: string, c?: string): OutcomeReason => ({
+    code: c ?? (code !== undefined ? String(code) : `http_${res.status}`),
+    message: vendorMsg || message,
+    evidence,
+  });
+  const afterMs = retryAfterMs(res.headers);
+
+  if (code === 0 && (body?.result === undefined || body.result === 'ok')) {
+    const id = data?.id !== undefined ? String(data.id) : undefined;
+    const bad = badRegIds(data);
+    return regIds.map((t) => (bad.has(t) ? invalid({ code: 'bad_regids', message: 'Xiaomi listed the regId as bad', evidence }) : sent(id)));
+  }
+  if (res.status === 429 || res.status >= 500) return fill(n, retry(reason('rate limited or server error'), afterMs));
+  if (code === undefined) {
+    if (res.status === 401 || res.status === 403) return fill(n, failed(reason('AppSecret refused')));
+    return fill(n, res.status < 300 ? retry(reason('unrecognised answer')) : failed(reason(`HTTP ${res.status}`)));
+  }
+  if (RATE_CODES.has(code)) return fill(n, retry(reason('rate limited'), afterMs));
+  if (SERVER_CODES.has(code)) return fill(n, retry(reason('server error'), afterMs));
+  // ⚠️ MZS reads 20301 ("发送消息失败") as "all targets failed"; quarantining every token on that
+  // single source is too risky, so it is retried (bounded by MAX_ATTEMPTS and the TTL).
+  if (code === 20301) return fill(n, retry(reason('send failed')));
+  if (AUTH_CODES.has(code)) return fill(n, failed(reason('credential or app refused')));
+  // ❓ 22101 "too many notifications" is read as the daily quota being used up.
+  if (code === 22101) {
+    return fill(n, failed({ code: 'quota', message: vendorMsg || 'daily notification quota exceeded', evidence: { ...evidence, vendorCode: code } }));
+  }
+  if (code === 10018) return fill(n, failed(reason('request too long')));
+  // 100, 10008, 10016, 10017, 10025, 22100, 22102, 22103 and anything unknown: the request is at fault.
+  return fill(n, failed(reason('request rejected')));
+}
+
+class XiaomiProvider implements Provider {
+  readonly channel = 'xiaomi' as const;
+  private readonly limiter = createLimiter(CONCURRENCY);
+  private readonly sendUrl: string;
+
+  constructor(
+    private readonly cred: XiaomiCredential,
+    private readonly ctx: ProviderContext,
+  ) {
+    this.sendUrl = `${ctx.endpoints.xiaomi.replace(/\/+$/, '')}/v3/message/regid`;
+  }
+
+  async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
+    if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(targets.length, expiredOutcome(content.expiresAt));
+    return sendInChunks(targets, XIAOMI_MAX_REGIDS, this.limiter, (chunk) => this.sendChunk(content, chunk), this.ctx.logger);
+  }
+
+  private async sendChunk(content: PushContent, chunk: SendTarget[]): Promise<Outcome[]> {
+    const regIds = chunk.map((t) => t.token);
+    const form = buildXiaomiForm(content, regIds, this.cred);
+    if (!form) return fill(chunk.length, expiredOutcome(content.expiresAt));
+    // The word `key` must be lowercase (XMDOC).
+    const res = await vendorFetchForm(this.sendUrl, form, { headers: { authorization: `key=${this.cred.appSecret}` } });
+    return classifyXiaomiAnswer(res, regIds);
+  }
+
+  async close(): Promise<void> {}
+}
+
+const receiptEntrySchema = z
+  .object({
+    type: z.union([z.number().int(), z.string().regex(/^\d+$/)]),
+    targets: z.union([z.string(), z.array(z.string())]),
+    timestamp: z.union([z.number(), z.string()]).optional(),
+    param: z.string().nullish(),
+    jobkey: z.string().nullish(),
+    barStatus: z.string().nullish(),
+  })
+  .passthrough();
+
+/**
+ * Xiaomi receipts: a form POST with one field `data`, a JSON string keyed by Xiaomi's message id:
+ * `{"<msgId>":{"type":1,"targets":"a,b","timestamp":…,"param":"<relay_id>","jobkey":…,"barStatus":…}}`.
+ * `type` bits: 16 invalid target → `invalid`, 2 clicked → `opened`, 1 delivered → `delivered`
+ * (checked in that order). Other bits (32, 64, 128…) are ❓ and produce no event.
+ * A JSON body (`{"data": …}`) is accepted as well.
+ */
+export function parseXiaomiReceipt(req: ReceiptRequest): ReceiptEvent[] {
+  const ct = (req.contentType || header(req.headers, 'content-type') || '').toLowerCase();
+  let data: unknown;
+  if (ct.includes('json')) {
+    let outer: unknown;
+    try {
+      outer = JSON.parse(req.rawBody);
+    } catch (err) {
+      throw new Error(`xiaomi receipt: body is not JSON (${(err as Error).message})`);
+    }
+    data = isRecord(outer) && 'data' in outer ? outer.data : outer;
+  } else {
+    data = new URLSearchParams(req.rawBody).get('data') ?? undefined;
+  }
+  if (data === undefined || data === null) throw new Error('xiaomi receipt: missing form field "data"');
+  if (typeof data === 'string') {
+    try {
+      data = JSON.parse(data);
+    } catch (err) {
+      throw new Error(`xiaomi receipt: field "data" is not JSON (${(err as Error).message})`);
+    }
+  }
+  if (!isRecord(data) || Object.keys(data).length === 0) throw new Error('xiaomi receipt: "data" must be an object keyed by message id');
+
+  const events: ReceiptEvent[] = [];
+  for (const [msgId, raw] of Object.entries(data)) {
+    const parsed = receiptEntrySchema.safeParse(raw);
+    if (!parsed.success) throw new Error(`xiaomi receipt: entry ${msgId}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    const e = parsed.data;
+    const type = Number(e.type);
+    const event: ReceiptEvent['event'] | undefined = type & 16 ? 'invalid' : type & 2 ? 'opened' : type & 1 ? 'delivered' : undefined;
+    if (!event) continue;
+    const targets = (Array.isArray(e.targets) ? e.targets : e.targets.split(',')).map((t) => t.trim()).filter(Boolean);
+    const at = epochMs(e.timestamp);
+    for (const token of targets) {
+      events.push({
+        event,
+        providerId: msgId,
+        token,
+        ...(e.param ? { messageId: e.param } : {}),
+        ...(at !== undefined ? { at } : {}),
+        ...(event === 'invalid'
+          ? { reason: { code: 'callback_type_16', message: 'Xiaomi reported the regId as invalid', evidence: { type, msgId } } }
+          : {}),
+      });
+    }
+  }
+  return events;
+}
+
+const xiaomi: ProviderModule<XiaomiCredential> = {
+  channel: 'xiaomi',
+  credentialSchema: xiaomiCredentialSchema,
+  describe: (cred) => ({
+    packageName: cred.packageName,
+    ...(cred.channelId ? { channelId: cred.channelId } : {}),
+    ...(cred.categoryMap ? { categoryMap: cred.categoryMap } : {}),
+    ...(cred.callbackUrl ? { callbackUrl: cred.callbackUrl.replace(/\?.*$/, '') } : {}),
+    ...(cred.qps ? { qps: cred.qps } : {}),
+  }),
+  create: (cred, ctx) => new XiaomiProvider(cred, ctx),
+  // Xiaomi does not sign receipts (none documented); the per-app URL secret is the check.
+  receipts: { parse: parseXiaomiReceipt },
+  // The lowest documented tier (500 for <100k daily online devices); `qps` raises it.
+  qps: (cred) => cred.qps ?? 500,
+};
+
+export default xiaomi;
