@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import { createECDH, randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { pino } from 'pino';
+import webpushModule, {
+  WEBPUSH_MAX_TTL,
+  buildPayload,
+  classifyResponse,
+  parseSubscription,
+  requestOptions,
+  sanitizeTopic,
+  webpushCredentialSchema,
+} from '../../providers/webpush.js';
+import { CredentialError, type ProviderContext, type PushContent } from '../../providers/types.js';
+
+const ctx: ProviderContext = {
+  endpoints: {
+    fcm: 'https://127.0.0.1:1', huawei: 'https://127.0.0.1:1', huaweiOauth: 'https://127.0.0.1:1', xiaomi: 'https://127.0.0.1:1',
+    oppo: 'https://127.0.0.1:1', vivo: 'https://127.0.0.1:1', honor: 'https://127.0.0.1:1', honorOauth: 'https://127.0.0.1:1', meizu: 'https://127.0.0.1:1',
+  },
+  tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 },
+  logger: pino({ level: 'silent' }),
+};
+
+const headers = (h: Record<string, string> = {}) => new Headers(h);
+
+function content(over: Partial<PushContent> = {}): PushContent {
+  return {
+    messageId: 'm-1',
+    notification: { title: 'Hello', body: 'World' },
+    data: { orderId: '42' },
+    options: { ttl: 3600, priority: 'high' },
+    expiresAt: Date.now() + 3600_000,
+    ...over,
+  };
+}
+
+function subscriptionJson(): string {
+  const ecdh = createECDH('prime256v1');
+  return JSON.stringify({
+    endpoint: 'https://push.example.com/p/abc',
+    keys: { p256dh: ecdh.generateKeys().toString('base64url'), auth: randomBytes(16).toString('base64url') },
+  });
+}
+
+describe('webpush topic sanitizing', () => {
+  it('keeps a collapse key that already fits the RFC 8030 alphabet', () => {
+    assert.equal(sanitizeTopic('order-42_x'), 'order-42_x');
+  });
+  it('hashes keys with other characters or over 32 chars to 32 base64url chars, stably', () => {
+    for (const key of ['order 42', 'ordre:42/é', 'x'.repeat(33)]) {
+      const t = sanitizeTopic(key);
+      assert.match(t, /^[A-Za-z0-9_-]{32}$/);
+      assert.equal(sanitizeTopic(key), t);
+    }
+    assert.notEqual(sanitizeTopic('order 42'), sanitizeTopic('order 43'));
+    assert.notEqual(sanitizeTopic('order 42'), sanitizeTopic('order42'));
+  });
+});
+
+describe('webpush response classification', () => {
+  it('201/200 → sent with Location as provider id', () => {
+    assert.deepEqual(classifyResponse(201, headers({ location: 'https://p/m/1' }), ''), { kind: 'sent', providerId: 'https://p/m/1' });
+    assert.deepEqual(classifyResponse(200, headers(), ''), { kind: 'sent' });
+  });
+  it('404 and 410 → invalid', () => {
+    assert.equal(classifyResponse(404, headers(), '').kind, 'invalid');
+    const o = classifyResponse(410, headers(), 'gone');
+    assert.equal(o.kind, 'invalid');
+    assert.equal(o.kind === 'invalid' && o.reason.code, 'Gone');
+  });
+  it('429 and 5xx → retry with Retry-After', () => {
+    const o = classifyResponse(429, headers({ 'retry-after': '30' }), '');
+    assert.deepEqual(o.kind === 'retry' && [o.reason.code, o.afterMs], ['TooManyRequests', 30_000]);
+    const d = classifyResponse(503, headers({ 'retry-after': new Date(Date.now() + 60_000).toUTCString() }), '');
+    assert.equal(d.kind, 'retry');
+    assert.ok(d.kind === 'retry' && d.afterMs !== undefined && d.afterMs > 50_000 && d.afterMs <= 60_000);
+    const n = classifyResponse(500, headers(), '');
+    assert.equal(n.kind === 'retry' && n.afterMs, undefined);
+  });
+  it('413 → failed PayloadTooLarge; 400/401/403 → failed', () => {
+    const o = classifyResponse(413, headers(), '');
+    assert.deepEqual(o.kind === 'failed' && o.reason.code, 'PayloadTooLarge');
+    for (const s of [400, 401, 403]) assert.equal(classifyResponse(s, headers(), '').kind, 'failed', String(s));
+  });
+});
+
+describe('webpush subscription parsing', () => {
+  it('accepts a browser PushSubscription', () => {
+    const s = parseSubscription(subscriptionJson());
+    assert.equal(typeof s, 'object');
+  });
+  it('rejects malformed subscriptions with a reason', () => {
+    const good = JSON.parse(subscriptionJson());
+    const cases = [
+      'not json',
+      JSON.stringify({ endpoint: good.endpoint }),
+      JSON.stringify({ ...good, endpoint: 'http://push.example.com/x' }),
+      JSON.stringify({ ...good, keys: { ...good.keys, p256dh: Buffer.alloc(64, 1).toString('base64url') } }),
+      JSON.stringify({ ...good, keys: { ...good.keys, p256dh: Buffer.concat([Buffer.from([4]), Buffer.alloc(64, 7)]).toString('base64url') } }),
+      JSON.stringify({ ...good, keys: { ...good.keys, auth: randomBytes(8).toString('base64url') } }),
+    ];
+    for (const c of cases) assert.equal(typeof parseSubscription(c), 'string', c);
+  });
+});
+
+describe('webpush request building', () => {
+  it('uses the remaining TTL, capped, and maps priority to urgency', () => {
+    const now = Date.now();
+    const o = requestOptions(content({ expiresAt: now + 120_500 }), undefined, now);
+    assert.deepEqual(o, { TTL: 120, urgency: 'high' });
+    const long = requestOptions(content({ expiresAt: now + 90 * 86_400_000, options: { ttl: 1, priority: 'normal' } }), undefined, now);
+    assert.deepEqual(long, { TTL: WEBPUSH_MAX_TTL, urgency: 'normal' });
+  });
+  it('overrides win for urgency, ttl (never above remaining) and topic', () => {
+    const now = Date.now();
+    const c = content({ expiresAt: now + 100_000, options: { ttl: 100, priority: 'high', collapseKey: 'a b' } });
+    assert.deepEqual(requestOptions(c, { urgency: 'low', ttl: 5000, topic: 'room-1' }, now), { TTL: 100, urgency: 'low', topic: 'room-1' });
+    assert.equal(requestOptions(c, undefined, now).topic, sanitizeTopic('a b'));
+  });
+  it('payload carries the relay id, notification and data, overrides merged last', () => {
+    const p = JSON.parse(buildPayload(content(), { notification: { icon: '/i.png' }, data: { extra: 1 } }));
+    assert.deepEqual(p, { id: 'm-1', notification: { title: 'Hello', body: 'World', icon: '/i.png' }, data: { orderId: '42', extra: 1 } });
+  });
+});
+
+describe('webpush credentials', () => {
+  it('complete() generates a valid key pair when omitted', () => {
+    const cred = webpushCredentialSchema.parse({ subject: 'mailto:ops@example.com' });
+    const done = webpushModule.complete!(cred);
+    assert.match(done.vapidPublicKey ?? '', /^[A-Za-z0-9_-]{87}$/);
+    assert.match(done.vapidPrivateKey ?? '', /^[A-Za-z0-9_-]{43}$/);
+    webpushModule.checkCredential!(done);
+    assert.deepEqual(webpushModule.describe(done), { vapidPublicKey: done.vapidPublicKey, subject: 'mailto:ops@example.com' });
+  });
+  it('the schema wants both keys or neither', () => {
+    assert.equal(webpushCredentialSchema.safeParse({ subject: 'mailto:a@b.c', vapidPublicKey: 'abc' }).success, false);
+  });
+  it('checkCredential refuses bad subjects, short keys and mismatched pairs', () => {
+    const a = webpushModule.complete!({ subject: 'https://example.com/contact' });
+    const b = webpushModule.complete!({ subject: 'https://example.com/contact' });
+    const bad = [
+      { ...a, subject: 'http://example.com' },
+      { ...a, subject: 'ops@example.com' },
+      { ...a, subject: 'mailto:nobody' },
+      { ...a, vapidPrivateKey: Buffer.alloc(31, 1).toString('base64url') },
+      { ...a, vapidPublicKey: Buffer.alloc(65, 4).toString('base64url') },
+      { ...a, vapidPublicKey: b.vapidPublicKey },
+    ];
+    for (const c of bad) assert.throws(() => webpushModule.checkCredential!(c), CredentialError, JSON.stringify(c.subject));
+  });
+});
+
+describe('webpush send without network', () => {
+  it('a malformed subscription is invalid, a too-large payload is failed, an expired message is failed', async () => {
+    const p = webpushModule.create(webpushModule.complete!({ subject: 'mailto:ops@example.com' }), ctx);
+    try {
+      const [o] = await p.send(content(), [{ deliveryId: 'd1', token: '{"endpoint":"nope"}' }]);
+      assert.equal(o?.kind, 'invalid');
+      assert.equal(o?.kind === 'invalid' && o.reason.code, 'BadSubscription');
+      const [big] = await p.send(content({ data: { blob: 'x'.repeat(5000) } }), [{ deliveryId: 'd2', token: subscriptionJson() }]);
+      assert.equal(big?.kind === 'failed' && big.reason.code, 'PayloadTooLarge');
+      const [exp] = await p.send(content({ expiresAt: Date.now() - 1 }), [{ deliveryId: 'd3', token: subscriptionJson() }]);
+      assert.equal(exp?.kind === 'failed' && exp.reason.code, 'expired');
+      const [ov] = await p.send(content({ overrides: { webpush: { urgency: 'asap' } } }), [{ deliveryId: 'd4', token: subscriptionJson() }]);
+      assert.equal(ov?.kind === 'failed' && ov.reason.code, 'InvalidOverrides');
+    } finally {
+      await p.close();
+    }
+  });
+});
