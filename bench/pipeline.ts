@@ -1,0 +1,160 @@
+/**
+ * Pipeline benchmark (SPEC §10): `POST /v1/push` to N devices until every delivery is `sent`,
+ * against the APNs mock in its own process, divided by the rate of a bare node-apn loop on the
+ * same mock in the same run. Prints one JSON line.
+ *
+ *   npm run bench:pipeline -- [--devices 100000] [--chunk 1000]
+ *
+ * Needs Redis and PostgreSQL (TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test);
+ * uses a fresh schema and queue prefix and removes both afterwards.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import apn from '@parse/node-apn';
+import pg from 'pg';
+import { testPki } from '../test/mocks/tls.js';
+import { Isolation, PG_URL, client } from '../test/helpers/harness.js';
+
+const { values } = parseArgs({
+  options: { devices: { type: 'string', default: '100000' }, chunk: { type: 'string', default: '1000' } },
+});
+const N = Number(values.devices);
+const CHUNK = Number(values.chunk);
+const TEAM = 'TEAMBENCH1';
+const KID = 'KEYBENCH01';
+const BUNDLE = 'com.example.bench';
+
+const dir = mkdtempSync(join(tmpdir(), 'relay-bench-'));
+const p8 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const keyPem = p8.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+writeFileSync(join(dir, 'pub.pem'), p8.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+const pki = testPki();
+const childEnv = { ...process.env, NODE_EXTRA_CA_CERTS: pki.caPath };
+const token = (i: number) => 'a' + i.toString(16).padStart(63, '0');
+
+async function firstLine(child: ChildProcess): Promise<string> {
+  const rl = createInterface({ input: child.stdout! });
+  const [line] = (await once(rl, 'line')) as [string];
+  rl.close();
+  return line;
+}
+
+async function startMock(): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'test/mocks/apns-server.ts', '--port', '0', '--max-streams', '1000',
+      '--team', TEAM, '--key-id', KID, '--public-key-file', join(dir, 'pub.pem'), '--bundle-id', BUNDLE],
+    { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  return { child, port: (JSON.parse(await firstLine(child)) as { port: number }).port };
+}
+
+/** The same client Relay uses, in a plain loop: the ceiling the pipeline is measured against. */
+async function bareLoop(port: number): Promise<number> {
+  const provider = new apn.Provider({
+    token: { key: keyPem, keyId: KID, teamId: TEAM },
+    address: '127.0.0.1',
+    port,
+    ca: [pki.caPem],
+    production: false,
+    connectionRetryLimit: 0,
+  } as apn.ProviderOptions);
+  const note = new apn.Notification({ alert: { title: 'bench', body: 'bare loop' }, topic: BUNDLE, payload: { relay_id: 'bench' } });
+  const started = performance.now();
+  let ok = 0;
+  for (let i = 0; i < N; i += CHUNK) {
+    const tokens = Array.from({ length: Math.min(CHUNK, N - i) }, (_, k) => token(i + k));
+    const r = await provider.send(note, tokens);
+    ok += r.sent.length;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  provider.shutdown();
+  if (ok !== N) throw new Error(`bare loop: only ${ok}/${N} sent`);
+  return N / seconds;
+}
+
+function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : NaN;
+}
+
+async function relayPipeline(port: number, iso: Isolation): Promise<{ rate: number; peakRssMb: number; acceptMs: number }> {
+  const env = iso.env({ APNS_ENDPOINT: `https://127.0.0.1:${port}`, APNS_MAX_STREAMS: '1000', LOG_LEVEL: 'info' });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { ...childEnv, ...env, PORT: '0' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    // The API port is in the "relay started" log line.
+    const rl = createInterface({ input: child.stdout! });
+    let apiPort = 0;
+    for await (const line of rl) {
+      const m = /"port":(\d+)/.exec(line);
+      if (m && line.includes('relay started')) {
+        apiPort = Number(m[1]);
+        break;
+      }
+    }
+    rl.on('line', () => undefined);
+    const base = `http://127.0.0.1:${apiPort}`;
+    const op = client(base, env.ADMIN_TOKEN);
+    await op('POST', '/v1/apps', { id: 'bench', name: 'bench' });
+    const key = (await op('POST', '/v1/apps/bench/keys', { scopes: ['admin'] })).body.key as string;
+    const api = client(base, key);
+    const cred = await api('PUT', '/v1/apps/bench/credentials/apns', { teamId: TEAM, keyId: KID, key: keyPem, bundleId: BUNDLE, production: false });
+    if (cred.status !== 200) throw new Error(`credentials: ${JSON.stringify(cred.body)}`);
+
+    const db = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${iso.schema}` });
+    await db.connect();
+    await db.query(`INSERT INTO devices (app_id, id, platform, tags) SELECT 'bench', 'd' || lpad(i::text, 7, '0'), 'ios', '{bench}' FROM generate_series(0, $1 - 1) i`, [N]);
+    await db.query(`INSERT INTO device_tokens (app_id, device_id, channel, token) SELECT 'bench', 'd' || lpad(i::text, 7, '0'), 'apns', 'a' || lpad(to_hex(i), 63, '0') FROM generate_series(0, $1 - 1) i`, [N]);
+    await db.end();
+
+    const started = performance.now();
+    const pushed = await api('POST', '/v1/push', { to: { tags: { all: ['bench'] } }, notification: { title: 'bench', body: 'pipeline' } });
+    const acceptMs = performance.now() - started;
+    if (pushed.status !== 202) throw new Error(`push: ${JSON.stringify(pushed.body)}`);
+    for (;;) {
+      const m = await api('GET', `/v1/messages/${pushed.body.id}`);
+      if (m.body.state === 'done') {
+        if (m.body.counts.sent !== N) throw new Error(`pipeline ended with ${JSON.stringify(m.body.counts)}`);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return { rate: N / seconds, peakRssMb: peakRssMb(child.pid!), acceptMs: Math.round(acceptMs) };
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
+}
+
+const mock = await startMock();
+const iso = new Isolation();
+try {
+  const bare = await bareLoop(mock.port);
+  const relay = await relayPipeline(mock.port, iso);
+  console.log(
+    JSON.stringify({
+      bench: 'pipeline',
+      provider: 'apns',
+      devices: N,
+      bareSendsPerSec: Math.round(bare),
+      relaySendsPerSec: Math.round(relay.rate),
+      ratio: Number((relay.rate / bare).toFixed(3)),
+      goal: 0.8,
+      relayPeakRssMb: relay.peakRssMb,
+      pushAcceptMs: relay.acceptMs,
+    }),
+  );
+} finally {
+  mock.child.kill('SIGTERM');
+  await iso.drop();
+}
