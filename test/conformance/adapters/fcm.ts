@@ -1,0 +1,97 @@
+import { generateKeyPairSync } from 'node:crypto';
+import type { Provider } from '../../../providers/types.js';
+import { startFcmMock, type FcmMock } from '../../mocks/fcm-server.js';
+import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+
+const PROJECT = 'conformance-project';
+const EMAIL = `relay-push@${PROJECT}.iam.gserviceaccount.com`;
+
+/** FCM HTTP v1 through firebase-admin (providers/fcm.ts) against the FCM + Google OAuth mock. */
+export function fcmAdapter(): ConformanceAdapter {
+  const keys = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  let mock: FcmMock | undefined;
+  let provider: Provider | undefined;
+  let n = 0;
+  const tok = (prefix: string) => `${prefix}-${++n}`;
+  const m = () => mock ?? assertStarted();
+  const closeMock = once(async () => mock?.close());
+
+  return {
+    channel: 'fcm',
+    async start() {
+      mock = await startFcmMock();
+      mock.registerServiceAccount(keys.publicKey, EMAIL);
+      provider = createProvider(
+        'fcm',
+        {
+          serviceAccount: {
+            type: 'service_account',
+            project_id: PROJECT,
+            private_key_id: 'conformance-key',
+            private_key: keys.privateKey,
+            client_email: EMAIL,
+            token_uri: `${mock.url}/token`,
+          },
+        },
+        context({ fcm: mock.url }),
+      );
+    },
+    get provider() {
+      return provider ?? assertStarted();
+    },
+    sendRequests: () => m().stats.sends,
+    closeMock,
+    async close() {
+      await provider?.close();
+      await closeMock();
+    },
+
+    ok: () => tok('ok'),
+    providerId: () => new RegExp(`^projects/${PROJECT}/messages/0:\\d+%`),
+    invalid: () => ({ token: tok('unregistered'), code: 'UNREGISTERED', evidence: { status: 404, errorCode: 'UNREGISTERED' } }),
+    retryAfter() {
+      const t = tok('ok');
+      m().setBehavior(t, { error: 'UNAVAILABLE', retryAfter: 7 });
+      return { token: t, code: 'UNAVAILABLE', retryAfterSec: 7 };
+    },
+    authExpiry: {
+      // Google can invalidate an access token before its stated expiry; FCM then answers 401
+      // UNAUTHENTICATED. One fresh token should fix it.
+      arm() {
+        m().revokeAccessTokens();
+        return tok('ok');
+      },
+      refreshes: () => m().tokenRequests.filter((r) => r.status === 200).length,
+      requestsPerToken: 2,
+    },
+    batchToken(kind: BatchKind): Scripted {
+      switch (kind) {
+        case 'ok':
+          return { token: tok('ok') };
+        case 'invalid':
+          return { token: tok('invalid'), code: 'INVALID_ARGUMENT' };
+        case 'retry':
+          return { token: tok('unavailable'), code: 'UNAVAILABLE' };
+        case 'failed':
+          return { token: tok('mismatch'), code: 'SENDER_ID_MISMATCH' };
+      }
+    },
+    batch: { chunkSize: 1, retryScope: 'token' },
+    payloadTooLarge: { code: 'INVALID_ARGUMENT', local: true },
+    gaps: {
+      authExpiry:
+        'a 401 UNAUTHENTICATED (revoked / invalidated access token) is classified failed:UNAUTHENTICATED with no token ' +
+        'refresh (0 token requests, 1 send request); firebase-admin keeps the cached token, so every later send of the ' +
+        'provider also fails UNAUTHENTICATED until its proactive refresh (5 min before the stated expiry). Expected: ' +
+        'drop the cached token, fetch one new token and re-send once',
+    },
+  };
+}
+
+function assertStarted(): never {
+  throw new Error('adapter not started');
+}

@@ -1,0 +1,71 @@
+import type { Provider } from '../../../providers/types.js';
+import { startHuaweiMock, type HuaweiMock } from '../../mocks/vendors/huawei.js';
+import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+
+/** Huawei Push Kit v1 (providers/huawei.ts) against the Huawei mock (OAuth + messages:send). */
+export function huaweiAdapter(): ConformanceAdapter {
+  let mock: HuaweiMock | undefined;
+  let provider: Provider | undefined;
+  let n = 0;
+  const tok = (prefix: string) => `${prefix}-${++n}`;
+  const m = () => mock ?? assertStarted();
+  const closeMock = once(async () => mock?.close());
+
+  return {
+    channel: 'huawei',
+    async start() {
+      mock = await startHuaweiMock();
+      provider = createProvider('huawei', { appId: mock.appId, clientSecret: mock.clientSecret }, context({ huawei: mock.url, huaweiOauth: mock.url }));
+    },
+    get provider() {
+      return provider ?? assertStarted();
+    },
+    sendRequests: () => m().requests.filter((r) => r.path.endsWith('/messages:send')).length,
+    closeMock,
+    async close() {
+      await provider?.close();
+      await closeMock();
+    },
+
+    ok: () => tok('tok'),
+    providerId: () => m().sends.at(-1)?.requestId ?? '(no accepted send recorded)',
+    // A request whose only token is dead: 80300007 "all tokens invalid".
+    invalid: () => ({ token: tok('invalid'), code: '80300007', evidence: { status: 400, requestId: /^\d+$/ } }),
+    retryAfter() {
+      // Flow control is HTTP 503 without a body code (HMOS): the code is the status.
+      m().setBehavior({ retryAfterSec: 7 });
+      return { token: tok('ratelimit'), code: 'http_503', retryAfterSec: 7 };
+    },
+    authExpiry: {
+      arm() {
+        m().expireAccessTokens();
+        return tok('tok');
+      },
+      refreshes: () => m().tokensIssued,
+      requestsPerToken: 2,
+    },
+    batchToken(kind: BatchKind): Scripted | undefined {
+      switch (kind) {
+        case 'ok':
+          return { token: tok('tok') };
+        case 'invalid':
+          // Partial success: 80100000 with the token in illegal_tokens.
+          return { token: tok('invalid'), code: '80100000' };
+        case 'retry':
+          return { token: tok('ratelimit') };
+        case 'failed':
+          return undefined;
+      }
+    },
+    batch: { chunkSize: 1000, retryScope: 'request', requestRetryCode: 'http_503' },
+    payloadTooLarge: {
+      code: '80300008',
+      local: false,
+      why: 'the Huawei provider does not measure the body; Huawei (the mock) refuses it with 80300008',
+    },
+  };
+}
+
+function assertStarted(): never {
+  throw new Error('adapter not started');
+}
