@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -56,7 +56,7 @@ async function startMock(): Promise<{ child: ChildProcess; port: number }> {
 }
 
 /** The same client Relay uses, in a plain loop: the ceiling the pipeline is measured against. */
-async function bareLoop(port: number): Promise<number> {
+async function bareLoop(port: number, mockPid: number): Promise<{ rate: number; cpu: Record<string, number> }> {
   const provider = new apn.Provider({
     token: { key: keyPem, keyId: KID, teamId: TEAM },
     address: '127.0.0.1',
@@ -66,6 +66,7 @@ async function bareLoop(port: number): Promise<number> {
     connectionRetryLimit: 0,
   } as apn.ProviderOptions);
   const note = new apn.Notification({ alert: { title: 'bench', body: 'bare loop' }, topic: BUNDLE, payload: { relay_id: 'bench' } });
+  const cpu0 = cpuNow(mockPid);
   const started = performance.now();
   let ok = 0;
   for (let i = 0; i < N; i += CHUNK) {
@@ -74,9 +75,55 @@ async function bareLoop(port: number): Promise<number> {
     ok += r.sent.length;
   }
   const seconds = (performance.now() - started) / 1000;
+  const cpu = cpuDelta(cpu0, cpuNow(mockPid));
   provider.shutdown();
   if (ok !== N) throw new Error(`bare loop: only ${ok}/${N} sent`);
-  return N / seconds;
+  return { rate: N / seconds, cpu };
+}
+
+/** CPU seconds a process has used (user + system), from /proc. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds of every PostgreSQL process on the machine (the server is shared by the run). */
+function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') total += cpuSeconds(Number(pid));
+    } catch {
+      /* gone */
+    }
+  }
+  return total;
+}
+
+interface Cpu {
+  relay?: number;
+  mock: number;
+  postgres: number;
+  bench: number;
+}
+
+function cpuNow(mockPid: number, relayPid?: number): Cpu {
+  return {
+    ...(relayPid ? { relay: cpuSeconds(relayPid) } : {}),
+    mock: cpuSeconds(mockPid),
+    postgres: postgresCpuSeconds(),
+    bench: cpuSeconds(process.pid),
+  };
+}
+
+function cpuDelta(a: Cpu, b: Cpu): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(b) as (keyof Cpu)[]) out[k] = Number(((b[k] ?? 0) - (a[k] ?? 0)).toFixed(2));
+  return out;
 }
 
 function peakRssMb(pid: number): number {
@@ -84,9 +131,15 @@ function peakRssMb(pid: number): number {
   return m ? Math.round(Number(m[1]) / 1024) : NaN;
 }
 
-async function relayPipeline(port: number, iso: Isolation): Promise<{ rate: number; peakRssMb: number; acceptMs: number }> {
-  const env = iso.env({ APNS_ENDPOINT: `https://127.0.0.1:${port}`, APNS_MAX_STREAMS: '1000', LOG_LEVEL: 'info' });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+async function relayPipeline(port: number, mockPid: number, iso: Isolation) {
+  const env = iso.env({
+    APNS_ENDPOINT: `https://127.0.0.1:${port}`,
+    APNS_MAX_STREAMS: '1000',
+    LOG_LEVEL: 'info',
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_RELAY_')).map(([k, v]) => [k.slice('BENCH_RELAY_'.length), v!])),
+  });
+  const profile = process.env.RELAY_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.RELAY_CPU_PROF] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], {
     env: { ...childEnv, ...env, PORT: '0' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -101,7 +154,9 @@ async function relayPipeline(port: number, iso: Isolation): Promise<{ rate: numb
         break;
       }
     }
-    rl.on('line', () => undefined);
+    rl.on('line', (l) => {
+      if (process.env.BENCH_LOG) console.error(l);
+    });
     const base = `http://127.0.0.1:${apiPort}`;
     const op = client(base, env.ADMIN_TOKEN);
     await op('POST', '/v1/apps', { id: 'bench', name: 'bench' });
@@ -116,20 +171,30 @@ async function relayPipeline(port: number, iso: Isolation): Promise<{ rate: numb
     await db.query(`INSERT INTO device_tokens (app_id, device_id, channel, token) SELECT 'bench', 'd' || lpad(i::text, 7, '0'), 'apns', 'a' || lpad(to_hex(i), 63, '0') FROM generate_series(0, $1 - 1) i`, [N]);
     await db.end();
 
+    const cpu0 = cpuNow(mockPid, child.pid);
     const started = performance.now();
     const pushed = await api('POST', '/v1/push', { to: { tags: { all: ['bench'] } }, notification: { title: 'bench', body: 'pipeline' } });
     const acceptMs = performance.now() - started;
     if (pushed.status !== 202) throw new Error(`push: ${JSON.stringify(pushed.body)}`);
+    // Polls the cheap question (is anything still queued?) often, and the full counts once.
     for (;;) {
-      const m = await api('GET', `/v1/messages/${pushed.body.id}`);
-      if (m.body.state === 'done') {
-        if (m.body.counts.sent !== N) throw new Error(`pipeline ended with ${JSON.stringify(m.body.counts)}`);
-        break;
+      const q = await api('GET', `/v1/messages/${pushed.body.id}/deliveries?status=queued&limit=1`);
+      if (q.body.items.length === 0) {
+        const m = await api('GET', `/v1/messages/${pushed.body.id}`);
+        if (m.body.state === 'done') {
+          if (m.body.counts.sent !== N) throw new Error(`pipeline ended with ${JSON.stringify(m.body.counts)}`);
+          break;
+        }
       }
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 100));
     }
     const seconds = (performance.now() - started) / 1000;
-    return { rate: N / seconds, peakRssMb: peakRssMb(child.pid!), acceptMs: Math.round(acceptMs) };
+    const cpu = cpuDelta(cpu0, cpuNow(mockPid, child.pid));
+    if (process.env.BENCH_METRICS) {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      console.error(text.split('\n').filter((l) => /eventloop_lag|gc_duration_seconds_sum|relay_provider_batch_seconds_(sum|count)/.test(l)).join('\n'));
+    }
+    return { rate: N / seconds, cpu, peakRssMb: peakRssMb(child.pid!), acceptMs: Math.round(acceptMs) };
   } finally {
     child.kill('SIGTERM');
     await once(child, 'exit');
@@ -139,19 +204,21 @@ async function relayPipeline(port: number, iso: Isolation): Promise<{ rate: numb
 const mock = await startMock();
 const iso = new Isolation();
 try {
-  const bare = await bareLoop(mock.port);
-  const relay = await relayPipeline(mock.port, iso);
+  const bare = await bareLoop(mock.port, mock.child.pid!);
+  const relay = await relayPipeline(mock.port, mock.child.pid!, iso);
   console.log(
     JSON.stringify({
       bench: 'pipeline',
       provider: 'apns',
       devices: N,
-      bareSendsPerSec: Math.round(bare),
+      bareSendsPerSec: Math.round(bare.rate),
       relaySendsPerSec: Math.round(relay.rate),
-      ratio: Number((relay.rate / bare).toFixed(3)),
+      ratio: Number((relay.rate / bare.rate).toFixed(3)),
       goal: 0.8,
       relayPeakRssMb: relay.peakRssMb,
       pushAcceptMs: relay.acceptMs,
+      cpuSecondsBare: bare.cpu,
+      cpuSecondsRelay: relay.cpu,
     }),
   );
 } finally {

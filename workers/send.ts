@@ -55,7 +55,10 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     const { appId, messageId, ids } = job.data;
     const plan = await plans.get(messageId);
     if (!plan) return;
+    const t0 = performance.now();
     const claimed = await repos.deliveries.claim(ids, leaseMs);
+    const t1 = performance.now();
+    let t2 = t1;
     const now = Date.now();
     const rows: OutcomeRow[] = [];
     const retries: { id: string; at: number; attempts: number }[] = [];
@@ -72,6 +75,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
           ? await sendSafely(provider, plan, claimed.map((c) => ({ deliveryId: c.id, token: c.token ?? c.deviceId, ...(c.seq ? { seq: Number(c.seq) } : {}) })))
           : claimed.map(() => ({ kind: 'failed', reason: { code: 'NoChannel', message: `the app has no ${channel} credentials` } }) as const);
         providerLatency.observe({ channel }, secondsNow() - started);
+        t2 = performance.now();
         const at = Date.now();
         claimed.forEach((c, i) => {
           const outcome = outcomes[i] ?? { kind: 'retry', reason: { code: 'NoOutcome', message: 'the provider returned no outcome for this token' } };
@@ -93,6 +97,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
         await ctx.queues.send(channel).add('send', { appId, messageId, ids: retryIds }, { ...SEND_JOB_OPTIONS, jobId: sendJobId(messageId, retryIds[0]!, attempts), delay: Math.max(0, at - Date.now()) });
       }
       await writeWithRetry(rows);
+      logger.debug({ channel, n: claimed.length, claimMs: Math.round(t1 - t0), sendMs: Math.round(t2 - t1), writeMs: Math.round(performance.now() - t2) }, 'batch');
     }
 
     // Rows another (possibly dead) worker still leases: come back when the lease has run out.

@@ -48,7 +48,7 @@ export class DeliveriesRepo {
   /** Inserts one routed page; returns the ids still waiting for a first attempt, by channel. */
   async insertPage(appId: string, messageId: string, rows: NewDeliveryRow[]): Promise<Map<string, string[]>> {
     if (rows.length === 0) return new Map();
-    await sql`
+    const inserted = await sql<{ id: string; channel: string | null; status: string }>`
       WITH changed AS (
         INSERT INTO deliveries (message_id, app_id, device_id, platform, channel, token, status, error)
         SELECT ${messageId}, ${appId}, v.device_id, v.platform, v.channel, v.token, v.status, v.error
@@ -57,20 +57,23 @@ export class DeliveriesRepo {
                     ${rows.map((r) => r.status)}::text[], ${rows.map((r) => (r.error ? JSON.stringify(r.error) : null))}::jsonb[])
              AS v(device_id, platform, channel, token, status, error)
         ON CONFLICT (message_id, device_id) DO NOTHING
-        RETURNING app_id, channel, platform, status, true AS is_new
+        RETURNING id, app_id, channel, platform, status, true AS is_new
       ), rollup AS (${ROLLUP_UPSERT})
-      SELECT count(*) FROM rollup`.execute(this.db);
-    const pending = await this.db
-      .selectFrom('deliveries')
-      .select(['id', 'channel'])
-      .where('message_id', '=', messageId)
-      .where('device_id', 'in', rows.map((r) => r.deviceId))
-      .where('status', '=', 'queued')
-      .where('attempts', '=', 0)
-      .orderBy('id')
-      .execute();
+      SELECT id, channel, status FROM changed`.execute(this.db);
+    let pending: { id: string; channel: string | null }[] = inserted.rows.filter((r) => r.status === 'queued');
+    if (inserted.rows.length < rows.length) {
+      // A re-run after a crash: rows inserted by the first run that no attempt has touched yet.
+      pending = await this.db
+        .selectFrom('deliveries')
+        .select(['id', 'channel'])
+        .where('message_id', '=', messageId)
+        .where('device_id', 'in', rows.map((r) => r.deviceId))
+        .where('status', '=', 'queued')
+        .where('attempts', '=', 0)
+        .execute();
+    }
     const byChannel = new Map<string, string[]>();
-    for (const p of pending) {
+    for (const p of [...pending].sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1))) {
       if (!p.channel) continue;
       const list = byChannel.get(p.channel) ?? [];
       list.push(String(p.id));
@@ -109,6 +112,17 @@ export class DeliveriesRepo {
    */
   async writeOutcomes(rows: OutcomeRow[]): Promise<{ updated: number; quarantined: number }> {
     if (rows.length === 0) return { updated: 0, quarantined: 0 };
+    // Only a batch with dead tokens joins device_tokens: the planner may hash-join the whole
+    // table, which costs every batch dearly when nothing needs quarantining.
+    const quarantine = rows.some((r) => r.status === 'invalid')
+      ? sql`
+        UPDATE device_tokens t
+        SET state = 'invalid', invalid_reason = changed.error->>'code', invalid_at = now(), evidence = changed.error, updated_at = now()
+        FROM changed
+        WHERE changed.status = 'invalid' AND t.app_id = changed.app_id AND t.device_id = changed.device_id
+          AND t.channel = changed.channel AND t.token = changed.token AND t.state = 'active'
+        RETURNING 1`
+      : sql`SELECT 1 WHERE false`;
     const res = await sql<{ updated: string; quarantined: string }>`
       WITH v AS (
         SELECT * FROM unnest(${rows.map((r) => r.id)}::bigint[], ${rows.map((r) => r.status)}::text[],
@@ -123,14 +137,7 @@ export class DeliveriesRepo {
         FROM v
         WHERE d.id = v.id AND d.status = 'queued'
         RETURNING d.app_id, d.device_id, d.channel, d.platform, d.token, d.status, v.error, false AS is_new
-      ), quarantined AS (
-        UPDATE device_tokens t
-        SET state = 'invalid', invalid_reason = changed.error->>'code', invalid_at = now(), evidence = changed.error, updated_at = now()
-        FROM changed
-        WHERE changed.status = 'invalid' AND t.app_id = changed.app_id AND t.device_id = changed.device_id
-          AND t.channel = changed.channel AND t.token = changed.token AND t.state = 'active'
-        RETURNING 1
-      ), rollup AS (${ROLLUP_UPSERT})
+      ), quarantined AS (${quarantine}), rollup AS (${ROLLUP_UPSERT})
       SELECT (SELECT count(*) FROM changed) AS updated, (SELECT count(*) FROM quarantined) AS quarantined,
              (SELECT count(*) FROM rollup) AS rolled`.execute(this.db);
     const r = res.rows[0];

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import express from 'express';
 import { Gauge } from 'prom-client';
-import swaggerUi from 'swagger-ui-dist';
+import swaggerUiPath from 'swagger-ui-dist/absolute-path.js';
 import { ping } from '../../db/database.js';
 import type { Context } from '../../context.js';
 import { registry } from '../../metrics.js';
@@ -59,6 +59,6 @@ export function healthRouter(ctx: Context): Router {
   r.get('/docs/init.js', (_req, res) => {
     res.type('application/javascript').send("SwaggerUIBundle({ url: '/openapi.json', dom_id: '#ui', deepLinking: true });");
   });
-  r.use('/docs/assets', express.static(swaggerUi.getAbsoluteFSPath(), { index: false }));
+  r.use('/docs/assets', express.static(swaggerUiPath(), { index: false }));
   return r;
 }
