@@ -81,6 +81,16 @@ async function bareLoop(port: number, mockPid: number): Promise<{ rate: number; 
   return { rate: N / seconds, cpu };
 }
 
+/** The process and its children (forked worker processes). */
+function family(pid: number): number[] {
+  try {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return [pid, ...kids];
+  } catch {
+    return [pid];
+  }
+}
+
 /** CPU seconds a process has used (user + system), from /proc. */
 function cpuSeconds(pid: number): number {
   try {
@@ -113,7 +123,7 @@ interface Cpu {
 
 function cpuNow(mockPid: number, relayPid?: number): Cpu {
   return {
-    ...(relayPid ? { relay: cpuSeconds(relayPid) } : {}),
+    ...(relayPid ? { relay: family(relayPid).reduce((sum, p) => sum + cpuSeconds(p), 0) } : {}),
     mock: cpuSeconds(mockPid),
     postgres: postgresCpuSeconds(),
     bench: cpuSeconds(process.pid),
@@ -145,14 +155,18 @@ async function relayPipeline(port: number, mockPid: number, iso: Isolation) {
   });
   try {
     // The API port is in the "relay started" log line.
+    // Ready when the API has its port and every forked worker process has started.
     const rl = createInterface({ input: child.stdout! });
     let apiPort = 0;
+    let ready = 0;
+    let workers = 0;
     for await (const line of rl) {
       const m = /"port":(\d+)/.exec(line);
-      if (m && line.includes('relay started')) {
-        apiPort = Number(m[1]);
-        break;
-      }
+      if (m && line.includes('relay started')) apiPort = Number(m[1]);
+      if (line.includes('relay started')) ready++;
+      const w = /"workerProcesses":(\d+)/.exec(line);
+      if (w) workers = Number(w[1]);
+      if (apiPort && ready >= 1 + workers) break;
     }
     rl.on('line', (l) => {
       if (process.env.BENCH_LOG) console.error(l);
@@ -194,7 +208,8 @@ async function relayPipeline(port: number, mockPid: number, iso: Isolation) {
       const text = await (await fetch(`${base}/metrics`)).text();
       console.error(text.split('\n').filter((l) => /eventloop_lag|gc_duration_seconds_sum|relay_provider_batch_seconds_(sum|count)/.test(l)).join('\n'));
     }
-    return { rate: N / seconds, cpu, peakRssMb: peakRssMb(child.pid!), acceptMs: Math.round(acceptMs) };
+    const rss = family(child.pid!).map(peakRssMb);
+    return { rate: N / seconds, cpu, peakRssMb: rss.reduce((a, b) => a + b, 0), processes: rss.length, acceptMs: Math.round(acceptMs) };
   } finally {
     child.kill('SIGTERM');
     await once(child, 'exit');
@@ -216,6 +231,7 @@ try {
       ratio: Number((relay.rate / bare.rate).toFixed(3)),
       goal: 0.8,
       relayPeakRssMb: relay.peakRssMb,
+      relayProcesses: relay.processes,
       pushAcceptMs: relay.acceptMs,
       cpuSecondsBare: bare.cpu,
       cpuSecondsRelay: relay.cpu,

@@ -82,6 +82,11 @@ const schema = z.object({
   ROUTE_PAGE_SIZE: positiveInt.max(10_000).default(1000),
   SEND_CONCURRENCY: positiveInt.default(8),
   /**
+   * Worker processes `npm start` forks for the worker role (needs DATABASE_URL: the embedded
+   * PGlite is single-process). `auto`: one per core, at most 4.
+   */
+  WORKER_PROCESSES: z.union([z.literal('auto'), positiveInt.max(64)]).default('auto'),
+  /**
    * How long a worker holds a job between lock renewals. A killed worker's jobs are picked up
    * again after about this long; a delivery it had leased waits twice this long.
    */

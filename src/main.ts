@@ -1,13 +1,19 @@
 import 'dotenv/config';
-import { ConfigError, loadConfig } from './config.js';
+import { loadSecrets } from './bootstrap.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
+import { ensureRedis } from './redis.js';
 import { startRelay } from './relay.js';
+import { WorkerSupervisor, workerProcessCount } from './supervisor.js';
 
-/** `npm start`: every role in one process; `ROLES=api,worker` (or `--roles=api`) runs a subset. */
+/**
+ * `npm start`: every role; `ROLES=api,worker` (or `--roles=api`) runs a subset. With PostgreSQL,
+ * the worker role runs in forked processes (WORKER_PROCESSES), the other roles in this one.
+ */
 async function main() {
   const flag = process.argv.find((a) => a.startsWith('--roles='));
   const env = flag ? { ...process.env, ROLES: flag.slice('--roles='.length) } : process.env;
-  let config;
+  let config: Config;
   try {
     config = loadConfig(env);
   } catch (err) {
@@ -18,18 +24,31 @@ async function main() {
     throw err;
   }
   const logger = createLogger(config.LOG_LEVEL);
-  const relay = await startRelay(config, logger, (line) => console.log(line));
+  const announce = (line: string) => console.log(line);
+  const forks = workerProcessCount(config);
+  const localRoles = forks > 0 ? config.ROLES.filter((r) => r !== 'worker') : config.ROLES;
+
+  // Secrets and Redis first, so forked workers find both ready instead of racing to create them.
+  loadSecrets(config, announce);
+  const redis = forks > 0 ? await ensureRedis(config.REDIS_URL, config.DATA_DIR, logger) : undefined;
+  if (forks > 0) logger.info({ workerProcesses: forks }, 'starting worker processes');
+  const relay = localRoles.length > 0 ? await startRelay({ ...config, ROLES: localRoles }, logger, announce) : undefined;
+  const supervisor = forks > 0 ? new WorkerSupervisor(forks, logger) : undefined;
+  supervisor?.start();
+
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 15_000);
+    const force = setTimeout(() => process.exit(1), 20_000);
     force.unref();
-    relay.stop().then(
-      () => process.exit(0),
-      (err) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    Promise.all([supervisor?.stop(), relay?.stop()])
+      .then(() => redis?.stop())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));

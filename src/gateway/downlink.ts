@@ -1,0 +1,60 @@
+import type { DeliverMessage, PendingDelivery } from './types.js';
+
+export const KIND_PUSH = 0;
+export const KIND_REVOKE = 1;
+
+/** One downlink held by a session: queued (payload set) or in flight (payload released). */
+export class Downlink {
+  written = false;
+  constructor(
+    readonly kind: number,
+    readonly id: string,
+    readonly seq: number,
+    /** Epoch ms; 0 = never expires (revokes). */
+    readonly expiresAt: number,
+    public payload: Record<string, unknown> | null,
+    public dup: boolean,
+  ) {}
+
+  static push(msg: DeliverMessage): Downlink {
+    return new Downlink(KIND_PUSH, msg.id, msg.seq, msg.expiresAt, msg.payload, msg.dup === true);
+  }
+
+  static revoke(id: string, seq: number): Downlink {
+    return new Downlink(KIND_REVOKE, id, seq, 0, null, false);
+  }
+
+  expired(now: number): boolean {
+    return this.expiresAt > 0 && this.expiresAt <= now;
+  }
+
+  /**
+   * The JSON body devices receive on `devices/<id>`:
+   * push `{"type":"push","id","seq",…payload,"expiresAt"}`, revoke `{"type":"revoke","id","seq"}`.
+   * The gateway's own fields win over same-named fields in the payload.
+   */
+  body(): string {
+    if (this.kind === KIND_REVOKE) return JSON.stringify({ type: 'revoke', id: this.id, seq: this.seq });
+    const o: Record<string, unknown> = { type: 'push', id: this.id, seq: this.seq, ...this.payload };
+    o.type = 'push';
+    o.id = this.id;
+    o.seq = this.seq;
+    o.expiresAt = this.expiresAt;
+    return JSON.stringify(o);
+  }
+
+  /** MQTT 5 Message Expiry Interval: the remaining TTL in whole seconds, at least 1. */
+  remainingSec(now: number): number {
+    return Math.max(1, Math.ceil((this.expiresAt - now) / 1000));
+  }
+
+  pending(): PendingDelivery {
+    return {
+      kind: this.kind === KIND_REVOKE ? 'revoke' : 'push',
+      id: this.id,
+      seq: this.seq,
+      expiresAt: this.expiresAt,
+      written: this.written,
+    };
+  }
+}

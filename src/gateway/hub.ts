@@ -1,0 +1,150 @@
+import { pino, type Logger } from 'pino';
+import { defaultAdviseKeepAlive } from './heartbeat.js';
+import { TimerWheel } from './timer-wheel.js';
+import type { Session } from './session.js';
+import type {
+  AdviseInput,
+  Authenticate,
+  DropReason,
+  GatewayHooks,
+  GatewayOptions,
+  OfflineReason,
+  PendingDelivery,
+  SessionInfo,
+} from './types.js';
+
+/** Options with every default filled; one frozen object shared by all sessions. */
+export interface ResolvedOptions {
+  authenticate: Authenticate;
+  adviseKeepAlive(info: AdviseInput): number;
+  maxInflight: number;
+  maxQueued: number;
+  maxWriteBufferBytes: number;
+  maxPacketBytes: number;
+  connectTimeoutMs: number;
+  maxIdleSec: number;
+  sweepIntervalMs: number;
+}
+
+export function resolveOptions(o: GatewayOptions): ResolvedOptions {
+  const int = (v: number | undefined, def: number, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (v === undefined) return def;
+    if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`gateway option out of range: ${v}`);
+    return v;
+  };
+  return Object.freeze({
+    authenticate: o.authenticate,
+    adviseKeepAlive: o.adviseKeepAlive ?? defaultAdviseKeepAlive,
+    maxInflight: int(o.maxInflight, 32, 1, 65535),
+    maxQueued: int(o.maxQueued, 1000, 0),
+    maxWriteBufferBytes: int(o.maxWriteBufferBytes, 1 << 20, 1024),
+    // 268,435,455 is the largest remaining length MQTT can encode.
+    maxPacketBytes: int(o.maxPacketBytes, 256 * 1024, 64, 268_435_455),
+    connectTimeoutMs: int(o.connectTimeoutMs, 10_000, 1),
+    maxIdleSec: int(o.maxIdleSec, 1800, 1),
+    sweepIntervalMs: int(o.sweepIntervalMs, 1000, 10),
+  });
+}
+
+/**
+ * The state every session shares: options, hooks (called safely), the registry of online
+ * devices, all open connections and the one timer wheel. Transports create sessions against it;
+ * GatewayServer is its public face.
+ */
+export class Hub {
+  readonly opts: ResolvedOptions;
+  readonly log: Logger;
+  /** Online sessions by appId NUL deviceId. */
+  readonly online = new Map<string, Session>();
+  /** Every open connection, authenticated or not. */
+  readonly connections = new Set<Session>();
+  readonly wheel: TimerWheel<Session>;
+  closing = false;
+  private readonly sweepTimer: NodeJS.Timeout;
+
+  constructor(
+    options: GatewayOptions,
+    private readonly hooks: GatewayHooks,
+  ) {
+    this.opts = resolveOptions(options);
+    this.log = options.logger ?? pino({ level: 'silent' });
+    this.wheel = new TimerWheel<Session>(this.opts.sweepIntervalMs, (s, now) => s.onDeadline(now), Date.now());
+    this.sweepTimer = setInterval(() => this.wheel.advance(Date.now()), this.opts.sweepIntervalMs);
+    this.sweepTimer.unref();
+  }
+
+  static key(appId: string, deviceId: string): string {
+    return `${appId}\u0000${deviceId}`;
+  }
+
+  get(appId: string, deviceId: string): Session | undefined {
+    return this.online.get(Hub.key(appId, deviceId));
+  }
+
+  /** Registers a newly authenticated session; an older one for the same device is taken over first. */
+  register(s: Session): void {
+    const old = this.online.get(s.key);
+    if (old && old !== s) old.kick('takeover');
+    this.online.set(s.key, s);
+  }
+
+  /** Called once by a session when it closes. */
+  forget(s: Session): void {
+    this.connections.delete(s);
+    this.wheel.unschedule(s);
+    if (this.online.get(s.key) === s) this.online.delete(s.key);
+  }
+
+  stop(): void {
+    clearInterval(this.sweepTimer);
+  }
+
+  // ---- hooks, isolated: a throwing or rejecting hook never breaks a session ----
+
+  private caught(what: string, r: unknown): void {
+    if (r && typeof (r as Promise<void>).then === 'function') {
+      (r as Promise<void>).then(undefined, (err: unknown) => this.log.error({ err }, `gateway hook ${what} rejected`));
+    }
+  }
+
+  emitOnline(info: SessionInfo): void {
+    try {
+      this.caught('onOnline', this.hooks.onOnline(info));
+    } catch (err) {
+      this.log.error({ err }, 'gateway hook onOnline threw');
+    }
+  }
+
+  emitOffline(info: SessionInfo, why: OfflineReason, pending: PendingDelivery[]): void {
+    try {
+      this.caught('onOffline', this.hooks.onOffline(info, why, pending));
+    } catch (err) {
+      this.log.error({ err }, 'gateway hook onOffline threw');
+    }
+  }
+
+  emitAck(appId: string, deviceId: string, id: string, seq: number, revoke: boolean): void {
+    try {
+      if (revoke) this.hooks.onRevokeAck?.(appId, deviceId, id, seq);
+      else this.hooks.onAck(appId, deviceId, id, seq);
+    } catch (err) {
+      this.log.error({ err }, 'gateway hook onAck threw');
+    }
+  }
+
+  emitDropped(appId: string, deviceId: string, id: string, seq: number, reason: DropReason): void {
+    try {
+      this.hooks.onDropped?.(appId, deviceId, id, seq, reason);
+    } catch (err) {
+      this.log.error({ err }, 'gateway hook onDropped threw');
+    }
+  }
+
+  emitControl(appId: string, deviceId: string, topic: string, payload: Record<string, unknown>): void {
+    try {
+      this.caught('onControl', this.hooks.onControl(appId, deviceId, topic, payload));
+    } catch (err) {
+      this.log.error({ err }, 'gateway hook onControl threw');
+    }
+  }
+}

@@ -1,0 +1,17 @@
+export { GatewayServer } from './server.js';
+export { deviceTokenAuthenticator } from './auth.js';
+export { CONTROL_TOPIC, HEARTBEAT_TOPIC, deviceTopic } from './acl.js';
+export { defaultAdviseKeepAlive, idleLimitMs } from './heartbeat.js';
+export type {
+  AdviseInput,
+  Authenticate,
+  DeliverMessage,
+  DeviceIdentity,
+  DropReason,
+  GatewayHooks,
+  GatewayOptions,
+  OfflineReason,
+  PendingDelivery,
+  SessionInfo,
+  Transport,
+} from './types.js';
