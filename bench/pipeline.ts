@@ -146,6 +146,7 @@ async function relayPipeline(port: number, mockPid: number, iso: Isolation) {
     APNS_ENDPOINT: `https://127.0.0.1:${port}`,
     APNS_MAX_STREAMS: '1000',
     LOG_LEVEL: 'info',
+    WORKER_PROCESSES: 'auto',
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_RELAY_')).map(([k, v]) => [k.slice('BENCH_RELAY_'.length), v!])),
   });
   const profile = process.env.RELAY_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.RELAY_CPU_PROF] : [];

@@ -37,6 +37,9 @@ import { RELAY_ID_KEY, createLimiter, expiredOutcome, relayDataStrings, remainin
  *   sees the real answer ({@link classifyFcmError}).
  * - firebase-admin's own retries (503 up to 4×, honouring Retry-After up to 60 s, and ECONNRESET /
  *   ETIMEDOUT) are switched off: Relay's send worker owns retries per token, with its backoff and TTL.
+ * - The access token is cached by {@link ServiceAccountCredential}, not by firebase-admin, so that a
+ *   token FCM refuses (401 without FcmError: revoked before its stated expiry) can be dropped; the
+ *   provider then fetches one new token and re-sends once ({@link FcmProvider#sendOne}).
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -58,6 +61,8 @@ export const FCM_OAUTH_SCOPES = [
 ] as const;
 const FCM_DEFAULT_HOST = 'fcm.googleapis.com';
 const TOKEN_REQUEST_TIMEOUT_MS = 15_000;
+/** A cached access token is replaced this long before its stated expiry (firebase-admin's own margin). */
+const TOKEN_REFRESH_MARGIN_MS = 5 * 60_000;
 /** Error bodies kept for classification are google.rpc.Status JSON, far below this. */
 const MAX_CAPTURED_BODY = 64 * 1024;
 /** Data keys FCM reserves ("from", "message_type", anything starting with "google" or "gcm"). */
@@ -131,14 +136,36 @@ export class OAuthTokenError extends Error {
   }
 }
 
+/** An access token held by {@link ServiceAccountCredential}. */
+export interface CachedAccessToken {
+  accessToken: string;
+  /** When the token endpoint says it expires (ms since the epoch). */
+  expiresAt: number;
+  /** When it is replaced proactively: 5 min before `expiresAt` (half its lifetime when shorter). */
+  refreshAt: number;
+}
+
 /**
- * firebase-admin `Credential` for a service account that honours its own `token_uri`. firebase-admin
- * caches the token and calls this again 5 minutes before it expires (lib/app/firebase-app.js).
+ * firebase-admin `Credential` for a service account that honours its own `token_uri`, and the only
+ * cache of its OAuth access token.
+ *
+ * Why this credential caches and not firebase-admin: firebase-admin (lib/app/firebase-app.js,
+ * `FirebaseAppInternals`) keeps the token it is given until 5 min before the stated expiry and has
+ * no public way to drop it. Google can revoke a token earlier (FCM then answers 401 UNAUTHENTICATED),
+ * and a provider stuck on that token would fail every send for up to an hour. The only way in is
+ * `app.INTERNAL.getToken(true)`: untyped, not single-flight (every caller starts a token request),
+ * and a failed forced refresh stays cached as a rejected promise while the old token looks fresh, so
+ * every later send would fail until that expiry. Instead {@link getAccessToken} reports
+ * `expires_in: 0` to firebase-admin, which therefore asks this credential before every request (a
+ * resolved promise while a token is cached), and this class owns the lifetime: one token request at
+ * a time ({@link token}), a proactive refresh, and {@link invalidate} for a token FCM refused.
  */
 export class ServiceAccountCredential implements Credential {
-  /** Set when the last refresh failed, cleared by the next success. */
+  /** Set when the last token request failed, cleared by the next success. */
   lastFailure: OAuthFailure | undefined;
   private readonly key: KeyObject;
+  private cached: CachedAccessToken | undefined;
+  private inflight: Promise<CachedAccessToken> | undefined;
 
   constructor(
     private readonly sa: ServiceAccount,
@@ -147,11 +174,43 @@ export class ServiceAccountCredential implements Credential {
     this.key = parseRsaKey(sa.private_key);
   }
 
+  /** For firebase-admin: the current token, with `expires_in: 0` so that it never caches it (see the class doc). */
   async getAccessToken(): Promise<GoogleOAuthAccessToken> {
+    const { accessToken } = await this.token();
+    return { access_token: accessToken, expires_in: 0 };
+  }
+
+  /**
+   * The cached token, or a new one when there is none or it is due for refresh. Single-flight:
+   * callers arriving while a token request is under way share it. Rejects with {@link OAuthTokenError}.
+   */
+  token(): Promise<CachedAccessToken> {
+    const c = this.cached;
+    if (c && Date.now() < c.refreshAt) return Promise.resolve(c);
+    this.inflight ??= this.fetchToken().finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  /**
+   * Drops `rejected` (the access token a refused request carried) if it is still the cached one, so
+   * the next {@link token} fetches a new one. A request refused with a token that has already been
+   * replaced changes nothing: N concurrent refusals of one token cost one token request.
+   * `undefined` (the refused token is unknown) drops whatever is cached.
+   */
+  invalidate(rejected: string | undefined): void {
+    if (this.cached && (rejected === undefined || this.cached.accessToken === rejected)) this.cached = undefined;
+  }
+
+  private async fetchToken(): Promise<CachedAccessToken> {
     try {
-      const token = await this.requestToken();
+      const t = await this.requestToken();
+      const now = Date.now();
+      const lifetimeMs = t.expires_in * 1000;
+      this.cached = { accessToken: t.access_token, expiresAt: now + lifetimeMs, refreshAt: now + lifetimeMs - Math.min(TOKEN_REFRESH_MARGIN_MS, lifetimeMs / 2) };
       this.lastFailure = undefined;
-      return token;
+      return this.cached;
     } catch (err) {
       const failure: OAuthFailure =
         err instanceof OAuthTokenError
@@ -254,6 +313,8 @@ export interface FcmHttpEvidence {
   retryAfter?: string;
   /** Raw error body (google.rpc.Status JSON), only for status ≥ 400. */
   body?: string;
+  /** The OAuth access token the request carried (never put into an outcome). */
+  bearer?: string;
 }
 
 const exchange = new AsyncLocalStorage<FcmHttpEvidence>();
@@ -303,7 +364,12 @@ class FcmAgent extends https.Agent {
   addRequest(req: ClientRequest, options: https.RequestOptions): void {
     if (this.target.hostHeader) req.setHeader('host', this.target.hostHeader);
     const slot = exchange.getStore();
-    if (slot) req.once('response', (res: IncomingMessage) => recordResponse(slot, res));
+    if (slot) {
+      const bearer = /^Bearer\s+(\S+)$/i.exec(String(req.getHeader('authorization') ?? ''))?.[1];
+      if (bearer) slot.bearer = bearer;
+      else delete slot.bearer;
+      req.once('response', (res: IncomingMessage) => recordResponse(slot, res));
+    }
     (https.Agent.prototype as unknown as { addRequest(r: ClientRequest, o: https.RequestOptions): void }).addRequest.call(this, req, options);
   }
 }
@@ -682,6 +748,29 @@ export function classifyFcmError(err: unknown, http: FcmHttpEvidence = {}, now =
   }
 }
 
+/**
+ * FCM refused the OAuth access token itself: 401 without an FcmError detail (what Google's front end
+ * answers for a revoked, expired or unknown token). THIRD_PARTY_AUTH_ERROR is also a 401, but with an
+ * FcmError detail: the APNs / Web Push credential in the Firebase project, which a new token cannot
+ * fix. A 401 whose body could not be read counts as a refused token (costs one token request at most).
+ */
+export function isAccessTokenRejection(http: FcmHttpEvidence): boolean {
+  return http.status === 401 && parseRpcStatus(http.body)?.fcmErrorCode === undefined;
+}
+
+/** The outcome when FCM refuses the access token again right after a new one was fetched. */
+function accessTokenRefusedAgain(http: FcmHttpEvidence): Outcome {
+  const server = parseRpcStatus(http.body)?.message;
+  return failed({
+    code: 'UNAUTHENTICATED',
+    message:
+      "FCM rejected the service account's OAuth access token again right after a new one was fetched; not re-sent " +
+      '(check that the service account is enabled and its key not revoked)' +
+      (server ? `: ${server}` : ''),
+    evidence: { status: 401, errorCode: 'UNAUTHENTICATED', accessTokenRefreshed: true },
+  });
+}
+
 function httpStatusName(status: number | undefined): string {
   switch (status) {
     case 400: return 'INVALID_ARGUMENT';
@@ -762,17 +851,42 @@ class FcmProvider implements Provider {
     }
   }
 
+  /**
+   * One token: one request, plus one re-send when FCM refused the access token (a 401 without
+   * FcmError, see {@link isAccessTokenRejection}). Google may revoke a token before its stated
+   * expiry; the refused token is dropped, one new token is fetched (shared by every send refused
+   * with that same token) and the request re-sent once. A second refusal is `failed`.
+   */
   private async sendOne(message: BaseMessage, token: string): Promise<Outcome> {
     if (this.closed) return retry({ code: 'Closed', message: 'provider closed before the request was made' });
+    const first = await this.attempt(message, token);
+    if (!first.http || !isAccessTokenRejection(first.http)) return first.outcome;
+
+    this.credential.invalidate(first.http.bearer);
+    try {
+      // Fetched here, not lazily inside the re-send: an OAuth failure gets its own outcome, and once
+      // this has resolved (a network round trip) no firebase-admin token lookup begun before the
+      // invalidation can still be pending with the refused token.
+      await this.credential.token();
+    } catch (err) {
+      return err instanceof OAuthTokenError ? classifyOAuthFailure(err.failure) : retry({ code: 'OAuthError', message: String(err) });
+    }
+    const second = await this.attempt(message, token);
+    if (!second.http || !isAccessTokenRejection(second.http)) return second.outcome;
+    return accessTokenRefusedAgain(second.http);
+  }
+
+  /** One `messaging.send()`; `http` is what FCM answered when it answered with an error. */
+  private async attempt(message: BaseMessage, token: string): Promise<{ outcome: Outcome; http?: FcmHttpEvidence }> {
     const evidence: FcmHttpEvidence = {};
     try {
       const name = await exchange.run(evidence, () => this.messaging.send({ ...message, token } as TokenMessage));
-      return sent(name);
+      return { outcome: sent(name) };
     } catch (err) {
       if ((err as { code?: string }).code === 'app/invalid-credential' && this.credential.lastFailure) {
-        return classifyOAuthFailure(this.credential.lastFailure);
+        return { outcome: classifyOAuthFailure(this.credential.lastFailure) };
       }
-      return classifyFcmError(err, evidence);
+      return { outcome: classifyFcmError(err, evidence), http: evidence };
     }
   }
 

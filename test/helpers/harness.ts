@@ -29,6 +29,7 @@ export class Isolation {
       PORT: '0',
       HOST: '127.0.0.1',
       SWEEP_INTERVAL: '3600s',
+      WORKER_PROCESSES: '1',
       ...extra,
     };
   }
