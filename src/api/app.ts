@@ -6,8 +6,10 @@ import { ApiError, errorHandler } from './errors.js';
 import { appsRouter } from './routes/apps.js';
 import { credentialsRouter } from './routes/credentials.js';
 import { devicesRouter } from './routes/devices.js';
+import { eventsRouter } from './routes/events.js';
 import { healthRouter } from './routes/health.js';
 import { messagesRouter } from './routes/messages.js';
+import { receiptsRouter } from './routes/receipts.js';
 
 /** The express app: public health/docs routes, then everything under /v1 behind a bearer key. */
 export function createApi(ctx: Context): Express {
@@ -26,6 +28,8 @@ export function createApi(ctx: Context): Express {
 
   app.use(healthRouter(ctx));
   const auth = new Authenticator(ctx.repos.apps, ctx.secrets.adminToken);
+  // Vendors and devices authenticate differently: these two come before the bearer-key gate.
+  app.use(receiptsRouter(ctx), eventsRouter(ctx, auth));
   const v1 = express.Router();
   v1.use(authenticate(auth));
   v1.use(express.json({ limit: ctx.config.MAX_BODY_BYTES, type: ['application/json', 'application/*+json'] }));

@@ -12,6 +12,17 @@ export interface NewDeliveryRow {
   error: OutcomeReason | null;
 }
 
+/** A fact about one delivery reported from outside the send path. */
+export interface DeviceEvent {
+  event: 'delivered' | 'opened' | 'invalid';
+  providerId?: string;
+  messageId?: string;
+  token?: string;
+  deviceId?: string;
+  at?: number;
+  reason?: OutcomeReason;
+}
+
 export interface ClaimedDelivery {
   id: string;
   deviceId: string;
@@ -142,6 +153,62 @@ export class DeliveriesRepo {
              (SELECT count(*) FROM rollup) AS rolled`.execute(this.db);
     const r = res.rows[0];
     return { updated: Number(r?.updated ?? 0), quarantined: Number(r?.quarantined ?? 0) };
+  }
+
+  /**
+   * Applies device-side facts (vendor receipts, SDK events) to deliveries: `delivered` and
+   * `opened` only move a delivery forward, `invalid` quarantines the token. Matching is by the
+   * provider's message id (plus the token when the id covers a batch) or by Relay's message id and
+   * the token or device. Repeats change nothing, so a vendor retrying its callback is harmless.
+   */
+  async applyEvents(appId: string, channel: string | null, events: DeviceEvent[]): Promise<{ matched: number; changed: number }> {
+    if (events.length === 0) return { matched: 0, changed: 0 };
+    const col = <K extends keyof DeviceEvent>(k: K) => events.map((e) => (e[k] === undefined ? null : e[k]));
+    const res = await sql<{ matched: string; n: string }>`
+      WITH v AS (
+        SELECT * FROM unnest(${col('event')}::text[], ${col('providerId')}::text[], ${col('messageId')}::text[],
+                             ${col('token')}::text[], ${col('deviceId')}::text[],
+                             ${events.map((e) => new Date(e.at ?? Date.now()).toISOString())}::timestamptz[],
+                             ${events.map((e) => (e.reason ? JSON.stringify(e.reason) : null))}::jsonb[])
+          AS v(event, provider_id, message_id, token, device_id, at, reason)
+      ), target AS (
+        SELECT DISTINCT ON (d.id) d.id, v.event, v.at, v.reason
+        FROM v JOIN deliveries d ON d.app_id = ${appId}
+          AND (${channel}::text IS NULL OR d.channel = ${channel})
+          AND CASE
+                WHEN v.provider_id IS NOT NULL THEN d.provider_id = v.provider_id AND (v.token IS NULL OR d.token = v.token)
+                ELSE d.message_id = v.message_id AND (d.device_id = v.device_id OR d.token = v.token)
+              END
+        ORDER BY d.id, CASE v.event WHEN 'invalid' THEN 0 WHEN 'opened' THEN 1 ELSE 2 END
+      ), changed AS (
+        UPDATE deliveries d
+        SET status = CASE
+              WHEN t.event = 'invalid' THEN 'invalid'
+              WHEN t.event = 'opened' THEN 'opened'
+              WHEN d.status = 'opened' THEN 'opened'
+              ELSE 'delivered' END,
+            delivered_at = CASE WHEN t.event IN ('delivered', 'opened') THEN coalesce(d.delivered_at, t.at) ELSE d.delivered_at END,
+            opened_at = CASE WHEN t.event = 'opened' THEN coalesce(d.opened_at, t.at) ELSE d.opened_at END,
+            error = CASE WHEN t.event = 'invalid' THEN t.reason ELSE d.error END,
+            lease_until = NULL, updated_at = now()
+        FROM target t
+        WHERE d.id = t.id AND (
+          (t.event = 'delivered' AND d.status IN ('queued', 'sent')) OR
+          (t.event = 'opened' AND d.status IN ('queued', 'sent', 'delivered')) OR
+          (t.event = 'invalid' AND d.status IN ('queued', 'sent')))
+        RETURNING d.app_id, d.device_id, d.channel, d.platform, d.token, d.status, d.error, false AS is_new
+      ), quarantined AS (
+        UPDATE device_tokens tk
+        SET state = 'invalid', invalid_reason = coalesce(changed.error->>'code', 'receipt'), invalid_at = now(),
+            evidence = changed.error, updated_at = now()
+        FROM changed
+        WHERE changed.status = 'invalid' AND tk.app_id = changed.app_id AND tk.device_id = changed.device_id
+          AND tk.channel = changed.channel AND tk.token = changed.token AND tk.state = 'active'
+        RETURNING 1
+      ), rollup AS (${ROLLUP_UPSERT})
+      SELECT (SELECT count(*) FROM target) AS matched, (SELECT count(*) FROM changed) AS n,
+             (SELECT count(*) FROM quarantined) AS q, (SELECT count(*) FROM rollup) AS r`.execute(this.db);
+    return { matched: Number(res.rows[0]?.matched ?? 0), changed: Number(res.rows[0]?.n ?? 0) };
   }
 
   /** Ends every not-yet-sent delivery of a message as `cancelled`. */
