@@ -765,7 +765,7 @@ function accessTokenRefusedAgain(http: FcmHttpEvidence): Outcome {
     code: 'UNAUTHENTICATED',
     message:
       "FCM rejected the service account's OAuth access token again right after a new one was fetched; not re-sent " +
-      '(check that the service account is enabled and its key not revoked)' +
+      '(the token endpoint issues tokens FCM does not accept: check token_uri and that the service account is enabled)' +
       (server ? `: ${server}` : ''),
     evidence: { status: 401, errorCode: 'UNAUTHENTICATED', accessTokenRefreshed: true },
   });
@@ -864,9 +864,10 @@ class FcmProvider implements Provider {
 
     this.credential.invalidate(first.http.bearer);
     try {
-      // Fetched here, not lazily inside the re-send: an OAuth failure gets its own outcome, and once
-      // this has resolved (a network round trip) no firebase-admin token lookup begun before the
-      // invalidation can still be pending with the refused token.
+      // Fetched here, not lazily inside the re-send: an OAuth failure gets its own outcome, and a new
+      // token only replaces the refused one across a token request (network I/O), so once this has
+      // resolved every firebase-admin token lookup begun before the invalidation (resolved from the
+      // cache within microtasks) has settled: the re-send cannot pick up the refused token.
       await this.credential.token();
     } catch (err) {
       return err instanceof OAuthTokenError ? classifyOAuthFailure(err.failure) : retry({ code: 'OAuthError', message: String(err) });

@@ -35,6 +35,8 @@ export interface CredentialSource {
 interface Entry {
   version: number;
   provider: Provider;
+  /** Tokens per second the vendor allows this credential, when it publishes a limit. */
+  qps: number | undefined;
   checkedAt: number;
 }
 
@@ -54,17 +56,25 @@ export class ProviderRegistry {
   ) {}
 
   async get(appId: string, channel: Channel): Promise<Provider | null> {
+    return (await this.entry(appId, channel))?.provider ?? null;
+  }
+
+  async qps(appId: string, channel: Channel): Promise<number | undefined> {
+    return (await this.entry(appId, channel))?.qps;
+  }
+
+  private async entry(appId: string, channel: Channel): Promise<Pick<Entry, 'provider' | 'qps'> | null> {
     const builtin = this.builtins[channel];
-    if (builtin) return builtin;
+    if (builtin) return { provider: builtin, qps: undefined };
     const key = `${appId}\u0000${channel}`;
     const cached = this.entries.get(key);
     if (cached) {
       const entry = await cached;
-      if (entry && Date.now() - entry.checkedAt < this.recheckMs) return entry.provider;
+      if (entry && Date.now() - entry.checkedAt < this.recheckMs) return entry;
       const version = await this.source.version(appId, channel);
       if (entry && version === entry.version) {
         entry.checkedAt = Date.now();
-        return entry.provider;
+        return entry;
       }
       if (this.entries.get(key) === cached) this.entries.delete(key);
       if (entry) void entry.provider.close().catch(() => undefined);
@@ -75,7 +85,7 @@ export class ProviderRegistry {
       this.entries.set(key, pending);
       pending.then((e) => e ?? this.entries.delete(key)).catch(() => this.entries.delete(key));
     }
-    return (await pending)?.provider ?? null;
+    return pending;
   }
 
   private async build(appId: string, channel: Channel): Promise<Entry | null> {
@@ -85,7 +95,7 @@ export class ProviderRegistry {
     if (!stored) return null;
     const credential = mod.credentialSchema.parse(stored.credential);
     this.logger?.debug({ appId, channel, version: stored.version }, 'provider client created');
-    return { version: stored.version, provider: mod.create(credential, this.ctx), checkedAt: Date.now() };
+    return { version: stored.version, provider: mod.create(credential, this.ctx), qps: mod.qps?.(credential), checkedAt: Date.now() };
   }
 
   async close(): Promise<void> {

@@ -12,6 +12,7 @@ import { loadSecrets } from './bootstrap.js';
 import type { Config, Role } from './config.js';
 import { createContext, type Context } from './context.js';
 import { migrate, openDatabase } from './db/database.js';
+import { RateLimiter } from './rate-limiter.js';
 import { ensureRedis } from './redis.js';
 
 export interface Relay {
@@ -62,7 +63,8 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
       logger,
     );
     workers.push(createRouteWorker(ctx));
-    for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry));
+    const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
+    for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, limiter));
     for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
   }
 

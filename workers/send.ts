@@ -7,9 +7,12 @@ import type { Context } from '../src/context.js';
 import type { OutcomeRow } from '../src/db/deliveries-repo.js';
 import { deliveryOutcomes, providerLatency } from '../src/metrics.js';
 import { SEND_JOB_OPTIONS, sendJobId, type SendJob } from '../src/queues.js';
+import type { RateLimiter } from '../src/rate-limiter.js';
 
 export interface ProviderSource {
   get(appId: string, channel: Channel): Promise<Provider | null>;
+  /** The credential's published send rate (tokens per second), if the vendor has one. */
+  qps?(appId: string, channel: Channel): Promise<number | undefined>;
 }
 
 /** Recently used message plans; every batch of one message shares one. */
@@ -33,7 +36,7 @@ class PlanCache {
  * one statement. A row is leased while in flight, so a job re-run after a crash skips what a live
  * worker holds and picks up what a dead one left.
  */
-export function createSendWorker(ctx: Context, channel: Channel, providers: ProviderSource): Worker<SendJob> {
+export function createSendWorker(ctx: Context, channel: Channel, providers: ProviderSource, limiter?: RateLimiter): Worker<SendJob> {
   const { repos, config, logger } = ctx;
   const plans = new PlanCache(ctx);
   const leaseMs = config.WORKER_LOCK_DURATION * 2;
@@ -55,6 +58,16 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     const { appId, messageId, ids } = job.data;
     const plan = await plans.get(messageId);
     if (!plan) return;
+    // Over the vendor's rate for this credential: wait for the next window instead of burning
+    // requests the vendor will refuse.
+    const qps = limiter && providers.qps ? await providers.qps(appId, channel) : undefined;
+    if (qps && token) {
+      const waitMs = await limiter!.take(`${appId}:${channel}`, ids.length, qps);
+      if (waitMs > 0) {
+        await job.moveToDelayed(Date.now() + waitMs, token);
+        throw new DelayedError();
+      }
+    }
     const t0 = performance.now();
     const claimed = await repos.deliveries.claim(ids, leaseMs);
     const t1 = performance.now();

@@ -64,7 +64,9 @@ function content(over: Partial<PushContent> = {}): PushContent {
 }
 
 const targets = (...tokens: string[]): SendTarget[] => tokens.map((token, i) => ({ deliveryId: `d-${i}`, token }));
-const sendsFor = (mock: FcmMock, token: string) => mock.requests.filter((r) => r.token === token);
+/** Requests for a device token, also those refused before the mock notes the token (401 UNAUTHENTICATED). */
+const sendsFor = (mock: FcmMock, token: string) =>
+  mock.requests.filter((r) => (r.token ?? (r.body as { message?: { token?: unknown } } | undefined)?.message?.token) === token);
 
 function assertKind(o: Outcome | undefined, kind: Outcome['kind'], code?: string): Outcome {
   assert.ok(o, 'missing outcome');
@@ -79,6 +81,30 @@ async function closedPort(): Promise<number> {
   const { port } = srv.address() as AddressInfo;
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
+}
+
+/** A token endpoint that grants every request a token the FCM mock never accepts. */
+async function startRogueTokenEndpoint(): Promise<{ url: string; requests(): number; close(): Promise<void> }> {
+  let n = 0;
+  const srv = https.createServer({ key: pki.keyPem, cert: pki.certPem }, (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      n++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ access_token: `ya29.rogue-${n}`, expires_in: 3599, token_type: 'Bearer' }));
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as AddressInfo;
+  return {
+    url: `https://127.0.0.1:${port}`,
+    requests: () => n,
+    close: () =>
+      new Promise<void>((r) => {
+        srv.closeAllConnections();
+        srv.close(() => r());
+      }),
+  };
 }
 
 describe('fcm provider (firebase-admin 13) against the FCM mock', () => {
@@ -215,14 +241,93 @@ describe('fcm provider (firebase-admin 13) against the FCM mock', () => {
     assertKind((await p.send(content(), targets('ok-token-503')))[0], 'sent');
   });
 
-  it('a revoked access token is UNAUTHENTICATED, not a third-party auth error', async () => {
+  it('a revoked access token is dropped: one new token, one re-send, then sent', async () => {
     const p = fcmModule.create(credential(mock, keys.privateKey), context(mock.url));
     extra.push(p);
     assertKind((await p.send(content(), targets('ok-before-revoke')))[0], 'sent');
+    const t0 = mock.tokenRequests.length;
     mock.revokeAccessTokens();
     const [o] = await p.send(content(), targets('ok-after-revoke'));
-    assertKind(o, 'failed', 'UNAUTHENTICATED');
-    assert.equal(o?.kind === 'failed' && o.reason.evidence?.status, 401);
+    assertKind(o, 'sent');
+    assert.equal(mock.tokenRequests.length - t0, 1, 'exactly one new token');
+    assert.equal(mock.tokenRequests.at(-1)?.status, 200);
+    const tries = sendsFor(mock, 'ok-after-revoke');
+    assert.deepEqual(
+      tries.map((r) => r.status),
+      [401, 200],
+      'the refused request and one re-send',
+    );
+    assert.notEqual(tries[0]?.headers.authorization, tries[1]?.headers.authorization, 'the re-send carries the new token');
+    // The new token is cached and reused.
+    assertKind((await p.send(content(), targets('ok-after-refresh')))[0], 'sent');
+    assert.equal(mock.tokenRequests.length - t0, 1);
+    assert.equal(sendsFor(mock, 'ok-after-refresh')[0]?.headers.authorization, tries[1]?.headers.authorization);
+  });
+
+  it('concurrent sends refused after a revocation share one token request', async () => {
+    // Room for all ten at once, so every first attempt goes out with the revoked token.
+    const p = fcmModule.create(credential(mock, keys.privateKey), context(mock.url, 10));
+    extra.push(p);
+    assertKind((await p.send(content(), targets('ok-warm-concurrent')))[0], 'sent');
+    const t0 = mock.tokenRequests.length;
+    mock.revokeAccessTokens();
+    const a = Array.from({ length: 5 }, (_, i) => `ok-concurrent-a${i}`);
+    const b = Array.from({ length: 5 }, (_, i) => `ok-concurrent-b${i}`);
+    const batches = await Promise.all([p.send(content(), targets(...a)), p.send(content({ messageId: 'msg-fcm-2' }), targets(...b))]);
+    for (const o of batches.flat()) assertKind(o, 'sent');
+    for (const t of [...a, ...b]) {
+      assert.deepEqual(
+        sendsFor(mock, t).map((r) => r.status),
+        [401, 200],
+        `${t}: refused once with the revoked token, then re-sent once`,
+      );
+    }
+    assert.equal(mock.tokenRequests.length - t0, 1, 'ten refusals of the same token, one token request');
+    const resent = new Set([...a, ...b].map((t) => sendsFor(mock, t)[1]?.headers.authorization));
+    assert.equal(resent.size, 1, 'every re-send carries the one new token');
+  });
+
+  it('a token endpoint whose tokens FCM keeps refusing: failed UNAUTHENTICATED after one re-send', async () => {
+    const issuer = await startRogueTokenEndpoint();
+    try {
+      const p = fcmModule.create(credential(mock, keys.privateKey, { token_uri: `${issuer.url}/token` }), context(mock.url));
+      extra.push(p);
+      const [o] = await p.send(content(), targets('ok-never-authorized'));
+      assertKind(o, 'failed', 'UNAUTHENTICATED');
+      assert.match(o?.kind === 'failed' ? o.reason.message : '', /again right after a new one was fetched/);
+      assert.equal(o?.kind === 'failed' && o.reason.evidence?.status, 401);
+      assert.equal(issuer.requests(), 2, 'the first token and exactly one refresh');
+      assert.deepEqual(
+        sendsFor(mock, 'ok-never-authorized').map((r) => r.status),
+        [401, 401],
+        'no more than one re-send',
+      );
+    } finally {
+      await issuer.close();
+    }
+  });
+
+  it('a refused access token whose refresh is refused ends with the OAuth error', async () => {
+    const p = fcmModule.create(credential(mock, keys.privateKey), context(mock.url));
+    extra.push(p);
+    assertKind((await p.send(content(), targets('ok-before-revoke-2')))[0], 'sent');
+    mock.revokeAccessTokens();
+    mock.setTokenBehavior({ status: 400, error: 'invalid_grant', description: 'Invalid JWT Signature.', times: 1 });
+    const [o] = await p.send(content(), targets('ok-refresh-refused'));
+    assertKind(o, 'failed', 'invalid_grant');
+    assert.equal(sendsFor(mock, 'ok-refresh-refused').length, 1, 'not re-sent without a token');
+    // The next send fetches a token again (the failure is not cached) and goes out.
+    assertKind((await p.send(content(), targets('ok-refresh-recovered')))[0], 'sent');
+  });
+
+  it('THIRD_PARTY_AUTH_ERROR (a 401 with FcmError) is failed without a token refresh', async () => {
+    // The shared provider's token was revoked by the tests above: this send refreshes it.
+    assertKind((await provider.send(content(), targets('ok-warm-thirdparty')))[0], 'sent');
+    const t0 = mock.tokenRequests.length;
+    const [o] = await provider.send(content(), targets('thirdparty-no-refresh'));
+    assertKind(o, 'failed', 'THIRD_PARTY_AUTH_ERROR');
+    assert.equal(mock.tokenRequests.length, t0);
+    assert.equal(sendsFor(mock, 'thirdparty-no-refresh').length, 1);
   });
 
   it("a project the service account does not belong to is PERMISSION_DENIED", async () => {
