@@ -42,6 +42,8 @@ describe('vendor channels, Web Push, receipt webhooks and SDK events through the
     }
     const list = await app.api('GET', `/v1/apps/${app.appId}/credentials`);
     receiptUrl = Object.fromEntries(list.body.items.filter((c: { receiptUrl?: string }) => c.receiptUrl).map((c: { provider: string; receiptUrl: string }) => [c.provider, c.receiptUrl]));
+    const xm = list.body.items.find((c: { provider: string }) => c.provider === 'xiaomi');
+    assert.equal(xm.info.callbackUrl, receiptUrl.xiaomi!.replace(/\?.*$/, ''), 'Xiaomi is told the receipt URL (shown without its secret)');
     const vapid = list.body.items.find((c: { provider: string }) => c.provider === 'webpush').info;
     assert.ok(vapid.vapidPublicKey, 'VAPID keys are generated when omitted and the public key is shown');
     assert.ok(!JSON.stringify(list.body).includes('PrivateKey"'), 'the private key is not shown');

@@ -16,6 +16,9 @@ const credentialView = z.object({
   receiptUrl: z.string().optional().describe('Vendor receipt callback URL, ready to paste into the vendor console'),
 });
 
+const receiptUrl = (base: string, provider: string, appId: string, secret: string) =>
+  `${base}/v1/receipts/${provider}/${appId}?secret=${secret}`;
+
 export function credentialsRouter(ctx: Context): Router {
   const r = Router();
   const { credentials, apps } = ctx.repos;
@@ -25,7 +28,7 @@ export function credentialsRouter(ctx: Context): Router {
     info: c.info,
     version: c.version,
     updatedAt: c.updatedAt.toISOString(),
-    ...(providerModule(c.provider)?.receipts ? { receiptUrl: `${base}/v1/receipts/${c.provider}/${appId}?secret=${secret}` } : {}),
+    ...(providerModule(c.provider)?.receipts ? { receiptUrl: receiptUrl(base, c.provider, appId, secret) } : {}),
   });
   const baseUrl = (req: { protocol: string; get(h: string): string | undefined }) => `${req.protocol}://${ctx.config.PUBLIC_HOST ?? req.get('host')}`;
 
@@ -43,6 +46,12 @@ export function credentialsRouter(ctx: Context): Router {
       const app = await apps.get(params.app);
       if (!app) throw new ApiError(404, 'not_found', 'app not found');
       const mod = providerModule(params.provider)!;
+      // Vendors that post receipts only to a URL sent with each message (Xiaomi, OPPO, vivo) get
+      // this app's receipt URL unless the body names another.
+      const shape = (mod.credentialSchema as unknown as { shape?: Record<string, unknown> }).shape;
+      if (shape && 'callbackUrl' in shape && body.callbackUrl === undefined) {
+        body.callbackUrl = receiptUrl(baseUrl(req), params.provider, params.app, app.receipt_secret);
+      }
       const parsed = mod.credentialSchema.safeParse(body);
       if (!parsed.success) throw validationError('body', parsed.error);
       let cred = parsed.data;
