@@ -17,6 +17,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       id text PRIMARY KEY,
       name text NOT NULL,
       receipt_secret text NOT NULL,
+      settings jsonb NOT NULL DEFAULT '{}',
       created_at timestamptz NOT NULL DEFAULT now()
     );
 

@@ -37,6 +37,7 @@ export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobod
     await repos.messages.transition(messageId, ['scheduled', 'queued'], 'routing');
     const request = msg.request as unknown as PushRequest;
     const configured = new Set((await repos.credentials.providers(appId)) as Channel[]);
+    const strategy = (await repos.apps.get(appId))?.settings.androidStrategy;
     const pinned = request.options.channels;
 
     if (request.to.token) {
@@ -56,7 +57,7 @@ export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobod
         after = page[page.length - 1]!.id;
         const online = await presence(appId, page.map((d) => d.id));
         const rows = page.map((d): NewDeliveryRow => {
-          const route = routeDevice({ platform: d.platform as Platform, brand: d.brand, tokens: d.tokens, online: online.has(d.id) }, { configured, ...(pinned ? { pinned } : {}) });
+          const route = routeDevice({ platform: d.platform as Platform, brand: d.brand, tokens: d.tokens, online: online.has(d.id) }, { configured, ...(strategy ? { strategy } : {}), ...(pinned ? { pinned } : {}) });
           if (route.channel === null) {
             const message = route.reason === 'NoChannel' ? 'the app has no credentials for any channel this device has a token for' : 'the device has no active token for any usable channel';
             return { deviceId: d.id, platform: d.platform, channel: null, token: null, status: 'failed', error: { code: route.reason, message } };

@@ -11,9 +11,13 @@ export interface RoutableDevice {
   online: boolean;
 }
 
+export type AndroidStrategy = 'self-first' | 'vendor-first' | 'vendor-only';
+
 export interface RoutingContext {
   /** Channels the app has credentials for (`self` needs none). */
   configured: ReadonlySet<Channel>;
+  /** The app's Android policy (default `self-first`). */
+  strategy?: AndroidStrategy;
   /** `options.channels` from the request: tried in this order, nothing else. */
   pinned?: readonly Channel[];
 }
@@ -26,7 +30,7 @@ const isVendor = (c: string): c is VendorChannel => (VENDOR_CHANNELS as readonly
  * The channels worth trying for a device, best first (SPEC §3): iOS → APNs; web → Web Push;
  * Android → self when online, then its brand's vendor channel, then FCM.
  */
-export function preferredChannels(device: RoutableDevice): Channel[] {
+export function preferredChannels(device: RoutableDevice, strategy: AndroidStrategy = 'self-first'): Channel[] {
   switch (device.platform) {
     case 'ios':
       return ['apns'];
@@ -34,14 +38,18 @@ export function preferredChannels(device: RoutableDevice): Channel[] {
       return ['webpush', ...(device.online ? (['self'] as const) : [])];
     case 'android': {
       const brand = device.brand?.toLowerCase() ?? '';
-      return [...(device.online ? (['self'] as const) : []), ...(isVendor(brand) ? [brand] : []), 'fcm'];
+      const vendor: Channel[] = isVendor(brand) ? [brand] : [];
+      const self: Channel[] = device.online ? ['self'] : [];
+      if (strategy === 'vendor-only') return [...vendor, 'fcm'];
+      if (strategy === 'vendor-first') return [...vendor, ...self, 'fcm'];
+      return [...self, ...vendor, 'fcm'];
     }
   }
 }
 
 /** Picks the first channel that has a usable token and credentials. */
 export function routeDevice(device: RoutableDevice, ctx: RoutingContext): Route {
-  const order = ctx.pinned ?? preferredChannels(device);
+  const order = ctx.pinned ?? preferredChannels(device, ctx.strategy);
   let sawCredentialGap = false;
   for (const channel of order) {
     if (channel === 'self') {

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { newApiKey, randomId } from '../core/secrets.js';
-import type { DB } from './schema.js';
+import type { AppSettings, DB } from './schema.js';
 
 export const SCOPES = ['push', 'devices', 'campaigns', 'stats', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -19,6 +19,15 @@ export class AppsRepo {
 
   async get(id: string) {
     return this.db.selectFrom('apps').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async setSettings(id: string, settings: AppSettings) {
+    return this.db
+      .updateTable('apps')
+      .set({ settings: JSON.stringify(settings) })
+      .where('id', '=', id)
+      .returning(['id', 'settings'])
+      .executeTakeFirst();
   }
 
   async list() {

@@ -8,7 +8,17 @@ export interface AppsTable {
   id: string;
   name: string;
   receipt_secret: string;
+  settings: ColumnType<AppSettings, string | undefined, string>;
   created_at: Timestamp;
+}
+
+/** Per-app routing policy. */
+export interface AppSettings {
+  /**
+   * Android channel order, like Getui's strategies: `self-first` (online → self, else vendor, else
+   * FCM), `vendor-first` (vendor, then self, then FCM), `vendor-only` (never the self channel).
+   */
+  androidStrategy?: 'self-first' | 'vendor-first' | 'vendor-only';
 }
 
 export interface ApiKeysTable {

@@ -150,6 +150,16 @@ describe('REST API against real PostgreSQL and Redis', () => {
     assert.ok(stored.secret.startsWith('v1.') && !stored.secret.includes('PRIVATE'), 'encrypted at rest');
   });
 
+  test('app settings: the Android routing strategy', async () => {
+    const { appId, api } = await newApp(t);
+    const ok = await api('PUT', `/v1/apps/${appId}/settings`, { androidStrategy: 'vendor-first' });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.body, { androidStrategy: 'vendor-first' });
+    const bad = await api('PUT', `/v1/apps/${appId}/settings`, { androidStrategy: 'random' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.details[0].path, 'body.androidStrategy');
+  });
+
   test('app isolation: one app never sees or reaches another app', async () => {
     const a = await newApp(t);
     const b = await newApp(t);

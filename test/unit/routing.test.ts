@@ -33,3 +33,12 @@ test('options.channels pins the order and excludes the rest', () => {
   assert.deepEqual(routeDevice(d, { configured: all, pinned: ['self'] }), { channel: 'self', token: null });
   assert.deepEqual(routeDevice(dev({ platform: 'ios', tokens: { apns: 'a' } }), { configured: all, pinned: ['self', 'apns'] }), { channel: 'apns', token: 'a' });
 });
+
+test('per-app Android strategies (Getui-style)', () => {
+  const d = dev({ brand: 'vivo', tokens: { vivo: 'v', fcm: 'f' }, online: true });
+  const configured = new Set<Channel>(['vivo', 'fcm']);
+  assert.deepEqual(routeDevice(d, { configured }), { channel: 'self', token: null });
+  assert.deepEqual(routeDevice(d, { configured, strategy: 'vendor-first' }), { channel: 'vivo', token: 'v' });
+  assert.deepEqual(routeDevice({ ...d, tokens: { fcm: 'f' } }, { configured, strategy: 'vendor-first' }), { channel: 'self', token: null });
+  assert.deepEqual(preferredChannels(d, 'vendor-only'), ['vivo', 'fcm']);
+});

@@ -47,6 +47,31 @@ export function appsRouter(ctx: Context, auth: Authenticator): Router {
     },
   );
 
+  const settingsSchema = z
+    .object({
+      androidStrategy: z
+        .enum(['self-first', 'vendor-first', 'vendor-only'])
+        .optional()
+        .describe('Android channel order: self channel first (default), vendor first, or vendor channels only'),
+    })
+    .strict();
+
+  route(
+    r,
+    {
+      method: 'put', path: '/v1/apps/:app/settings', tag: 'apps', auth: 'admin', summary: "Set the app's routing policy",
+      params: z.object({ app: appIdSchema }),
+      body: settingsSchema,
+      responses: { 200: { description: 'The settings', schema: settingsSchema } },
+    },
+    async (_req, res, { params, body }) => {
+      requireAppAdmin(res, params.app);
+      const row = await apps.setSettings(params.app, body);
+      if (!row) throw new ApiError(404, 'not_found', 'app not found');
+      res.json(row.settings);
+    },
+  );
+
   route(
     r,
     {
