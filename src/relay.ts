@@ -12,6 +12,7 @@ import { loadSecrets } from './bootstrap.js';
 import type { Config, Role } from './config.js';
 import { createContext, type Context } from './context.js';
 import { migrate, openDatabase } from './db/database.js';
+import { MarketingCaps } from './marketing-caps.js';
 import { RateLimiter } from './rate-limiter.js';
 import { ensureRedis } from './redis.js';
 
@@ -64,7 +65,8 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
     );
     workers.push(createRouteWorker(ctx));
     const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
-    for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, limiter));
+    const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
+    for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps }));
     for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
   }
 

@@ -7,6 +7,7 @@ import type { Context } from '../src/context.js';
 import type { OutcomeRow } from '../src/db/deliveries-repo.js';
 import { deliveryOutcomes, providerLatency } from '../src/metrics.js';
 import { SEND_JOB_OPTIONS, sendJobId, type SendJob } from '../src/queues.js';
+import { isMarketing, type MarketingCaps } from '../src/marketing-caps.js';
 import type { RateLimiter } from '../src/rate-limiter.js';
 
 export interface ProviderSource {
@@ -36,7 +37,13 @@ class PlanCache {
  * one statement. A row is leased while in flight, so a job re-run after a crash skips what a live
  * worker holds and picks up what a dead one left.
  */
-export function createSendWorker(ctx: Context, channel: Channel, providers: ProviderSource, limiter?: RateLimiter): Worker<SendJob> {
+export interface SendWorkerOptions {
+  limiter?: RateLimiter;
+  caps?: MarketingCaps;
+}
+
+export function createSendWorker(ctx: Context, channel: Channel, providers: ProviderSource, opts: SendWorkerOptions = {}): Worker<SendJob> {
+  const { limiter, caps } = opts;
   const { repos, config, logger } = ctx;
   const plans = new PlanCache(ctx);
   const leaseMs = config.WORKER_LOCK_DURATION * 2;
@@ -84,9 +91,22 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
       } else {
         const provider = await providers.get(appId, channel);
         const started = secondsNow();
-        outcomes = provider
-          ? await sendSafely(provider, plan, claimed.map((c) => ({ deliveryId: c.id, token: c.token ?? c.deviceId, ...(c.seq ? { seq: Number(c.seq) } : {}) })))
-          : claimed.map(() => ({ kind: 'failed', reason: { code: 'NoChannel', message: `the app has no ${channel} credentials` } }) as const);
+        const targets = claimed.map((c) => ({ deliveryId: c.id, token: c.token ?? c.deviceId, ...(c.seq ? { seq: Number(c.seq) } : {}) }));
+        const admitted = caps && provider && isMarketing(plan.content) ? await caps.admit(appId, channel, targets.map((t) => t.token)) : null;
+        if (!provider) {
+          outcomes = claimed.map(() => ({ kind: 'failed', reason: { code: 'NoChannel', message: `the app has no ${channel} credentials` } }) as const);
+        } else if (admitted) {
+          const sendable = targets.filter((_, i) => admitted[i]);
+          const sentOutcomes = sendable.length ? await sendSafely(provider, plan, sendable) : [];
+          let k = 0;
+          outcomes = admitted.map((ok) =>
+            ok
+              ? sentOutcomes[k++]!
+              : ({ kind: 'failed', reason: { code: 'quota', message: `the ${channel} daily cap for marketing messages on this device is reached` } } as const),
+          );
+        } else {
+          outcomes = await sendSafely(provider, plan, targets);
+        }
         providerLatency.observe({ channel }, secondsNow() - started);
         t2 = performance.now();
         const at = Date.now();

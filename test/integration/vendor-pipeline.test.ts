@@ -110,6 +110,20 @@ describe('vendor channels, Web Push, receipt webhooks and SDK events through the
     assert.equal(badPassword.status, 401);
   });
 
+  test('marketing messages stop at the vendor’s daily per-device cap without a request', async () => {
+    const before = huawei.sends.length;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const p = await app.api('POST', '/v1/push', { to: { devices: ['hw-1'] }, notification: { title: `sale ${i}` }, options: { category: 'marketing' } });
+      ids.push(p.body.id);
+      await done(app.api, p.body.id);
+    }
+    const fates = await Promise.all(ids.map((id) => fate(app.api, id, 'hw-1')));
+    assert.deepEqual(fates.map((f) => f.status), ['sent', 'sent', 'failed']);
+    assert.equal(fates[2].error.code, 'quota');
+    assert.equal(huawei.sends.length - before, 2, 'the third never reached Huawei');
+  });
+
   test('options.channels pins FCM over the brand channel; without FCM credentials that is a clear failure', async () => {
     const pushed = await app.api('POST', '/v1/push', { to: { devices: ['hw-1'] }, data: { k: 'v' }, options: { channels: ['fcm'] } });
     await done(app.api, pushed.body.id);

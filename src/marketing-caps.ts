@@ -1,0 +1,54 @@
+import type { Redis } from 'ioredis';
+import { MARKETING_CATEGORIES } from '../providers/vendor-common.js';
+import type { Channel, PushContent } from '../providers/types.js';
+
+/**
+ * Vendors cap marketing-class (资讯营销 / 公信 / 运营) notifications per device per day and silently
+ * drop or refuse the rest (vendors.md limits): counting here means Relay does not spend requests
+ * and quota on messages the vendor will refuse. Service-class messages are uncapped.
+ */
+export const MARKETING_DAILY_CAPS: Partial<Record<Channel, number>> = {
+  huawei: 2,
+  honor: 2,
+  xiaomi: 5,
+  oppo: 2,
+  vivo: 2,
+  meizu: 3,
+};
+
+const CHINA_OFFSET_MS = 8 * 3_600_000;
+
+/** Vendor days start at midnight Beijing time. */
+export function vendorDay(now = Date.now()): string {
+  return new Date(now + CHINA_OFFSET_MS).toISOString().slice(0, 10);
+}
+
+export function isMarketing(content: PushContent): boolean {
+  return (MARKETING_CATEGORIES as readonly string[]).includes(content.options.category ?? '');
+}
+
+export class MarketingCaps {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly caps: Partial<Record<Channel, number>> = MARKETING_DAILY_CAPS,
+  ) {}
+
+  /**
+   * Counts one marketing message for each token and returns, per token, whether it is still
+   * within the vendor's daily cap. One pipelined round trip per batch.
+   */
+  async admit(appId: string, channel: Channel, tokens: readonly string[], now = Date.now()): Promise<boolean[]> {
+    const cap = this.caps[channel];
+    if (cap === undefined || tokens.length === 0) return tokens.map(() => true);
+    const day = vendorDay(now);
+    const pipe = this.redis.pipeline();
+    for (const token of tokens) {
+      const key = `${this.prefix}:cap:${appId}:${channel}:${day}:${token}`;
+      pipe.incr(key);
+      pipe.expire(key, 36 * 3600);
+    }
+    const res = (await pipe.exec()) ?? [];
+    return tokens.map((_, i) => Number(res[i * 2]?.[1] ?? 0) <= cap);
+  }
+}
