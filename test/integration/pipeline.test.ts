@@ -145,7 +145,8 @@ describe('pipeline: REST → BullMQ → APNs (node-apn) and FCM (firebase-admin)
   });
 
   test('per-request retry policy bounds attempts; TTL bounds retries', async () => {
-    const always500 = mockToken('internalError', 5);
+    // 503, not 500: node-apn tears its session down after a 500 and may stall until its watchdog.
+    const always500 = mockToken('serviceUnavailable', 5);
     await app.api('PUT', '/v1/devices/ios-500', { platform: 'ios', tokens: { apns: always500 } });
     const capped = await app.api('POST', '/v1/push', {
       to: { devices: ['ios-500'] },
