@@ -4,10 +4,12 @@
  * over IPC, the bare `mqtt-packet` baseline server, and cheap raw-socket MQTT clients.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, connect as netConnect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
+import { WebSocket, WebSocketServer } from 'ws';
 import { signDeviceToken } from '../src/core/device-token.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -166,76 +168,127 @@ export function bareSend(c: BareConn, payload: string): number {
   return c.nextId;
 }
 
-export function listenPort(server: Server): Promise<number> {
-  return new Promise((resolvePromise) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => resolvePromise((server.address() as AddressInfo).port)));
+export function listenPort(server: Server | HttpServer, port = 0, host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host, backlog: 4096 }, () => resolvePromise((server.address() as AddressInfo).port));
+  });
+}
+
+/** The baseline over WebSocket: `ws` at /mqtt (subprotocol mqtt) + the same bare handling. */
+export function bareWsServer(): HttpServer {
+  const http = createHttpServer();
+  const wss = new WebSocketServer({ server: http, path: '/mqtt', perMessageDeflate: false, clientTracking: false });
+  wss.on('connection', (ws) => {
+    const p = mqttParser(V4);
+    p.on('packet', (pk: Packet) => {
+      if (pk.cmd === 'connect') ws.send(CONNACK);
+      else if (pk.cmd === 'subscribe') ws.send(generate({ cmd: 'suback', messageId: pk.messageId!, granted: pk.subscriptions.map(() => 1) }, V4));
+      else if (pk.cmd === 'pingreq') ws.send(PINGRESP);
+    });
+    p.on('error', () => ws.terminate());
+    ws.on('message', (b: Buffer) => p.parse(b));
+    ws.on('error', () => {});
+  });
+  return http;
+}
+
+/** A bare server on the same port at every address of `hosts`. */
+export async function listenBare(hosts: string[], onPuback?: (c: BareConn, messageId: number) => void, onSubscribed?: (c: BareConn) => void): Promise<number> {
+  const port = await listenPort(bareServer(onPuback, onSubscribed), 0, hosts[0]);
+  for (const h of hosts.slice(1)) await listenPort(bareServer(onPuback, onSubscribed), port, h);
+  return port;
 }
 
 // ------------------------------------------------------------------ raw clients
 
 const PINGREQ = generate({ cmd: 'pingreq' });
 
+/** One client connection, whatever the transport. */
+export interface Link {
+  write(buf: Buffer): void;
+  destroy(): void;
+}
+
+export type BenchTransport = 'tcp' | 'ws';
+
 export interface RawClients {
   connected: number;
   failed: number;
+  /** Why handshakes failed: errno codes, 'closed' (by the server), 'refused' (CONNACK ≠ 0), 'parse'. */
+  errors: Record<string, number>;
   pingresps: number;
   publishes: number;
-  socks: Socket[];
+  links: Link[];
   startPings(ratePerSec: number): void;
   stopPings(): void;
   close(): void;
 }
 
+/** Loopback addresses a server must listen on (same port) for `n` clients, 20,000 per address. */
+export const PER_ADDRESS = 20_000;
+export function loopbackAddresses(n: number): string[] {
+  return Array.from({ length: Math.max(1, Math.ceil(n / PER_ADDRESS)) }, (_, k) => `127.0.0.${1 + k}`);
+}
+
 /**
- * Opens `count` MQTT 3.1.1 connections (CONNECT + SUBSCRIBE devices/<id>) from source addresses
- * 127.0.0.2, .3, … (20,000 sockets per address, far from ephemeral-port exhaustion), with at most
- * `parallel` handshakes in flight. Every QoS 1 PUBLISH is PUBACKed at once.
+ * Opens `count` MQTT 3.1.1 connections (CONNECT + SUBSCRIBE devices/<id>) over TCP or WebSocket
+ * (`/mqtt`, subprotocol `mqtt`), with at most `parallel` handshakes in flight. Every QoS 1
+ * PUBLISH is PUBACKed at once. To stay clear of ephemeral-port exhaustion (~28k ports per
+ * destination), client i connects to 127.0.0.(1 + i / 20,000): the server listens on each of
+ * those addresses. (Spreading *source* addresses with bind() instead makes the kernel's port
+ * search O(sockets) and connects crawl.)
  */
 export async function openClients(opts: {
   port: number;
   first: number;
   count: number;
   keepalive: number;
+  transport?: BenchTransport;
   parallel?: number;
   perAddress?: number;
 }): Promise<RawClients> {
   const parallel = opts.parallel ?? 256;
-  const perAddress = opts.perAddress ?? 20_000;
+  const perAddress = opts.perAddress ?? PER_ADDRESS;
   const state: RawClients = {
     connected: 0,
     failed: 0,
+    errors: {},
     pingresps: 0,
     publishes: 0,
-    socks: [],
+    links: [],
     startPings,
     stopPings,
     close,
   };
   let pingTimer: NodeJS.Timeout | null = null;
+  const fail = (why: string) => (state.errors[why] = (state.errors[why] ?? 0) + 1);
 
   function openOne(i: number): Promise<void> {
     const id = deviceId(i);
-    const local = `127.0.0.${2 + Math.floor(i / perAddress)}`;
+    const host = `127.0.0.${1 + Math.floor(i / perAddress)}`;
     return new Promise((done) => {
-      const sock = netConnect({ port: opts.port, host: '127.0.0.1', localAddress: local, noDelay: true });
       const p = mqttParser(V4);
       let settled = false;
-      const finish = (ok: boolean) => {
+      let link: Link;
+      const finish = (ok: boolean, why?: string) => {
         if (settled) return;
         settled = true;
         if (ok) {
           state.connected++;
-          state.socks.push(sock);
+          state.links.push(link);
         } else {
           state.failed++;
-          sock.destroy();
+          if (why) fail(why);
+          link.destroy();
         }
         done();
       };
       p.on('packet', (pk: Packet) => {
         switch (pk.cmd) {
           case 'connack':
-            if ((pk.returnCode ?? 0) !== 0) return finish(false);
-            sock.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `devices/${id}`, qos: 1 }] }, V4));
+            if ((pk.returnCode ?? 0) !== 0) return finish(false, 'refused');
+            link.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `devices/${id}`, qos: 1 }] }, V4));
             return;
           case 'suback':
             return finish(true);
@@ -244,32 +297,41 @@ export async function openClients(opts: {
             return;
           case 'publish':
             state.publishes++;
-            if (pk.qos === 1) sock.write(generate({ cmd: 'puback', messageId: pk.messageId! }, V4));
+            if (pk.qos === 1) link.write(generate({ cmd: 'puback', messageId: pk.messageId! }, V4));
             return;
           default:
         }
       });
-      p.on('error', () => finish(false));
-      sock.on('data', (b) => p.parse(b));
-      sock.on('error', () => finish(false));
-      sock.on('close', () => finish(false));
-      sock.on('connect', () => {
-        sock.write(
-          generate(
-            {
-              cmd: 'connect',
-              protocolId: 'MQTT',
-              protocolVersion: 4,
-              clientId: id,
-              username: id,
-              password: Buffer.from(signDeviceToken(SECRET, APP, id)),
-              clean: true,
-              keepalive: opts.keepalive,
-            },
-            V4,
-          ),
+      p.on('error', () => finish(false, 'parse'));
+      const connectPacket = () =>
+        generate(
+          {
+            cmd: 'connect',
+            protocolId: 'MQTT',
+            protocolVersion: 4,
+            clientId: id,
+            username: id,
+            password: Buffer.from(signDeviceToken(SECRET, APP, id)),
+            clean: true,
+            keepalive: opts.keepalive,
+          },
+          V4,
         );
-      });
+      if (opts.transport === 'ws') {
+        const ws = new WebSocket(`ws://${host}:${opts.port}/mqtt`, 'mqtt', { perMessageDeflate: false });
+        link = { write: (b) => ws.send(b), destroy: () => ws.terminate() };
+        ws.on('open', () => ws.send(connectPacket()));
+        ws.on('message', (b: Buffer) => p.parse(b));
+        ws.on('error', (e: NodeJS.ErrnoException) => finish(false, e.code ?? e.message));
+        ws.on('close', () => finish(false, 'closed'));
+      } else {
+        const sock = netConnect({ port: opts.port, host, noDelay: true });
+        link = sock;
+        sock.on('connect', () => sock.write(connectPacket()));
+        sock.on('data', (b) => p.parse(b));
+        sock.on('error', (e: NodeJS.ErrnoException) => finish(false, e.code ?? e.message));
+        sock.on('close', () => finish(false, 'closed'));
+      }
     });
   }
 
@@ -288,10 +350,10 @@ export async function openClients(opts: {
     let cursor = 0;
     pingTimer = setInterval(() => {
       credit += (ratePerSec * tickMs) / 1000;
-      const socks = state.socks;
-      while (credit >= 1 && socks.length > 0) {
+      const links = state.links;
+      while (credit >= 1 && links.length > 0) {
         credit -= 1;
-        socks[cursor++ % socks.length]!.write(PINGREQ);
+        links[cursor++ % links.length]!.write(PINGREQ);
       }
     }, tickMs);
   }
@@ -301,7 +363,7 @@ export async function openClients(opts: {
   }
   function close(): void {
     stopPings();
-    for (const s of state.socks) s.destroy();
+    for (const l of state.links) l.destroy();
   }
   return state;
 }

@@ -5,18 +5,22 @@
  * at `--ping-rate` per second in total (1,667/s = 100,000 devices at a 60 s interval). The same
  * is measured in the same run against a bare mqtt-packet server (the baseline). One JSON line.
  *
- *   npx tsx bench/gateway-idle.ts [--n 100000] [--ping-rate 1667] [--ping-secs 10] [--no-baseline]
+ *   npx tsx bench/gateway-idle.ts [--n 100000] [--ping-rate 1667] [--ping-secs 10] [--transport tcp|ws] [--no-baseline]
  *
  * Each process's fd limit is raised through `bash -c 'ulimit -n …'`; when the hard limit does not
  * allow N sockets in one process (no CAP_SYS_RESOURCE), N is capped and the output says so.
- * Clients are raw sockets + mqtt-packet in several processes, spread over 127.0.0.2… sources.
+ * Clients are raw sockets + mqtt-packet in several processes; the server listens on 127.0.0.1, .2, …
+ * (one address per 20,000 clients) so no source runs out of ephemeral ports.
  */
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { createServer as createHttpServer } from 'node:http';
 import {
-  bareServer,
+  bareWsServer,
+  listenBare,
   listenPort,
+  loopbackAddresses,
   maxFdLimit,
   openClients,
   processStats,
@@ -32,6 +36,7 @@ const SELF = fileURLToPath(import.meta.url);
 const { values } = parseArgs({
   options: {
     role: { type: 'string', default: 'main' },
+    transport: { type: 'string', default: 'tcp' },
     impl: { type: 'string', default: 'gateway' },
     n: { type: 'string', default: '100000' },
     'ping-rate': { type: 'string', default: '1667' },
@@ -44,6 +49,7 @@ const { values } = parseArgs({
 });
 
 const FD_RESERVE = 200;
+const TRANSPORT = values.transport === 'ws' ? 'ws' : 'tcp';
 const PER_CLIENT_PROCESS = 15_000;
 
 if (values.role === 'server') await serverRole(values.impl!);
@@ -53,19 +59,30 @@ else await main();
 // ------------------------------------------------------------------ server process
 
 async function serverRole(impl: string): Promise<void> {
-  let port: number;
+  const hosts = loopbackAddresses(Number(values.n));
+  let port = 0;
   if (impl === 'bare') {
-    port = await listenPort(bareServer());
+    if (TRANSPORT === 'ws') for (const h of hosts) port = await listenPort(bareWsServer(), port, h);
+    else port = await listenBare(hosts);
   } else {
     const { GatewayServer, deviceTokenAuthenticator } = await import('../src/gateway/index.js');
     const gw = new GatewayServer({
       authenticate: deviceTokenAuthenticator(SECRET),
       hooks: { onOnline() {}, onOffline() {}, onAck() {}, onControl() {} },
     });
-    port = await gw.listenTcp(0, '127.0.0.1');
+    if (TRANSPORT === 'ws') {
+      for (const h of hosts) {
+        const http = createHttpServer();
+        gw.attachWebSocket(http, '/mqtt');
+        port = await listenPort(http, port, h);
+      }
+    } else {
+      port = await gw.listenTcp(0, hosts[0]);
+      for (const h of hosts.slice(1)) await gw.listenTcp(port, h);
+    }
   }
   // Warm the code paths (parser, auth, session) so their one-off cost is not counted per connection.
-  const warm = await openClients({ port, first: 0, count: 50, keepalive: 600 });
+  const warm = await openClients({ port, first: 0, count: 50, keepalive: 600, transport: TRANSPORT });
   warm.close();
   await new Promise((r) => setTimeout(r, 300));
   serveRequests(async (m) => {
@@ -83,8 +100,14 @@ async function clientsRole(): Promise<void> {
   serveRequests(async (m) => {
     switch (m.cmd) {
       case 'open':
-        clients = await openClients({ port: Number(values.port), first: Number(values.first), count: Number(values.count), keepalive: 600 });
-        return { connected: clients.connected, failed: clients.failed };
+        clients = await openClients({
+          port: Number(values.port),
+          first: Number(values.first),
+          count: Number(values.count),
+          keepalive: 600,
+          transport: TRANSPORT,
+        });
+        return { connected: clients.connected, failed: clients.failed, errors: clients.errors };
       case 'ping':
         clients!.startPings(Number(m.rate));
         return {};
@@ -110,7 +133,7 @@ interface Stats {
 }
 
 async function measure(impl: 'gateway' | 'bare', n: number, pingRate: number, pingSecs: number) {
-  const server = spawnRole(SELF, ['--role', 'server', '--impl', impl], { gc: true });
+  const server = spawnRole(SELF, ['--role', 'server', '--impl', impl, '--n', String(n), '--transport', TRANSPORT], { gc: true });
   const children: ChildProcess[] = [server];
   try {
     const { port } = await waitMessage<{ ready?: boolean; port: number }>(server, (m) => m.ready === true);
@@ -122,16 +145,22 @@ async function measure(impl: 'gateway' | 'bare', n: number, pingRate: number, pi
     for (let k = 0; k < procs; k++) {
       const count = Math.min(share, n - k * share);
       if (count <= 0) break;
-      const c = spawnRole(SELF, ['--role', 'clients', '--port', String(port), '--first', String(k * share), '--count', String(count)]);
+      const c = spawnRole(SELF, [
+        '--role', 'clients', '--port', String(port), '--first', String(k * share), '--count', String(count), '--transport', TRANSPORT,
+      ]);
       children.push(c);
       clientProcs.push(c);
     }
     await Promise.all(clientProcs.map((c) => waitMessage<{ ready?: boolean }>(c, (m) => m.ready === true)));
     const t0 = performance.now();
-    const opened = await Promise.all(clientProcs.map((c) => request<{ connected: number; failed: number }>(c, { cmd: 'open' })));
+    const opened = await Promise.all(
+      clientProcs.map((c) => request<{ connected: number; failed: number; errors: Record<string, number> }>(c, { cmd: 'open' })),
+    );
     const connectSecs = (performance.now() - t0) / 1000;
     const connected = opened.reduce((a, o) => a + o.connected, 0);
     const failed = opened.reduce((a, o) => a + o.failed, 0);
+    const errors: Record<string, number> = {};
+    for (const o of opened) for (const [k, v] of Object.entries(o.errors)) errors[k] = (errors[k] ?? 0) + v;
     await new Promise((r) => setTimeout(r, 2000));
     const after = await request<Stats>(server, { cmd: 'stats' });
 
@@ -155,6 +184,7 @@ async function measure(impl: 'gateway' | 'bare', n: number, pingRate: number, pi
     return {
       connected,
       failed,
+      ...(failed > 0 ? { errors } : {}),
       connectSecs: round(connectSecs, 1),
       connectsPerSec: Math.round(connected / connectSecs),
       rssBeforeMB: round(before.rss / KB / KB, 1),
@@ -189,6 +219,7 @@ async function main(): Promise<void> {
   const bare = values['no-baseline'] ? null : await measure('bare', n, pingRate, pingSecs);
   const out = {
     bench: 'gateway-idle',
+    transport: TRANSPORT,
     n,
     nRequested: requested,
     ...(n < requested ? { cappedBy: `RLIMIT_NOFILE ${fdLimit}` } : {}),

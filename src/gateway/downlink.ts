@@ -3,18 +3,26 @@ import type { DeliverMessage, PendingDelivery } from './types.js';
 export const KIND_PUSH = 0;
 export const KIND_REVOKE = 1;
 
-/** One downlink held by a session: queued (payload set) or in flight (payload released). */
+/**
+ * One downlink held by a session: queued (body set) or in flight (body released). The JSON body
+ * is built when the message is accepted, so a payload that cannot be serialised fails the
+ * caller's deliver() and never a session.
+ */
 export class Downlink {
   written = false;
+  /** The JSON text devices receive; null once written. */
+  body: string | null;
   constructor(
     readonly kind: number,
     readonly id: string,
     readonly seq: number,
     /** Epoch ms; 0 = never expires (revokes). */
     readonly expiresAt: number,
-    public payload: Record<string, unknown> | null,
+    payload: Record<string, unknown> | null,
     public dup: boolean,
-  ) {}
+  ) {
+    this.body = buildBody(kind, id, seq, expiresAt, payload);
+  }
 
   static push(msg: DeliverMessage): Downlink {
     return new Downlink(KIND_PUSH, msg.id, msg.seq, msg.expiresAt, msg.payload, msg.dup === true);
@@ -26,21 +34,6 @@ export class Downlink {
 
   expired(now: number): boolean {
     return this.expiresAt > 0 && this.expiresAt <= now;
-  }
-
-  /**
-   * The JSON body devices receive on `devices/<id>`:
-   * push `{"type":"push","id","seq",…payload,"expiresAt"}`, revoke `{"type":"revoke","id","seq"}`.
-   * The gateway's own fields win over same-named fields in the payload.
-   */
-  body(): string {
-    if (this.kind === KIND_REVOKE) return JSON.stringify({ type: 'revoke', id: this.id, seq: this.seq });
-    const o: Record<string, unknown> = { type: 'push', id: this.id, seq: this.seq, ...this.payload };
-    o.type = 'push';
-    o.id = this.id;
-    o.seq = this.seq;
-    o.expiresAt = this.expiresAt;
-    return JSON.stringify(o);
   }
 
   /** MQTT 5 Message Expiry Interval: the remaining TTL in whole seconds, at least 1. */
@@ -57,4 +50,19 @@ export class Downlink {
       written: this.written,
     };
   }
+}
+
+/**
+ * The JSON body devices receive on `devices/<id>`:
+ * push `{"type":"push","id","seq",…payload,"expiresAt"}`, revoke `{"type":"revoke","id","seq"}`.
+ * The gateway's own fields win over same-named fields in the payload.
+ */
+function buildBody(kind: number, id: string, seq: number, expiresAt: number, payload: Record<string, unknown> | null): string {
+  if (kind === KIND_REVOKE) return JSON.stringify({ type: 'revoke', id, seq });
+  const o: Record<string, unknown> = { type: 'push', id, seq, ...payload };
+  o.type = 'push';
+  o.id = id;
+  o.seq = seq;
+  o.expiresAt = expiresAt;
+  return JSON.stringify(o);
 }

@@ -46,7 +46,7 @@ export class GatewayServer {
    * online here, or its local queue is full (then nothing was taken: keep it pending).
    * True means the gateway owns it until one of: onAck, onDropped ('expired' when already past
    * `expiresAt`, checked again right before the write; 'rejected'; 'too-large'), or the
-   * `pending` list of onOffline.
+   * `pending` list of onOffline. Throws (TypeError) only for a payload JSON cannot serialise.
    */
   deliver(appId: string, deviceId: string, msg: DeliverMessage): boolean {
     const s = this.hub.get(appId, deviceId);
