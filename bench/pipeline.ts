@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -20,6 +20,7 @@ import apn from '@parse/node-apn';
 import pg from 'pg';
 import { testPki } from '../test/mocks/tls.js';
 import { Isolation, PG_URL, client } from '../test/helpers/harness.js';
+import { cpuDelta, cpuNow, family, peakRssMb } from './lib/process-stats.js';
 
 const { values } = parseArgs({
   options: { devices: { type: 'string', default: '100000' }, chunk: { type: 'string', default: '1000' } },
@@ -81,65 +82,7 @@ async function bareLoop(port: number, mockPid: number): Promise<{ rate: number; 
   return { rate: N / seconds, cpu };
 }
 
-/** The process and its children (forked worker processes). */
-function family(pid: number): number[] {
-  try {
-    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    return [pid, ...kids];
-  } catch {
-    return [pid];
-  }
-}
 
-/** CPU seconds a process has used (user + system), from /proc. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU seconds of every PostgreSQL process on the machine (the server is shared by the run). */
-function postgresCpuSeconds(): number {
-  let total = 0;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') total += cpuSeconds(Number(pid));
-    } catch {
-      /* gone */
-    }
-  }
-  return total;
-}
-
-interface Cpu {
-  relay?: number;
-  mock: number;
-  postgres: number;
-  bench: number;
-}
-
-function cpuNow(mockPid: number, relayPid?: number): Cpu {
-  return {
-    ...(relayPid ? { relay: family(relayPid).reduce((sum, p) => sum + cpuSeconds(p), 0) } : {}),
-    mock: cpuSeconds(mockPid),
-    postgres: postgresCpuSeconds(),
-    bench: cpuSeconds(process.pid),
-  };
-}
-
-function cpuDelta(a: Cpu, b: Cpu): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const k of Object.keys(b) as (keyof Cpu)[]) out[k] = Number(((b[k] ?? 0) - (a[k] ?? 0)).toFixed(2));
-  return out;
-}
-
-function peakRssMb(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 1024) : NaN;
-}
 
 async function relayPipeline(port: number, mockPid: number, iso: Isolation) {
   const env = iso.env({

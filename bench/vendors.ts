@@ -33,7 +33,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
@@ -51,6 +51,7 @@ import { XIAOMI_MAX_REGIDS } from '../providers/xiaomi.js';
 import { createLogger } from '../src/logger.js';
 import { Isolation, PG_URL, client } from '../test/helpers/harness.js';
 import { testPki } from '../test/mocks/tls.js';
+import { cpuDelta, cpuNow, family } from './lib/process-stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
@@ -273,60 +274,6 @@ class Lines {
 // CPU accounting (as in bench/pipeline.ts)
 // ---------------------------------------------------------------------------------------------
 
-/** The process and its children (forked worker processes). */
-function family(pid: number): number[] {
-  try {
-    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    return [pid, ...kids];
-  } catch {
-    return [pid];
-  }
-}
-
-/** CPU seconds a process has used (user + system), from /proc. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU seconds of every PostgreSQL process on the machine (the server is shared by the run). */
-function postgresCpuSeconds(): number {
-  let total = 0;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') total += cpuSeconds(Number(pid));
-    } catch {
-      /* gone */
-    }
-  }
-  return total;
-}
-
-interface Cpu {
-  relay?: number;
-  mock: number;
-  postgres: number;
-  bench: number;
-}
-
-function cpuNow(mockPid: number, relayPid?: number): Cpu {
-  return {
-    ...(relayPid ? { relay: family(relayPid).reduce((sum, p) => sum + cpuSeconds(p), 0) } : {}),
-    mock: cpuSeconds(mockPid),
-    postgres: postgresCpuSeconds(),
-    bench: cpuSeconds(process.pid),
-  };
-}
-
-function cpuDelta(a: Cpu, b: Cpu): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const k of Object.keys(b) as (keyof Cpu)[]) out[k] = Number(((b[k] ?? 0) - (a[k] ?? 0)).toFixed(2));
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The mock
