@@ -1,7 +1,9 @@
 import type { Migration } from 'kysely/migration';
 import * as m0001 from './0001_init.js';
+import * as m0002 from './0002_self_channel.js';
 
 /** Append-only: a new migration is a new numbered file added here, never an edit of an old one. */
 export const migrations: Record<string, Migration> = {
   '0001_init': m0001,
+  '0002_self_channel': m0002,
 };

@@ -40,17 +40,22 @@ interface Entry {
   checkedAt: number;
 }
 
+/** A channel that needs no credentials (the self channel): one provider per app, made on first use. */
+export type BuiltinFactory = (appId: string) => Provider;
+
 /**
  * One long-lived provider client per (app, channel), rebuilt when the app's credential changes.
  * A credential's version is re-read at most every `recheckMs`, so a send job costs no extra query.
+ * Built-in channels have no credential: their factory runs once per app.
  */
 export class ProviderRegistry {
   private readonly entries = new Map<string, Promise<Entry | null>>();
+  private readonly builtinProviders = new Map<string, Provider>();
 
   constructor(
     private readonly source: CredentialSource,
     private readonly ctx: ProviderContext,
-    private readonly builtins: Partial<Record<Channel, Provider>> = {},
+    private readonly builtins: Partial<Record<Channel, BuiltinFactory>> = {},
     private readonly recheckMs = 10_000,
     private readonly logger?: Logger,
   ) {}
@@ -64,9 +69,16 @@ export class ProviderRegistry {
   }
 
   private async entry(appId: string, channel: Channel): Promise<Pick<Entry, 'provider' | 'qps'> | null> {
-    const builtin = this.builtins[channel];
-    if (builtin) return { provider: builtin, qps: undefined };
     const key = `${appId}\u0000${channel}`;
+    const factory = this.builtins[channel];
+    if (factory) {
+      let provider = this.builtinProviders.get(key);
+      if (!provider) {
+        provider = factory(appId);
+        this.builtinProviders.set(key, provider);
+      }
+      return { provider, qps: undefined };
+    }
     const cached = this.entries.get(key);
     if (cached) {
       const entry = await cached;
@@ -101,6 +113,8 @@ export class ProviderRegistry {
   async close(): Promise<void> {
     const all = await Promise.all([...this.entries.values()].map((p) => p.catch(() => null)));
     this.entries.clear();
-    await Promise.all(all.map((e) => e?.provider.close().catch(() => undefined)));
+    const builtins = [...this.builtinProviders.values()];
+    this.builtinProviders.clear();
+    await Promise.all([...all.map((e) => e?.provider), ...builtins].map((p) => p?.close().catch(() => undefined)));
   }
 }

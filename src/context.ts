@@ -8,6 +8,7 @@ import { CredentialsRepo } from './db/credentials-repo.js';
 import { DeliveriesRepo } from './db/deliveries-repo.js';
 import { DevicesRepo } from './db/devices-repo.js';
 import { MessagesRepo } from './db/messages-repo.js';
+import { SelfRepo } from './db/self-repo.js';
 import type { DB } from './db/schema.js';
 import { Queues } from './queues.js';
 
@@ -25,6 +26,7 @@ export interface Context {
     devices: DevicesRepo;
     messages: MessagesRepo;
     deliveries: DeliveriesRepo;
+    self: SelfRepo;
   };
 }
 
@@ -42,6 +44,7 @@ export function createContext(config: Config, logger: Logger, db: Kysely<DB>, re
       devices: new DevicesRepo(db),
       messages: new MessagesRepo(db),
       deliveries: new DeliveriesRepo(db),
+      self: new SelfRepo(db),
     },
   };
 }

@@ -3,6 +3,8 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { CHANNELS, type Channel } from '../providers/types.js';
 
 export const ROUTE_QUEUE = 'route';
+/** Delayed checks that self-channel deliveries to online devices were acked (SELF_ACK_TIMEOUT). */
+export const SELF_ACK_QUEUE = 'self-ack';
 
 export interface RouteJob {
   appId: string;
@@ -13,6 +15,13 @@ export interface SendJob {
   appId: string;
   messageId: string;
   /** Delivery row ids (bigint as text), all of one message and one channel. */
+  ids: string[];
+}
+
+export interface SelfAckJob {
+  appId: string;
+  messageId: string;
+  /** Self deliveries (bigint as text) sent to devices that were online: fall back if still un-acked. */
   ids: string[];
 }
 
@@ -27,11 +36,18 @@ const keep: JobsOptions = {
 export const ROUTE_JOB_OPTIONS: JobsOptions = { ...keep, attempts: 8, backoff: { type: 'exponential', delay: 1000 } };
 /** Infrastructure failures (database down) retry the whole job; provider outcomes never throw. */
 export const SEND_JOB_OPTIONS: JobsOptions = { ...keep, attempts: 12, backoff: { type: 'exponential', delay: 1000 } };
+export const SELF_ACK_JOB_OPTIONS: JobsOptions = {
+  removeOnComplete: { age: 600, count: 10_000 },
+  removeOnFail: { age: 86_400 },
+  attempts: 8,
+  backoff: { type: 'exponential', delay: 1000 },
+};
 
 /** The producer side of every queue, sharing one Redis connection. */
 export class Queues {
   readonly connection: Redis;
   readonly route: Queue<RouteJob>;
+  readonly selfAck: Queue<SelfAckJob>;
   private readonly sendQueues = new Map<Channel, Queue<SendJob>>();
 
   constructor(
@@ -40,6 +56,7 @@ export class Queues {
   ) {
     this.connection = new Redis({ ...redis, maxRetriesPerRequest: null });
     this.route = new Queue<RouteJob>(ROUTE_QUEUE, { connection: this.connection, prefix });
+    this.selfAck = new Queue<SelfAckJob>(SELF_ACK_QUEUE, { connection: this.connection, prefix });
     for (const c of CHANNELS) this.sendQueues.set(c, new Queue<SendJob>(c, { connection: this.connection, prefix }));
   }
 
@@ -48,7 +65,7 @@ export class Queues {
   }
 
   all(): Queue[] {
-    return [this.route, ...this.sendQueues.values()] as Queue[];
+    return [this.route, ...this.sendQueues.values(), this.selfAck] as Queue[];
   }
 
   async close(): Promise<void> {

@@ -3,8 +3,10 @@ import { createServer, type Server } from 'node:http';
 import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { ProviderRegistry } from '../providers/registry.js';
+import { createSelfProvider } from '../providers/self.js';
 import { CHANNELS } from '../providers/types.js';
 import { createRouteWorker } from '../workers/route.js';
+import { createSelfAckWorker } from '../workers/self-ack.js';
 import { createSendWorker } from '../workers/send.js';
 import { Sweeper } from '../workers/sweeper.js';
 import { createApi } from './api/app.js';
@@ -15,12 +17,20 @@ import { migrate, openDatabase } from './db/database.js';
 import { MarketingCaps } from './marketing-caps.js';
 import { RateLimiter } from './rate-limiter.js';
 import { ensureRedis } from './redis.js';
+import { BusPublisher } from './self/bus.js';
+import { selfDispatch } from './self/dispatch.js';
+import { GatewayNode } from './self/gateway-node.js';
+import { Presence } from './self/presence.js';
+import { selfRecall } from './self/recall.js';
 
 export interface Relay {
   ctx: Context;
-  /** The HTTP server when the api role runs. */
+  /** The HTTP server: the API's, or the gateway's own (MQTT over WebSocket) when only the gateway runs. */
   server?: Server;
   port?: number;
+  /** The gateway role: MQTT over TCP on this port (GATEWAY_MQTT_PORT; 0 binds an ephemeral one). */
+  gateway?: GatewayNode;
+  mqttPort?: number;
   /** Runs one sweep now (tests, operators). */
   sweeper?: Sweeper;
   stop(): Promise<void>;
@@ -38,9 +48,14 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
   await migrate(database.db, config.DATABASE_SCHEMA, logger);
   const ctx = createContext(config, logger, database.db, redis.options, secrets);
 
+  // Presence and the gateway bus live in Redis; every role that routes, sends or recalls uses them.
+  const presence = new Presence(ctx.queues.connection, config.QUEUE_PREFIX);
+  const bus = new BusPublisher(ctx.queues.connection, config.QUEUE_PREFIX);
+
   const workers: Worker[] = [];
   let registry: ProviderRegistry | undefined;
   if (roles.has('worker')) {
+    const dispatch = selfDispatch(ctx, presence, bus);
     registry = new ProviderRegistry(
       ctx.repos.credentials,
       {
@@ -59,11 +74,11 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
         tuning: { apnsMaxStreams: config.APNS_MAX_STREAMS, apnsConnections: config.APNS_CONNECTIONS, fcmConcurrency: config.FCM_CONCURRENCY },
         logger: logger.child({ component: 'provider' }),
       },
-      {},
+      { self: (appId) => createSelfProvider(appId, dispatch) },
       10_000,
       logger,
     );
-    workers.push(createRouteWorker(ctx));
+    workers.push(createRouteWorker(ctx, presence.lookup), createSelfAckWorker(ctx));
     const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
     const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
     for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps }));
@@ -76,22 +91,41 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
     sweeper.start();
   }
 
+  let gateway: GatewayNode | undefined;
+  let mqttPort: number | undefined;
+  if (roles.has('gateway')) {
+    gateway = new GatewayNode(ctx);
+    mqttPort = await gateway.listen(config.GATEWAY_MQTT_PORT, config.HOST);
+  }
+
   let server: Server | undefined;
   let port: number | undefined;
   if (roles.has('api')) {
-    server = createServer(createApi(ctx));
+    server = createServer(createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort } : {}), recall: selfRecall(ctx, presence, bus) }));
     server.keepAliveTimeout = 65_000;
+  } else if (gateway) {
+    // A gateway-only process serves MQTT over WebSocket on its own HTTP server.
+    server = createServer((req, res) => {
+      res.statusCode = req.url === '/healthz' ? 200 : 404;
+      res.setHeader('content-type', 'application/json');
+      res.end(res.statusCode === 200 ? '{"status":"ok"}' : '{"error":{"code":"not_found","message":"MQTT over WebSocket is at /mqtt"}}');
+    });
+  }
+  if (server) {
+    gateway?.attachWebSocket(server, '/mqtt');
     server.listen(config.PORT, config.HOST);
     await once(server, 'listening');
     const addr = server.address();
     port = typeof addr === 'object' && addr ? addr.port : config.PORT;
   }
 
-  logger.info({ roles: [...roles], port, database: database.kind }, 'relay started');
+  logger.info({ roles: [...roles], port, mqttPort, ...(gateway ? { node: gateway.id } : {}), database: database.kind }, 'relay started');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      // Sessions first: their presence goes, their last acks are written, WebSockets close.
+      await gateway?.close();
       if (server) {
         server.closeIdleConnections();
         await new Promise<void>((r) => server!.close(() => r()));
@@ -104,5 +138,13 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
       await redis.stop();
     })());
 
-  return { ctx, ...(server ? { server } : {}), ...(port !== undefined ? { port } : {}), ...(sweeper ? { sweeper } : {}), stop };
+  return {
+    ctx,
+    ...(server ? { server } : {}),
+    ...(port !== undefined ? { port } : {}),
+    ...(gateway ? { gateway } : {}),
+    ...(mqttPort !== undefined ? { mqttPort } : {}),
+    ...(sweeper ? { sweeper } : {}),
+    stop,
+  };
 }

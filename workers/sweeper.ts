@@ -4,7 +4,8 @@ import { ROUTE_JOB_OPTIONS, SEND_JOB_OPTIONS, sendJobId } from '../src/queues.js
 
 /**
  * The scheduler role's safety net, so that every delivery reaches exactly one end state even when
- * Redis lost jobs: expire what outlived its TTL, re-queue what no job holds, re-route messages
+ * Redis lost jobs: expire what outlived its TTL (self-channel messages still waiting for their
+ * device's ack included), re-queue what no job holds, re-route messages
  * whose route job vanished, and purge quarantined tokens past their retention.
  */
 export class Sweeper {
@@ -33,7 +34,8 @@ export class Sweeper {
 
   async sweep(): Promise<{ expired: number; requeued: number; rerouted: number; purged: number }> {
     const { repos, config, queues } = this.ctx;
-    const expired = await repos.deliveries.expireOverdue();
+    // Queued rows past their TTL, and self-channel rows the device never acked before it.
+    const expired = (await repos.deliveries.expireOverdue()) + (await repos.self.expireOverdue());
     // Grace: well past a lock duration, so a job that is merely slow or delayed is left alone.
     const grace = Math.max(config.WORKER_LOCK_DURATION * 4, 60_000);
     const stranded = await repos.deliveries.stranded(grace);

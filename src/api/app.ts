@@ -8,11 +8,19 @@ import { credentialsRouter } from './routes/credentials.js';
 import { devicesRouter } from './routes/devices.js';
 import { eventsRouter } from './routes/events.js';
 import { healthRouter } from './routes/health.js';
+import { inboxRouter } from './routes/inbox.js';
 import { messagesRouter } from './routes/messages.js';
 import { receiptsRouter } from './routes/receipts.js';
 
+export interface ApiOptions {
+  /** The MQTT port devices are told (`self.mqtt`) when GATEWAY_MQTT_PORT is 0 (bound at start). */
+  mqttPort?: number;
+  /** Withdraws a message from the self channel on `DELETE /v1/messages/:id` (recall). */
+  recall?: (appId: string, messageId: string) => Promise<number>;
+}
+
 /** The express app: public health/docs routes, then everything under /v1 behind a bearer key. */
-export function createApi(ctx: Context): Express {
+export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
@@ -28,12 +36,12 @@ export function createApi(ctx: Context): Express {
 
   app.use(healthRouter(ctx));
   const auth = new Authenticator(ctx.repos.apps, ctx.secrets.adminToken);
-  // Vendors and devices authenticate differently: these two come before the bearer-key gate.
-  app.use(receiptsRouter(ctx), eventsRouter(ctx, auth));
+  // Vendors and devices authenticate differently: these come before the bearer-key gate.
+  app.use(receiptsRouter(ctx), eventsRouter(ctx, auth), inboxRouter(ctx, auth));
   const v1 = express.Router();
   v1.use(authenticate(auth));
   v1.use(express.json({ limit: ctx.config.MAX_BODY_BYTES, type: ['application/json', 'application/*+json'] }));
-  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx), messagesRouter(ctx));
+  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`)));

@@ -22,6 +22,8 @@ export class PushService {
     private readonly devices: DevicesRepo,
     private readonly deliveries: DeliveriesRepo,
     private readonly queues: Queues,
+    /** Self-channel recall (src/self/recall.ts); without it, sent self copies stay as they are. */
+    private readonly recall?: (appId: string, messageId: string) => Promise<number>,
   ) {}
 
   async accept(appId: string, request: PushRequest, idempotencyKey?: string): Promise<Accepted> {
@@ -72,13 +74,17 @@ export class PushService {
     return { id: msg.id, recipients: msg.recipients, replayed: true };
   }
 
-  /** Cancels what has not been sent; what was sent stays as it is. */
-  async cancel(appId: string, id: string): Promise<{ id: string; cancelled: number }> {
+  /**
+   * Cancels what has not been sent; on the self channel also withdraws what no device acked yet
+   * (Relay still holds it). What other providers accepted stays as it is.
+   */
+  async cancel(appId: string, id: string): Promise<{ id: string; cancelled: number; withdrawn: number }> {
     const msg = await this.messages.get(appId, id);
     if (!msg) throw new ApiError(404, 'not_found', 'message not found');
-    if (msg.state === 'cancelled') return { id, cancelled: 0 };
+    if (msg.state === 'cancelled') return { id, cancelled: 0, withdrawn: 0 };
     await this.messages.transition(id, ['scheduled', 'queued', 'routing', 'routed'], 'cancelled', { cancelled: true });
     const cancelled = await this.deliveries.cancelPending(id);
-    return { id, cancelled };
+    const withdrawn = this.recall ? await this.recall(appId, id) : 0;
+    return { id, cancelled, withdrawn };
   }
 }

@@ -27,6 +27,8 @@ export class Isolation {
       DATA_DIR: `/tmp/${this.prefix}`,
       LOG_LEVEL: 'silent',
       PORT: '0',
+      // The gateway role binds an ephemeral MQTT port (relay.mqttPort); 1883/1884 may be taken.
+      GATEWAY_MQTT_PORT: '0',
       HOST: '127.0.0.1',
       SWEEP_INTERVAL: '3600s',
       WORKER_PROCESSES: '1',

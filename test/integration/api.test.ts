@@ -118,7 +118,8 @@ describe('REST API against real PostgreSQL and Redis', () => {
     assert.ok(!JSON.stringify(d).includes('xm-token-0001'), 'raw tokens never leave the API');
     assert.equal(d.self.clientId, 'd-1');
     assert.equal(d.self.topic, 'devices/d-1');
-    assert.match(d.self.mqtt, /^mqtt:\/\/.+:1884$/);
+    // GATEWAY_MQTT_PORT=0 in tests: devices are told the port the in-process gateway bound.
+    assert.equal(d.self.mqtt, `mqtt://127.0.0.1:${t.relay.mqttPort}`);
     assert.equal(verifyDeviceToken(t.relay.ctx.secrets.deviceTokenSecret, 'd-1', d.self.password), appId);
 
     const removed = await api('PUT', '/v1/devices/d-1', { platform: 'android', tokens: { fcm: null } });

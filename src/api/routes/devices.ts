@@ -93,16 +93,19 @@ function safeEndpoint(sub: string): string {
   }
 }
 
-export function devicesRouter(ctx: Context): Router {
+export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
   const r = Router();
   const { devices } = ctx.repos;
   const { config } = ctx;
 
   const selfInfo = (req: Request, appId: string, id: string) => {
     const host = config.PUBLIC_HOST ?? req.hostname;
+    // Port 0 in the config means "bind an ephemeral port": tell devices the one actually bound.
+    const mqttPort = config.GATEWAY_MQTT_PORT || boundMqttPort || config.GATEWAY_MQTT_PORT;
+    const httpPort = config.PORT || req.socket.localPort || config.PORT;
     return {
-      mqtt: `mqtt://${host}:${config.GATEWAY_MQTT_PORT}`,
-      ws: `${req.protocol === 'https' ? 'wss' : 'ws'}://${host}:${config.PORT}/mqtt`,
+      mqtt: `mqtt://${host}:${mqttPort}`,
+      ws: `${req.protocol === 'https' ? 'wss' : 'ws'}://${host}:${httpPort}/mqtt`,
       clientId: id,
       username: id,
       password: signDeviceToken(ctx.secrets.deviceTokenSecret, appId, id),

@@ -48,10 +48,10 @@ function publicState(m: MessageRow, queued: number): z.infer<typeof messageView>
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
-export function messagesRouter(ctx: Context): Router {
+export function messagesRouter(ctx: Context, recall?: (appId: string, messageId: string) => Promise<number>): Router {
   const r = Router();
   const { messages, deliveries, devices } = ctx.repos;
-  const push = new PushService(ctx.config, messages, devices, deliveries, ctx.queues);
+  const push = new PushService(ctx.config, messages, devices, deliveries, ctx.queues, recall);
 
   route(
     r,
@@ -145,14 +145,25 @@ export function messagesRouter(ctx: Context): Router {
   route(
     r,
     {
-      method: 'delete', path: '/v1/messages/:id', tag: 'push', auth: 'push', summary: 'Cancel what has not been sent yet',
+      method: 'delete', path: '/v1/messages/:id', tag: 'push', auth: 'push',
+      summary: 'Cancel what has not been sent yet, and withdraw self-channel copies not acked yet (online devices get a revoke)',
       params: z.object({ id: messageId }),
-      responses: { 200: { description: 'Cancelled', schema: z.object({ id: z.string(), state: z.literal('cancelled'), cancelled: z.number() }) } },
+      responses: {
+        200: {
+          description: 'Cancelled',
+          schema: z.object({
+            id: z.string(),
+            state: z.literal('cancelled'),
+            cancelled: z.number().describe('Deliveries cancelled before they were sent'),
+            withdrawn: z.number().describe('Self-channel deliveries withdrawn before the device acked them (now cancelled too)'),
+          }),
+        },
+      },
     },
     async (_req, res, { params }) => {
       const appId = appOf(res, 'push');
       const result = await push.cancel(appId, params.id);
-      res.json({ id: result.id, state: 'cancelled', cancelled: result.cancelled });
+      res.json({ id: result.id, state: 'cancelled', cancelled: result.cancelled, withdrawn: result.withdrawn });
     },
   );
 

@@ -1,0 +1,141 @@
+import { sql, type Kysely } from 'kysely';
+import { ROLLUP_UPSERT } from './deliveries-repo.js';
+import type { DB } from './schema.js';
+
+/** A self-channel message still waiting for its device's ack, as a gateway or the inbox hands it out. */
+export interface PendingSelfMessage {
+  messageId: string;
+  seq: number;
+  /** The stored push request (notification, data, overrides). */
+  request: Record<string, unknown>;
+  expiresAt: Date;
+}
+
+export interface UnackedSelfDelivery {
+  id: string;
+  appId: string;
+  messageId: string;
+  deviceId: string;
+}
+
+/** Postgres deadlock: two seq batches locked the same devices in another order. Retried. */
+const DEADLOCK = '40P01';
+
+/**
+ * The self channel's statements. Relay's own channel keeps no store of its own: a delivery with a
+ * per-device `seq` that is still `queued` (its send in flight) or `sent` is pending for its
+ * device until the device acks it (→ delivered), its TTL ends (→ expired) or it is withdrawn
+ * (→ cancelled). A row moved to another channel by the ack-timeout fallback keeps its seq and
+ * stays pending until some channel's receipt confirms it: the device de-duplicates by message id.
+ */
+export class SelfRepo {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  /**
+   * Gives every target the next seq of its device and stores it on the delivery: one statement
+   * for the whole batch (devices bumped in id order, so concurrent batches lock them in one order).
+   * Targets whose device no longer exists get no seq.
+   */
+  async assignSeq(appId: string, targets: readonly { deliveryId: string; deviceId: string }[]): Promise<Map<string, number>> {
+    if (targets.length === 0) return new Map();
+    const ids = targets.map((t) => t.deliveryId);
+    const devices = targets.map((t) => t.deviceId);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await sql<{ id: string; seq: string }>`
+          WITH t AS (
+            SELECT * FROM unnest(${ids}::bigint[], ${devices}::text[]) AS t(id, device_id)
+          ), n AS (
+            SELECT device_id, count(*)::bigint AS k FROM t GROUP BY device_id ORDER BY device_id
+          ), bumped AS (
+            UPDATE devices d SET self_seq = d.self_seq + n.k
+            FROM n WHERE d.app_id = ${appId} AND d.id = n.device_id
+            RETURNING d.id, d.self_seq
+          ), numbered AS (
+            SELECT t.id, b.self_seq - row_number() OVER (PARTITION BY t.device_id ORDER BY t.id DESC) + 1 AS seq
+            FROM t JOIN bumped b ON b.id = t.device_id
+          )
+          UPDATE deliveries dl SET seq = numbered.seq, updated_at = now()
+          FROM numbered WHERE dl.id = numbered.id
+          RETURNING dl.id, dl.seq`.execute(this.db);
+        return new Map(res.rows.map((r) => [String(r.id), Number(r.seq)]));
+      } catch (err) {
+        if ((err as { code?: string }).code !== DEADLOCK || attempt >= 3) throw err;
+      }
+    }
+  }
+
+  /**
+   * A device's pending messages in seq order (seq > `after`), not expired: what a gateway hands a
+   * (re)connecting device and what the inbox returns.
+   */
+  async pending(appId: string, deviceId: string, after: number, limit: number): Promise<PendingSelfMessage[]> {
+    const res = await sql<{ message_id: string; seq: string; request: Record<string, unknown>; expires_at: Date }>`
+      SELECT d.message_id, d.seq, m.request, m.expires_at
+      FROM deliveries d JOIN messages m ON m.id = d.message_id
+      WHERE d.app_id = ${appId} AND d.device_id = ${deviceId} AND d.seq IS NOT NULL AND d.seq > ${after}
+        AND d.status IN ('queued', 'sent') AND m.expires_at > now()
+      ORDER BY d.seq
+      LIMIT ${limit}`.execute(this.db);
+    return res.rows.map((r) => ({ messageId: r.message_id, seq: Number(r.seq), request: r.request, expiresAt: r.expires_at }));
+  }
+
+  /** Ends self deliveries the device never acked once their message's TTL is over. */
+  async expireOverdue(limit = 10_000): Promise<number> {
+    const res = await sql<{ n: string }>`
+      WITH due AS (
+        SELECT d.id FROM deliveries d JOIN messages m ON m.id = d.message_id
+        WHERE d.seq IS NOT NULL AND d.status = 'sent' AND d.channel = 'self' AND m.expires_at < now()
+        LIMIT ${limit}
+      ), changed AS (
+        UPDATE deliveries d SET status = 'expired', updated_at = now(),
+          error = jsonb_build_object('code', 'Expired', 'message', 'the message TTL ended before the device acked it')
+        FROM due WHERE d.id = due.id AND d.status = 'sent'
+        RETURNING d.app_id, d.channel, d.platform, d.status, false AS is_new
+      ), rollup AS (${ROLLUP_UPSERT})
+      SELECT count(*) AS n FROM changed`.execute(this.db);
+    return Number(res.rows[0]?.n ?? 0);
+  }
+
+  /** Of these deliveries, the self ones still `sent`: not acked within the ack timeout. */
+  async unacked(ids: readonly string[]): Promise<UnackedSelfDelivery[]> {
+    if (ids.length === 0) return [];
+    const res = await sql<{ id: string; app_id: string; message_id: string; device_id: string }>`
+      SELECT id, app_id, message_id, device_id FROM deliveries
+      WHERE id = ANY(${ids}::bigint[]) AND status = 'sent' AND channel = 'self'
+      ORDER BY id`.execute(this.db);
+    return res.rows.map((r) => ({ id: String(r.id), appId: r.app_id, messageId: r.message_id, deviceId: r.device_id }));
+  }
+
+  /**
+   * Hands un-acked self deliveries to another channel: `queued` there, attempts and seq kept.
+   * Guarded by `sent` on self, so an ack that won the race keeps its row. Returns the moved ids.
+   */
+  async moveToChannel(rows: readonly { id: string; channel: string; token: string | null }[]): Promise<{ id: string; channel: string }[]> {
+    if (rows.length === 0) return [];
+    const res = await sql<{ id: string; channel: string }>`
+      UPDATE deliveries d
+      SET channel = v.channel, token = v.token, status = 'queued', provider_id = NULL, error = NULL,
+          lease_until = NULL, next_attempt_at = NULL, updated_at = now()
+      FROM unnest(${rows.map((r) => r.id)}::bigint[], ${rows.map((r) => r.channel)}::text[], ${rows.map((r) => r.token)}::text[])
+        AS v(id, channel, token)
+      WHERE d.id = v.id AND d.status = 'sent' AND d.channel = 'self'
+      RETURNING d.id, d.channel`.execute(this.db);
+    return res.rows.map((r) => ({ id: String(r.id), channel: r.channel })).sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+  }
+
+  /**
+   * Recall: a message's self deliveries not acked yet end `cancelled`, so no gateway hands them
+   * out again. Returns the devices (and seqs) that may hold a copy, to send them a revoke.
+   */
+  async withdraw(messageId: string): Promise<{ appId: string; deviceId: string; seq: number }[]> {
+    const res = await sql<{ app_id: string; device_id: string; seq: string }>`
+      WITH changed AS (
+        UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = now()
+        WHERE message_id = ${messageId} AND channel = 'self' AND status = 'sent' AND seq IS NOT NULL
+        RETURNING app_id, device_id, seq, channel, platform, status, false AS is_new
+      ), rollup AS (${ROLLUP_UPSERT})
+      SELECT app_id, device_id, seq FROM changed`.execute(this.db);
+    return res.rows.map((r) => ({ appId: r.app_id, deviceId: r.device_id, seq: Number(r.seq) }));
+  }
+}
