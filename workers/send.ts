@@ -129,7 +129,18 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
         const attempts = Math.max(...retries.map((r) => r.attempts));
         await ctx.queues.send(channel).add('send', { appId, messageId, ids: retryIds }, { ...SEND_JOB_OPTIONS, jobId: sendJobId(messageId, retryIds[0]!, attempts), delay: Math.max(0, at - Date.now()) });
       }
+      // A vendor's per-device daily quota: apps that opt in (MobPush-style) get the message over
+      // their own channel instead. The row is released as queued, then moved to `self`.
+      const overQuota = rows.filter((r) => r.status === 'failed' && r.error?.code === 'quota');
+      const fallback = overQuota.length > 0 && channel !== 'self' && (await repos.apps.get(appId))?.settings.quotaFallback === 'self';
+      if (fallback) for (const r of overQuota) Object.assign(r, { status: 'queued', nextAttemptAt: null });
       await writeWithRetry(rows);
+      if (fallback) {
+        const moved = await repos.deliveries.moveQueued(overQuota.map((r) => r.id), 'self');
+        if (moved.length > 0) {
+          await ctx.queues.send('self').add('send', { appId, messageId, ids: moved }, { ...SEND_JOB_OPTIONS, jobId: `quota.${messageId}.${moved[0]!}` });
+        }
+      }
       logger.debug({ channel, n: claimed.length, claimMs: Math.round(t1 - t0), sendMs: Math.round(t2 - t1), writeMs: Math.round(performance.now() - t2) }, 'batch');
     }
 

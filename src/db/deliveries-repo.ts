@@ -223,6 +223,17 @@ export class DeliveriesRepo {
     return { matched: Number(res.rows[0]?.matched ?? 0), changed: Number(res.rows[0]?.n ?? 0) };
   }
 
+  /** Hands queued, unleased deliveries to another channel (a fallback); returns the moved ids. */
+  async moveQueued(ids: readonly string[], channel: string): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const res = await sql<{ id: string }>`
+      UPDATE deliveries SET channel = ${channel}, token = NULL, provider_id = NULL, lease_until = NULL,
+        next_attempt_at = NULL, updated_at = now()
+      WHERE id = ANY(${ids}::bigint[]) AND status = 'queued' AND (lease_until IS NULL OR lease_until < now())
+      RETURNING id`.execute(this.db);
+    return res.rows.map((r) => String(r.id)).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+  }
+
   /** Ends every not-yet-sent delivery of a message as `cancelled`. */
   async cancelPending(messageId: string): Promise<number> {
     const res = await sql<{ n: string }>`

@@ -19,6 +19,8 @@ export interface AppSettings {
    * FCM), `vendor-first` (vendor, then self, then FCM), `vendor-only` (never the self channel).
    */
   androidStrategy?: 'self-first' | 'vendor-first' | 'vendor-only';
+  /** `self`: a vendor's per-device daily quota sends the message over the self channel instead. */
+  quotaFallback?: 'self' | 'none';
 }
 
 export interface ApiKeysTable {

@@ -124,6 +124,17 @@ describe('vendor channels, Web Push, receipt webhooks and SDK events through the
     assert.equal(huawei.sends.length - before, 2, 'the third never reached Huawei');
   });
 
+  test('with quotaFallback=self a message over the daily quota goes to the self channel instead', async () => {
+    assert.equal((await app.api('PUT', `/v1/apps/${app.appId}/settings`, { quotaFallback: 'self' })).status, 200);
+    // hw-1 used its two marketing messages for today in the test above.
+    const p = await app.api('POST', '/v1/push', { to: { devices: ['hw-1'] }, notification: { title: 'one more sale' }, options: { category: 'marketing' } });
+    await done(app.api, p.body.id);
+    const f = await fate(app.api, p.body.id, 'hw-1');
+    assert.equal(f.channel, 'self');
+    assert.equal(f.status, 'sent', 'kept for the device on the self channel');
+    await app.api('PUT', `/v1/apps/${app.appId}/settings`, { quotaFallback: 'none' });
+  });
+
   test('options.channels pins FCM over the brand channel; without FCM credentials that is a clear failure', async () => {
     const pushed = await app.api('POST', '/v1/push', { to: { devices: ['hw-1'] }, data: { k: 'v' }, options: { channels: ['fcm'] } });
     await done(app.api, pushed.body.id);

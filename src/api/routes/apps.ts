@@ -53,6 +53,10 @@ export function appsRouter(ctx: Context, auth: Authenticator): Router {
         .enum(['self-first', 'vendor-first', 'vendor-only'])
         .optional()
         .describe('Android channel order: self channel first (default), vendor first, or vendor channels only'),
+      quotaFallback: z
+        .enum(['self', 'none'])
+        .optional()
+        .describe("When a vendor's per-device daily quota refuses a message, send it over the self channel (`self`) or fail it (`none`, default)"),
     })
     .strict();
 
