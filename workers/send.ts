@@ -1,10 +1,10 @@
 import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import type { Channel, Outcome, Provider } from '../providers/types.js';
+import { failed, retry, type Channel, type Outcome, type Provider } from '../providers/types.js';
 import { buildPlan, type MessagePlan } from '../src/core/content.js';
 import type { PushRequest } from '../src/core/push-request.js';
 import { decide } from '../src/core/retry.js';
 import type { Context } from '../src/context.js';
-import type { OutcomeRow } from '../src/db/deliveries-repo.js';
+import type { ClaimedDelivery, OutcomeRow } from '../src/db/deliveries-repo.js';
 import { deliveryOutcomes, providerLatency } from '../src/metrics.js';
 import { SEND_JOB_OPTIONS, sendJobId, type SendJob } from '../src/queues.js';
 import { isMarketing, type MarketingCaps } from '../src/marketing-caps.js';
@@ -61,6 +61,52 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     }
   }
 
+  const expiredRow = (id: string): OutcomeRow => ({
+    id,
+    status: 'expired',
+    error: { code: 'Expired', message: 'the message TTL ended before it could be sent' },
+    providerId: null,
+    nextAttemptAt: null,
+  });
+
+  /** One attempt for every claimed row: marketing caps, then the provider. Never throws. */
+  async function attempt(appId: string, plan: MessagePlan, claimed: ClaimedDelivery[]): Promise<Outcome[]> {
+    const provider = await providers.get(appId, channel);
+    if (!provider) return claimed.map(() => failed({ code: 'NoChannel', message: `the app has no ${channel} credentials` }));
+    const targets = claimed.map((c) => ({ deliveryId: c.id, token: c.token ?? c.deviceId, ...(c.seq ? { seq: Number(c.seq) } : {}) }));
+    const started = secondsNow();
+    try {
+      if (!caps || !isMarketing(plan.content)) return await sendSafely(provider, plan, targets);
+      const admitted = await caps.admit(appId, channel, targets.map((t) => t.token));
+      const sendable = targets.filter((_, i) => admitted[i]);
+      const results = sendable.length ? await sendSafely(provider, plan, sendable) : [];
+      let k = 0;
+      return admitted.map((ok) =>
+        ok ? results[k++]! : failed({ code: 'quota', message: `the ${channel} daily cap for marketing messages on this device is reached` }),
+      );
+    } finally {
+      providerLatency.observe({ channel }, secondsNow() - started);
+    }
+  }
+
+  /** Turns outcomes into row updates, and collects the rows to try again. */
+  function settle(plan: MessagePlan, claimed: ClaimedDelivery[], outcomes: Outcome[]) {
+    const rows: OutcomeRow[] = [];
+    const retries: { id: string; at: number; attempts: number }[] = [];
+    const at = Date.now();
+    claimed.forEach((c, i) => {
+      const outcome = outcomes[i] ?? retry({ code: 'NoOutcome', message: 'the provider returned no outcome for this token' });
+      deliveryOutcomes.inc({ channel, outcome: outcome.kind });
+      const d = decide(outcome, c.attempts, plan.policy, at, plan.content.expiresAt);
+      if (d.status === 'sent') rows.push({ id: c.id, status: 'sent', error: null, providerId: d.providerId, nextAttemptAt: null });
+      else if (d.status === 'queued') {
+        rows.push({ id: c.id, status: 'queued', error: d.error, providerId: null, nextAttemptAt: new Date(d.retryAt) });
+        retries.push({ id: c.id, at: d.retryAt, attempts: c.attempts });
+      } else rows.push({ id: c.id, status: d.status, error: d.error, providerId: null, nextAttemptAt: null });
+    });
+    return { rows, retries };
+  }
+
   async function handle(job: Job<SendJob>, token?: string) {
     const { appId, messageId, ids } = job.data;
     const plan = await plans.get(messageId);
@@ -78,49 +124,13 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     const t0 = performance.now();
     const claimed = await repos.deliveries.claim(ids, leaseMs);
     const t1 = performance.now();
-    let t2 = t1;
-    const now = Date.now();
-    const rows: OutcomeRow[] = [];
-    const retries: { id: string; at: number; attempts: number }[] = [];
 
     if (claimed.length > 0) {
-      let outcomes: Outcome[];
-      if (now >= plan.content.expiresAt) {
-        outcomes = [];
-        for (const c of claimed) rows.push({ id: c.id, status: 'expired', error: { code: 'Expired', message: 'the message TTL ended before it could be sent' }, providerId: null, nextAttemptAt: null });
-      } else {
-        const provider = await providers.get(appId, channel);
-        const started = secondsNow();
-        const targets = claimed.map((c) => ({ deliveryId: c.id, token: c.token ?? c.deviceId, ...(c.seq ? { seq: Number(c.seq) } : {}) }));
-        const admitted = caps && provider && isMarketing(plan.content) ? await caps.admit(appId, channel, targets.map((t) => t.token)) : null;
-        if (!provider) {
-          outcomes = claimed.map(() => ({ kind: 'failed', reason: { code: 'NoChannel', message: `the app has no ${channel} credentials` } }) as const);
-        } else if (admitted) {
-          const sendable = targets.filter((_, i) => admitted[i]);
-          const sentOutcomes = sendable.length ? await sendSafely(provider, plan, sendable) : [];
-          let k = 0;
-          outcomes = admitted.map((ok) =>
-            ok
-              ? sentOutcomes[k++]!
-              : ({ kind: 'failed', reason: { code: 'quota', message: `the ${channel} daily cap for marketing messages on this device is reached` } } as const),
-          );
-        } else {
-          outcomes = await sendSafely(provider, plan, targets);
-        }
-        providerLatency.observe({ channel }, secondsNow() - started);
-        t2 = performance.now();
-        const at = Date.now();
-        claimed.forEach((c, i) => {
-          const outcome = outcomes[i] ?? { kind: 'retry', reason: { code: 'NoOutcome', message: 'the provider returned no outcome for this token' } };
-          deliveryOutcomes.inc({ channel, outcome: outcome.kind });
-          const d = decide(outcome, c.attempts, plan.policy, at, plan.content.expiresAt);
-          if (d.status === 'sent') rows.push({ id: c.id, status: 'sent', error: null, providerId: d.providerId, nextAttemptAt: null });
-          else if (d.status === 'queued') {
-            rows.push({ id: c.id, status: 'queued', error: d.error, providerId: null, nextAttemptAt: new Date(d.retryAt) });
-            retries.push({ id: c.id, at: d.retryAt, attempts: c.attempts });
-          } else rows.push({ id: c.id, status: d.status, error: d.error, providerId: null, nextAttemptAt: null });
-        });
-      }
+      const { rows, retries } =
+        Date.now() >= plan.content.expiresAt
+          ? { rows: claimed.map((c) => expiredRow(c.id)), retries: [] }
+          : settle(plan, claimed, await attempt(appId, plan, claimed));
+      const t2 = performance.now();
       // The retry job is queued before the outcomes are written: if this process dies in between,
       // the retry still runs, and finds the rows claimable once their lease ends.
       if (retries.length > 0) {
