@@ -1,4 +1,5 @@
-import { failed, retry, sent, type Outcome, type Provider, type PushContent, type SendTarget } from './types.js';
+import { DEFAULT_MAX_PACKET_BYTES, pushBody, pushPacketBytes } from '../src/gateway/downlink.js';
+import { EXPIRED_CODE, failed, invalid, retry, sent, type Outcome, type Provider, type PushContent, type SendTarget } from './types.js';
 
 /**
  * What the self channel needs from the rest of Relay (src/self/dispatch.ts): PostgreSQL for the
@@ -35,20 +36,53 @@ export function selfPayload(content: Pick<PushContent, 'notification' | 'data' |
   };
 }
 
+/** A seq as wide as a device's can get: a push is sized before its seq is known. */
+const WIDEST_SEQ = Number.MAX_SAFE_INTEGER;
+
+const unknownDevice = (deviceId: string): Outcome =>
+  invalid({ code: 'UnknownDevice', message: 'the device is not registered (any more)', evidence: { deviceId } });
+
 /**
  * Relay's own long-connection channel. No credentials: a target's token is its device id. Every
  * target gets its device's next seq, and the delivery is `sent` (providerId = seq) whether the
  * device is online or not: PostgreSQL is the offline store, and a gateway hands the message out
  * when the device connects. Online devices get it at once through their gateway node, and an
  * ack-timeout check falls back to another channel when no PUBACK comes.
+ *
+ * Refused before a seq is spent: an expired message (`failed` `expired`), and a push whose MQTT
+ * PUBLISH would exceed the gateway's Maximum Packet Size (`failed` `PayloadTooLarge`). A device
+ * that no longer exists is `invalid` (`UnknownDevice`): the target is gone, like a dead token.
  */
 export function createSelfProvider(appId: string, dispatch: SelfDispatch): Provider {
   return {
     channel: 'self',
     async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
+      if (targets.length === 0) return [];
+      if (!(content.expiresAt > Date.now())) {
+        return targets.map(() => failed({ code: EXPIRED_CODE, message: 'the message deadline has passed; not sent', evidence: { expiresAt: content.expiresAt } }));
+      }
+      const payload = selfPayload(content);
+      let bodyBytes: number;
+      try {
+        bodyBytes = Buffer.byteLength(pushBody(content.messageId, WIDEST_SEQ, content.expiresAt, payload));
+      } catch (err) {
+        return targets.map(() => failed({ code: 'InvalidPayload', message: `the payload cannot be serialised: ${(err as Error).message}` }));
+      }
+      const refused = new Map<string, Outcome>();
+      for (const t of targets) {
+        const bytes = pushPacketBytes(t.token, bodyBytes);
+        if (bytes > DEFAULT_MAX_PACKET_BYTES) {
+          refused.set(
+            t.deliveryId,
+            failed({ code: 'PayloadTooLarge', message: `the push is ${bytes} bytes as an MQTT packet; the self channel allows ${DEFAULT_MAX_PACKET_BYTES}`, evidence: { bytes, limit: DEFAULT_MAX_PACKET_BYTES } }),
+          );
+        }
+      }
+      const sendable = refused.size === 0 ? targets : targets.filter((t) => !refused.has(t.deliveryId));
+
       const seqs = new Map<string, number>();
       const fresh: { deliveryId: string; deviceId: string }[] = [];
-      for (const t of targets) {
+      for (const t of sendable) {
         if (t.seq !== undefined) seqs.set(t.deliveryId, t.seq);
         else fresh.push({ deliveryId: t.deliveryId, deviceId: t.token });
       }
@@ -56,9 +90,10 @@ export function createSelfProvider(appId: string, dispatch: SelfDispatch): Provi
         // A retried delivery keeps the seq it was given the first time.
         for (const [id, seq] of await dispatch.assignSeq(appId, fresh)) seqs.set(id, seq);
       } catch (err) {
-        return targets.map(() => retry({ code: 'SeqUnavailable', message: `could not assign a sequence number: ${(err as Error).message}` }));
+        const reason = { code: 'SeqUnavailable', message: `could not assign a sequence number: ${(err as Error).message}` };
+        return targets.map((t) => refused.get(t.deliveryId) ?? retry(reason));
       }
-      const numbered = targets.filter((t) => seqs.has(t.deliveryId));
+      const numbered = sendable.filter((t) => seqs.has(t.deliveryId));
       try {
         const nodes = await dispatch.locate(appId, [...new Set(numbered.map((t) => t.token))]);
         const online = numbered.filter((t) => nodes.has(t.token));
@@ -72,18 +107,15 @@ export function createSelfProvider(appId: string, dispatch: SelfDispatch): Provi
             list.push([t.token, seqs.get(t.deliveryId)!]);
             byNode.set(node, list);
           }
-          await dispatch.publish({ appId, messageId: content.messageId, payload: selfPayload(content), expiresAt: content.expiresAt }, byNode);
+          await dispatch.publish({ appId, messageId: content.messageId, payload, expiresAt: content.expiresAt }, byNode);
         }
       } catch (err) {
-        return targets.map((t) =>
-          seqs.has(t.deliveryId)
-            ? retry({ code: 'GatewayBusUnavailable', message: `could not reach the gateways: ${(err as Error).message}` })
-            : failed({ code: 'UnknownDevice', message: 'the device is not registered (any more)' }),
-        );
+        const reason = { code: 'GatewayBusUnavailable', message: `could not reach the gateways: ${(err as Error).message}` };
+        return targets.map((t) => refused.get(t.deliveryId) ?? (seqs.has(t.deliveryId) ? retry(reason) : unknownDevice(t.token)));
       }
       return targets.map((t) => {
         const seq = seqs.get(t.deliveryId);
-        return seq === undefined ? failed({ code: 'UnknownDevice', message: 'the device is not registered (any more)' }) : sent(String(seq));
+        return refused.get(t.deliveryId) ?? (seq === undefined ? unknownDevice(t.token) : sent(String(seq)));
       });
     },
     async close() {},

@@ -76,7 +76,7 @@ export interface PushContent {
 }
 
 export interface SendTarget {
-  /** Delivery row id (opaque to providers; echoed in logs only). */
+  /** Delivery row id: the self provider records the per-device seq against it; others only log it. */
   deliveryId: string;
   /** The raw channel token (for Web Push: the PushSubscription JSON as a string). */
   token: string;

@@ -7,7 +7,7 @@ import { createSelfProvider } from '../providers/self.js';
 import { CHANNELS } from '../providers/types.js';
 import { createRouteWorker } from '../workers/route.js';
 import { createSelfAckWorker } from '../workers/self-ack.js';
-import { createSendWorker } from '../workers/send.js';
+import { createSendWorker, type ProviderSource } from '../workers/send.js';
 import { Sweeper } from '../workers/sweeper.js';
 import { createApi } from './api/app.js';
 import { loadSecrets } from './bootstrap.js';
@@ -33,6 +33,8 @@ export interface Relay {
   mqttPort?: number;
   /** Runs one sweep now (tests, operators). */
   sweeper?: Sweeper;
+  /** The worker role's provider clients, as the send workers get them (`self` is built in). Read-only. */
+  readonly providers?: ProviderSource;
   stop(): Promise<void>;
 }
 
@@ -145,6 +147,7 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
     ...(gateway ? { gateway } : {}),
     ...(mqttPort !== undefined ? { mqttPort } : {}),
     ...(sweeper ? { sweeper } : {}),
+    ...(registry ? { providers: registry } : {}),
     stop,
   };
 }

@@ -1,7 +1,11 @@
+import { deviceTopic } from './acl.js';
 import type { DeliverMessage, PendingDelivery } from './types.js';
 
 export const KIND_PUSH = 0;
 export const KIND_REVOKE = 1;
+
+/** The gateway's default Maximum Packet Size (`GatewayOptions.maxPacketBytes`): 256 KiB. */
+export const DEFAULT_MAX_PACKET_BYTES = 256 * 1024;
 
 /**
  * One downlink held by a session: queued (body set) or in flight (body released). The JSON body
@@ -50,6 +54,22 @@ export class Downlink {
       written: this.written,
     };
   }
+}
+
+/** The JSON body of a push as devices receive it (what `Downlink.push` writes). */
+export function pushBody(id: string, seq: number, expiresAt: number, payload: Record<string, unknown>): string {
+  return buildBody(KIND_PUSH, id, seq, expiresAt, payload);
+}
+
+/**
+ * Bytes of the QoS 1 PUBLISH that carries a push body of `bodyBytes` to `deviceId`, in its MQTT 5
+ * form (3.1.1 has no properties, so it is smaller): fixed header, remaining length, topic, packet
+ * id, properties (length, Payload Format Indicator, Message Expiry Interval), body. Compare it with
+ * a Maximum Packet Size, which counts the whole packet.
+ */
+export function pushPacketBytes(deviceId: string, bodyBytes: number): number {
+  const rest = 2 + Buffer.byteLength(deviceTopic(deviceId)) + 2 + (1 + 2 + 5) + bodyBytes;
+  return 1 + (rest < 128 ? 1 : rest < 16_384 ? 2 : rest < 2_097_152 ? 3 : 4) + rest;
 }
 
 /**

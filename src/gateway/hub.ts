@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { DEFAULT_MAX_PACKET_BYTES } from './downlink.js';
 import { defaultAdviseKeepAlive } from './heartbeat.js';
 import { TimerWheel } from './timer-wheel.js';
 import type { Session } from './session.js';
@@ -39,7 +40,7 @@ export function resolveOptions(o: GatewayOptions): ResolvedOptions {
     maxQueued: int(o.maxQueued, 1000, 0),
     maxWriteBufferBytes: int(o.maxWriteBufferBytes, 1 << 20, 1024),
     // 268,435,455 is the largest remaining length MQTT can encode.
-    maxPacketBytes: int(o.maxPacketBytes, 256 * 1024, 64, 268_435_455),
+    maxPacketBytes: int(o.maxPacketBytes, DEFAULT_MAX_PACKET_BYTES, 64, 268_435_455),
     connectTimeoutMs: int(o.connectTimeoutMs, 10_000, 1),
     maxIdleSec: int(o.maxIdleSec, 1800, 1),
     sweepIntervalMs: int(o.sweepIntervalMs, 1000, 10),

@@ -9,7 +9,8 @@ import { testPki } from '../mocks/tls.js';
  * The contract between the shared conformance scenarios (providers.test.ts) and one adapter per
  * provider (adapters/<channel>.ts). An adapter knows its mock: how to start it, which token makes
  * it answer what, how to force an auth expiry and how to count what reached it. The scenarios
- * know nothing provider-specific.
+ * know nothing provider-specific. (The self channel has no mock: its adapter runs a Relay with its
+ * gateway and real MQTT devices; see adapters/self.ts.)
  */
 
 /** The scenario ids, in the order they run. */
@@ -61,7 +62,10 @@ export interface AuthExpiryCase {
 
 export interface ConformanceAdapter {
   readonly channel: Channel;
-  /** Starts the mock (ephemeral port) and creates the provider through its ProviderModule. */
+  /**
+   * Starts the mock (ephemeral port) and creates the provider through its ProviderModule (a
+   * built-in channel: through the provider registry of a running Relay, as the send worker does).
+   */
   start(): Promise<void>;
   readonly provider: Provider;
   /** Send requests (auth / token requests excluded) the mock has recorded so far. */
@@ -76,8 +80,11 @@ export interface ConformanceAdapter {
   providerId?(token: string): string | RegExp;
   /** 2. A token the mock declares dead, the provider's code and evidence it must carry (subset; RegExp values match). */
   invalid(): Scripted & { evidence: Record<string, unknown> };
-  /** 3. A token the mock rate-limits with Retry-After (the adapter scripts the mock as needed). */
-  retryAfter(): RetryAfterCase;
+  /**
+   * 3. A token the mock rate-limits with Retry-After (the adapter scripts the mock as needed), or
+   * why the channel has nothing upstream that throttles.
+   */
+  retryAfter(): RetryAfterCase | { notApplicable: string };
   /** 4. Auth expiry, or why the channel has no auth token that can expire. */
   authExpiry: AuthExpiryCase | { notApplicable: string };
   /**
@@ -87,8 +94,17 @@ export interface ConformanceAdapter {
    */
   batchToken(kind: BatchKind): Scripted | undefined;
   batch: { chunkSize: number; retryScope: 'token' } | { chunkSize: number; retryScope: 'request'; requestRetryCode: string };
-  /** 6. The payload-too-large code, and whether the provider refuses it before any request. */
-  payloadTooLarge: { code: string; local: boolean; why?: string } | { notApplicable: string };
+  /**
+   * 6. The payload-too-large code, and whether the provider refuses it before any request. `data`:
+   * the channel's own oversized data map, when the shared one (5000 B) fits the channel.
+   */
+  payloadTooLarge: { code: string; local: boolean; why?: string; data?: Record<string, unknown> } | { notApplicable: string };
+  /**
+   * Where the adapter sees past the provider (the self channel's devices): checks after the
+   * `success` and `batch` sends that each target really got the message, or holds it, as its
+   * outcome says. Rejects on a mismatch.
+   */
+  confirm?(content: PushContent, tokens: readonly string[], outcomes: readonly Outcome[]): Promise<void>;
   /**
    * Known provider gaps (the lead fixes the provider): the scenario still runs, as a `todo`, so
    * its output shows the behaviour observed; it does not fail the suite.

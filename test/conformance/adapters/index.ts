@@ -6,14 +6,16 @@ import { honorAdapter } from './honor.js';
 import { huaweiAdapter } from './huawei.js';
 import { meizuAdapter } from './meizu.js';
 import { oppoAdapter } from './oppo.js';
+import { selfAdapter } from './self.js';
 import { vivoAdapter } from './vivo.js';
 import { webpushAdapter } from './webpush.js';
 import { xiaomiAdapter } from './xiaomi.js';
 
-/** One adapter per credentialed channel (every entry of PROVIDER_MODULES must have one). */
-export const ADAPTERS: Partial<Record<Channel, AdapterFactory>> = {
+/** One adapter per channel: every entry of PROVIDER_MODULES, and the built-in self channel. */
+export const ADAPTERS: Record<Channel, AdapterFactory> = {
   apns: apnsAdapter,
   fcm: fcmAdapter,
+  self: selfAdapter,
   huawei: huaweiAdapter,
   honor: honorAdapter,
   xiaomi: xiaomiAdapter,
