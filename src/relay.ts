@@ -4,7 +4,7 @@ import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { ProviderRegistry } from '../providers/registry.js';
 import { createSelfProvider } from '../providers/self.js';
-import { CHANNELS } from '../providers/types.js';
+import { CHANNELS, type ProviderContext } from '../providers/types.js';
 import { createRouteWorker } from '../workers/route.js';
 import { createSelfAckWorker } from '../workers/self-ack.js';
 import { createSendWorker, type ProviderSource } from '../workers/send.js';
@@ -38,6 +38,45 @@ export interface Relay {
   stop(): Promise<void>;
 }
 
+/** Provider endpoints and tuning, from the config. */
+function providerContext(config: Config, logger: Logger): ProviderContext {
+  return {
+    endpoints: {
+      ...(config.APNS_ENDPOINT ? { apns: config.APNS_ENDPOINT } : {}),
+      fcm: config.FCM_ENDPOINT,
+      huawei: config.HUAWEI_ENDPOINT,
+      huaweiOauth: config.HUAWEI_OAUTH_ENDPOINT,
+      xiaomi: config.XIAOMI_ENDPOINT,
+      oppo: config.OPPO_ENDPOINT,
+      vivo: config.VIVO_ENDPOINT,
+      honor: config.HONOR_ENDPOINT,
+      honorOauth: config.HONOR_OAUTH_ENDPOINT,
+      meizu: config.MEIZU_ENDPOINT,
+    },
+    tuning: { apnsMaxStreams: config.APNS_MAX_STREAMS, apnsConnections: config.APNS_CONNECTIONS, fcmConcurrency: config.FCM_CONCURRENCY },
+    logger: logger.child({ component: 'provider' }),
+  };
+}
+
+/** The worker role: the router, one send worker per channel queue, the self-channel ack check. */
+function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { workers: Worker[]; registry: ProviderRegistry } {
+  const { config, logger } = ctx;
+  const dispatch = selfDispatch(ctx, presence, bus);
+  const registry = new ProviderRegistry(
+    ctx.repos.credentials,
+    providerContext(config, logger),
+    { self: (appId) => createSelfProvider(appId, dispatch) },
+    10_000,
+    logger,
+  );
+  const workers: Worker[] = [createRouteWorker(ctx, presence.lookup), createSelfAckWorker(ctx)];
+  const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
+  const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
+  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps }));
+  for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
+  return { workers, registry };
+}
+
 /**
  * Starts the roles this process runs on one shared context. Every role can run alone, so a
  * deployment scales each out on many machines sharing one Redis and one PostgreSQL.
@@ -54,38 +93,7 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
   const presence = new Presence(ctx.queues.connection, config.QUEUE_PREFIX);
   const bus = new BusPublisher(ctx.queues.connection, config.QUEUE_PREFIX);
 
-  const workers: Worker[] = [];
-  let registry: ProviderRegistry | undefined;
-  if (roles.has('worker')) {
-    const dispatch = selfDispatch(ctx, presence, bus);
-    registry = new ProviderRegistry(
-      ctx.repos.credentials,
-      {
-        endpoints: {
-          ...(config.APNS_ENDPOINT ? { apns: config.APNS_ENDPOINT } : {}),
-          fcm: config.FCM_ENDPOINT,
-          huawei: config.HUAWEI_ENDPOINT,
-          huaweiOauth: config.HUAWEI_OAUTH_ENDPOINT,
-          xiaomi: config.XIAOMI_ENDPOINT,
-          oppo: config.OPPO_ENDPOINT,
-          vivo: config.VIVO_ENDPOINT,
-          honor: config.HONOR_ENDPOINT,
-          honorOauth: config.HONOR_OAUTH_ENDPOINT,
-          meizu: config.MEIZU_ENDPOINT,
-        },
-        tuning: { apnsMaxStreams: config.APNS_MAX_STREAMS, apnsConnections: config.APNS_CONNECTIONS, fcmConcurrency: config.FCM_CONCURRENCY },
-        logger: logger.child({ component: 'provider' }),
-      },
-      { self: (appId) => createSelfProvider(appId, dispatch) },
-      10_000,
-      logger,
-    );
-    workers.push(createRouteWorker(ctx, presence.lookup), createSelfAckWorker(ctx));
-    const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
-    const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
-    for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps }));
-    for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
-  }
+  const { workers, registry } = roles.has('worker') ? startWorkers(ctx, presence, bus) : { workers: [], registry: undefined };
 
   let sweeper: Sweeper | undefined;
   if (roles.has('scheduler')) {
