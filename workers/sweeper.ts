@@ -38,7 +38,7 @@ export class Sweeper {
     const expired = (await repos.deliveries.expireOverdue()) + (await repos.self.expireOverdue());
     // Grace: well past a lock duration, so a job that is merely slow or delayed is left alone.
     const grace = Math.max(config.WORKER_LOCK_DURATION * 4, 60_000);
-    const stranded = await repos.deliveries.stranded(grace);
+    const stranded = await repos.deliveries.stranded(grace, Math.max(grace, 600_000));
     const groups = new Map<string, typeof stranded>();
     for (const s of stranded) {
       const key = `${s.messageId}\u0000${s.channel}`;

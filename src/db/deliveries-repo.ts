@@ -264,11 +264,14 @@ export class DeliveriesRepo {
   }
 
   /** Queued rows that no job seems to hold: not leased, and due for longer than `graceMs`. */
-  async stranded(graceMs: number, limit = 10_000): Promise<{ appId: string; messageId: string; channel: string; id: string; attempts: number }[]> {
+  async stranded(graceMs: number, firstAttemptGraceMs = graceMs, limit = 10_000): Promise<{ appId: string; messageId: string; channel: string; id: string; attempts: number }[]> {
+    // A row never attempted may simply be waiting behind a long queue backlog (a big audience):
+    // it gets a longer grace, so the sweep does not flood the queue with duplicate jobs.
     const res = await sql<{ app_id: string; message_id: string; channel: string; id: string; attempts: number }>`
       SELECT app_id, message_id, channel, id, attempts FROM deliveries
       WHERE status = 'queued' AND channel IS NOT NULL AND (lease_until IS NULL OR lease_until < now())
-        AND coalesce(next_attempt_at, updated_at) < now() - make_interval(secs => ${graceMs / 1000})
+        AND coalesce(next_attempt_at, updated_at) < now() - make_interval(secs => CASE WHEN attempts = 0
+              THEN ${firstAttemptGraceMs / 1000}::float8 ELSE ${graceMs / 1000}::float8 END)
       ORDER BY message_id, channel, id
       LIMIT ${limit}`.execute(this.db);
     return res.rows.map((r) => ({ appId: r.app_id, messageId: r.message_id, channel: r.channel, id: String(r.id), attempts: r.attempts }));
