@@ -43,10 +43,48 @@ export const SELF_ACK_JOB_OPTIONS: JobsOptions = {
   backoff: { type: 'exponential', delay: 1000 },
 };
 
+/**
+ * Coalesces the jobs added in one turn of the event loop into one `addBulk` (one Redis round
+ * trip), so a busy API does not pay a round trip per accepted request.
+ */
+export class BulkAdder<T> {
+  private pending: { name: string; data: T; opts: JobsOptions; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly queue: Queue<T>,
+    private readonly max = 1000,
+  ) {}
+
+  add(name: string, data: T, opts: JobsOptions): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ name, data, opts, resolve, reject });
+      if (this.pending.length >= this.max) this.flush();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    (this.queue as unknown as Queue).addBulk(batch.map((b) => ({ name: b.name, data: b.data, opts: b.opts }))).then(
+      () => batch.forEach((b) => b.resolve()),
+      (err: unknown) => batch.forEach((b) => b.reject(err)),
+    );
+  }
+}
+
 /** The producer side of every queue, sharing one Redis connection. */
 export class Queues {
   readonly connection: Redis;
   readonly route: Queue<RouteJob>;
+  /** Route jobs from accepted requests, batched per event-loop turn. */
+  readonly routeAdder: BulkAdder<RouteJob>;
   readonly selfAck: Queue<SelfAckJob>;
   private readonly sendQueues = new Map<Channel, Queue<SendJob>>();
 
@@ -56,6 +94,7 @@ export class Queues {
   ) {
     this.connection = new Redis({ ...redis, maxRetriesPerRequest: null });
     this.route = new Queue<RouteJob>(ROUTE_QUEUE, { connection: this.connection, prefix });
+    this.routeAdder = new BulkAdder(this.route);
     this.selfAck = new Queue<SelfAckJob>(SELF_ACK_QUEUE, { connection: this.connection, prefix });
     for (const c of CHANNELS) this.sendQueues.set(c, new Queue<SendJob>(c, { connection: this.connection, prefix }));
   }

@@ -85,11 +85,6 @@ export class DevicesRepo {
     return res.numDeletedRows > 0n;
   }
 
-  async countTarget(appId: string, to: Target): Promise<number> {
-    const res = await sql<{ n: string }>`SELECT count(*) AS n FROM devices d WHERE ${targetFilter(appId, to)}`.execute(this.db);
-    return Number(res.rows[0]?.n ?? 0);
-  }
-
   /** One page of the audience in id order, with each device's active tokens. */
   async page(appId: string, to: Target, after: string | null, limit: number): Promise<RoutingDevice[]> {
     const res = await sql<{ id: string; platform: Platform; brand: string | null; tokens: Record<string, string> | null }>`

@@ -33,6 +33,20 @@ export class MessagesRepo {
       .execute();
   }
 
+  /**
+   * Stores a message and counts its audience in the same statement (one round trip on the hot
+   * path of `POST /v1/push`); returns the count.
+   */
+  async insertCounting(m: Omit<NewMessage, 'recipients'>, to: Target): Promise<number> {
+    const recipients = to.token ? sql`1` : sql`(SELECT count(*) FROM devices d WHERE ${targetFilter(m.appId, to)})`;
+    const res = await sql<{ recipients: number }>`
+      INSERT INTO messages (id, app_id, request, state, recipients, send_at, expires_at)
+      VALUES (${m.id}, ${m.appId}, ${JSON.stringify(m.request)}::jsonb, ${m.state}, ${recipients},
+              ${m.sendAt?.toISOString() ?? null}::timestamptz, ${m.expiresAt.toISOString()}::timestamptz)
+      RETURNING recipients`.execute(this.db);
+    return Number(res.rows[0]?.recipients ?? 0);
+  }
+
   async get(appId: string, id: string): Promise<MessageRow | undefined> {
     return this.db.selectFrom('messages').selectAll().where('app_id', '=', appId).where('id', '=', id).executeTakeFirst();
   }

@@ -2,7 +2,6 @@ import { sha256, randomId } from '../core/secrets.js';
 import type { PushRequest } from '../core/push-request.js';
 import type { Config } from '../config.js';
 import type { DeliveriesRepo } from '../db/deliveries-repo.js';
-import type { DevicesRepo } from '../db/devices-repo.js';
 import type { MessagesRepo } from '../db/messages-repo.js';
 import { ApiError } from '../api/errors.js';
 import { ROUTE_JOB_OPTIONS, type Queues } from '../queues.js';
@@ -19,7 +18,6 @@ export class PushService {
   constructor(
     private readonly config: Config,
     private readonly messages: MessagesRepo,
-    private readonly devices: DevicesRepo,
     private readonly deliveries: DeliveriesRepo,
     private readonly queues: Queues,
     /** Self-channel recall (src/self/recall.ts); without it, sent self copies stay as they are. */
@@ -39,22 +37,16 @@ export class PushService {
       }
     }
     try {
-      const recipients = request.to.token ? 1 : await this.devices.countTarget(appId, request.to);
       const now = Date.now();
       const sendAt = request.options.sendAt ? new Date(request.options.sendAt) : null;
       const start = sendAt && sendAt.getTime() > now ? sendAt.getTime() : now;
       const ttlMs = request.options.ttl !== undefined ? request.options.ttl * 1000 : this.config.DEFAULT_TTL;
       const scheduled = start > now + 1000;
-      await this.messages.insert({
-        id,
-        appId,
-        request,
-        state: scheduled ? 'scheduled' : 'queued',
-        recipients,
-        sendAt,
-        expiresAt: new Date(start + ttlMs),
-      });
-      await this.queues.route.add('route', { appId, messageId: id }, { ...ROUTE_JOB_OPTIONS, jobId: id, delay: Math.max(0, start - now) });
+      const recipients = await this.messages.insertCounting(
+        { id, appId, request, state: scheduled ? 'scheduled' : 'queued', sendAt, expiresAt: new Date(start + ttlMs) },
+        request.to,
+      );
+      await this.queues.routeAdder.add('route', { appId, messageId: id }, { ...ROUTE_JOB_OPTIONS, jobId: id, delay: Math.max(0, start - now) });
       return { id, recipients, replayed: false };
     } catch (err) {
       if (idempotencyKey) await this.messages.deleteIdempotency(appId, idempotencyKey).catch(() => undefined);

@@ -50,8 +50,8 @@ const iso = (d: Date | null) => d?.toISOString() ?? null;
 
 export function messagesRouter(ctx: Context, recall?: (appId: string, messageId: string) => Promise<number>): Router {
   const r = Router();
-  const { messages, deliveries, devices } = ctx.repos;
-  const push = new PushService(ctx.config, messages, devices, deliveries, ctx.queues, recall);
+  const { messages, deliveries } = ctx.repos;
+  const push = new PushService(ctx.config, messages, deliveries, ctx.queues, recall);
 
   route(
     r,
