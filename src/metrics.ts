@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** One registry per process; every role adds to it and `/metrics` serves it. */
 export const registry = new Registry();
@@ -26,3 +26,21 @@ export const providerLatency = new Histogram({
   buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   registers: [registry],
 });
+
+/** Self-channel gateway: sockets and authenticated device sessions on this node. */
+export function registerGatewayMetrics(counts: () => { connections: number; online: number }): void {
+  if (registry.getSingleMetric('relay_gateway_connections')) registry.removeSingleMetric('relay_gateway_connections');
+  registry.registerMetric(
+    new Gauge({
+      name: 'relay_gateway_connections',
+      help: 'Self-channel connections on this node, by state (open sockets, authenticated device sessions)',
+      labelNames: ['state'] as const,
+      registers: [],
+      collect() {
+        const c = counts();
+        this.set({ state: 'open' }, c.connections);
+        this.set({ state: 'online' }, c.online);
+      },
+    }),
+  );
+}

@@ -15,6 +15,7 @@ import type { Config, Role } from './config.js';
 import { createContext, type Context } from './context.js';
 import { migrate, openDatabase } from './db/database.js';
 import { MarketingCaps } from './marketing-caps.js';
+import { registerGatewayMetrics, registry as metricsRegistry } from './metrics.js';
 import { RateLimiter } from './rate-limiter.js';
 import { ensureRedis } from './redis.js';
 import { BusPublisher } from './self/bus.js';
@@ -106,6 +107,8 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
   if (roles.has('gateway')) {
     gateway = new GatewayNode(ctx);
     mqttPort = await gateway.listen(config.GATEWAY_MQTT_PORT, config.HOST);
+    const gw = gateway.gw;
+    registerGatewayMetrics(() => ({ connections: gw.connectionCount, online: gw.onlineCount }));
   }
 
   let server: Server | undefined;
@@ -114,8 +117,12 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
     server = createServer(createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort } : {}), recall: selfRecall(ctx, presence, bus) }));
     server.keepAliveTimeout = 65_000;
   } else if (gateway) {
-    // A gateway-only process serves MQTT over WebSocket on its own HTTP server.
+    // A gateway-only process serves MQTT over WebSocket, /healthz and /metrics on its own HTTP server.
     server = createServer((req, res) => {
+      if (req.url === '/metrics') {
+        void metricsRegistry.metrics().then((text) => res.writeHead(200, { 'content-type': metricsRegistry.contentType }).end(text));
+        return;
+      }
       res.statusCode = req.url === '/healthz' ? 200 : 404;
       res.setHeader('content-type', 'application/json');
       res.end(res.statusCode === 200 ? '{"status":"ok"}' : '{"error":{"code":"not_found","message":"MQTT over WebSocket is at /mqtt"}}');

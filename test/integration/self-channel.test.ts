@@ -79,6 +79,9 @@ describe('self channel: REST → route → self provider → gateway → MQTT cl
     const dw = await MqttDevice.connect(ws.ws, ws, { version: 5 });
     open.push(dw);
     await online('on-ws');
+    const metrics = await (await fetch(`${t.base}/metrics`)).text();
+    const onlineGauge = Number(/relay_gateway_connections\{state="online"\} (\d+)/.exec(metrics)?.[1]);
+    assert.ok(onlineGauge >= 3, `the gateway's online sessions are in /metrics (${onlineGauge})`);
 
     const pushed = await app.api('POST', '/v1/push', {
       to: { devices: ['on-v5', 'on-v4', 'on-ws', 'off-fcm'] },
