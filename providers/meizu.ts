@@ -40,6 +40,7 @@ import {
   vendorFetchForm,
   vendorMessageClassSchema,
   type VendorFetchResult,
+  msUntilChinaMidnight,
 } from './vendor-common.js';
 
 /**
@@ -91,12 +92,6 @@ export function meizuSign(params: Record<string, string>, appSecret: string): st
   return createHash('md5').update(text + appSecret, 'utf8').digest('hex');
 }
 
-/** Milliseconds until the next 00:00 in China (UTC+8), when Meizu's daily totals reset. */
-export function msUntilChinaMidnight(now = Date.now()): number {
-  const day = 86_400_000;
-  const offset = 8 * 3_600_000;
-  return Math.floor((now + offset) / day + 1) * day - offset - now;
-}
 
 export type Built<T> = { ok: true; value: T } | { ok: false; outcome: Outcome };
 

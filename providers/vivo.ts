@@ -44,6 +44,7 @@ import {
   vendorMessageClassSchema,
   type TokenCache,
   type VendorFetchResult,
+  msUntilChinaMidnight,
 } from './vendor-common.js';
 
 /**
@@ -125,12 +126,6 @@ export function vivoAppIdValue(appId: string): number | string {
   return /^\d{1,15}$/.test(appId) ? Number(appId) : appId;
 }
 
-/** Milliseconds until the next 00:00 in China (UTC+8), when vivo's daily totals reset. */
-export function msUntilChinaMidnight(now = Date.now()): number {
-  const day = 86_400_000;
-  const offset = 8 * 3_600_000;
-  return Math.floor((now + offset) / day + 1) * day - offset - now;
-}
 
 export type Built<T> = { ok: true; value: T } | { ok: false; outcome: Outcome };
 const refuse = (reason: OutcomeReason): Built<never> => ({ ok: false, outcome: failed(reason) });

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { MARKETING_CATEGORIES } from '../providers/vendor-common.js';
+import { MARKETING_CATEGORIES, chinaDay } from '../providers/vendor-common.js';
 import type { Channel, PushContent } from '../providers/types.js';
 
 /**
@@ -15,13 +15,6 @@ export const MARKETING_DAILY_CAPS: Partial<Record<Channel, number>> = {
   vivo: 2,
   meizu: 3,
 };
-
-const CHINA_OFFSET_MS = 8 * 3_600_000;
-
-/** Vendor days start at midnight Beijing time. */
-export function vendorDay(now = Date.now()): string {
-  return new Date(now + CHINA_OFFSET_MS).toISOString().slice(0, 10);
-}
 
 export function isMarketing(content: PushContent): boolean {
   return (MARKETING_CATEGORIES as readonly string[]).includes(content.options.category ?? '');
@@ -41,7 +34,7 @@ export class MarketingCaps {
   async admit(appId: string, channel: Channel, tokens: readonly string[], now = Date.now()): Promise<boolean[]> {
     const cap = this.caps[channel];
     if (cap === undefined || tokens.length === 0) return tokens.map(() => true);
-    const day = vendorDay(now);
+    const day = chinaDay(now);
     const pipe = this.redis.pipeline();
     for (const token of tokens) {
       const key = `${this.prefix}:cap:${appId}:${channel}:${day}:${token}`;

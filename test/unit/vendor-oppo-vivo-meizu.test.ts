@@ -12,12 +12,12 @@ import oppoModule, {
   OPPO_MAX_TTL,
   buildOppoNotification,
   classifyOppoCode,
-  msUntilChinaMidnight,
   oppoIsChinaRegId,
   oppoSign,
   parseOppoReceipt,
   parseOppoSendAnswer,
 } from '../../providers/oppo.js';
+import { msUntilChinaMidnight } from '../../providers/vendor-common.js';
 import { CredentialError, type Outcome, type PushContent, type ReceiptRequest } from '../../providers/types.js';
 import type { VendorFetchResult } from '../../providers/vendor-common.js';
 import vivoModule, {
