@@ -103,6 +103,19 @@ export class Queues {
     return this.sendQueues.get(channel)!;
   }
 
+  /**
+   * Queues one message's deliveries on a channel as send jobs of at most `batchSize` ids, in one
+   * `addBulk`; `jobId` names each job by its first id, so re-adding the same rows adds nothing.
+   */
+  async sendInBatches(channel: Channel, appId: string, messageId: string, ids: readonly string[], batchSize: number, jobId: (firstId: string) => string): Promise<void> {
+    const jobs = [];
+    for (let i = 0; i < ids.length; i += batchSize) {
+      const chunk = ids.slice(i, i + batchSize);
+      jobs.push({ name: 'send', data: { appId, messageId, ids: chunk }, opts: { ...SEND_JOB_OPTIONS, jobId: jobId(chunk[0]!) } });
+    }
+    if (jobs.length > 0) await this.send(channel).addBulk(jobs);
+  }
+
   all(): Queue[] {
     return [this.route, ...this.sendQueues.values(), this.selfAck] as Queue[];
   }

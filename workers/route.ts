@@ -4,7 +4,7 @@ import type { PushRequest } from '../src/core/push-request.js';
 import { routeDevice, type Platform } from '../src/core/routing.js';
 import type { Context } from '../src/context.js';
 import type { NewDeliveryRow } from '../src/db/deliveries-repo.js';
-import { ROUTE_QUEUE, SEND_JOB_OPTIONS, sendJobId, type RouteJob } from '../src/queues.js';
+import { ROUTE_QUEUE, sendJobId, type RouteJob } from '../src/queues.js';
 
 /** Which devices are online on the self channel right now (the gateway's presence). */
 export type PresenceLookup = (appId: string, deviceIds: string[]) => Promise<ReadonlySet<string>>;
@@ -21,12 +21,7 @@ export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobod
 
   async function enqueue(appId: string, messageId: string, byChannel: Map<string, string[]>) {
     for (const [channel, ids] of byChannel) {
-      const jobs = [];
-      for (let i = 0; i < ids.length; i += config.SEND_BATCH_SIZE) {
-        const chunk = ids.slice(i, i + config.SEND_BATCH_SIZE);
-        jobs.push({ name: 'send', data: { appId, messageId, ids: chunk }, opts: { ...SEND_JOB_OPTIONS, jobId: sendJobId(messageId, chunk[0]!) } });
-      }
-      await queues.send(channel as Channel).addBulk(jobs);
+      await queues.sendInBatches(channel as Channel, appId, messageId, ids, config.SEND_BATCH_SIZE, (first) => sendJobId(messageId, first));
     }
   }
 

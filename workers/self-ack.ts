@@ -3,7 +3,7 @@ import type { Channel } from '../providers/types.js';
 import type { PushRequest } from '../src/core/push-request.js';
 import { routeDevice, type Platform } from '../src/core/routing.js';
 import type { Context } from '../src/context.js';
-import { SELF_ACK_QUEUE, SEND_JOB_OPTIONS, type SelfAckJob } from '../src/queues.js';
+import { SELF_ACK_QUEUE, type SelfAckJob } from '../src/queues.js';
 
 /**
  * SPEC §3: a self-channel delivery to an online device that is not acked within SELF_ACK_TIMEOUT
@@ -44,12 +44,7 @@ export function createSelfAckWorker(ctx: Context): Worker<SelfAckJob> {
     const byChannel = new Map<string, string[]>();
     for (const m of moved) byChannel.set(m.channel, [...(byChannel.get(m.channel) ?? []), m.id]);
     for (const [channel, list] of byChannel) {
-      const jobs = [];
-      for (let i = 0; i < list.length; i += config.SEND_BATCH_SIZE) {
-        const chunk = list.slice(i, i + config.SEND_BATCH_SIZE);
-        jobs.push({ name: 'send', data: { appId, messageId, ids: chunk }, opts: { ...SEND_JOB_OPTIONS, jobId: `fallback.${messageId}.${chunk[0]!}` } });
-      }
-      await queues.send(channel as Channel).addBulk(jobs);
+      await queues.sendInBatches(channel as Channel, appId, messageId, list, config.SEND_BATCH_SIZE, (first) => `fallback.${messageId}.${first}`);
     }
     if (moved.length > 0) ctx.logger.debug({ appId, messageId, moved: moved.length }, 'self channel: un-acked deliveries fell back');
   }
