@@ -403,8 +403,10 @@ async function relayPipeline(vendor: VendorChannel, mock: MockProc): Promise<Pha
       WORKER_PROCESSES: 'auto',
       ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_RELAY_')).map(([k, v]) => [k.slice('BENCH_RELAY_'.length), v!])),
     });
+    // RELAY_CPU_PROF=<dir>: a V8 CPU profile of Relay and of every worker process it forks.
+    const profile = process.env.RELAY_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.RELAY_CPU_PROF] : [];
     child = track(
-      spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], {
         cwd: ROOT,
         env: { ...childEnv, ...env, PORT: '0' },
         stdio: ['ignore', 'pipe', 'inherit'],
@@ -456,6 +458,9 @@ async function relayPipeline(vendor: VendorChannel, mock: MockProc): Promise<Pha
         `INSERT INTO device_tokens (app_id, device_id, channel, token) SELECT 'bench', 'd' || lpad(i::text, 7, '0'), $2, ${TOKEN_SQL} FROM generate_series(0, $1 - 1) i`,
         [N, vendor],
       );
+      // A deployment's audience was analyzed by autovacuum long before a push; this one is seconds
+      // old, and the planner would otherwise route it as if the tables were empty.
+      await db.query('ANALYZE devices, device_tokens');
     } finally {
       await db.end();
     }

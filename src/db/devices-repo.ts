@@ -85,17 +85,42 @@ export class DevicesRepo {
     return res.numDeletedRows > 0n;
   }
 
-  /** One page of the audience in id order, with each device's active tokens. */
+  /**
+   * One page of the audience in id order, with each device's active tokens: the devices, then
+   * their tokens by one range scan of the token key (a correlated lookup per device cost ~5 µs
+   * each, a third of the route step).
+   */
   async page(appId: string, to: Target, after: string | null, limit: number): Promise<RoutingDevice[]> {
-    const res = await sql<{ id: string; platform: Platform; brand: string | null; tokens: Record<string, string> | null }>`
-      SELECT d.id, d.platform, d.brand,
-        (SELECT json_object_agg(t.channel, t.token) FROM device_tokens t
-          WHERE t.app_id = d.app_id AND t.device_id = d.id AND t.state = 'active') AS tokens
-      FROM devices d
-      WHERE ${targetFilter(appId, to)} ${after === null ? sql`` : sql`AND d.id > ${after}`}
-      ORDER BY d.id
-      LIMIT ${limit}`.execute(this.db);
-    return res.rows.map((r) => ({ id: r.id, platform: r.platform, brand: r.brand, tokens: (r.tokens ?? {}) as RoutingDevice['tokens'] }));
+    return this.db.transaction().execute(async (tx) => {
+      if (to.all) {
+        // The whole app is a walk of the primary key. Without fresh statistics (devices imported
+        // just before the push, autovacuum behind) the planner instead bitmap-scans every row after
+        // the cursor and sorts them for each page: quadratic over a large audience.
+        await sql`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)`.execute(tx);
+      }
+      const devices = await sql<{ id: string; platform: Platform; brand: string | null }>`
+        SELECT d.id, d.platform, d.brand FROM devices d
+        WHERE ${targetFilter(appId, to)} ${after === null ? sql`` : sql`AND d.id > ${after}`}
+        ORDER BY d.id
+        LIMIT ${limit}`.execute(tx);
+      if (devices.rows.length === 0) return [];
+      const page = devices.rows.map((r): RoutingDevice => ({ id: r.id, platform: r.platform, brand: r.brand, tokens: {} }));
+      const byId = new Map(page.map((d) => [d.id, d]));
+      // A walk of the whole app or of tags reads its tokens as one key range (the id list stays a
+      // filter: the planner turns a long list alone into a scan of the table). Named devices and
+      // users can lie anywhere in the key space: the list is the probe.
+      const ids = page.map((d) => d.id);
+      const walk = to.all || to.tags;
+      const tokens = await sql<{ device_id: string; channel: Channel; token: string }>`
+        SELECT device_id, channel, token FROM device_tokens
+        WHERE app_id = ${appId} AND state = 'active' AND device_id = ANY(${ids}::text[])
+          ${walk ? sql`AND device_id >= ${ids[0]!} AND device_id <= ${ids[ids.length - 1]!}` : sql``}`.execute(tx);
+      for (const t of tokens.rows) {
+        const d = byId.get(t.device_id);
+        if (d) d.tokens[t.channel] = t.token;
+      }
+      return page;
+    });
   }
 
   /** Whether a raw token was quarantined on any device of the app. */
