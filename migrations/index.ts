@@ -1,9 +1,13 @@
 import type { Migration } from 'kysely/migration';
 import * as m0001 from './0001_init.js';
 import * as m0002 from './0002_self_channel.js';
+import * as m0003 from './0003_deliveries_without_message_fk.js';
+import * as m0004 from './0004_hot_outcomes.js';
 
 /** Append-only: a new migration is a new numbered file added here, never an edit of an old one. */
 export const migrations: Record<string, Migration> = {
   '0001_init': m0001,
   '0002_self_channel': m0002,
+  '0003_deliveries_without_message_fk': m0003,
+  '0004_hot_outcomes': m0004,
 };

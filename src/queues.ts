@@ -16,7 +16,19 @@ export interface SendJob {
   messageId: string;
   /** Delivery row ids (bigint as text), all of one message and one channel. */
   ids: string[];
+  /**
+   * Epoch ms until which the router leased these rows to this job at insert. Its first run inside
+   * the lease reads the rows instead of claiming them: one write per delivery fewer.
+   */
+  leasedUntil?: number;
 }
+
+/**
+ * How long the router leases new rows to their first send job. Long enough for a deep backlog
+ * (a job that starts later claims its rows as usual); a crashed job takes its own rows back at
+ * once, so only the sweeper waits this long.
+ */
+export const ROUTER_LEASE_MS = 5 * 60_000;
 
 export interface SelfAckJob {
   appId: string;
@@ -107,11 +119,20 @@ export class Queues {
    * Queues one message's deliveries on a channel as send jobs of at most `batchSize` ids, in one
    * `addBulk`; `jobId` names each job by its first id, so re-adding the same rows adds nothing.
    */
-  async sendInBatches(channel: Channel, appId: string, messageId: string, ids: readonly string[], batchSize: number, jobId: (firstId: string) => string): Promise<void> {
+  async sendInBatches(
+    channel: Channel,
+    appId: string,
+    messageId: string,
+    ids: readonly string[],
+    batchSize: number,
+    jobId: (firstId: string) => string,
+    leasedUntil?: number,
+  ): Promise<void> {
     const jobs = [];
     for (let i = 0; i < ids.length; i += batchSize) {
       const chunk = ids.slice(i, i + batchSize);
-      jobs.push({ name: 'send', data: { appId, messageId, ids: chunk }, opts: { ...SEND_JOB_OPTIONS, jobId: jobId(chunk[0]!) } });
+      const data: SendJob = { appId, messageId, ids: chunk, ...(leasedUntil !== undefined ? { leasedUntil } : {}) };
+      jobs.push({ name: 'send', data, opts: { ...SEND_JOB_OPTIONS, jobId: jobId(chunk[0]!) } });
     }
     if (jobs.length > 0) await this.send(channel).addBulk(jobs);
   }

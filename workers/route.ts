@@ -4,7 +4,7 @@ import type { PushRequest } from '../src/core/push-request.js';
 import { routeDevice, type Platform } from '../src/core/routing.js';
 import type { Context } from '../src/context.js';
 import type { NewDeliveryRow } from '../src/db/deliveries-repo.js';
-import { ROUTE_QUEUE, sendJobId, type RouteJob } from '../src/queues.js';
+import { ROUTE_QUEUE, ROUTER_LEASE_MS, sendJobId, type RouteJob } from '../src/queues.js';
 
 /** Which devices are online on the self channel right now (the gateway's presence). */
 export type PresenceLookup = (appId: string, deviceIds: string[]) => Promise<ReadonlySet<string>>;
@@ -19,9 +19,16 @@ const nobodyOnline: PresenceLookup = async () => new Set();
 export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobodyOnline): Worker<RouteJob> {
   const { repos, config, queues } = ctx;
 
-  async function enqueue(appId: string, messageId: string, byChannel: Map<string, string[]>) {
-    for (const [channel, ids] of byChannel) {
-      await queues.sendInBatches(channel as Channel, appId, messageId, ids, config.SEND_BATCH_SIZE, (first) => sendJobId(messageId, first));
+  /** Inserts a routed page and queues its send jobs, the new rows leased to them. */
+  async function insertAndEnqueue(appId: string, messageId: string, rows: NewDeliveryRow[]) {
+    const leasedUntil = Date.now() + ROUTER_LEASE_MS;
+    const { leased, pending } = await repos.deliveries.insertPage(appId, messageId, rows, new Date(leasedUntil));
+    const jobId = (first: string) => sendJobId(messageId, first);
+    for (const [channel, ids] of leased) {
+      await queues.sendInBatches(channel as Channel, appId, messageId, ids, config.SEND_BATCH_SIZE, jobId, leasedUntil);
+    }
+    for (const [channel, ids] of pending) {
+      await queues.sendInBatches(channel as Channel, appId, messageId, ids, config.SEND_BATCH_SIZE, jobId);
     }
   }
 
@@ -43,14 +50,16 @@ export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobod
       } else if (!configured.has(channel as Channel)) {
         Object.assign(row, { status: 'failed', error: { code: 'NoChannel', message: `the app has no ${channel} credentials` } });
       }
-      await enqueue(appId, messageId, await repos.deliveries.insertPage(appId, messageId, [row]));
+      await insertAndEnqueue(appId, messageId, [row]);
     } else {
       let after: string | null = null;
       for (;;) {
         const page = await repos.devices.page(appId, request.to, after, config.ROUTE_PAGE_SIZE);
         if (page.length === 0) break;
         after = page[page.length - 1]!.id;
-        const online = await presence(appId, page.map((d) => d.id));
+        // iOS devices never take the self channel: only the others are worth a presence lookup.
+        const reachable = page.filter((d) => d.platform !== 'ios').map((d) => d.id);
+        const online = reachable.length > 0 ? await presence(appId, reachable) : new Set<string>();
         const rows = page.map((d): NewDeliveryRow => {
           const route = routeDevice({ platform: d.platform as Platform, brand: d.brand, tokens: d.tokens, online: online.has(d.id) }, { configured, ...(strategy ? { strategy } : {}), ...(pinned ? { pinned } : {}) });
           if (route.channel === null) {
@@ -59,7 +68,7 @@ export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobod
           }
           return { deviceId: d.id, platform: d.platform, channel: route.channel, token: route.token, status: 'queued', error: null };
         });
-        await enqueue(appId, messageId, await repos.deliveries.insertPage(appId, messageId, rows));
+        await insertAndEnqueue(appId, messageId, rows);
         if (page.length < config.ROUTE_PAGE_SIZE) break;
         const now = await repos.messages.byId(messageId);
         if (now?.state === 'cancelled') break;

@@ -48,10 +48,10 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
   const plans = new PlanCache(ctx);
   const leaseMs = config.WORKER_LOCK_DURATION * 2;
 
-  async function writeWithRetry(rows: OutcomeRow[]) {
+  async function writeWithRetry(rows: OutcomeRow[], countAttempt: boolean) {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await repos.deliveries.writeOutcomes(rows);
+        return await repos.deliveries.writeOutcomes(rows, { countAttempt });
       } catch (err) {
         // A deadlock or a dropped connection must not strand leased rows until their lease ends.
         if (attempt >= 3) throw err;
@@ -94,9 +94,10 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     const rows: OutcomeRow[] = [];
     const retries: { id: string; at: number; attempts: number }[] = [];
     const at = Date.now();
+    const kinds = new Map<Outcome['kind'], number>();
     claimed.forEach((c, i) => {
       const outcome = outcomes[i] ?? retry({ code: 'NoOutcome', message: 'the provider returned no outcome for this token' });
-      deliveryOutcomes.inc({ channel, outcome: outcome.kind });
+      kinds.set(outcome.kind, (kinds.get(outcome.kind) ?? 0) + 1);
       const d = decide(outcome, c.attempts, plan.policy, at, plan.content.expiresAt);
       if (d.status === 'sent') rows.push({ id: c.id, status: 'sent', error: null, providerId: d.providerId, nextAttemptAt: null });
       else if (d.status === 'queued') {
@@ -104,6 +105,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
         retries.push({ id: c.id, at: d.retryAt, attempts: c.attempts });
       } else rows.push({ id: c.id, status: d.status, error: d.error, providerId: null, nextAttemptAt: null });
     });
+    for (const [outcome, n] of kinds) deliveryOutcomes.inc({ channel, outcome }, n);
     return { rows, retries };
   }
 
@@ -122,7 +124,15 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
       }
     }
     const t0 = performance.now();
-    const claimed = await repos.deliveries.claim(ids, leaseMs);
+    // The router leased these rows to this job: its first run inside the lease (with a margin for
+    // clock skew against the database) has nothing to race and only reads them. A re-run takes
+    // them back at once rather than waiting out its own lease.
+    const leased = job.data.leasedUntil !== undefined;
+    const firstRun = job.attemptsMade === 0 && job.stalledCounter === 0;
+    const readOnly = leased && firstRun && Date.now() < job.data.leasedUntil! - LEASE_MARGIN_MS;
+    const claimed = readOnly
+      ? await repos.deliveries.leasedToMe(ids)
+      : await repos.deliveries.claim(ids, leaseMs, { ownLease: leased, lostAttempt: leased && !firstRun });
     const t1 = performance.now();
 
     if (claimed.length > 0) {
@@ -144,7 +154,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
       const overQuota = rows.filter((r) => r.status === 'failed' && r.error?.code === 'quota');
       const fallback = overQuota.length > 0 && channel !== 'self' && (await repos.apps.get(appId))?.settings.quotaFallback === 'self';
       if (fallback) for (const r of overQuota) Object.assign(r, { status: 'queued', nextAttemptAt: null });
-      await writeWithRetry(rows);
+      await writeWithRetry(rows, readOnly);
       if (fallback) {
         const moved = await repos.deliveries.moveQueued(overQuota.map((r) => r.id), 'self');
         if (moved.length > 0) {
@@ -173,6 +183,9 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     maxStalledCount: 100,
   });
 }
+
+/** Slack between this worker's clock and the database's when trusting a lease the router set. */
+const LEASE_MARGIN_MS = 60_000;
 
 function secondsNow(): number {
   return Number(process.hrtime.bigint()) / 1e9;

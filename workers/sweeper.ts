@@ -60,6 +60,7 @@ export class Sweeper {
       if (!job) await queues.route.add('route', { appId: m.app_id, messageId: m.id }, { ...ROUTE_JOB_OPTIONS, jobId: m.id });
       else if (await job.isFailed()) await job.retry();
     }
+    await repos.deliveries.pruneOpen();
     const purged = await repos.devices.purgeQuarantined(config.TOKEN_RETENTION);
     if (expired + stranded.length + purged > 0) {
       this.ctx.logger.info({ expired, requeued: stranded.length, rerouted: unrouted.length, purged }, 'sweep');

@@ -1,7 +1,10 @@
-import { sql, type Kysely } from 'kysely';
-import type { OutcomeReason } from '../../providers/types.js';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { VENDOR_CHANNELS, type OutcomeReason } from '../../providers/types.js';
 import { emptyCounts, type DeliveryStatus } from '../core/delivery-status.js';
-import type { DB } from './schema.js';
+import type { DB, DeliveryRow } from './schema.js';
+
+/** PostgreSQL's unique_violation. */
+const UNIQUE_VIOLATION = '23505';
 
 export interface NewDeliveryRow {
   deviceId: string;
@@ -59,25 +62,31 @@ export const ROLLUP_UPSERT = sql`
 export class DeliveriesRepo {
   constructor(private readonly db: Kysely<DB>) {}
 
-  /** Inserts one routed page; returns the ids still waiting for a first attempt, by channel. */
-  async insertPage(appId: string, messageId: string, rows: NewDeliveryRow[]): Promise<Map<string, string[]>> {
-    if (rows.length === 0) return new Map();
-    const inserted = await sql<{ id: string; channel: string | null; status: string }>`
-      WITH changed AS (
-        INSERT INTO deliveries (message_id, app_id, device_id, platform, channel, token, status, error)
-        SELECT ${messageId}, ${appId}, v.device_id, v.platform, v.channel, v.token, v.status, v.error
-        FROM unnest(${rows.map((r) => r.deviceId)}::text[], ${rows.map((r) => r.platform)}::text[],
-                    ${rows.map((r) => r.channel)}::text[], ${rows.map((r) => r.token)}::text[],
-                    ${rows.map((r) => r.status)}::text[], ${rows.map((r) => (r.error ? JSON.stringify(r.error) : null))}::jsonb[])
-             AS v(device_id, platform, channel, token, status, error)
-        ON CONFLICT (message_id, device_id) DO NOTHING
-        RETURNING id, app_id, channel, platform, status, true AS is_new
-      ), rollup AS (${ROLLUP_UPSERT})
-      SELECT id, channel, status FROM changed`.execute(this.db);
-    let pending: { id: string; channel: string | null }[] = inserted.rows.filter((r) => r.status === 'queued');
+  /**
+   * Inserts one routed page and returns the ids waiting for a first attempt, by channel. With
+   * `leaseUntil`, the queued rows are leased from birth to the send job the caller queues for them
+   * (`leased`): within the lease nobody else claims them, so that job's first run can skip the
+   * claim write. Rows an earlier run of the same page left queued and untouched come back in
+   * `pending`, unleased to the caller: their original job may still hold them.
+   */
+  async insertPage(appId: string, messageId: string, rows: NewDeliveryRow[], leaseUntil?: Date): Promise<PageInsert> {
+    const result: PageInsert = { leased: new Map(), pending: new Map() };
+    if (rows.length === 0) return result;
+    const lease = leaseUntil?.toISOString() ?? null;
+    // A plain INSERT costs half of ON CONFLICT's speculative insertion; only a re-run of a page
+    // (after a crash) meets rows it inserted before, and takes the slower path.
+    let inserted;
+    try {
+      inserted = await this.insertRows(appId, messageId, rows, lease, sql``);
+    } catch (err) {
+      if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+      inserted = await this.insertRows(appId, messageId, rows, lease, sql`ON CONFLICT (message_id, device_id) DO NOTHING`);
+    }
+    const fresh = inserted.rows.filter((r) => r.status === 'queued');
+    groupByChannel(leaseUntil ? result.leased : result.pending, fresh);
     if (inserted.rows.length < rows.length) {
       // A re-run after a crash: rows inserted by the first run that no attempt has touched yet.
-      pending = await this.db
+      const left = await this.db
         .selectFrom('deliveries')
         .select(['id', 'channel'])
         .where('message_id', '=', messageId)
@@ -85,38 +94,80 @@ export class DeliveriesRepo {
         .where('status', '=', 'queued')
         .where('attempts', '=', 0)
         .execute();
+      const mine = new Set(fresh.map((r) => String(r.id)));
+      groupByChannel(result.pending, left.filter((r) => !mine.has(String(r.id))));
     }
-    const byChannel = new Map<string, string[]>();
-    for (const p of [...pending].sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1))) {
-      if (!p.channel) continue;
-      const list = byChannel.get(p.channel) ?? [];
-      list.push(String(p.id));
-      byChannel.set(p.channel, list);
-    }
-    return byChannel;
+    return result;
+  }
+
+  private insertRows(appId: string, messageId: string, rows: NewDeliveryRow[], lease: string | null, onConflict: RawBuilder<unknown>) {
+    return sql<{ id: string; channel: string | null; status: string }>`
+      WITH changed AS (
+        INSERT INTO deliveries (message_id, app_id, device_id, platform, channel, token, status, error, lease_until)
+        SELECT ${messageId}, ${appId}, v.device_id, v.platform, v.channel, v.token, v.status, v.error,
+               CASE WHEN v.status = 'queued' THEN ${lease}::timestamptz END
+        FROM unnest(${rows.map((r) => r.deviceId)}::text[], ${rows.map((r) => r.platform)}::text[],
+                    ${rows.map((r) => r.channel)}::text[], ${rows.map((r) => r.token)}::text[],
+                    ${rows.map((r) => r.status)}::text[], ${rows.map((r) => (r.error ? JSON.stringify(r.error) : null))}::jsonb[])
+             AS v(device_id, platform, channel, token, status, error)
+        ${onConflict}
+        RETURNING id, app_id, channel, platform, status, true AS is_new
+      ), opened AS (
+        INSERT INTO delivery_open (id) SELECT id FROM changed WHERE status = 'queued'
+      ), rollup AS (${ROLLUP_UPSERT})
+      SELECT id, channel, status FROM changed`.execute(this.db);
+  }
+
+  /**
+   * Runs a statement that names its rows by an id list with sequential scans off: without fresh
+   * statistics (a young table, autovacuum behind, PGlite which has none) the planner reads the
+   * whole table for every batch instead of probing the primary key a few hundred times.
+   */
+  private byIds<T>(fn: (db: Kysely<DB>) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(async (tx) => {
+      await sql`SELECT set_config('enable_seqscan', 'off', true)`.execute(tx);
+      return fn(tx);
+    });
   }
 
   /**
    * Takes the still-queued rows of a batch for one attempt: counts the attempt and leases the row
    * so that a duplicate job cannot send it concurrently. A worker that dies leaves the lease to
    * expire, and the job's retry claims the row again.
+   *
+   * `ownLease` is for the job the router leased the rows to: it may take them back inside that
+   * lease while no attempt is counted on them. On a re-run (`lostAttempt`) the dead run may have
+   * sent them, and that attempt is counted too.
    */
-  async claim(ids: string[], leaseMs: number): Promise<ClaimedDelivery[]> {
-    const res = await sql<{ id: string; device_id: string; token: string | null; attempts: number; seq: string | null }>`
+  async claim(ids: string[], leaseMs: number, opts: { ownLease?: boolean; lostAttempt?: boolean } = {}): Promise<ClaimedDelivery[]> {
+    const own = opts.ownLease === true;
+    const lost = opts.lostAttempt === true;
+    const res = await this.byIds((tx) => sql<{ id: string; device_id: string; token: string | null; attempts: number; seq: string | null }>`
       UPDATE deliveries
-      SET attempts = attempts + 1, lease_until = now() + make_interval(secs => ${leaseMs / 1000}), updated_at = now()
-      WHERE id = ANY(${ids}::bigint[]) AND status = 'queued' AND (lease_until IS NULL OR lease_until < now())
-      RETURNING id, device_id, token, attempts, seq`.execute(this.db);
-    return res.rows
-      .map((r) => ({ id: String(r.id), deviceId: r.device_id, token: r.token, attempts: r.attempts, seq: r.seq }))
-      .sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+      SET attempts = attempts + CASE WHEN ${lost} AND attempts = 0 THEN 2 ELSE 1 END,
+          lease_until = now() + make_interval(secs => ${leaseMs / 1000}), updated_at = now()
+      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued'
+        AND (lease_until IS NULL OR lease_until < now() OR (${own} AND attempts = 0))
+      RETURNING id, device_id, token, attempts, seq`.execute(tx));
+    return toClaimed(res.rows);
+  }
+
+  /**
+   * The first attempt of rows leased at insert to the calling job: a read, not a claim. The
+   * attempt is counted when its outcome is written (`writeOutcomes(…, { countAttempt })`).
+   */
+  async leasedToMe(ids: string[]): Promise<ClaimedDelivery[]> {
+    const res = await this.byIds((tx) => sql<{ id: string; device_id: string; token: string | null; attempts: number; seq: string | null }>`
+      SELECT id, device_id, token, attempts + 1 AS attempts, seq FROM deliveries
+      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND attempts = 0`.execute(tx));
+    return toClaimed(res.rows);
   }
 
   /** The earliest moment a still-leased row of this batch frees up, if any row is leased. */
   async leasedUntil(ids: string[]): Promise<Date | null> {
-    const row = await sql<{ until: Date | null }>`
+    const row = await this.byIds((tx) => sql<{ until: Date | null }>`
       SELECT max(lease_until) AS until FROM deliveries
-      WHERE id = ANY(${ids}::bigint[]) AND status = 'queued' AND lease_until >= now()`.execute(this.db);
+      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND lease_until >= now()`.execute(tx));
     return row.rows[0]?.until ?? null;
   }
 
@@ -124,7 +175,7 @@ export class DeliveriesRepo {
    * Writes a batch's outcomes, quarantines tokens the provider declared dead and counts the
    * transitions into the rollups: one statement, one round trip.
    */
-  async writeOutcomes(rows: OutcomeRow[]): Promise<{ updated: number; quarantined: number }> {
+  async writeOutcomes(rows: OutcomeRow[], opts: { countAttempt?: boolean } = {}): Promise<{ updated: number; quarantined: number }> {
     if (rows.length === 0) return { updated: 0, quarantined: 0 };
     // Only a batch with dead tokens joins device_tokens: the planner may hash-join the whole
     // table, which costs every batch dearly when nothing needs quarantining.
@@ -137,23 +188,36 @@ export class DeliveriesRepo {
           AND t.channel = changed.channel AND t.token = changed.token AND t.state = 'active'
         RETURNING 1`
       : sql`SELECT 1 WHERE false`;
-    const res = await sql<{ updated: string; quarantined: string }>`
+    const ids = idArray(rows.map((r) => r.id));
+    const res = await this.byIds((tx) => sql<{ updated: string; quarantined: string }>`
       WITH v AS (
-        SELECT * FROM unnest(${rows.map((r) => r.id)}::bigint[], ${rows.map((r) => r.status)}::text[],
+        SELECT * FROM unnest(${ids}::bigint[], ${rows.map((r) => r.status)}::text[],
                              ${rows.map((r) => (r.error ? JSON.stringify(r.error) : null))}::jsonb[],
                              ${rows.map((r) => r.providerId)}::text[], ${rows.map((r) => r.nextAttemptAt?.toISOString() ?? null)}::timestamptz[])
           AS v(id, status, error, provider_id, next_at)
       ), changed AS (
+        -- No index names a column set here (see migration 0004), so this is a HOT update.
         UPDATE deliveries d
         SET status = v.status, error = v.error, provider_id = coalesce(v.provider_id, d.provider_id),
+            attempts = d.attempts + ${opts.countAttempt ? 1 : 0},
             lease_until = NULL, next_attempt_at = v.next_at, updated_at = now(),
-            sent_at = CASE WHEN v.status = 'sent' THEN now() ELSE d.sent_at END
+            sent_at = CASE WHEN v.status = 'sent' THEN now() ELSE d.sent_at END,
+            pending_seq = CASE WHEN v.status IN ('queued', 'sent') THEN d.pending_seq END
         FROM v
-        WHERE d.id = v.id AND d.status = 'queued'
-        RETURNING d.app_id, d.device_id, d.channel, d.platform, d.token, d.status, v.error, false AS is_new
+        -- The id list as well as the join: an index probe per row whatever the table's statistics.
+        WHERE d.id = v.id AND d.id = ANY(${ids}::bigint[]) AND d.status = 'queued'
+        RETURNING d.id, d.app_id, d.device_id, d.channel, d.platform, d.token, d.status, v.error, v.provider_id AS new_provider_id,
+                  false AS is_new
+      ), closed AS (
+        DELETE FROM delivery_open WHERE id = ANY(ARRAY(SELECT id FROM changed WHERE status <> 'queued'))
+      ), requests AS (
+        INSERT INTO provider_requests (app_id, channel, provider_id, ids)
+        SELECT app_id, channel, new_provider_id, array_agg(id ORDER BY id) FROM changed
+        WHERE new_provider_id IS NOT NULL AND channel = ANY(${VENDOR_CHANNELS as readonly string[]}::text[])
+        GROUP BY app_id, channel, new_provider_id
       ), quarantined AS (${quarantine}), rollup AS (${ROLLUP_UPSERT})
       SELECT (SELECT count(*) FROM changed) AS updated, (SELECT count(*) FROM quarantined) AS quarantined,
-             (SELECT count(*) FROM rollup) AS rolled`.execute(this.db);
+             (SELECT count(*) FROM rollup) AS rolled`.execute(tx));
     const r = res.rows[0];
     return { updated: Number(r?.updated ?? 0), quarantined: Number(r?.quarantined ?? 0) };
   }
@@ -175,10 +239,11 @@ export class DeliveriesRepo {
                              ${events.map((e) => (e.reason ? JSON.stringify(e.reason) : null))}::jsonb[])
           AS v(event, provider_id, message_id, token, device_id, at, reason)
       ), matched AS (
-        -- Three plain joins rather than one CASE, so each can use an index: the provider id, and
-        -- the (message_id, device_id) key for device acks and SDK events.
+        -- Three plain joins rather than one CASE, so each can use an index: the vendor's request
+        -- id, and the (message_id, device_id) key for device acks and SDK events.
         SELECT d.id, v.event, v.at, v.reason
-        FROM v JOIN deliveries d ON d.provider_id = v.provider_id AND (v.token IS NULL OR d.token = v.token)
+        FROM v JOIN provider_requests r ON r.app_id = ${appId} AND r.provider_id = v.provider_id
+          JOIN deliveries d ON d.id = ANY(r.ids) AND (v.token IS NULL OR d.token = v.token)
         WHERE v.provider_id IS NOT NULL AND d.app_id = ${appId} AND (${channel}::text IS NULL OR d.channel = ${channel})
         UNION ALL
         SELECT d.id, v.event, v.at, v.reason
@@ -202,7 +267,7 @@ export class DeliveriesRepo {
             delivered_at = CASE WHEN t.event IN ('delivered', 'opened') THEN coalesce(d.delivered_at, t.at) ELSE d.delivered_at END,
             opened_at = CASE WHEN t.event = 'opened' THEN coalesce(d.opened_at, t.at) ELSE d.opened_at END,
             error = CASE WHEN t.event = 'invalid' THEN t.reason ELSE d.error END,
-            lease_until = NULL, updated_at = now()
+            lease_until = NULL, pending_seq = NULL, updated_at = now()
         FROM target t
         WHERE d.id = t.id AND (
           (t.event = 'delivered' AND d.status IN ('queued', 'sent')) OR
@@ -226,21 +291,23 @@ export class DeliveriesRepo {
   /** Hands queued, unleased deliveries to another channel (a fallback); returns the moved ids. */
   async moveQueued(ids: readonly string[], channel: string): Promise<string[]> {
     if (ids.length === 0) return [];
-    const res = await sql<{ id: string }>`
+    const res = await this.byIds((tx) => sql<{ id: string }>`
       UPDATE deliveries SET channel = ${channel}, token = NULL, provider_id = NULL, lease_until = NULL,
         next_attempt_at = NULL, updated_at = now()
-      WHERE id = ANY(${ids}::bigint[]) AND status = 'queued' AND (lease_until IS NULL OR lease_until < now())
-      RETURNING id`.execute(this.db);
-    return res.rows.map((r) => String(r.id)).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND (lease_until IS NULL OR lease_until < now())
+      RETURNING id`.execute(tx));
+    return res.rows.map((r) => String(r.id)).sort(compareIds);
   }
 
   /** Ends every not-yet-sent delivery of a message as `cancelled`. */
   async cancelPending(messageId: string): Promise<number> {
     const res = await sql<{ n: string }>`
       WITH changed AS (
-        UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = now()
+        UPDATE deliveries SET status = 'cancelled', lease_until = NULL, pending_seq = NULL, updated_at = now()
         WHERE message_id = ${messageId} AND status = 'queued'
-        RETURNING app_id, channel, platform, status, false AS is_new
+        RETURNING id, app_id, channel, platform, status, false AS is_new
+      ), closed AS (
+        DELETE FROM delivery_open WHERE id = ANY(ARRAY(SELECT id FROM changed))
       ), rollup AS (${ROLLUP_UPSERT})
       SELECT count(*) AS n FROM changed`.execute(this.db);
     return Number(res.rows[0]?.n ?? 0);
@@ -250,14 +317,16 @@ export class DeliveriesRepo {
   async expireOverdue(limit = 10_000): Promise<number> {
     const res = await sql<{ n: string }>`
       WITH due AS (
-        SELECT d.id FROM deliveries d JOIN messages m ON m.id = d.message_id
+        SELECT d.id FROM delivery_open o JOIN deliveries d ON d.id = o.id JOIN messages m ON m.id = d.message_id
         WHERE d.status = 'queued' AND m.expires_at < now() AND (d.lease_until IS NULL OR d.lease_until < now())
         LIMIT ${limit}
       ), changed AS (
-        UPDATE deliveries d SET status = 'expired', lease_until = NULL, updated_at = now(),
+        UPDATE deliveries d SET status = 'expired', lease_until = NULL, pending_seq = NULL, updated_at = now(),
           error = jsonb_build_object('code', 'Expired', 'message', 'the message TTL ended before it could be sent')
         FROM due WHERE d.id = due.id AND d.status = 'queued'
-        RETURNING d.app_id, d.channel, d.platform, d.status, false AS is_new
+        RETURNING d.id, d.app_id, d.channel, d.platform, d.status, false AS is_new
+      ), closed AS (
+        DELETE FROM delivery_open WHERE id = ANY(ARRAY(SELECT id FROM changed))
       ), rollup AS (${ROLLUP_UPSERT})
       SELECT count(*) AS n FROM changed`.execute(this.db);
     return Number(res.rows[0]?.n ?? 0);
@@ -268,13 +337,30 @@ export class DeliveriesRepo {
     // A row never attempted may simply be waiting behind a long queue backlog (a big audience):
     // it gets a longer grace, so the sweep does not flood the queue with duplicate jobs.
     const res = await sql<{ app_id: string; message_id: string; channel: string; id: string; attempts: number }>`
-      SELECT app_id, message_id, channel, id, attempts FROM deliveries
-      WHERE status = 'queued' AND channel IS NOT NULL AND (lease_until IS NULL OR lease_until < now())
-        AND coalesce(next_attempt_at, updated_at) < now() - make_interval(secs => CASE WHEN attempts = 0
+      SELECT d.app_id, d.message_id, d.channel, d.id, d.attempts FROM delivery_open o JOIN deliveries d ON d.id = o.id
+      WHERE d.status = 'queued' AND d.channel IS NOT NULL AND (d.lease_until IS NULL OR d.lease_until < now())
+        AND coalesce(d.next_attempt_at, d.updated_at) < now() - make_interval(secs => CASE WHEN d.attempts = 0
               THEN ${firstAttemptGraceMs / 1000}::float8 ELSE ${graceMs / 1000}::float8 END)
-      ORDER BY message_id, channel, id
+      ORDER BY d.message_id, d.channel, d.id
       LIMIT ${limit}`.execute(this.db);
     return res.rows.map((r) => ({ appId: r.app_id, messageId: r.message_id, channel: r.channel, id: String(r.id), attempts: r.attempts }));
+  }
+
+  /**
+   * Forgets open ids whose delivery is no longer queued. Only the hot paths (outcomes, cancel,
+   * expiry) close ids eagerly; receipts, acks and recalls leave theirs for this.
+   */
+  async pruneOpen(limit = 50_000): Promise<number> {
+    const res = await sql<{ n: string }>`
+      WITH gone AS (
+        SELECT o.id FROM delivery_open o LEFT JOIN deliveries d ON d.id = o.id
+        WHERE d.id IS NULL OR d.status <> 'queued'
+        LIMIT ${limit}
+      ), deleted AS (
+        DELETE FROM delivery_open WHERE id = ANY(ARRAY(SELECT id FROM gone)) RETURNING 1
+      )
+      SELECT count(*) AS n FROM deleted`.execute(this.db);
+    return Number(res.rows[0]?.n ?? 0);
   }
 
   async counts(messageId: string): Promise<{ counts: Record<DeliveryStatus, number>; byChannel: Record<string, Partial<Record<DeliveryStatus, number>>> }> {
@@ -301,6 +387,7 @@ export class DeliveriesRepo {
     messageId: string,
     filter: { status?: string; channel?: string; after?: string; limit: number },
   ) {
+    if (filter.status === 'queued') return this.listQueued(appId, messageId, filter);
     let q = this.db
       .selectFrom('deliveries')
       .selectAll()
@@ -316,4 +403,58 @@ export class DeliveriesRepo {
     const items = more ? rows.slice(0, filter.limit) : rows;
     return { items, next: more ? String(items[items.length - 1]!.id) : null };
   }
+
+  /**
+   * Queued rows are found through the open ids (no index names `status`), walked in id order: a
+   * lookup per open row rather than a scan of the whole message. OFFSET 0 keeps the planner from
+   * flattening the lookup into a join that reads the message first.
+   */
+  private async listQueued(appId: string, messageId: string, filter: { channel?: string; after?: string; limit: number }) {
+    const res = await sql<DeliveryRow>`
+      SELECT d.* FROM delivery_open o JOIN LATERAL (SELECT * FROM deliveries x WHERE x.id = o.id OFFSET 0) d ON true
+      WHERE d.app_id = ${appId} AND d.message_id = ${messageId} AND d.status = 'queued'
+        ${filter.channel ? sql`AND d.channel = ${filter.channel}` : sql``}
+        ${filter.after ? sql`AND o.id > ${filter.after}::bigint` : sql``}
+      ORDER BY o.id
+      LIMIT ${filter.limit + 1}`.execute(this.db);
+    const more = res.rows.length > filter.limit;
+    const items = more ? res.rows.slice(0, filter.limit) : res.rows;
+    return { items, next: more ? String(items[items.length - 1]!.id) : null };
+  }
+}
+
+/** What `insertPage` queued, by channel: rows leased to the caller's job, and rows left over. */
+export interface PageInsert {
+  leased: Map<string, string[]>;
+  pending: Map<string, string[]>;
+}
+
+function groupByChannel(into: Map<string, string[]>, rows: { id: string; channel: string | null }[]): void {
+  for (const r of [...rows].sort((a, b) => compareIds(String(a.id), String(b.id)))) {
+    if (!r.channel) continue;
+    const list = into.get(r.channel) ?? [];
+    list.push(String(r.id));
+    into.set(r.channel, list);
+  }
+}
+
+function toClaimed(rows: { id: string; device_id: string; token: string | null; attempts: number; seq: string | null }[]): ClaimedDelivery[] {
+  return rows
+    .map((r) => ({ id: String(r.id), deviceId: r.device_id, token: r.token, attempts: Number(r.attempts), seq: r.seq }))
+    .sort((a, b) => compareIds(a.id, b.id));
+}
+
+/** Orders bigint ids given as decimal text without parsing them: shorter is smaller. */
+export function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/**
+ * A bigint[] parameter as one array literal: node-postgres quotes and escapes every element of
+ * a JS array (a tenth of the send path's CPU), which decimal ids never need.
+ */
+export function idArray(ids: readonly string[]): string {
+  const literal = `{${ids.join(',')}}`;
+  if (!/^\{[0-9,]*\}$/.test(literal)) throw new Error('delivery ids must be decimal integers');
+  return literal;
 }

@@ -104,6 +104,8 @@ export interface DeliveriesTable {
   error: Json<{ code: string; message: string } | null> | null;
   provider_id: string | null;
   seq: string | null;
+  /** The seq while the device has not acked this self delivery (indexed per device). */
+  pending_seq: string | null;
   lease_until: NullableTimestamp;
   next_attempt_at: NullableTimestamp;
   created_at: Timestamp;
@@ -122,6 +124,20 @@ export interface DeliveryRollupsTable {
   count: ColumnType<string, number | string, number | string>;
 }
 
+/** Ids of deliveries that may still be queued; rows that moved on are pruned by the sweeper. */
+export interface DeliveryOpenTable {
+  id: string;
+}
+
+/** One vendor request: its id, as receipts name it, and the deliveries it carried. */
+export interface ProviderRequestsTable {
+  app_id: string;
+  channel: string;
+  provider_id: string;
+  ids: string[];
+  created_at: ColumnType<Date, Date | undefined, never>;
+}
+
 export interface DB {
   apps: AppsTable;
   api_keys: ApiKeysTable;
@@ -132,6 +148,8 @@ export interface DB {
   idempotency_keys: IdempotencyKeysTable;
   deliveries: DeliveriesTable;
   delivery_rollups: DeliveryRollupsTable;
+  delivery_open: DeliveryOpenTable;
+  provider_requests: ProviderRequestsTable;
 }
 
 export type DeviceRow = Selectable<DevicesTable>;

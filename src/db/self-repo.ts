@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { ROLLUP_UPSERT } from './deliveries-repo.js';
+import { ROLLUP_UPSERT, compareIds } from './deliveries-repo.js';
 import type { DB } from './schema.js';
 
 /** A self-channel message still waiting for its device's ack, as a gateway or the inbox hands it out. */
@@ -24,7 +24,7 @@ const DEADLOCK = '40P01';
 /**
  * The self channel's statements. Relay's own channel keeps no store of its own: a delivery with a
  * per-device `seq` that is still `queued` (its send in flight) or `sent` is pending for its
- * device until the device acks it (→ delivered), its TTL ends (→ expired) or it is withdrawn
+ * device (its `pending_seq`, which every statement that ends it clears) until the device acks it (→ delivered), its TTL ends (→ expired) or it is withdrawn
  * (→ cancelled). A row moved to another channel by the ack-timeout fallback keeps its seq and
  * stays pending until some channel's receipt confirms it: the device de-duplicates by message id.
  */
@@ -55,7 +55,7 @@ export class SelfRepo {
             SELECT t.id, b.self_seq - row_number() OVER (PARTITION BY t.device_id ORDER BY t.id DESC) + 1 AS seq
             FROM t JOIN bumped b ON b.id = t.device_id
           )
-          UPDATE deliveries dl SET seq = numbered.seq, updated_at = now()
+          UPDATE deliveries dl SET seq = numbered.seq, pending_seq = numbered.seq, updated_at = now()
           FROM numbered WHERE dl.id = numbered.id
           RETURNING dl.id, dl.seq`.execute(this.db);
         return new Map(res.rows.map((r) => [String(r.id), Number(r.seq)]));
@@ -73,9 +73,9 @@ export class SelfRepo {
     const res = await sql<{ message_id: string; seq: string; request: Record<string, unknown>; expires_at: Date }>`
       SELECT d.message_id, d.seq, m.request, m.expires_at
       FROM deliveries d JOIN messages m ON m.id = d.message_id
-      WHERE d.app_id = ${appId} AND d.device_id = ${deviceId} AND d.seq IS NOT NULL AND d.seq > ${after}
+      WHERE d.app_id = ${appId} AND d.device_id = ${deviceId} AND d.pending_seq IS NOT NULL AND d.pending_seq > ${after}
         AND d.status IN ('queued', 'sent') AND m.expires_at > now()
-      ORDER BY d.seq
+      ORDER BY d.pending_seq
       LIMIT ${limit}`.execute(this.db);
     return res.rows.map((r) => ({ messageId: r.message_id, seq: Number(r.seq), request: r.request, expiresAt: r.expires_at }));
   }
@@ -85,10 +85,10 @@ export class SelfRepo {
     const res = await sql<{ n: string }>`
       WITH due AS (
         SELECT d.id FROM deliveries d JOIN messages m ON m.id = d.message_id
-        WHERE d.seq IS NOT NULL AND d.status = 'sent' AND d.channel = 'self' AND m.expires_at < now()
+        WHERE d.pending_seq IS NOT NULL AND d.status = 'sent' AND d.channel = 'self' AND m.expires_at < now()
         LIMIT ${limit}
       ), changed AS (
-        UPDATE deliveries d SET status = 'expired', updated_at = now(),
+        UPDATE deliveries d SET status = 'expired', pending_seq = NULL, updated_at = now(),
           error = jsonb_build_object('code', 'Expired', 'message', 'the message TTL ended before the device acked it')
         FROM due WHERE d.id = due.id AND d.status = 'sent'
         RETURNING d.app_id, d.channel, d.platform, d.status, false AS is_new
@@ -121,7 +121,11 @@ export class SelfRepo {
         AS v(id, channel, token)
       WHERE d.id = v.id AND d.status = 'sent' AND d.channel = 'self'
       RETURNING d.id, d.channel`.execute(this.db);
-    return res.rows.map((r) => ({ id: String(r.id), channel: r.channel })).sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+    // Queued again: open for the sweeper, should the fallback's job be lost.
+    if (res.rows.length > 0) {
+      await sql`INSERT INTO delivery_open (id) SELECT unnest(${res.rows.map((r) => String(r.id))}::bigint[]) ON CONFLICT DO NOTHING`.execute(this.db);
+    }
+    return res.rows.map((r) => ({ id: String(r.id), channel: r.channel })).sort((a, b) => compareIds(a.id, b.id));
   }
 
   /**
@@ -131,7 +135,7 @@ export class SelfRepo {
   async withdraw(messageId: string): Promise<{ appId: string; deviceId: string; seq: number }[]> {
     const res = await sql<{ app_id: string; device_id: string; seq: string }>`
       WITH changed AS (
-        UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = now()
+        UPDATE deliveries SET status = 'cancelled', lease_until = NULL, pending_seq = NULL, updated_at = now()
         WHERE message_id = ${messageId} AND channel = 'self' AND status = 'sent' AND seq IS NOT NULL
         RETURNING app_id, device_id, seq, channel, platform, status, false AS is_new
       ), rollup AS (${ROLLUP_UPSERT})
