@@ -127,12 +127,9 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     // The router leased these rows to this job: its first run inside the lease (with a margin for
     // clock skew against the database) has nothing to race and only reads them. A re-run takes
     // them back at once rather than waiting out its own lease.
-    const leased = job.data.leasedUntil !== undefined;
-    const firstRun = job.attemptsMade === 0 && job.stalledCounter === 0;
-    const readOnly = leased && firstRun && Date.now() < job.data.leasedUntil! - LEASE_MARGIN_MS;
-    const claimed = readOnly
-      ? await repos.deliveries.leasedToMe(ids)
-      : await repos.deliveries.claim(ids, leaseMs, { ownLease: leased, lostAttempt: leased && !firstRun });
+    const take = howToTake(job, Date.now());
+    const readOnly = take.read;
+    const claimed = readOnly ? await repos.deliveries.leasedToMe(ids) : await repos.deliveries.claim(ids, leaseMs, take);
     const t1 = performance.now();
 
     if (claimed.length > 0) {
@@ -185,7 +182,25 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
 }
 
 /** Slack between this worker's clock and the database's when trusting a lease the router set. */
-const LEASE_MARGIN_MS = 60_000;
+export const LEASE_MARGIN_MS = 60_000;
+
+/**
+ * How a send job takes its rows. Rows the router leased to the job are only read on its first
+ * run inside the lease; a later run claims them, taking back its own (`ownLease`) and counting
+ * the attempt a dead run may have made (`lostAttempt`). Any other job claims as usual.
+ */
+export function howToTake(
+  job: { data: Pick<SendJob, 'leasedUntil'>; attemptsMade: number; stalledCounter: number },
+  now: number,
+): { read: boolean; ownLease: boolean; lostAttempt: boolean } {
+  const leased = job.data.leasedUntil !== undefined;
+  const firstRun = job.attemptsMade === 0 && job.stalledCounter === 0;
+  return {
+    read: leased && firstRun && now < job.data.leasedUntil! - LEASE_MARGIN_MS,
+    ownLease: leased,
+    lostAttempt: leased && !firstRun,
+  };
+}
 
 function secondsNow(): number {
   return Number(process.hrtime.bigint()) / 1e9;

@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Migrator } from 'kysely/migration';
+import pg from 'pg';
+import { migrations } from '../../migrations/index.js';
+import { pushRequestSchema } from '../../src/core/push-request.js';
+import { DeliveriesRepo, type NewDeliveryRow } from '../../src/db/deliveries-repo.js';
+import type { DB } from '../../src/db/schema.js';
+import { Isolation, PG_URL, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
+
+/**
+ * The delivery table's hot path: rows leased at insert to their first send job, outcomes written
+ * as HOT updates, and what the dropped indexes used to answer (open ids, vendor request ids).
+ */
+let t: TestRelay;
+before(async () => {
+  // No worker role: nothing but the test touches the rows.
+  t = await startTestRelay({ ROLES: 'api,scheduler' });
+});
+after(async () => {
+  await t?.stop();
+  await t?.iso.drop();
+});
+
+const request = pushRequestSchema.parse({ to: { devices: ['d1'] }, data: { k: 'v' } });
+const rowsFor = (devices: string[], channel = 'huawei'): NewDeliveryRow[] =>
+  devices.map((d) => ({ deviceId: d, platform: 'android', channel, token: `tok-${d}`, status: 'queued', error: null }));
+
+async function newMessage(appId: string, id: string) {
+  await t.relay.ctx.repos.messages.insert({ id, appId, request, state: 'routed', recipients: 0, sendAt: null, expiresAt: new Date(Date.now() + 3_600_000) });
+}
+
+async function openIds(): Promise<string[]> {
+  const res = await sql<{ id: string }>`SELECT id FROM delivery_open ORDER BY id`.execute(t.relay.ctx.db);
+  return res.rows.map((r) => String(r.id));
+}
+
+test('no index of deliveries names a column an outcome write changes (so outcomes are HOT updates)', async () => {
+  const res = await sql<{ indexdef: string }>`
+    SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'deliveries'`.execute(t.relay.ctx.db);
+  assert.ok(res.rows.length >= 3, 'the table has its key, its (message, device) key and the self index');
+  const hot = ['status', 'provider_id', 'lease_until', 'attempts', 'error', 'sent_at', 'updated_at', 'next_attempt_at'];
+  for (const { indexdef } of res.rows) {
+    for (const column of hot) assert.doesNotMatch(indexdef, new RegExp(`\\b${column}\\b`), `${indexdef} names ${column}`);
+  }
+});
+
+test('rows leased at insert belong to their job: others wait, the owner takes them back, a page re-run skips them', async () => {
+  const { appId } = await newApp(t);
+  const { deliveries } = t.relay.ctx.repos;
+  await newMessage(appId, 'msg_lease');
+  const until = new Date(Date.now() + 300_000);
+
+  const first = await deliveries.insertPage(appId, 'msg_lease', rowsFor(['a', 'b']), until);
+  const ab = first.leased.get('huawei')!;
+  assert.equal(ab.length, 2);
+  assert.equal(first.pending.size, 0);
+
+  // A re-run of the page after a crash, now with a third device: no unique violation escapes, the
+  // new row is leased to the new job and the untouched old ones come back unleased to the caller.
+  const again = await deliveries.insertPage(appId, 'msg_lease', rowsFor(['a', 'b', 'c']), until);
+  assert.equal(again.leased.get('huawei')?.length, 1);
+  assert.deepEqual(again.pending.get('huawei'), ab);
+
+  // Any other job (the re-run's, a sweep's) finds them leased, and learns until when.
+  assert.deepEqual(await deliveries.claim(ab, 60_000), []);
+  assert.equal((await deliveries.leasedUntil(ab))?.getTime(), until.getTime());
+  const stranded = await deliveries.stranded(0, 0);
+  assert.equal(stranded.filter((s) => s.messageId === 'msg_lease').length, 0, 'the sweeper leaves leased rows alone');
+
+  // The owner's first run reads them: one attempt, counted when the outcome is written.
+  const read = await deliveries.leasedToMe(ab);
+  assert.deepEqual(read.map((r) => [r.id, r.token, r.attempts]), [[ab[0], 'tok-a', 1], [ab[1], 'tok-b', 1]]);
+
+  // The owner's re-run (its first run died) takes them back at once, counting the lost attempt.
+  const claimed = await deliveries.claim(ab, 60_000, { ownLease: true, lostAttempt: true });
+  assert.deepEqual(claimed.map((r) => r.attempts), [2, 2]);
+});
+
+test('an outcome write ends the rows, closes their open ids, records the vendor request and counts the attempt', async () => {
+  const { appId } = await newApp(t);
+  const { deliveries } = t.relay.ctx.repos;
+  await newMessage(appId, 'msg_out');
+  const { leased } = await deliveries.insertPage(appId, 'msg_out', rowsFor(['a', 'b', 'c']), new Date(Date.now() + 300_000));
+  const ids = leased.get('huawei')!;
+  assert.deepEqual((await openIds()).filter((id) => ids.includes(id)), ids);
+
+  const rows = await deliveries.leasedToMe(ids);
+  const result = await deliveries.writeOutcomes(
+    [
+      { id: rows[0]!.id, status: 'sent', error: null, providerId: 'req-1', nextAttemptAt: null },
+      { id: rows[1]!.id, status: 'sent', error: null, providerId: 'req-1', nextAttemptAt: null },
+      { id: rows[2]!.id, status: 'queued', error: { code: 'RateLimited', message: 'later' }, providerId: null, nextAttemptAt: new Date(Date.now() + 60_000) },
+    ],
+    { countAttempt: true },
+  );
+  assert.equal(result.updated, 3);
+  const after = await t.relay.ctx.db.selectFrom('deliveries').select(['id', 'status', 'attempts', 'lease_until']).where('message_id', '=', 'msg_out').orderBy('id').execute();
+  assert.deepEqual(after.map((r) => [r.status, r.attempts, r.lease_until]), [['sent', 1, null], ['sent', 1, null], ['queued', 1, null]]);
+  // The retried row stays open for the sweeper; the sent ones do not.
+  assert.deepEqual((await openIds()).filter((id) => ids.includes(id)), [ids[2]]);
+
+  const requests = await t.relay.ctx.db.selectFrom('provider_requests').selectAll().where('app_id', '=', appId).execute();
+  assert.deepEqual(requests.map((r) => [r.channel, r.provider_id, r.ids.map(String)]), [['huawei', 'req-1', [ids[0], ids[1]]]]);
+
+  // A receipt names the vendor's request id and a token: it finds its delivery through that record.
+  const receipt = await deliveries.applyEvents(appId, 'huawei', [{ event: 'delivered', providerId: 'req-1', token: 'tok-b' }]);
+  assert.deepEqual(receipt, { matched: 1, changed: 1 });
+  const b = await t.relay.ctx.db.selectFrom('deliveries').select('status').where('id', '=', ids[1]! as never).executeTakeFirstOrThrow();
+  assert.equal(b.status, 'delivered');
+});
+
+test('the sweeper prunes open ids whose row moved on, and queued listings walk the open ids in order', async () => {
+  const { appId, api } = await newApp(t);
+  const { deliveries } = t.relay.ctx.repos;
+  await newMessage(appId, 'msg_open');
+  const devices = Array.from({ length: 5 }, (_, i) => `d${i}`);
+  const { leased } = await deliveries.insertPage(appId, 'msg_open', rowsFor(devices), new Date(Date.now() + 300_000));
+  const ids = leased.get('huawei')!;
+  // A receipt moves one row on without closing its open id (only the hot paths close eagerly).
+  await sql`UPDATE deliveries SET status = 'delivered' WHERE id = ${ids[1]}::bigint`.execute(t.relay.ctx.db);
+
+  const page1 = await api('GET', '/v1/messages/msg_open/deliveries?status=queued&limit=2');
+  assert.equal(page1.status, 200);
+  assert.deepEqual(page1.body.items.map((d: { deviceId: string }) => d.deviceId), ['d0', 'd2']);
+  const page2 = await api('GET', `/v1/messages/msg_open/deliveries?status=queued&limit=2&cursor=${page1.body.next}`);
+  assert.deepEqual(page2.body.items.map((d: { deviceId: string }) => d.deviceId), ['d3', 'd4']);
+  assert.equal(page2.body.next, null);
+
+  assert.ok((await openIds()).includes(ids[1]!));
+  assert.ok((await deliveries.pruneOpen()) >= 1);
+  const open = await openIds();
+  assert.ok(!open.includes(ids[1]!), 'the delivered row is no longer open');
+  for (const id of [ids[0], ids[2], ids[3], ids[4]]) assert.ok(open.includes(id!), `queued row ${id} stays open`);
+});
+
+test('migration 0004 carries existing deliveries over: open ids, vendor request ids and self pending seqs', async () => {
+  const iso = new Isolation();
+  const pool = new pg.Pool({ connectionString: PG_URL, max: 2, options: `-c search_path=${iso.schema}` });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await sql.raw(`CREATE SCHEMA ${iso.schema}`).execute(db);
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations }, migrationTableSchema: iso.schema });
+    const to3 = await migrator.migrateTo('0003_deliveries_without_message_fk');
+    assert.equal(to3.error, undefined);
+    await sql`INSERT INTO apps (id, name, receipt_secret) VALUES ('app', 'app', 's')`.execute(db);
+    await sql`
+      INSERT INTO deliveries (message_id, app_id, device_id, channel, token, status, provider_id, seq) VALUES
+        ('m', 'app', 'queued-one', 'huawei', 't1', 'queued', NULL, NULL),
+        ('m', 'app', 'sent-one', 'huawei', 't2', 'sent', 'req-9', NULL),
+        ('m', 'app', 'sent-two', 'huawei', 't3', 'sent', 'req-9', NULL),
+        ('m', 'app', 'apns-one', 'apns', 't4', 'sent', 'apns-id', NULL),
+        ('m', 'app', 'self-pending', 'self', NULL, 'sent', NULL, 7),
+        ('m', 'app', 'self-acked', 'self', NULL, 'delivered', NULL, 8)`.execute(db);
+
+    const latest = await migrator.migrateToLatest();
+    assert.equal(latest.error, undefined);
+    const byDevice = new Map(
+      (await db.selectFrom('deliveries').select(['id', 'device_id', 'pending_seq']).execute()).map((r) => [r.device_id, r]),
+    );
+    const open = await db.selectFrom('delivery_open').select('id').execute();
+    assert.deepEqual(open.map((r) => String(r.id)), [String(byDevice.get('queued-one')!.id)]);
+    const requests = await db.selectFrom('provider_requests').selectAll().execute();
+    assert.deepEqual(
+      requests.map((r) => [r.channel, r.provider_id, r.ids.map(String)]),
+      [['huawei', 'req-9', [String(byDevice.get('sent-one')!.id), String(byDevice.get('sent-two')!.id)]]],
+    );
+    assert.equal(String(byDevice.get('self-pending')!.pending_seq), '7');
+    assert.equal(byDevice.get('self-acked')!.pending_seq, null);
+
+    // And the repository matches receipts on the migrated data.
+    const receipt = await new DeliveriesRepo(db).applyEvents('app', 'huawei', [{ event: 'delivered', providerId: 'req-9', token: 't3' }]);
+    assert.deepEqual(receipt, { matched: 1, changed: 1 });
+  } finally {
+    await db.destroy();
+    await iso.drop();
+  }
+});
