@@ -577,6 +577,26 @@ function toNotification(req: ApnsRequest): ApnNotification {
   return note;
 }
 
+/** One send in flight, registered (in start order) while it holds a stream permit. */
+class InFlight {
+  readonly since = Date.now();
+
+  constructor(
+    private readonly registry: Set<InFlight>,
+    private readonly streams: Semaphore,
+    private readonly resolve: (o: Outcome) => void,
+  ) {
+    registry.add(this);
+  }
+
+  /** Settles the call once (a late answer after a timeout is dropped) and frees its permit. */
+  finish(o: Outcome): void {
+    if (!this.registry.delete(this)) return;
+    this.streams.release();
+    this.resolve(o);
+  }
+}
+
 export class ApnsProvider implements Provider {
   readonly channel = 'apns' as const;
   private readonly client: ApnClient | undefined;
@@ -584,6 +604,9 @@ export class ApnsProvider implements Provider {
   private readonly streams: Semaphore;
   private readonly log: Logger;
   private readonly requestTimeoutMs: number;
+  /** Sends in flight, in start order. */
+  private readonly inflight = new Set<InFlight>();
+  private watchdog: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(
@@ -676,27 +699,40 @@ export class ApnsProvider implements Provider {
   }
 
   /** One token, one stream; the permit is held exactly while node-apn's stream is open. */
-  private async sendOne(note: ApnNotification, token: string): Promise<Outcome> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      // Watchdog: node-apn can wait forever on a session an error already destroyed (it awaits
-      // `close(cb)` after a 500); a stuck call must not keep its stream permit.
-      const watchdog = new Promise<'stuck'>((resolve) => {
-        timer = setTimeout(() => resolve('stuck'), this.requestTimeoutMs * 2 + 1000);
-      });
-      const res = await Promise.race([this.client!.send(note, token), watchdog]);
-      if (res === 'stuck') {
-        return retry({ code: 'Timeout', message: `node-apn gave no result within ${this.requestTimeoutMs * 2 + 1000} ms` });
+  private sendOne(note: ApnNotification, token: string): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
+      const call = new InFlight(this.inflight, this.streams, resolve);
+      this.watchStuckCalls();
+      this.client!.send(note, token).then(
+        (res) => {
+          const r = (res.sent[0] ?? res.failed[0]) as ApnsResult | undefined;
+          call.finish(r ? classifyApnsResult(r) : retry({ code: 'TransportError', message: 'node-apn returned no result' }));
+        },
+        (err: unknown) => call.finish(retry({ code: 'TransportError', message: (err as Error)?.message ?? String(err) })),
+      );
+    });
+  }
+
+  /**
+   * node-apn can wait forever on a session an error already destroyed (it awaits `close(cb)` after
+   * a 500): a stuck call must not keep its stream permit. One timer sweeps the calls in flight
+   * (oldest first) while there are any, rather than a timer per token.
+   */
+  private watchStuckCalls(): void {
+    if (this.watchdog) return;
+    const limitMs = this.requestTimeoutMs * 2 + 1000;
+    this.watchdog = setInterval(() => {
+      const now = Date.now();
+      for (const call of this.inflight) {
+        if (now - call.since < limitMs) break;
+        call.finish(retry({ code: 'Timeout', message: `node-apn gave no result within ${limitMs} ms` }));
       }
-      const r = (res.sent[0] ?? res.failed[0]) as ApnsResult | undefined;
-      if (!r) return retry({ code: 'TransportError', message: 'node-apn returned no result' });
-      return classifyApnsResult(r);
-    } catch (err) {
-      return retry({ code: 'TransportError', message: (err as Error)?.message ?? String(err) });
-    } finally {
-      clearTimeout(timer);
-      this.streams.release();
-    }
+      if (this.inflight.size === 0) {
+        clearInterval(this.watchdog);
+        this.watchdog = undefined;
+      }
+    }, Math.min(1000, limitMs));
+    this.watchdog.unref();
   }
 
   private logCredentialProblems(outcomes: readonly Outcome[]): void {

@@ -33,7 +33,7 @@ async function main() {
   const redis = forks > 0 ? await ensureRedis(config.REDIS_URL, config.DATA_DIR, logger) : undefined;
   if (forks > 0) logger.info({ workerProcesses: forks }, 'starting worker processes');
   const relay = localRoles.length > 0 ? await startRelay({ ...config, ROLES: localRoles }, logger, announce) : undefined;
-  const supervisor = forks > 0 ? new WorkerSupervisor(forks, logger) : undefined;
+  const supervisor = forks > 0 ? new WorkerSupervisor(forks, logger, config.WORKER_SEMI_SPACE_MB) : undefined;
   supervisor?.start();
 
   const shutdown = (signal: string) => {

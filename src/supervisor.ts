@@ -22,6 +22,8 @@ export class WorkerSupervisor {
   constructor(
     private readonly count: number,
     private readonly logger: Logger,
+    /** MB of young generation per worker (`WORKER_SEMI_SPACE_MB`); 0 leaves V8's default. */
+    private readonly semiSpaceMb = 0,
   ) {}
 
   start(): void {
@@ -32,7 +34,7 @@ export class WorkerSupervisor {
     const started = Date.now();
     const child = fork(process.argv[1]!, [], {
       env: { ...process.env, ROLES: 'worker', WORKER_PROCESSES: '1' },
-      execArgv: process.execArgv,
+      execArgv: workerExecArgv(process.execArgv, this.semiSpaceMb),
       stdio: 'inherit',
     });
     this.children.add(child);
@@ -63,4 +65,10 @@ export class WorkerSupervisor {
       ),
     );
   }
+}
+
+/** The worker's Node flags: the parent's, with the young generation sized unless already set. */
+export function workerExecArgv(parent: readonly string[], semiSpaceMb: number): string[] {
+  if (semiSpaceMb <= 0 || parent.some((a) => a.startsWith('--max-semi-space-size'))) return [...parent];
+  return [...parent, `--max-semi-space-size=${semiSpaceMb}`];
 }

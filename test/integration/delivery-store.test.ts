@@ -5,6 +5,7 @@ import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { pushRequestSchema } from '../../src/core/push-request.js';
+import { idArray, textArray } from '../../src/db/array-literal.js';
 import { DeliveriesRepo, type NewDeliveryRow } from '../../src/db/deliveries-repo.js';
 import type { DB } from '../../src/db/schema.js';
 import { Isolation, PG_URL, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
@@ -35,6 +36,15 @@ async function openIds(): Promise<string[]> {
   const res = await sql<{ id: string }>`SELECT id FROM delivery_open ORDER BY id`.execute(t.relay.ctx.db);
   return res.rows.map((r) => String(r.id));
 }
+
+test('array literals built for hot statements round-trip through PostgreSQL unchanged', async () => {
+  const texts = ['plain', '', 'NULL', null, 'with "quotes"', 'back\\slash\\', 'a,b{c}', ' spaced ', '令牌-token', '{"code":"x","message":"y \\"z\\""}'];
+  const res = await sql<{ t: (string | null)[]; i: string[] }>`SELECT ${textArray(texts)}::text[] AS t, ${idArray(['1', '42', '9007199254740993'])}::bigint[] AS i`.execute(t.relay.ctx.db);
+  assert.deepEqual(res.rows[0]!.t, texts);
+  assert.deepEqual(res.rows[0]!.i.map(String), ['1', '42', '9007199254740993']);
+  assert.deepEqual((await sql<{ t: string[] }>`SELECT ${textArray([])}::text[] AS t`.execute(t.relay.ctx.db)).rows[0]!.t, []);
+  assert.throws(() => idArray(['1', '2}; DROP TABLE x; --']), /decimal integers/);
+});
 
 test('no index of deliveries names a column an outcome write changes (so outcomes are HOT updates)', async () => {
   const res = await sql<{ indexdef: string }>`
