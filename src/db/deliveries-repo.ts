@@ -83,9 +83,9 @@ export class DeliveriesRepo {
       if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
       inserted = await this.insertRows(appId, messageId, rows, lease, sql`ON CONFLICT (message_id, device_id) DO NOTHING`);
     }
-    const fresh = inserted.rows.filter((r) => r.status === 'queued');
-    groupByChannel(leaseUntil ? result.leased : result.pending, fresh);
-    if (inserted.rows.length < rows.length) {
+    const queued = inserted.rows[0]?.queued ?? {};
+    for (const [channel, ids] of Object.entries(queued)) (leaseUntil ? result.leased : result.pending).set(channel, ids);
+    if (Number(inserted.rows[0]?.inserted ?? 0) < rows.length) {
       // A re-run after a crash: rows inserted by the first run that no attempt has touched yet.
       const left = await this.db
         .selectFrom('deliveries')
@@ -95,14 +95,16 @@ export class DeliveriesRepo {
         .where('status', '=', 'queued')
         .where('attempts', '=', 0)
         .execute();
-      const mine = new Set(fresh.map((r) => String(r.id)));
+      const mine = new Set(Object.values(queued).flat());
       groupByChannel(result.pending, left.filter((r) => !mine.has(String(r.id))));
     }
     return result;
   }
 
   private insertRows(appId: string, messageId: string, rows: NewDeliveryRow[], lease: string | null, onConflict: RawBuilder<unknown>) {
-    return sql<{ id: string; channel: string | null; status: string }>`
+    // The new queued ids come back as one JSON object per channel, not a row each: parsing
+    // a thousand result rows cost more than the insert's own client work.
+    return sql<{ inserted: string; queued: Record<string, string[]> | null }>`
       WITH changed AS (
         INSERT INTO deliveries (message_id, app_id, device_id, platform, channel, token, status, error, lease_until)
         SELECT ${messageId}, ${appId}, v.device_id, v.platform, v.channel, v.token, v.status, v.error,
@@ -116,7 +118,10 @@ export class DeliveriesRepo {
       ), opened AS (
         INSERT INTO delivery_open (id) SELECT id FROM changed WHERE status = 'queued'
       ), rollup AS (${ROLLUP_UPSERT})
-      SELECT id, channel, status FROM changed`.execute(this.db);
+      SELECT (SELECT count(*) FROM changed) AS inserted,
+             (SELECT json_object_agg(channel, ids) FROM (
+                SELECT channel, json_agg(id::text ORDER BY id) AS ids FROM changed
+                WHERE status = 'queued' AND channel IS NOT NULL GROUP BY channel) g) AS queued`.execute(this.db);
   }
 
   /**
@@ -143,14 +148,17 @@ export class DeliveriesRepo {
   async claim(ids: string[], leaseMs: number, opts: { ownLease?: boolean; lostAttempt?: boolean } = {}): Promise<ClaimedDelivery[]> {
     const own = opts.ownLease === true;
     const lost = opts.lostAttempt === true;
-    const res = await this.byIds((tx) => sql<{ id: string; device_id: string; token: string | null; attempts: number; seq: string | null }>`
-      UPDATE deliveries
-      SET attempts = attempts + CASE WHEN ${lost} AND attempts = 0 THEN 2 ELSE 1 END,
-          lease_until = now() + make_interval(secs => ${leaseMs / 1000}), updated_at = now()
-      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued'
-        AND (lease_until IS NULL OR lease_until < now() OR (${own} AND attempts = 0))
-      RETURNING id, device_id, token, attempts, seq`.execute(tx));
-    return toClaimed(res.rows);
+    const res = await this.byIds((tx) => sql<{ rows: ClaimedTuple[] | null }>`
+      WITH c AS (
+        UPDATE deliveries
+        SET attempts = attempts + CASE WHEN ${lost} AND attempts = 0 THEN 2 ELSE 1 END,
+            lease_until = now() + make_interval(secs => ${leaseMs / 1000}), updated_at = now()
+        WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued'
+          AND (lease_until IS NULL OR lease_until < now() OR (${own} AND attempts = 0))
+        RETURNING id, device_id, token, attempts, seq
+      )
+      SELECT ${CLAIMED_JSON} AS rows FROM c`.execute(tx));
+    return toClaimed(res.rows[0]?.rows);
   }
 
   /**
@@ -158,10 +166,13 @@ export class DeliveriesRepo {
    * attempt is counted when its outcome is written (`writeOutcomes(…, { countAttempt })`).
    */
   async leasedToMe(ids: string[]): Promise<ClaimedDelivery[]> {
-    const res = await this.byIds((tx) => sql<{ id: string; device_id: string; token: string | null; attempts: number; seq: string | null }>`
-      SELECT id, device_id, token, attempts + 1 AS attempts, seq FROM deliveries
-      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND attempts = 0`.execute(tx));
-    return toClaimed(res.rows);
+    const res = await this.byIds((tx) => sql<{ rows: ClaimedTuple[] | null }>`
+      WITH c AS (
+        SELECT id, device_id, token, attempts + 1 AS attempts, seq FROM deliveries
+        WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND attempts = 0
+      )
+      SELECT ${CLAIMED_JSON} AS rows FROM c`.execute(tx));
+    return toClaimed(res.rows[0]?.rows);
   }
 
   /** The earliest moment a still-leased row of this batch frees up, if any row is leased. */
@@ -440,10 +451,14 @@ function groupByChannel(into: Map<string, string[]>, rows: { id: string; channel
   }
 }
 
-function toClaimed(rows: { id: string; device_id: string; token: string | null; attempts: number; seq: string | null }[]): ClaimedDelivery[] {
-  return rows
-    .map((r) => ({ id: String(r.id), deviceId: r.device_id, token: r.token, attempts: Number(r.attempts), seq: r.seq }))
-    .sort((a, b) => compareIds(a.id, b.id));
+/** A claimed row as the statements return it: [id, device_id, token, attempts, seq]. */
+type ClaimedTuple = [string, string, string | null, number, string | null];
+
+/** Claimed rows as one JSON array in id order (parsing a result row each cost more than the claim). */
+const CLAIMED_JSON = sql`coalesce(json_agg(json_build_array(id::text, device_id, token, attempts, seq::text) ORDER BY id), '[]'::json)`;
+
+function toClaimed(rows: ClaimedTuple[] | null | undefined): ClaimedDelivery[] {
+  return (rows ?? []).map(([id, deviceId, token, attempts, seq]) => ({ id, deviceId, token, attempts, seq }));
 }
 
 /** Orders bigint ids given as decimal text without parsing them: shorter is smaller. */
