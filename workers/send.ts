@@ -32,10 +32,11 @@ class PlanCache {
 }
 
 /**
- * One worker per provider queue. A job is one batch of one message: claim the rows still queued,
- * hand them to the provider, decide each outcome, schedule the retries, write everything back in
- * one statement. A row is leased while in flight, so a job re-run after a crash skips what a live
- * worker holds and picks up what a dead one left.
+ * One worker per provider queue. A job is one batch of one message: take the rows still queued
+ * (read them if the router leased them to this job at insert, else claim them), hand them to the
+ * provider, decide each outcome, schedule the retries, write everything back in one statement. A
+ * row is leased while in flight, so a job re-run after a crash skips what a live worker holds and
+ * picks up what a dead one left.
  */
 export interface SendWorkerOptions {
   limiter?: RateLimiter;

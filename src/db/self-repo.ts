@@ -24,8 +24,8 @@ const DEADLOCK = '40P01';
 /**
  * The self channel's statements. Relay's own channel keeps no store of its own: a delivery with a
  * per-device `seq` that is still `queued` (its send in flight) or `sent` is pending for its
- * device (its `pending_seq`, which every statement that ends it clears) until the device acks it (→ delivered), its TTL ends (→ expired) or it is withdrawn
- * (→ cancelled). A row moved to another channel by the ack-timeout fallback keeps its seq and
+ * device (its `pending_seq`, which every statement that ends it clears) until the device acks it
+ * (→ delivered), its TTL ends (→ expired) or it is withdrawn (→ cancelled). A row moved to another channel by the ack-timeout fallback keeps its seq and
  * stays pending until some channel's receipt confirms it: the device de-duplicates by message id.
  */
 export class SelfRepo {
@@ -114,17 +114,19 @@ export class SelfRepo {
   async moveToChannel(rows: readonly { id: string; channel: string; token: string | null }[]): Promise<{ id: string; channel: string }[]> {
     if (rows.length === 0) return [];
     const res = await sql<{ id: string; channel: string }>`
-      UPDATE deliveries d
-      SET channel = v.channel, token = v.token, status = 'queued', provider_id = NULL, error = NULL,
-          lease_until = NULL, next_attempt_at = NULL, updated_at = now()
-      FROM unnest(${rows.map((r) => r.id)}::bigint[], ${rows.map((r) => r.channel)}::text[], ${rows.map((r) => r.token)}::text[])
-        AS v(id, channel, token)
-      WHERE d.id = v.id AND d.status = 'sent' AND d.channel = 'self'
-      RETURNING d.id, d.channel`.execute(this.db);
-    // Queued again: open for the sweeper, should the fallback's job be lost.
-    if (res.rows.length > 0) {
-      await sql`INSERT INTO delivery_open (id) SELECT unnest(${res.rows.map((r) => String(r.id))}::bigint[]) ON CONFLICT DO NOTHING`.execute(this.db);
-    }
+      WITH moved AS (
+        UPDATE deliveries d
+        SET channel = v.channel, token = v.token, status = 'queued', provider_id = NULL, error = NULL,
+            lease_until = NULL, next_attempt_at = NULL, updated_at = now()
+        FROM unnest(${rows.map((r) => r.id)}::bigint[], ${rows.map((r) => r.channel)}::text[], ${rows.map((r) => r.token)}::text[])
+          AS v(id, channel, token)
+        WHERE d.id = v.id AND d.status = 'sent' AND d.channel = 'self'
+        RETURNING d.id, d.channel
+      ), opened AS (
+        -- Queued again: open for the sweeper, should the fallback's job be lost.
+        INSERT INTO delivery_open (id) SELECT id FROM moved ON CONFLICT DO NOTHING
+      )
+      SELECT id, channel FROM moved`.execute(this.db);
     return res.rows.map((r) => ({ id: String(r.id), channel: r.channel })).sort((a, b) => compareIds(a.id, b.id));
   }
 

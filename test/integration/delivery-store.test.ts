@@ -145,6 +145,19 @@ test('the sweeper prunes open ids whose row moved on, and queued listings walk t
   for (const id of [ids[0], ids[2], ids[3], ids[4]]) assert.ok(open.includes(id!), `queued row ${id} stays open`);
 });
 
+test('a self delivery handed to another channel by the ack-timeout fallback is open again for the sweeper', async () => {
+  const { appId } = await newApp(t);
+  const { deliveries, self } = t.relay.ctx.repos;
+  await newMessage(appId, 'msg_fallback');
+  const { leased } = await deliveries.insertPage(appId, 'msg_fallback', rowsFor(['s1'], 'self'), new Date(Date.now() + 300_000));
+  const [id] = leased.get('self')!;
+  await deliveries.writeOutcomes([{ id: id!, status: 'sent', error: null, providerId: null, nextAttemptAt: null }], { countAttempt: true });
+  assert.ok(!(await openIds()).includes(id!), 'sent: no longer open');
+
+  assert.deepEqual(await self.moveToChannel([{ id: id!, channel: 'fcm', token: 'fcm-s1' }]), [{ id, channel: 'fcm' }]);
+  assert.ok((await openIds()).includes(id!), 'queued on fcm: open again');
+});
+
 test('migration 0004 carries existing deliveries over: open ids, vendor request ids and self pending seqs', async () => {
   const iso = new Isolation();
   const pool = new pg.Pool({ connectionString: PG_URL, max: 2, options: `-c search_path=${iso.schema}` });
