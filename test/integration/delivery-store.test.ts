@@ -158,6 +158,46 @@ test('a self delivery handed to another channel by the ack-timeout fallback is o
   assert.ok((await openIds()).includes(id!), 'queued on fcm: open again');
 });
 
+test('audience pages walk the app in id order with each device\'s active tokens, for every kind of target', async () => {
+  const { appId, api } = await newApp(t);
+  const put = async (id: string, body: Record<string, unknown>) => assert.equal((await api('PUT', `/v1/devices/${id}`, body)).status, 200);
+  await put('a1', { platform: 'ios', tags: ['x'], userId: 'u1' });
+  await put('a2', { platform: 'android', brand: 'huawei', tags: ['x', 'y'] });
+  await put('a3', { platform: 'android', brand: 'xiaomi', tags: ['y'] });
+  await put('a4', { platform: 'web', userId: 'u1' });
+  await put('a5', { platform: 'ios', tags: ['x'] });
+  const webpush = '{"endpoint":"https://push.example/4","keys":{"p256dh":"k","auth":"a"}}';
+  // Tokens as stored; a5's was quarantined, and a quarantined token is not a route.
+  await sql`
+    INSERT INTO device_tokens (app_id, device_id, channel, token, state) VALUES
+      (${appId}, 'a1', 'apns', 'aa01', 'active'), (${appId}, 'a2', 'huawei', 'hw02', 'active'),
+      (${appId}, 'a2', 'fcm', 'fcm02', 'active'), (${appId}, 'a4', 'webpush', ${webpush}, 'active'),
+      (${appId}, 'a5', 'apns', 'aa05', 'invalid')`.execute(t.relay.ctx.db);
+
+  const { devices } = t.relay.ctx.repos;
+  const walk = async (to: Parameters<typeof devices.page>[1]) => {
+    const seen: [string, Record<string, string>][] = [];
+    let after: string | null = null;
+    for (;;) {
+      const page = await devices.page(appId, to, after, 2);
+      if (page.length === 0) return seen;
+      seen.push(...page.map((d): [string, Record<string, string>] => [d.id, d.tokens as Record<string, string>]));
+      after = page[page.length - 1]!.id;
+    }
+  };
+  assert.deepEqual(await walk({ all: true }), [
+    ['a1', { apns: 'aa01' }],
+    ['a2', { huawei: 'hw02', fcm: 'fcm02' }],
+    ['a3', {}],
+    ['a4', { webpush }],
+    ['a5', {}],
+  ]);
+  assert.deepEqual((await walk({ tags: { any: ['y'] } })).map(([id]) => id), ['a2', 'a3']);
+  assert.deepEqual(await walk({ tags: { all: ['x'] } }), [['a1', { apns: 'aa01' }], ['a2', { huawei: 'hw02', fcm: 'fcm02' }], ['a5', {}]]);
+  assert.deepEqual(await walk({ users: ['u1'] }), [['a1', { apns: 'aa01' }], ['a4', { webpush }]]);
+  assert.deepEqual(await walk({ devices: ['a5', 'a2', 'zz'] }), [['a2', { huawei: 'hw02', fcm: 'fcm02' }], ['a5', {}]]);
+});
+
 test('migration 0004 carries existing deliveries over: open ids, vendor request ids and self pending seqs', async () => {
   const iso = new Isolation();
   const pool = new pg.Pool({ connectionString: PG_URL, max: 2, options: `-c search_path=${iso.schema}` });

@@ -81,3 +81,18 @@ test('on the embedded database the self channel keeps offline messages pending f
   assert.equal(inbox.status, 200, JSON.stringify(inbox.body));
   assert.deepEqual(inbox.body.items.map((i: { id: string; seq: number }) => [i.id, i.seq]), [[pushed.body.id, 1]]);
 });
+
+test('on the embedded database a push to the whole app walks every device', async () => {
+  const { appId, api } = await newApp(t);
+  assert.equal((await api('PUT', `/v1/apps/${appId}/credentials/apns`, mocks.credentials.apns)).status, 200);
+  for (let i = 0; i < 5; i++) {
+    assert.equal((await api('PUT', `/v1/devices/all-${i}`, { platform: 'ios', tokens: { apns: mockToken('ok', 80 + i) } })).status, 200);
+  }
+  const pushed = await api('POST', '/v1/push', { to: { all: true }, notification: { title: 'everyone' } });
+  assert.equal(pushed.status, 202, JSON.stringify(pushed.body));
+  const m = await eventually(async () => {
+    const r = await api('GET', `/v1/messages/${pushed.body.id}`);
+    return r.body.state === 'done' ? r.body : undefined;
+  }, 60_000, 'the message done');
+  assert.equal(m.counts.sent, 5);
+});
