@@ -327,6 +327,7 @@ export function parseHonorReceipt(req: ReceiptRequest): ReceiptEvent[] {
 
 const honor: ProviderModule<HonorCredential> = {
   channel: 'honor',
+  batchMax: HONOR_MAX_TOKENS,
   credentialSchema: honorCredentialSchema,
   describe: (cred) => ({
     appId: cred.appId,

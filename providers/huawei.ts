@@ -355,6 +355,7 @@ export function parseHuaweiReceipt(req: ReceiptRequest): ReceiptEvent[] {
 
 const huawei: ProviderModule<HuaweiCredential> = {
   channel: 'huawei',
+  batchMax: HUAWEI_MAX_TOKENS,
   credentialSchema: huaweiCredentialSchema,
   describe: (cred) => ({
     appId: cred.appId,

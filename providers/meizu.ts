@@ -296,6 +296,7 @@ export function parseMeizuReceipt(req: ReceiptRequest): ReceiptEvent[] {
 
 const meizuModule: ProviderModule<MeizuCredential> = {
   channel: 'meizu',
+  batchMax: MEIZU_BATCH_MAX,
   credentialSchema: meizuCredentialSchema,
   checkCredential(cred) {
     if (cred.callbackUrl && utf8Bytes(cred.callbackUrl) > LIMITS.callbackBytes) {

@@ -439,6 +439,7 @@ export function parseOppoReceipt(req: ReceiptRequest): ReceiptEvent[] {
 
 const oppoModule: ProviderModule<OppoCredential> = {
   channel: 'oppo',
+  batchMax: OPPO_BATCH_MAX,
   credentialSchema: oppoCredentialSchema,
   checkCredential(cred) {
     if (cred.callbackUrl && cred.callbackUrl.length > LIMITS.callbackUrl) {

@@ -185,4 +185,9 @@ export interface ProviderModule<C = unknown> {
   };
   /** Requests per second the vendor allows for one credential (BullMQ limiter per credential). */
   qps?(cred: C): number | undefined;
+  /**
+   * Tokens one request to the provider can carry. The router makes first-attempt send jobs at
+   * least this large, so a job is one full request rather than half of one.
+   */
+  batchMax?: number;
 }

@@ -429,6 +429,7 @@ export function parseVivoReceipt(req: ReceiptRequest): ReceiptEvent[] {
 
 const vivoModule: ProviderModule<VivoCredential> = {
   channel: 'vivo',
+  batchMax: VIVO_BATCH_MAX,
   credentialSchema: vivoCredentialSchema,
   checkCredential(cred) {
     if (cred.callbackUrl && cred.callbackUrl.length > LIMITS.callback) {

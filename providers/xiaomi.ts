@@ -331,6 +331,7 @@ export function parseXiaomiReceipt(req: ReceiptRequest): ReceiptEvent[] {
 
 const xiaomi: ProviderModule<XiaomiCredential> = {
   channel: 'xiaomi',
+  batchMax: XIAOMI_MAX_REGIDS,
   credentialSchema: xiaomiCredentialSchema,
   describe: (cred) => ({
     packageName: cred.packageName,

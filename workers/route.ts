@@ -1,4 +1,5 @@
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { providerModule } from '../providers/registry.js';
 import type { Channel } from '../providers/types.js';
 import type { PushRequest } from '../src/core/push-request.js';
 import { routeDevice, type Platform } from '../src/core/routing.js';
@@ -19,16 +20,19 @@ const nobodyOnline: PresenceLookup = async () => new Set();
 export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobodyOnline): Worker<RouteJob> {
   const { repos, config, queues } = ctx;
 
+  /** A send job carries at least one full request of the channel's provider (Huawei takes 1,000). */
+  const batchSize = (channel: string) => Math.max(config.SEND_BATCH_SIZE, providerModule(channel)?.batchMax ?? 0);
+
   /** Inserts a routed page and queues its send jobs, the new rows leased to them. */
   async function insertAndEnqueue(appId: string, messageId: string, rows: NewDeliveryRow[]) {
     const leasedUntil = Date.now() + ROUTER_LEASE_MS;
     const { leased, pending } = await repos.deliveries.insertPage(appId, messageId, rows, new Date(leasedUntil));
     const jobId = (first: string) => sendJobId(messageId, first);
     for (const [channel, ids] of leased) {
-      await queues.sendInBatches(channel as Channel, appId, messageId, ids, config.SEND_BATCH_SIZE, jobId, leasedUntil);
+      await queues.sendInBatches(channel as Channel, appId, messageId, ids, batchSize(channel), jobId, leasedUntil);
     }
     for (const [channel, ids] of pending) {
-      await queues.sendInBatches(channel as Channel, appId, messageId, ids, config.SEND_BATCH_SIZE, jobId);
+      await queues.sendInBatches(channel as Channel, appId, messageId, ids, batchSize(channel), jobId);
     }
   }
 

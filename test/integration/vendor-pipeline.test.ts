@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { sql } from 'kysely';
 import { after, before, describe, test } from 'node:test';
 import { startHuaweiMock, type HuaweiMock } from '../mocks/vendors/huawei.js';
 import { startXiaomiMock, type XiaomiMock } from '../mocks/vendors/xiaomi.js';
@@ -133,6 +134,23 @@ describe('vendor channels, Web Push, receipt webhooks and SDK events through the
     assert.equal(f.channel, 'self');
     assert.equal(f.status, 'sent', 'kept for the device on the self channel');
     await app.api('PUT', `/v1/apps/${app.appId}/settings`, { quotaFallback: 'none' });
+  });
+
+  test('a large Huawei audience goes out in requests as full as Huawei allows (1,000 tokens), not in half-full send jobs', async () => {
+    const other = await newApp(t);
+    assert.equal((await other.api('PUT', `/v1/apps/${other.appId}/credentials/huawei`, { appId: huawei.appId, clientSecret: 'hw-secret' })).status, 200);
+    await sql`
+      INSERT INTO devices (app_id, id, platform, brand, tags)
+      SELECT ${other.appId}, 'big-' || lpad(i::text, 4, '0'), 'android', 'huawei', '{big}' FROM generate_series(1, 1200) i`.execute(t.relay.ctx.db);
+    await sql`
+      INSERT INTO device_tokens (app_id, device_id, channel, token)
+      SELECT ${other.appId}, 'big-' || lpad(i::text, 4, '0'), 'huawei', 'hw-big-' || lpad(i::text, 4, '0') FROM generate_series(1, 1200) i`.execute(t.relay.ctx.db);
+    const before = huawei.sends.length;
+    const pushed = await other.api('POST', '/v1/push', { to: { tags: { any: ['big'] } }, notification: { title: 'everyone' } });
+    const msg = await done(other.api, pushed.body.id);
+    assert.equal(msg.counts.sent, 1200);
+    const sizes = huawei.sends.slice(before).map((r) => r.tokens.length).sort((a, b) => b - a);
+    assert.deepEqual(sizes, [1000, 200]);
   });
 
   test('options.channels pins FCM over the brand channel; without FCM credentials that is a clear failure', async () => {
