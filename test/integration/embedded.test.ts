@@ -96,3 +96,15 @@ test('on the embedded database a push to the whole app walks every device', asyn
   }, 60_000, 'the message done');
   assert.equal(m.counts.sent, 5);
 });
+
+test('on the embedded database a re-run of a routed page meets its own rows and takes the ON CONFLICT path', async () => {
+  const { appId } = await newApp(t);
+  const { deliveries, messages } = t.relay.ctx.repos;
+  await messages.insert({ id: 'msg_rerun', appId, request: { to: { all: true }, options: {} } as never, state: 'routed', recipients: 2, sendAt: null, expiresAt: new Date(Date.now() + 3_600_000) });
+  const row = (d: string) => ({ deviceId: d, platform: 'ios', channel: 'apns', token: `t-${d}`, status: 'queued' as const, error: null });
+  const until = new Date(Date.now() + 300_000);
+  const first = await deliveries.insertPage(appId, 'msg_rerun', [row('a'), row('b')], until);
+  const again = await deliveries.insertPage(appId, 'msg_rerun', [row('a'), row('b'), row('c')], until);
+  assert.deepEqual(again.pending.get('apns'), first.leased.get('apns'));
+  assert.equal(again.leased.get('apns')?.length, 1);
+});
