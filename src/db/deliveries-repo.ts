@@ -2,6 +2,7 @@ import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { VENDOR_CHANNELS, type OutcomeReason } from '../../providers/types.js';
 import { emptyCounts, type DeliveryStatus } from '../core/delivery-status.js';
 import { idArray, textArray } from './array-literal.js';
+import { withPlanner } from './planner.js';
 import type { DB, DeliveryRow } from './schema.js';
 
 /** PostgreSQL's unique_violation. */
@@ -130,10 +131,7 @@ export class DeliveriesRepo {
    * whole table for every batch instead of probing the primary key a few hundred times.
    */
   private byIds<T>(fn: (db: Kysely<DB>) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute(async (tx) => {
-      await sql`SELECT set_config('enable_seqscan', 'off', true)`.execute(tx);
-      return fn(tx);
-    });
+    return withPlanner(this.db, ['enable_seqscan'], fn);
   }
 
   /**

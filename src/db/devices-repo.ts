@@ -4,6 +4,7 @@ import type { Target } from '../core/push-request.js';
 import type { Platform } from '../core/routing.js';
 import { textArray } from './array-literal.js';
 import { targetFilter } from './messages-repo.js';
+import { withPlanner } from './planner.js';
 import type { DB, DeviceRow, DeviceTokenRow } from './schema.js';
 
 export interface DeviceInput {
@@ -118,13 +119,10 @@ export class DevicesRepo {
       return page;
     };
     if (!to.all) return read(this.db);
-    return this.db.transaction().execute(async (tx) => {
-      // The whole app is a walk of the primary key. Without fresh statistics (devices imported
-      // just before the push, autovacuum behind) the planner instead bitmap-scans every row after
-      // the cursor and sorts them for each page: quadratic over a large audience.
-      await sql`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)`.execute(tx);
-      return read(tx);
-    });
+    // The whole app is a walk of the primary key. Without fresh statistics (devices imported just
+    // before the push, autovacuum behind) the planner instead bitmap-scans every row after the
+    // cursor and sorts them for each page: quadratic over a large audience.
+    return withPlanner(this.db, ['enable_bitmapscan', 'enable_sort'], read);
   }
 
   /** Whether a raw token was quarantined on any device of the app. */
