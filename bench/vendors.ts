@@ -10,9 +10,11 @@
  *                        [--bare-concurrency N] [--qps 1000000] [--timeout 600] [--rounds 3]
  *
  * Each vendor runs `--rounds` alternating rounds (bare loop, then Relay) and reports the median.
- * `trackingFloor` is what PostgreSQL alone spends to give every token a durable fate (a bulk
- * INSERT and UPDATE, no client); `ceilingRatio` is the best ratio that floor leaves any pipeline
- * that records per-token state: the bare loop's CPU plus the floor's, spread over every core.
+ * `audienceFloor` is what reading the N tokens out of PostgreSQL costs (one plain query, PostgreSQL
+ * plus client parsing) and `trackingFloor` what PostgreSQL alone spends to give every token a
+ * durable fate (a bulk INSERT and UPDATE, no client). `ceilingRatio` is the best ratio those floors
+ * leave any pipeline that reads its audience from PostgreSQL and records per-token state there: the
+ * bare loop's CPU plus both floors', spread perfectly over every core.
  *
  * Per vendor:
  * - The mock runs in its own process (bench/vendor-mock-server.ts, request recording off).
@@ -515,30 +517,60 @@ async function relayPipeline(vendor: VendorChannel, mock: MockProc): Promise<Pha
 // ---------------------------------------------------------------------------------------------
 
 /**
- * What PostgreSQL alone spends to give N tokens a durable fate, with no client at all: one bulk
- * INSERT of N queued deliveries and one UPDATE of all of them to `sent`, on Relay's own schema
- * (its indexes, HOT-friendly fill factor). Any pipeline that records each token's fate in
- * PostgreSQL pays at least this on top of the bare loop's own work.
+ * What any pipeline that keeps a durable fate per token must spend beyond the bare loop, with no
+ * client work of its own, on Relay's schema (its indexes, HOT-friendly fill factor):
+ * - `audience`: reading the N tokens it sends to out of PostgreSQL in one plain query, rows as
+ *   arrays (the bare loop has them in memory): PostgreSQL's CPU plus this process's parsing;
+ * - `tracking`: one bulk INSERT of N queued deliveries and one UPDATE of all of them to `sent`:
+ *   PostgreSQL's CPU.
  */
-async function trackingFloor(vendor: VendorChannel): Promise<{ seconds: number; cpuSeconds: number }> {
+async function floors(vendor: VendorChannel): Promise<{ audience: Floor; tracking: Floor }> {
   const iso = new Isolation();
   isolations.set(iso, undefined);
   const { db, close } = await openDatabase({ url: PG_URL, schema: iso.schema, poolSize: 1, dataDir: tmpdir() });
+  const reader = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${iso.schema}` });
   try {
     await migrate(db, iso.schema);
-    const cpu0 = postgresCpuSeconds();
-    const started = performance.now();
-    await sql`
-      INSERT INTO deliveries (message_id, app_id, device_id, platform, channel, token, status)
-      SELECT 'floor', 'bench', 'd' || lpad(i::text, 7, '0'), 'android', ${vendor}, ${sql.raw(TOKEN_SQL)}, 'queued'
-      FROM generate_series(0, ${N} - 1) i`.execute(db);
-    await sql`UPDATE deliveries SET status = 'sent', provider_id = 'floor', sent_at = now(), updated_at = now() WHERE message_id = 'floor'`.execute(db);
-    return { seconds: (performance.now() - started) / 1000, cpuSeconds: postgresCpuSeconds() - cpu0 };
+    await sql`INSERT INTO apps (id, name, receipt_secret) VALUES ('bench', 'bench', 'floor')`.execute(db);
+    await sql`INSERT INTO devices (app_id, id, platform, brand) SELECT 'bench', 'd' || lpad(i::text, 7, '0'), 'android', ${vendor} FROM generate_series(0, ${N} - 1) i`.execute(db);
+    await sql`INSERT INTO device_tokens (app_id, device_id, channel, token) SELECT 'bench', 'd' || lpad(i::text, 7, '0'), ${vendor}, ${sql.raw(TOKEN_SQL)} FROM generate_series(0, ${N} - 1) i`.execute(db);
+    await sql`ANALYZE devices, device_tokens`.execute(db);
+    await reader.connect();
+
+    const audience = await measure(async () => {
+      const res = await reader.query({ text: `SELECT device_id, token FROM device_tokens WHERE app_id = 'bench' AND state = 'active'`, rowMode: 'array' });
+      if (res.rows.length !== N) throw new Error(`audience floor read ${res.rows.length} of ${N} tokens`);
+    }, true);
+    const tracking = await measure(async () => {
+      await sql`
+        INSERT INTO deliveries (message_id, app_id, device_id, platform, channel, token, status)
+        SELECT 'floor', 'bench', 'd' || lpad(i::text, 7, '0'), 'android', ${vendor}, ${sql.raw(TOKEN_SQL)}, 'queued'
+        FROM generate_series(0, ${N} - 1) i`.execute(db);
+      await sql`UPDATE deliveries SET status = 'sent', provider_id = 'floor', sent_at = now(), updated_at = now() WHERE message_id = 'floor'`.execute(db);
+    }, false);
+    return { audience, tracking };
   } finally {
+    await reader.end().catch(() => undefined);
     await close();
     await drop(iso).catch(() => undefined);
     isolations.delete(iso);
   }
+}
+
+interface Floor {
+  seconds: number;
+  cpuSeconds: number;
+}
+
+/** Wall time and CPU of `fn`: PostgreSQL's, plus this process's when `withClient`. */
+async function measure(fn: () => Promise<void>, withClient: boolean): Promise<Floor> {
+  const pg0 = postgresCpuSeconds();
+  const own0 = process.cpuUsage();
+  const started = performance.now();
+  await fn();
+  const own = process.cpuUsage(own0);
+  const client = withClient ? (own.user + own.system) / 1e6 : 0;
+  return { seconds: (performance.now() - started) / 1000, cpuSeconds: postgresCpuSeconds() - pg0 + client };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -565,7 +597,7 @@ for (const v of VENDORS) {
     }
     const ratios = rounds.map((x) => round(x.relay.rate / x.bare.rate, 3));
     const { bare, relay } = rounds[ratios.indexOf(median(ratios))]!;
-    const floor = await trackingFloor(vendor);
+    const floor = await floors(vendor);
     const bareCpu = cpuSum(bare.cpu);
     results[vendor] = {
       bareTokensPerSec: round(bare.rate),
@@ -582,10 +614,12 @@ for (const v of VENDORS) {
       relayProcesses: relay.processes,
       cpuSecondsBare: bare.cpu,
       cpuSecondsRelay: relay.cpu,
-      trackingFloor: { seconds: round(floor.seconds, 3), postgresCpuSeconds: round(floor.cpuSeconds, 2) },
-      // The bare loop's work plus the floor's, spread over every core at best: the shortest time
-      // any per-token-durable pipeline could take, against the bare loop's own.
-      ceilingRatio: round(Math.min(1, bare.seconds / ((bareCpu + floor.cpuSeconds) / availableParallelism())), 3),
+      audienceFloor: { seconds: round(floor.audience.seconds, 3), cpuSeconds: round(floor.audience.cpuSeconds, 2) },
+      trackingFloor: { seconds: round(floor.tracking.seconds, 3), postgresCpuSeconds: round(floor.tracking.cpuSeconds, 2) },
+      // The bare loop's work plus both floors, spread over every core at best: the shortest time
+      // any pipeline that reads its audience from PostgreSQL and records each token's fate there
+      // could take, against the bare loop's own.
+      ceilingRatio: round(Math.min(1, bare.seconds / ((bareCpu + floor.audience.cpuSeconds + floor.tracking.cpuSeconds) / availableParallelism())), 3),
     };
   } catch (err) {
     results[vendor] = { error: interrupted ? 'interrupted' : (err as Error).message };
