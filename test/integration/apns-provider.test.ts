@@ -215,6 +215,24 @@ describe('APNs provider against the APNs mock', () => {
     assert.deepEqual(summary(out), ['retry:Timeout', 'sent:']);
   });
 
+  it('a stream that never ends is settled as a Timeout retry and gives its stream permit back', { timeout: 15_000 }, async () => {
+    // The mock trickles the body, so node-apn's idle timeout never fires and its promise never
+    // settles: only the provider's own watchdog ends the call. With one stream permit, the second
+    // token can only go out once the stuck call has released it.
+    const stuck = mockToken('ok', 80);
+    mock.setBehavior(stuck, { stall: true });
+    const p = apnsModule.create(cred, context(mock, { apnsMaxStreams: 1 }, { apnsRequestTimeoutMs: 200 }));
+    try {
+      const out = await p.send(message(), targets([stuck, mockToken('ok', 81)]));
+      assert.deepEqual(summary(out), ['retry:Timeout', 'sent:']);
+      assert.match(out[0]!.kind === 'retry' ? out[0]!.reason.message : '', /node-apn gave no result within 1400 ms/);
+      assert.equal((p as unknown as { inFlight: number }).inFlight, 0);
+    } finally {
+      mock.setBehavior(stuck, undefined);
+      await p.close();
+    }
+  });
+
   it('a key the mock does not know → failed InvalidProviderToken for every token', async () => {
     const other = apnsModule.create({ ...cred, key: p8() }, context(mock));
     try {

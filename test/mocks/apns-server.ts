@@ -78,6 +78,9 @@ export interface ApnsMockKey {
  * - `goaway`: send GOAWAY on the connection after answering.
  * - `delayMs`: answer this much later.
  * - `reset`: reset the stream instead of answering.
+ * - `stall`: answer the error's headers and the start of its body, then trickle a space every
+ *   100 ms and never end the stream: a stuck server whose stream never goes idle, so the client's
+ *   idle timeout never fires.
  */
 export interface ApnsMockBehavior {
   status?: number;
@@ -88,6 +91,7 @@ export interface ApnsMockBehavior {
   goaway?: boolean;
   delayMs?: number;
   reset?: boolean;
+  stall?: boolean;
 }
 
 export interface ApnsMockOptions {
@@ -409,6 +413,16 @@ export async function startApnsMock(opts: ApnsMockOptions = {}): Promise<ApnsMoc
     }
   }
 
+  function stall(stream: http2.ServerHttp2Stream, apnsId: string): void {
+    stats.byStatus[500] = (stats.byStatus[500] ?? 0) + 1;
+    stream.respond({ ':status': 500, 'apns-id': apnsId, 'content-type': 'application/json' });
+    stream.write('{"reason":"InternalServerError"');
+    const tick = setInterval(() => {
+      if (!stream.destroyed && !stream.closed) stream.write(' ');
+    }, 100);
+    stream.once('close', () => clearInterval(tick));
+  }
+
   function later(ms: number, fn: () => void): void {
     const t = setTimeout(() => {
       timers.delete(t);
@@ -481,6 +495,10 @@ export async function startApnsMock(opts: ApnsMockOptions = {}): Promise<ApnsMoc
       if (behavior?.reset) {
         stats.byStatus[0] = (stats.byStatus[0] ?? 0) + 1;
         stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        return;
+      }
+      if (behavior?.stall) {
+        stall(stream, apnsId);
         return;
       }
       const delay = (behavior?.delayMs ?? 0) + baseDelay;
