@@ -114,7 +114,9 @@ export function buildHonorBody(
     // Both are required for a notification message: each falls back on the other.
     notification.title = n.title || n.body;
     notification.body = n.body || n.title;
-    if (n.image) notification.image = n.image;
+    // The image must be an HTTPS URL (the vendor rejects the whole request otherwise): without one
+    // the notification goes out with no image rather than not at all.
+    if (n.image && /^https:\/\//i.test(n.image)) notification.image = n.image;
     notification.clickAction = honorClickAction(n.clickAction);
     if (cls?.importance) notification.importance = cls.importance;
     const key = content.options.collapseKey;

@@ -117,7 +117,6 @@ export function buildHuaweiBody(
     // Echoed in receipts as `biTag`, so a receipt finds its message even without the request id.
     bi_tag: content.messageId,
   };
-  if (cls?.category) android.category = cls.category;
   if (ov.collapseKey !== undefined) android.collapse_key = ov.collapseKey;
   if (ov.urgency) android.urgency = ov.urgency;
   if (ov.targetUserType !== undefined) android.target_user_type = ov.targetUserType;
@@ -130,7 +129,9 @@ export function buildHuaweiBody(
     // Both are required for a notification message: each falls back on the other.
     notification.title = n.title || n.body;
     notification.body = n.body || n.title;
-    if (n.image) notification.image = n.image;
+    // The image must be an HTTPS URL (the vendor rejects the whole request otherwise): without one
+    // the notification goes out with no image rather than not at all.
+    if (n.image && /^https:\/\//i.test(n.image)) notification.image = n.image;
     notification.click_action = huaweiClickAction(n.clickAction);
     if (cls?.importance) notification.importance = cls.importance;
     if (cls?.channelId) notification.channel_id = cls.channelId;
@@ -150,6 +151,9 @@ export function buildHuaweiBody(
     }
     android.notification = notification;
   }
+  // A notification takes any self-classification category; a data message only VOIP or PLAY_VOICE
+  // (vendors.md: anything else is not a data message's category), so an `im` data push goes without.
+  if (cls?.category && (android.notification || DATA_CATEGORIES.has(cls.category))) android.category = cls.category;
 
   const message: Record<string, unknown> = {
     token: [...tokens],
@@ -160,6 +164,9 @@ export function buildHuaweiBody(
   };
   return { validate_only: false, message };
 }
+
+/** The categories a data (pass-through) message may carry. */
+const DATA_CATEGORIES = new Set(['VOIP', 'PLAY_VOICE']);
 
 function huaweiClickAction(clickAction: string | undefined): Record<string, unknown> {
   const t = clickTarget(clickAction);

@@ -290,6 +290,29 @@ describe('huawei: body', () => {
     assert.equal(JSON.parse((body.message as any).data).relay_id, 'm-1');
   });
 
+  it('a data message carries only the data categories (VOIP, PLAY_VOICE)', () => {
+    const data = (category: string) =>
+      buildHuaweiBody(content({ notification: undefined, options: { ttl: 60, priority: 'high', category } }), ['t'], cred, NOW)!;
+    const im = data('im');
+    assert.equal((im.message as any).android.category, undefined);
+    assert.equal(validateHuaweiBody(im), undefined);
+    const voip = data('voip');
+    assert.equal((voip.message as any).android.category, 'VOIP');
+    assert.equal(validateHuaweiBody(voip), undefined);
+    // The mock refuses what Relay no longer sends.
+    assert.equal(validateHuaweiBody({ message: { token: ['t'], data: '{}', android: { category: 'IM' } } })?.code, '80100001');
+  });
+
+  it('a non-HTTPS image is left out, the notification still goes', () => {
+    const withImage = (image: string) => buildHuaweiBody(content({ notification: { title: 'a', body: 'b', image } }), ['t'], cred, NOW)!;
+    assert.equal((withImage('https://cdn.example/i.png').message as any).android.notification.image, 'https://cdn.example/i.png');
+    const plain = withImage('http://cdn.example/i.png');
+    assert.equal((plain.message as any).android.notification.image, undefined);
+    assert.equal(validateHuaweiBody(plain), undefined);
+    const honorBody = buildHonorBody(content({ notification: { title: 'a', body: 'b', image: 'http://cdn.example/i.png' } }), ['t'], cred, NOW)!;
+    assert.equal((honorBody.android as any).notification.image, undefined);
+  });
+
   it('overrides and the credential categoryMap / receiptId merge last', () => {
     const c = content({
       options: { ttl: 60, priority: 'normal', category: 'im' },

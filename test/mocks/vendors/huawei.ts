@@ -418,6 +418,8 @@ export function validateHuaweiBody(body: unknown): { code: string; msg: string }
     if (n?.image !== undefined && !String(n.image).startsWith('https://')) return bad(HW.PARAM, 'image must be an https url');
   } else if (msg.data === undefined) {
     return bad(HW.BAD_MESSAGE, 'a message needs data or a notification');
+  } else if (android?.category !== undefined && !['VOIP', 'PLAY_VOICE'].includes(String(android.category))) {
+    return bad(HW.PARAM, 'a data message takes category VOIP or PLAY_VOICE only');
   }
   return undefined;
 }
