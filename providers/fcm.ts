@@ -552,7 +552,8 @@ export type FcmMessageResult =
  * - `notification` title/body/image; `android.notification` adds clickAction, sound, badge (as
  *   notificationCount) when the request has a notification. No notification → a data message.
  * - `data`: string map (non-strings JSON-encoded) plus `relay_id` = message id, always.
- * - `android`: priority, ttl = whole seconds left until `expiresAt` (≤ 4 weeks), collapse key.
+ * - `android`: priority, ttl = whole seconds left until `expiresAt` (≤ 4 weeks; 0 for a ttl 0
+ *   message), collapse key.
  * - `overrides.fcm` (see {@link fcmOverridesSchema}) merged last.
  * Fails (one outcome for every target) when the TTL has passed, the overrides are invalid, a data
  * key is reserved, or the payload exceeds {@link FCM_MAX_PAYLOAD_BYTES}.
@@ -581,9 +582,11 @@ export function buildFcmMessage(content: PushContent, now = Date.now()): FcmMess
       ...(n.image !== undefined ? { imageUrl: n.image } : {}),
     };
   }
+  // ttl 0 (now or never): FCM tries once and does not store the message.
+  const ttlMs = content.options.ttl === 0 ? 0 : remainingSec * 1000;
   const android: Plain = {
     priority: content.options.priority === 'high' ? 'high' : 'normal',
-    ttl: remainingSec * 1000,
+    ttl: ttlMs,
   };
   if (content.options.collapseKey) android.collapseKey = content.options.collapseKey;
   if (n) {
@@ -599,7 +602,7 @@ export function buildFcmMessage(content: PushContent, now = Date.now()): FcmMess
   // Rules that overrides cannot break.
   merged.data = { ...(merged.data as Record<string, string>), [RELAY_ID_KEY]: content.messageId };
   const mergedAndroid = merged.android as Plain;
-  mergedAndroid.ttl = Math.min(Number(mergedAndroid.ttl), remainingSec * 1000);
+  mergedAndroid.ttl = Math.min(Number(mergedAndroid.ttl), ttlMs);
   const an = mergedAndroid.notification;
   if (isPlain(an) && typeof an.eventTimestamp === 'string') an.eventTimestamp = new Date(an.eventTimestamp);
 

@@ -3,6 +3,13 @@ import { APNS_PUSH_TYPES, CHANNELS } from '../../providers/types.js';
 
 /** The longest TTL any provider honours (FCM and APNs both keep a message 28 days at most). */
 export const MAX_TTL_SECONDS = 2_419_200;
+/**
+ * `ttl: 0` is "now or never" (an incoming call, a one-time code): Relay attempts it within this
+ * window, retries included, and the providers that can are told not to store it (APNs
+ * `apns-expiration: 0`, FCM `ttl: 0s`, Web Push `TTL: 0`). A zero-length window would expire the
+ * message at the moment it is accepted, before any worker could send it.
+ */
+export const NOW_OR_NEVER_MS = 30_000;
 
 const id = z.string().min(1).max(256);
 const tag = z.string().min(1).max(128);
@@ -66,7 +73,13 @@ export const notificationSchema = z
 
 export const pushOptionsSchema = z
   .object({
-    ttl: z.number().int().min(0).max(MAX_TTL_SECONDS).optional().describe('Seconds the message stays deliverable'),
+    ttl: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_TTL_SECONDS)
+      .optional()
+      .describe('Seconds the message stays deliverable; 0 = now or never (attempted within 30 s, not stored by the provider)'),
     priority: z.enum(['high', 'normal']).default('high'),
     collapseKey: z.string().min(1).max(64).optional(),
     pushType: z.enum(APNS_PUSH_TYPES).optional().describe('APNs push type; voip / liveactivity use the matching topic'),

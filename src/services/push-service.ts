@@ -1,5 +1,5 @@
 import { sha256, randomId } from '../core/secrets.js';
-import type { PushRequest } from '../core/push-request.js';
+import { NOW_OR_NEVER_MS, type PushRequest } from '../core/push-request.js';
 import type { Config } from '../config.js';
 import type { DeliveriesRepo } from '../db/deliveries-repo.js';
 import type { MessagesRepo } from '../db/messages-repo.js';
@@ -40,7 +40,8 @@ export class PushService {
       const now = Date.now();
       const sendAt = request.options.sendAt ? new Date(request.options.sendAt) : null;
       const start = sendAt && sendAt.getTime() > now ? sendAt.getTime() : now;
-      const ttlMs = request.options.ttl !== undefined ? request.options.ttl * 1000 : this.config.DEFAULT_TTL;
+      const ttl = request.options.ttl;
+      const ttlMs = ttl === undefined ? this.config.DEFAULT_TTL : ttl === 0 ? NOW_OR_NEVER_MS : ttl * 1000;
       const scheduled = start > now + 1000;
       const recipients = await this.messages.insertCounting(
         { id, appId, request, state: scheduled ? 'scheduled' : 'queued', sendAt, expiresAt: new Date(start + ttlMs) },

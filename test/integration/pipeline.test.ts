@@ -170,6 +170,24 @@ describe('pipeline: REST → BullMQ → APNs (node-apn) and FCM (firebase-admin)
     assert.equal(g.attempts, 1);
   });
 
+  test('ttl 0 is now or never: one attempt, sent with the providers\' "do not store"', async () => {
+    const pushed = await app.api('POST', '/v1/push', {
+      to: { devices: ['ios-ok', 'and-ok'] },
+      notification: { title: 'Incoming call' },
+      options: { ttl: 0 },
+    });
+    assert.equal(pushed.status, 202);
+    const msg = await done(app.api, pushed.body.id);
+    assert.deepEqual({ sent: msg.counts.sent, expired: msg.counts.expired ?? 0 }, { sent: 2, expired: 0 });
+    const apns = mocks.apns.requests.filter((r) => r.token === ios.ok).at(-1)!;
+    assert.equal((apns.payload as Record<string, unknown>).relay_id, pushed.body.id);
+    assert.equal(apns.headers['apns-expiration'], '0');
+    const fcm = mocks.fcm.requests.filter((r) => r.token === android.ok).at(-1)!;
+    const fm = (fcm.body as { message: { data: Record<string, string>; android: { ttl: string } } }).message;
+    assert.equal(fm.data.relay_id, pushed.body.id);
+    assert.equal(fm.android.ttl, '0s');
+  });
+
   test('cancel: pending deliveries end cancelled, sent ones stay sent', async () => {
     const slow = mockToken('failFirst', 6, 15);
     await app.api('PUT', '/v1/devices/ios-slow', { platform: 'ios', tokens: { apns: slow } });

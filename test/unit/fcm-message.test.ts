@@ -110,6 +110,13 @@ describe('buildFcmMessage', () => {
     assert.equal(shorter.android?.ttl, 0, 'a shorter TTL (now or never) is kept');
   });
 
+  it('ttl 0 (now or never) sends android.ttl 0 within its attempt window, and no override lengthens it', () => {
+    const now = ok(buildFcmMessage(content({ options: { ttl: 0, priority: 'high' }, expiresAt: NOW + 30_000 }), NOW));
+    assert.equal(now.android?.ttl, 0);
+    const longer = ok(buildFcmMessage(content({ options: { ttl: 0, priority: 'high' }, expiresAt: NOW + 30_000, overrides: { fcm: { android: { ttl: 60_000 } } } }), NOW));
+    assert.equal(longer.android?.ttl, 0);
+  });
+
   it('fails every target when overrides.fcm is invalid or names a target', () => {
     for (const fcm of [{ token: 'x' }, { topic: 'news' }, { android: { priority: 'urgent' } }, { data: { n: 1 } }, { android: { notification: { color: 'red' } } }]) {
       const reason = fail(buildFcmMessage(content({ overrides: { fcm } }), NOW));
