@@ -78,6 +78,9 @@ export const OPPO_CODES = {
   invalidRegId: 10000,
 } as const;
 
+/** OPPO's 通讯与服务 categories: 私信, which needs the app's registered private channel (vendors.md §4). */
+const PRIVATE_CATEGORIES: readonly string[] = ['IM', 'ACCOUNT', 'TODO', 'DEVICE_REMINDER', 'ORDER', 'SUBSCRIPTION'];
+
 export const oppoCredentialSchema = z.object({
   appKey: z.string().min(1),
   masterSecret: z.string().min(1),
@@ -180,7 +183,11 @@ export function buildOppoNotification(
   });
   const channelId = cls?.channelId ?? cred.channelId;
   if (channelId) out.channel_id = channelId;
-  if (cls?.category) {
+  // 私信 needs the registered private channel (vendors.md §4); what OPPO does with a 私信 category
+  // and no channel is not documented. Without a channel Relay sends neither category nor
+  // notify_level (it needs a category): the message goes out as an ordinary public message.
+  const privateWithoutChannel = !channelId && cls?.category !== undefined && PRIVATE_CATEGORIES.includes(cls.category);
+  if (cls?.category && !privateWithoutChannel) {
     out.category = cls.category;
     // notify_level needs a category. Service messages ring only when the sender asked for high priority.
     out.notify_level = overrides.notifyLevel ?? (cls.kind === 'marketing' ? 1 : content.options.priority === 'high' ? 16 : 2);
@@ -243,6 +250,11 @@ export function parseOppoSendAnswer(res: VendorFetchResult, regIds: readonly str
   const ans = answerOf(res);
   if (ans?.code === undefined) {
     return fill(regIds.length, outcomeForHttpStatus(res.status, res.headers, { code: `HTTP${res.status}`, message: 'OPPO answered without a code', evidence }));
+  }
+  if (batch && ans.code === OPPO_CODES.invalidRegId) {
+    // In a batch, invalid targets come back as rows (`errorCode` 10000); a top-level 10000 names
+    // no target, so it must not quarantine every token of the batch.
+    return fill(regIds.length, failed({ code: String(ans.code), message: ans.message || `OPPO code ${ans.code}`, evidence }));
   }
   if (ans.code !== OPPO_CODES.ok) {
     const o = classifyOppoCode(ans.code, ans.message ?? '', evidence, 'top', now);

@@ -39,7 +39,6 @@ import {
   remainingTtlSeconds,
   retryAfterMs,
   sendInChunks,
-  truncateChars,
   vendorFetchJson,
   vendorMessageClassSchema,
   type TokenCache,
@@ -65,6 +64,7 @@ export const VIVO_MAX_TTL = 86_400;
 /** vivo allows 24 h per token but asks for a refresh every 1–2 h: we treat tokens as 2 h tokens. */
 const TOKEN_LIFETIME_S = 2 * 3600;
 const CONCURRENCY = 8;
+/** `title` / `content` are weighted lengths (see `truncateWeighted`): 40 = 20 Chinese characters, 100 = 50. */
 const LIMITS = { title: 40, content: 100, skipContent: 1024, customPairs: 10, customChars: 1024, callback: 128, callbackParam: 64 };
 
 export const VIVO_CODES = {
@@ -75,6 +75,7 @@ export const VIVO_CODES = {
    */
   authInvalid: 10000,
   dailyLimit: 10070,
+  /** The day's saveListPayload count is used up (VVDOC: do not call saveListPayload again that day). */
   batchCount: 10252,
   authRateLimit: 10250,
   invalidRegId: 10302,
@@ -127,6 +128,22 @@ export function vivoAppIdValue(appId: string): number | string {
 }
 
 
+/**
+ * Cuts `s` to `max` in vivo's weighting: VVDOC counts "一个汉字等于两个英文字符". Only ASCII is
+ * known to count 1, so every other code point counts 2 (a cut too short beats a 10056). Iterating
+ * by code point never splits a surrogate pair.
+ */
+export function truncateWeighted(s: string, max: number): string {
+  let used = 0;
+  let out = '';
+  for (const ch of s) {
+    used += ch.codePointAt(0)! < 0x80 ? 1 : 2;
+    if (used > max) return out;
+    out += ch;
+  }
+  return s;
+}
+
 export type Built<T> = { ok: true; value: T } | { ok: false; outcome: Outcome };
 const refuse = (reason: OutcomeReason): Built<never> => ({ ok: false, outcome: failed(reason) });
 
@@ -156,8 +173,8 @@ export function buildVivoMessage(
   const msg: Record<string, unknown> = {
     appId: vivoAppIdValue(cred.appId),
     notifyType: overrides.notifyType ?? (content.options.priority === 'high' ? 4 : 2),
-    title: truncateChars(title, LIMITS.title),
-    content: truncateChars(body, LIMITS.content),
+    title: truncateWeighted(title, LIMITS.title),
+    content: truncateWeighted(body, LIMITS.content),
     // vivo refuses less than 60 s; a message with less left is sent with 60 s (at most 59 s late).
     timeToLive: Math.max(VIVO_MIN_TTL, remaining),
     networkType: overrides.networkType ?? -1,
@@ -206,14 +223,15 @@ export function classifyVivoResult(result: number, desc: string, evidence: Recor
     case VIVO_CODES.invalidRegId:
       return invalid(reason);
     case VIVO_CODES.dailyLimit:
-      // The app's daily total: vivo says stop sending for the day. Retry after the reset.
+    case VIVO_CODES.batchCount:
+      // The app's daily total (10070) or daily saveListPayload count (10252): vivo says stop for
+      // the day. Retry after the reset.
       return retry(reason, msUntilChinaMidnight(now));
     case VIVO_CODES.authRateLimit:
       return retry(reason);
     default:
       // 10000 after the one refresh, 10094 appId mismatch, 10096/10097 category errors, 10050–10056
-      // body errors, 10252 batch count (read as "too many targets in one call"; we never send more
-      // than 1000), 10200–10207 credential errors. No retry fixes them.
+      // body errors, 10200–10207 credential errors. No retry fixes them.
       return failed(reason);
   }
 }
@@ -259,6 +277,11 @@ export function parseVivoSendAnswer(res: VendorFetchResult, regIds: readonly str
   }
   const id = typeof body.taskId === 'string' || typeof body.taskId === 'number' ? String(body.taskId) : taskId;
   const dead = new Map(invalidUsersOf(body).map((u) => [u.userid, u.status]));
+  if (result === VIVO_CODES.invalidRegId && dead.size === 0 && regIds.length > 1) {
+    // Which of several targets is dead is known only from `invalidUsers`; a list answer naming
+    // none must not quarantine every token on it.
+    return fill(regIds.length, failed({ code: String(result), message: desc || `vivo result ${result}`, evidence }));
+  }
   if (result === VIVO_CODES.ok || (result === VIVO_CODES.invalidRegId && dead.size > 0)) {
     return regIds.map((regId) => {
       const status = dead.get(regId);
@@ -280,6 +303,11 @@ class VivoProvider implements Provider {
   private readonly cache: TokenCache;
   private readonly release: () => void;
   private closed = false;
+  /**
+   * Until when (ms epoch) batches are not sent: set by a 10252, which uses up the day's
+   * saveListPayload count for this credential. Kept per instance; a restart just meets one more 10252.
+   */
+  private listsCappedUntil = 0;
 
   constructor(
     private readonly cred: VivoCredential,
@@ -356,6 +384,8 @@ class VivoProvider implements Provider {
   }
 
   private async sendList(message: Record<string, unknown>, regIds: string[]): Promise<Outcome[]> {
+    const capped = this.listCap();
+    if (capped) return fill(regIds.length, capped);
     type Step = { res: VendorFetchResult; taskId?: string; saved: boolean };
     try {
       const { result, authRejected } = await callWithToken<Step>(
@@ -376,14 +406,14 @@ class VivoProvider implements Provider {
         (step) => isAuthRejected(step.res),
       );
       if (authRejected) return fill(regIds.length, this.authFailed(result.res));
+      const r = resultOf(result.res);
+      if (result.res.ok && r.result === VIVO_CODES.batchCount) this.listsCappedUntil = Date.now() + msUntilChinaMidnight();
       if (!result.saved) {
-        // saveListPayload failed: nothing was sent, the answer applies to every target alike
-        // (a 10302 here cannot name a target, so it is not an invalid token).
-        const r = resultOf(result.res);
+        // saveListPayload failed: nothing was sent, the answer applies to every target alike (a
+        // 10302 here names no target: parseVivoSendAnswer fails the list, as for pushToList).
         if (result.res.ok && r.result === VIVO_CODES.ok) {
           return fill(regIds.length, retry({ code: 'no_taskId', message: 'vivo saveListPayload answered without taskId', evidence: { body: clip(result.res.json) } }));
         }
-        if (result.res.ok && r.result === VIVO_CODES.invalidRegId) return fill(regIds.length, failed({ code: String(r.result), message: r.desc, evidence: { body: clip(result.res.json) } }));
         return parseVivoSendAnswer(result.res, regIds);
       }
       return parseVivoSendAnswer(result.res, regIds, result.taskId);
@@ -391,6 +421,20 @@ class VivoProvider implements Provider {
       if (err instanceof VendorAuthError) return fill(regIds.length, err.toOutcome());
       throw err;
     }
+  }
+
+  /** The retry for a batch while the day's saveListPayload count is used up, else undefined. */
+  private listCap(): Outcome | undefined {
+    const left = this.listsCappedUntil - Date.now();
+    if (left <= 0) return undefined;
+    return retry(
+      {
+        code: String(VIVO_CODES.batchCount),
+        message: 'vivo: the daily saveListPayload count is used up (10252); batches wait for 00:00 China time',
+        evidence: { cappedUntil: new Date(this.listsCappedUntil).toISOString() },
+      },
+      left,
+    );
   }
 
   private authFailed(res: VendorFetchResult): Outcome {

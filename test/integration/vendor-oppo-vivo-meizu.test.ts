@@ -95,6 +95,27 @@ describe('OPPO provider against the mock', () => {
     assert.equal((await provider.send(content(), targets(['r'])))[0]?.kind, 'retry');
   });
 
+  it('a top-level 10000 on unicast_batch fails the batch without quarantining any token', async () => {
+    mock.setBehavior({ failFirst: { n: 1, answer: { code: 10000, message: 'registration_id格式不正确' } } });
+    const out = await provider.send(content(), targets(['b-1', 'b-2', 'b-3']));
+    assert.deepEqual(kinds(out), ['failed', 'failed', 'failed']);
+    assert.deepEqual(out.map(code), ['10000', '10000', '10000']);
+  });
+
+  it('a 私信 category without a channel goes out unclassified; the mock refuses one sent anyway (67)', async () => {
+    const bare = oppoModule.create({ appKey: mock.appKey, masterSecret: mock.masterSecret }, ctxFor({ oppo: mock.url }));
+    try {
+      const [a] = await bare.send(content(), targets(['pm-1']));
+      assert.equal(a?.kind, 'sent');
+      const n = mock.requests.filter((r) => r.path.endsWith('/unicast')).at(-1)?.messages?.[0]?.notification as Record<string, unknown>;
+      assert.deepEqual([n.channel_id, n.category, n.notify_level], [undefined, undefined, undefined]);
+      const [b] = await bare.send(content({ overrides: { oppo: { notification: { category: 'IM' } } } }), targets(['pm-2']));
+      assert.deepEqual([b?.kind, code(b)], ['failed', '67']);
+    } finally {
+      await bare.close();
+    }
+  });
+
   it('expired auth_token under N concurrent sends → exactly one refresh, all sent', async () => {
     await provider.send(content(), targets(['warm']));
     const auths = mock.authCount;
@@ -216,6 +237,33 @@ describe('vivo provider against the mock', () => {
     mock.setBehavior({ failFirst: { n: 1, answer: { result: 10070, desc: '超过当日推送总量' } } });
     const out = await provider.send(content(), targets(['r1', 'r2']));
     assert.ok(out.every((o) => o.kind === 'retry' && o.afterMs !== undefined && o.afterMs > 0));
+  });
+
+  it('10252: batches wait for China midnight without a request; a single leftover token still goes out', async () => {
+    // Its own instance: the cap is remembered per provider, and the shared one must keep sending lists.
+    const capped = vivoModule.create({ appId: mock.appId, appKey: mock.appKey, appSecret: mock.appSecret }, ctxFor({ vivo: mock.url }));
+    mock.setBehavior({ listPayloadsPerDay: 0 });
+    try {
+      const first = await capped.send(content(), targets(['c-1', 'c-2', 'c-3']));
+      assert.ok(first.every((o) => o.kind === 'retry' && code(o) === '10252' && o.afterMs! > 0 && o.afterMs! <= 86_400_000), JSON.stringify(first));
+      const before = mock.requests.length;
+      const later = await capped.send(content(), targets(Array.from({ length: 1001 }, (_, i) => `l-${i}`)));
+      assert.ok(later.slice(0, 1000).every((o) => o.kind === 'retry' && code(o) === '10252'));
+      assert.equal(later[1000]?.kind, 'sent');
+      assert.deepEqual(mock.requests.slice(before).map((r) => r.path), ['/message/send']);
+    } finally {
+      mock.setBehavior({ listPayloadsPerDay: undefined });
+      await capped.close();
+    }
+  });
+
+  it('title and content limits are weighted: a Chinese title is cut to 20 characters; the mock refuses 21 (10056)', async () => {
+    const [a] = await provider.send(content({ notification: { title: '订单'.repeat(15), body: '包裹'.repeat(40) } }), targets(['w-1']));
+    assert.equal(a?.kind, 'sent');
+    const b = mock.requests.filter((r) => r.path === '/message/send').at(-1)!.body;
+    assert.deepEqual([b.title, b.content], ['订单'.repeat(10), '包裹'.repeat(25)]);
+    const [c] = await provider.send(content({ overrides: { vivo: { message: { title: '订'.repeat(21) } } } }), targets(['w-2']));
+    assert.deepEqual([c?.kind, code(c)], ['failed', '10056']);
   });
 
   it('expired authToken under N concurrent sends (single and list) → exactly one refresh, all sent', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import meizuModule, {
   buildMeizuMessage,
   classifyMeizuTarget,
@@ -17,6 +17,7 @@ import oppoModule, {
   parseOppoReceipt,
   parseOppoSendAnswer,
 } from '../../providers/oppo.js';
+import { pino } from 'pino';
 import { msUntilChinaMidnight } from '../../providers/vendor-common.js';
 import { CredentialError, type Outcome, type PushContent, type ReceiptRequest } from '../../providers/types.js';
 import type { VendorFetchResult } from '../../providers/vendor-common.js';
@@ -127,11 +128,26 @@ describe('OPPO body building', () => {
     assert.deepEqual([n.category, n.notify_level, n.channel_id], ['MARKETING', 1, 'promo']);
     assert.equal(n.show_ttl, 3600);
     assert.equal(n.call_back_parameter, 'm-42');
-    const svc = built(buildOppoNotification(content({ options: { ttl: 60, priority: 'normal', category: 'order' } }), {}, { notifyLevel: 2, category: 'TODO' }, NOW));
-    assert.deepEqual([svc.category, svc.notify_level], ['TODO', 2]);
+    const svc = built(buildOppoNotification(content({ options: { ttl: 60, priority: 'normal', category: 'order' } }), {}, { notifyLevel: 2, category: 'TODO', channelId: 'todo' }, NOW));
+    assert.deepEqual([svc.category, svc.notify_level, svc.channel_id], ['TODO', 2, 'todo']);
     const none = built(buildOppoNotification(content({ options: { ttl: 60, priority: 'high' } }), {}, {}, NOW));
     assert.equal(none.category, undefined);
     assert.equal(none.notify_level, undefined);
+  });
+  it('a 私信 category without a channel goes out as a plain public message (no category, no notify_level)', () => {
+    const bare = built(buildOppoNotification(content(), {}, {}, NOW));
+    assert.deepEqual([bare.channel_id, bare.category, bare.notify_level], [undefined, undefined, undefined]);
+    const asked = built(buildOppoNotification(content({ options: { ttl: 60, priority: 'high', category: 'account' } }), {}, { category: 'DEVICE_REMINDER', notifyLevel: 16 }, NOW));
+    assert.deepEqual([asked.category, asked.notify_level], [undefined, undefined]);
+    // Any configured channel keeps the class: credential, categoryMap or request override.
+    assert.deepEqual(['IM', 16], [built(buildOppoNotification(content(), { channelId: 'svc' }, {}, NOW))].map((n) => [n.category, n.notify_level])[0]);
+    const mapped = built(buildOppoNotification(content({ options: { ttl: 60, priority: 'normal', category: 'order' } }), { categoryMap: { order: { channelId: 'orders' } } }, {}, NOW));
+    assert.deepEqual([mapped.channel_id, mapped.category, mapped.notify_level], ['orders', 'ORDER', 2]);
+    const over = built(buildOppoNotification(content(), {}, { channelId: 'chat' }, NOW));
+    assert.deepEqual([over.channel_id, over.category], ['chat', 'IM']);
+    // 公信 needs no private channel.
+    const mk = built(buildOppoNotification(content({ options: { ttl: 60, priority: 'normal', category: 'marketing' } }), {}, {}, NOW));
+    assert.deepEqual([mk.category, mk.notify_level], ['MARKETING', 1]);
   });
   it('data-only and oversized extras fail without a request', () => {
     const d = buildOppoNotification(content({ notification: undefined }), {}, {}, NOW);
@@ -166,6 +182,15 @@ describe('OPPO classification', () => {
     assert.equal(out[0]?.kind === 'sent' && out[0].providerId, 'A-1');
     assert.equal(code(out[2]), 'quota');
     assert.equal(code(out[3]), 'missing_result');
+  });
+  it('a top-level 10000 fails a batch (per-target invalidity comes in rows); a unicast 10000 stays invalid', () => {
+    const out = parseOppoSendAnswer(http(200, { code: 10000, message: 'registration_id格式不正确' }), ['r1', 'r2'], true);
+    assert.deepEqual(kinds(out), ['failed', 'failed']);
+    assert.deepEqual(out.map(code), ['10000', '10000']);
+    const reason = out[0]?.kind === 'failed' ? out[0].reason : undefined;
+    assert.equal(reason?.message, 'registration_id格式不正确');
+    assert.deepEqual(reason?.evidence?.body, { code: 10000, message: 'registration_id格式不正确' });
+    assert.equal(parseOppoSendAnswer(http(200, { code: 10000, message: 'bad' }), ['r'], false)[0]?.kind, 'invalid');
   });
   it('unicast answers, HTTP errors and transport failures', () => {
     const ok = parseOppoSendAnswer(http(200, { code: 0, data: { messageId: 'X-9' } }), ['r'], false);
@@ -206,6 +231,16 @@ describe('vivo body building', () => {
     const ov = built(buildVivoMessage(content(), cred, { classification: 0, category: 'NEWS', message: { foregroundShow: false } }, NOW));
     assert.deepEqual([ov.classification, ov.category, ov.foregroundShow], [0, 'NEWS', false]);
   });
+  it('title and content limits are weighted: a non-ASCII character counts two, a surrogate pair is never split', () => {
+    const cn = built(buildVivoMessage(content({ notification: { title: '订'.repeat(30), body: '货'.repeat(80) } }), cred, {}, NOW));
+    assert.deepEqual([cn.title, cn.content], ['订'.repeat(20), '货'.repeat(50)]);
+    const mixed = built(buildVivoMessage(content({ notification: { title: `Order ${'订'.repeat(20)}`, body: `a${'😀'.repeat(60)}` } }), cred, {}, NOW));
+    assert.equal(mixed.title, `Order ${'订'.repeat(17)}`);
+    assert.equal(mixed.content, `a${'😀'.repeat(49)}`);
+    assert.ok(!/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/.test(mixed.content as string));
+    const fits = built(buildVivoMessage(content({ notification: { title: `${'订'.repeat(19)}ab`, body: 'b' } }), cred, {}, NOW));
+    assert.equal(fits.title, `${'订'.repeat(19)}ab`);
+  });
   it('receipt extras and test mode', () => {
     const m = built(buildVivoMessage(content(), { ...cred, callbackUrl: 'https://relay.example.com/cb', callbackId: '7', testMode: true }, {}, NOW));
     assert.deepEqual(m.extra, { 'callback.id': '7', callback: 'https://relay.example.com/cb', 'callback.param': 'm-42' });
@@ -228,7 +263,9 @@ describe('vivo classification', () => {
     const daily = classifyVivoResult(10070, '', {}, NOW);
     assert.deepEqual(daily.kind === 'retry' && daily.afterMs, 12 * 3_600_000);
     assert.equal(classifyVivoResult(10250, '', {}).kind, 'retry');
-    for (const c of [10000, 10050, 10054, 10055, 10056, 10094, 10096, 10097, 10252, 10206, 99999]) {
+    const batchCap = classifyVivoResult(10252, '批量发送消息体超出限制', {}, NOW);
+    assert.deepEqual(batchCap.kind === 'retry' && [batchCap.reason.code, batchCap.afterMs], ['10252', 12 * 3_600_000]);
+    for (const c of [10000, 10050, 10054, 10055, 10056, 10094, 10096, 10097, 10206, 99999]) {
       assert.equal(classifyVivoResult(c, '', {}).kind, 'failed', String(c));
     }
   });
@@ -249,6 +286,84 @@ describe('vivo classification', () => {
     assert.equal(ok[0]?.kind === 'sent' && ok[0].providerId, '555');
     const e5 = parseVivoSendAnswer({ ok: true, status: 502, headers: new Headers(), text: '', json: undefined }, ['z']);
     assert.equal(e5[0]?.kind, 'retry');
+  });
+  it('a list 10302 naming no target fails every target with the vendor code, quarantining none', () => {
+    const out = parseVivoSendAnswer(http(200, { result: 10302, desc: 'regId不合法' }), ['a', 'b'], 'T1');
+    assert.deepEqual(kinds(out), ['failed', 'failed']);
+    assert.deepEqual(out.map(code), ['10302', '10302']);
+    assert.equal(out[0]?.kind === 'failed' && out[0].reason.message, 'regId不合法');
+    // A single send's 10302 is about its one target.
+    assert.equal(parseVivoSendAnswer(http(200, { result: 10302, desc: 'regId不合法' }), ['z'])[0]?.kind, 'invalid');
+  });
+});
+
+/** Stubs `fetch` with a JSON answer per path; returns the paths requested, in order. */
+function stubVivo(t: TestContext, answers: Record<string, () => unknown>): string[] {
+  const paths: string[] = [];
+  t.mock.method(globalThis, 'fetch', async (input: string | URL | Request) => {
+    const path = new URL(input instanceof Request ? input.url : String(input)).pathname;
+    paths.push(path);
+    const answer = path === '/message/auth' ? { result: 0, desc: '请求成功', authToken: 'tok' } : answers[path]?.();
+    return new Response(JSON.stringify(answer ?? { result: 10099, desc: 'unexpected path' }), { status: 200, headers: { 'content-type': 'application/json' } });
+  });
+  return paths;
+}
+
+describe('vivo provider (stubbed fetch)', () => {
+  const ctx = {
+    endpoints: { fcm: '', huawei: '', huaweiOauth: '', xiaomi: '', oppo: '', vivo: 'https://vivo.test', honor: '', honorOauth: '', meizu: '' },
+    tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 },
+    logger: pino({ level: 'silent' }),
+  };
+  const tokens = (n: number, prefix = 'r') => Array.from({ length: n }, (_, i) => ({ deliveryId: `d${i}`, token: `${prefix}${i}` }));
+  const lasting = () => content({ expiresAt: NOW + 3 * 86_400_000 });
+
+  it('10252 on saveListPayload: batches retry after China midnight and make no request until then; single sends go on', async (t) => {
+    let clock = NOW;
+    t.mock.method(Date, 'now', () => clock);
+    const paths = stubVivo(t, {
+      '/message/saveListPayload': () => ({ result: 10252, desc: '批量发送消息体超出限制' }),
+      '/message/send': () => ({ result: 0, desc: '请求成功', taskId: '77' }),
+    });
+    const provider = vivoModule.create({ appId: '10004', appKey: 'cap-key', appSecret: 'cap-secret' }, ctx);
+    try {
+      const first = await provider.send(lasting(), tokens(3));
+      assert.deepEqual(kinds(first), ['retry', 'retry', 'retry']);
+      assert.deepEqual(first.map((o) => o.kind === 'retry' && [o.reason.code, o.afterMs]), Array(3).fill(['10252', 12 * 3_600_000]));
+      assert.equal(paths.filter((p) => p === '/message/saveListPayload').length, 1);
+
+      clock = NOW + 3_600_000;
+      const requests = paths.length;
+      const later = await provider.send(lasting(), tokens(1001));
+      assert.equal(later.slice(0, 1000).every((o) => o.kind === 'retry' && code(o) === '10252' && o.afterMs === 11 * 3_600_000), true);
+      assert.equal(later[1000]?.kind, 'sent');
+      assert.deepEqual(paths.slice(requests), ['/message/send']);
+
+      clock = NOW + 12 * 3_600_000 + 1000;
+      await provider.send(lasting(), tokens(2));
+      assert.equal(paths.filter((p) => p === '/message/saveListPayload').length, 2);
+    } finally {
+      await provider.close();
+    }
+  });
+
+  it('a saveListPayload 10302 (no target named) fails the batch, as a pushToList 10302 without invalidUsers does', async (t) => {
+    t.mock.method(Date, 'now', () => NOW);
+    let saveAnswer: unknown = { result: 10302, desc: 'regId不合法' };
+    stubVivo(t, {
+      '/message/saveListPayload': () => saveAnswer,
+      '/message/pushToList': () => ({ result: 10302, desc: 'regId不合法' }),
+    });
+    const provider = vivoModule.create({ appId: '10004', appKey: 'k302', appSecret: 's302' }, ctx);
+    try {
+      const saved = await provider.send(lasting(), tokens(2));
+      assert.deepEqual([kinds(saved), saved.map(code)], [['failed', 'failed'], ['10302', '10302']]);
+      saveAnswer = { result: 0, desc: '请求成功', taskId: '9' };
+      const pushed = await provider.send(lasting(), tokens(2));
+      assert.deepEqual([kinds(pushed), pushed.map(code)], [['failed', 'failed'], ['10302', '10302']]);
+    } finally {
+      await provider.close();
+    }
   });
 });
 

@@ -14,7 +14,9 @@ import { testPki } from '../tls.js';
  *   `…/unicast_batch` (form `auth_token`, `messages`, ≤ 1000 → else 41): the token may come in the
  *   body (official) or an `auth_token` header (one SDK); missing → 29, unknown/expired → 11.
  *   Bodies are validated (target_type 2/5, target_value, notification title ≤ 50 / content ≤ 128,
- *   action_parameters ≤ 4000, off_line_ttl ≤ 10 days → 41 / 40).
+ *   action_parameters ≤ 4000, off_line_ttl ≤ 10 days → 41 / 40; category and notify_level → 67,
+ *   including a 私信 (通讯与服务) category without `channel_id`: "私信 needs the registered private
+ *   channel", and 67 is the documented category / private-message code).
  * - Per-target fates: explicit map, then prefix rules, else success. Defaults: `invalid-` → 10000,
  *   `quota-` → 33 (per target), `busy-` → -2. Top-level answers can be forced for the first N
  *   sends (`failFirst`), and every issued auth token can be expired at once (`expireTokens()`).
@@ -273,8 +275,12 @@ function validateMessage(m: unknown): { code: number; message: string } | undefi
   if (level !== undefined && ![1, 2, 16].includes(level as number)) return { code: 67, message: 'bad notify_level' };
   if (level !== undefined && pick('category', 'category') === undefined) return { code: 67, message: 'notify_level needs category' };
   const cat = pick('category', 'category');
-  const cats = ['IM', 'ACCOUNT', 'TODO', 'DEVICE_REMINDER', 'ORDER', 'SUBSCRIPTION', 'NEWS', 'CONTENT', 'MARKETING', 'SOCIAL'];
+  const privateCats = ['IM', 'ACCOUNT', 'TODO', 'DEVICE_REMINDER', 'ORDER', 'SUBSCRIPTION'];
+  const cats = [...privateCats, 'NEWS', 'CONTENT', 'MARKETING', 'SOCIAL'];
   if (cat !== undefined && !cats.includes(cat as string)) return { code: 67, message: 'bad category' };
+  if (privateCats.includes(cat as string) && pick('channel_id', 'channelId') === undefined) {
+    return { code: 67, message: '私信 category needs the registered private channel_id' };
+  }
   const click = pick('click_action_type', 'clickActionType');
   if (click !== undefined && ![0, 1, 2, 4, 5].includes(click as number)) return { code: 41, message: 'bad click_action_type' };
   if ((click === 2 || click === 5) && typeof pick('click_action_url', 'clickActionUrl') !== 'string') return { code: 40, message: 'click_action_url required' };

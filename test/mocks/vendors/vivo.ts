@@ -14,8 +14,12 @@ import { testPki } from '../tls.js';
  *   header must hold a live token, else `result:10000` (the notes have no code for an expired
  *   token; 10000 is what one SDK refreshes on). Bodies are validated: appId equals the token's
  *   (10094), regId/alias (10050), notifyType (10054), title (10055 / 10056 > 40), category (10096),
- *   category vs classification (10097), pushToList regIds 2..1000 (10252), known taskId. Checks
- *   without a documented code answer 10099 (a mock choice).
+ *   category vs classification (10097), pushToList regIds 2..1000, known taskId. Title and content
+ *   lengths are weighted as VVDOC counts them ("一个汉字等于两个英文字符": non-ASCII counts 2), so
+ *   title ≤ 40 = 20 Chinese characters, content ≤ 100 = 50. Checks without a documented code
+ *   (content length included) answer 10099 (a mock choice).
+ * - `listPayloadsPerDay` caps saveListPayload calls: past it, 10252 (批量发送消息体超出限制; VVDOC:
+ *   no more saveListPayload that day).
  * - Per-token fates: explicit map, then prefixes, else success. A dead token is `{invalidStatus}`
  *   (`invalidUser` on /send with result 10302, `invalidUsers` entries on pushToList). Defaults:
  *   `invalid-` → status 2, `gone-` → status 1, `notest-` → status 4.
@@ -40,6 +44,8 @@ export interface VivoBehavior {
   authFailFirst?: { n: number; answer: VivoTopAnswer };
   /** Every send-side call answers 10000, even with a fresh token. */
   rejectAllTokens?: boolean;
+  /** saveListPayload calls accepted "today"; later ones answer 10252. Unset: no cap. */
+  listPayloadsPerDay?: number;
 }
 
 export interface VivoRequestRecord {
@@ -92,6 +98,7 @@ export async function startVivoMock(opts: { appId?: string; appKey?: string; app
   let behavior: VivoBehavior = { tokens: {}, prefixes: { ...DEFAULT_PREFIXES } };
   let authCount = 0;
   let sendCount = 0;
+  let listPayloads = 0;
   let seq = 100_000;
 
   const fateOf = (token: string): VivoTokenFate => {
@@ -148,11 +155,15 @@ export async function startVivoMock(opts: { appId?: string; appKey?: string; app
     }
     if (String(rec.body.appId) !== appId) return reply(res, rec, err(10094, 'appId与authToken不匹配'));
     if (path === '/message/pushToList') return pushToList(res, rec);
+    if (path === '/message/saveListPayload' && behavior.listPayloadsPerDay !== undefined && listPayloads >= behavior.listPayloadsPerDay) {
+      return reply(res, rec, err(10252, '批量发送消息体超出限制'));
+    }
     const problem = validateMessage(rec.body, path === '/message/send');
     if (problem) return reply(res, rec, err(problem.result, problem.desc));
     sendCount++;
     const taskId = String(++seq);
     if (path === '/message/saveListPayload') {
+      listPayloads++;
       tasks.set(taskId, rec.body);
       return reply(res, rec, { result: 0, desc: '请求成功', taskId });
     }
@@ -183,7 +194,8 @@ export async function startVivoMock(opts: { appId?: string; appKey?: string; app
   function pushToList(res: ServerResponse, rec: VivoRequestRecord): void {
     const { regIds, taskId, requestId } = rec.body;
     if (typeof requestId !== 'string' || !requestId || requestId.length > 64) return reply(res, rec, err(10099, 'requestId required, ≤ 64 (mock)'));
-    if (!Array.isArray(regIds) || regIds.length < 2 || regIds.length > 1000) return reply(res, rec, err(10252, 'regIds must hold 2..1000 entries'));
+    // 10252 is the daily saveListPayload count (VVDOC), not this: no documented code.
+    if (!Array.isArray(regIds) || regIds.length < 2 || regIds.length > 1000) return reply(res, rec, err(10099, 'regIds must hold 2..1000 entries (mock)'));
     if (typeof taskId !== 'string' || !tasks.has(taskId)) return reply(res, rec, err(10099, 'unknown taskId (mock)'));
     sendCount++;
     const invalidUsers = (regIds as unknown[]).flatMap((r) => {
@@ -235,13 +247,20 @@ export async function startVivoMock(opts: { appId?: string; appKey?: string; app
   };
 }
 
+/** Length as VVDOC counts it: "一个汉字等于两个英文字符"; ASCII counts 1, any other code point 2. */
+function weightedLength(s: string): number {
+  let n = 0;
+  for (const ch of s) n += ch.codePointAt(0)! < 0x80 ? 1 : 2;
+  return n;
+}
+
 /** Checks a /send (`single`) or /saveListPayload body; returns the error to answer, if any. */
 function validateMessage(b: Record<string, unknown>, single: boolean): { result: number; desc: string } | undefined {
   if (single && typeof b.regId !== 'string' && typeof b.alias !== 'string') return { result: 10050, desc: 'alias和regId不能都为空' };
   if (![1, 2, 3, 4].includes(b.notifyType as number)) return { result: 10054, desc: 'notifyType不合法' };
   if (typeof b.title !== 'string' || !b.title.trim()) return { result: 10055, desc: 'title不能为空' };
-  if (Array.from(b.title).length > 40) return { result: 10056, desc: 'title长度不能超过40' };
-  if (typeof b.content !== 'string' || !b.content.trim() || Array.from(b.content).length > 100) return { result: 10099, desc: 'content empty or > 100 (mock)' };
+  if (weightedLength(b.title) > 40) return { result: 10056, desc: 'title长度不能超过40' };
+  if (typeof b.content !== 'string' || !b.content.trim() || weightedLength(b.content) > 100) return { result: 10099, desc: 'content empty or > 100 (mock)' };
   const ttl = b.timeToLive;
   if (ttl !== undefined && (typeof ttl !== 'number' || ttl < 60 || ttl > 86_400)) return { result: 10099, desc: 'timeToLive must be 60..86400 (mock)' };
   if (![1, 2, 3, 4].includes(b.skipType as number)) return { result: 10099, desc: 'skipType must be 1..4 (mock)' };
