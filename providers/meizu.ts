@@ -41,6 +41,7 @@ import {
   vendorMessageClassSchema,
   type VendorFetchResult,
   msUntilChinaMidnight,
+  notificationTexts,
 } from './vendor-common.js';
 
 /**
@@ -102,12 +103,13 @@ export function buildMeizuMessage(
   now = Date.now(),
 ): Built<Record<string, unknown>> {
   const n = content.notification ?? {};
-  const title = n.title ?? n.body;
-  const body = n.body ?? n.title;
-  if (!title || !body) {
+  // title and content are both 1.. characters: a blank one is taken from the other.
+  const texts = notificationTexts(n);
+  if (!texts) {
     // Pass-through (unvarnished) messages are restricted by Meizu since 2018-06-16.
     return { ok: false, outcome: failed({ code: 'DataOnlyUnsupported', message: 'Meizu carries notifications only (title and content); data-only messages cannot be sent' }) };
   }
+  const { title, body } = texts;
   const cls = messageClass('meizu', content.options.category, cred.categoryMap, { kind: overrides.kind, noticeMsgType: overrides.noticeMsgType });
   const noticeBarInfo: Record<string, unknown> = {
     noticeBarType: 0,

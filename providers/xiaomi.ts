@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import {
   failed,
@@ -26,12 +27,12 @@ import {
   isRecord,
   messageClass,
   networkRetry,
+  notificationTexts,
   notifyIdFrom,
   relayData,
   remainingTtlSeconds,
   retryAfterMs,
   sendInChunks,
-  shortIdFrom,
   truncateChars,
   vendorFetchForm,
   type VendorFetchResult,
@@ -57,7 +58,7 @@ export const XIAOMI_MAX_REGIDS = 100;
  */
 export const XIAOMI_MAX_TTL_MARKETING_SEC = 86_400;
 export const XIAOMI_MAX_TTL_SERVICE_SEC = 864_000;
-/** `title` < 50 and `description` < 128 characters (XMDOC): we cut at 49 / 127. */
+/** `title` < 50 and `description` < 128 characters (XMDOC): we cut at 49 / 127 UTF-16 units. */
 const TITLE_MAX = 49;
 const DESCRIPTION_MAX = 127;
 /** Bits of `extra.callback.type`: 1 delivered, 2 clicked, 16 invalid target (XMDOC pId=1695). */
@@ -123,11 +124,13 @@ export function buildXiaomiForm(
   f.set('time_to_live', String(ttl * 1000));
 
   const n = content.notification;
-  if (n && (n.title || n.body)) {
+  // Both are required for a notification and must not be all whitespace (XMDOC): a blank one is
+  // taken from the other; with neither there is nothing to show and the message goes as data.
+  const texts = notificationTexts(n);
+  if (n && texts) {
     f.set('pass_through', '0');
-    // Both are required for a notification and must not be blank: each falls back on the other.
-    f.set('title', truncateChars(n.title || n.body || '', TITLE_MAX));
-    f.set('description', truncateChars(n.body || n.title || '', DESCRIPTION_MAX));
+    f.set('title', truncateChars(texts.title, TITLE_MAX));
+    f.set('description', truncateChars(texts.body, DESCRIPTION_MAX));
     if (ov.notifyType !== undefined) f.set('notify_type', String(ov.notifyType));
     else if (n.sound) f.set('notify_type', '-1');
     if (n.sound && n.sound !== 'default') f.set('extra.sound_uri', `android.resource://${cred.packageName}/raw/${n.sound.replace(/\.[a-z0-9]+$/i, '')}`);
@@ -147,9 +150,8 @@ export function buildXiaomiForm(
   // Without a notify_id Xiaomi shows only the latest notification of the app, so every message
   // gets its own id; a collapse key gives equal ids (and so replacement) on purpose.
   f.set('notify_id', String(notifyIdFrom(content.options.collapseKey ?? content.messageId)));
-  // Client-side de-duplication within MiPush (≤20 chars of [0-9a-zA-Z_-]): a retried send of the
-  // same message never shows twice.
-  f.set('extra.jobkey', shortIdFrom(content.messageId, 20));
+  // Client-side de-duplication within MiPush: a retried send of the same message never shows twice.
+  f.set('extra.jobkey', xiaomiJobkey(content.messageId));
   f.set('extra.relay_id', content.messageId);
   const channelId = cls?.channelId ?? cred.channelId;
   if (channelId) f.set('extra.channel_id', channelId);
@@ -162,6 +164,27 @@ export function buildXiaomiForm(
   for (const [k, v] of Object.entries(ov.extra ?? {})) f.set(`extra.${k}`, v);
   for (const [k, v] of Object.entries(ov.fields ?? {})) f.set(k, v);
   return f;
+}
+
+/** `extra.jobkey` length: vendors.md says ≤ 20, MOD (the vendor's field comment) ≤ 12; the stricter wins. */
+const JOBKEY_LEN = 12;
+const ALNUM = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/**
+ * The `extra.jobkey` of a message. The device shows only the first message of a jobkey and drops
+ * the rest, so it comes from the message id, never the collapse key: every attempt of one message
+ * shares it (a retry after a lost answer is not shown twice) and two messages almost never do.
+ * MOD: `[0-9a-zA-Z_-]`, ≤ 12 chars, not starting with `_`. Base62 of a sha256 meets that for any
+ * id (a base64url prefix may start with `_` or `-`) and keeps ~71 bits against collisions.
+ */
+export function xiaomiJobkey(messageId: string): string {
+  let n = BigInt(`0x${createHash('sha256').update(messageId).digest('hex')}`);
+  let out = '';
+  for (let i = 0; i < JOBKEY_LEN; i++) {
+    out += ALNUM[Number(n % 62n)];
+    n /= 62n;
+  }
+  return out;
 }
 
 /** Rate limits (XMERR): IP / user / special-API / app / app-total call frequency. */
@@ -208,6 +231,14 @@ export function classifyXiaomiAnswer(res: VendorFetchResult, regIds: readonly st
   const afterMs = retryAfterMs(res.headers);
 
   if (code === 0 && (body?.result === undefined || body.result === 'ok')) {
+    // ❓ `day_quota`, `day_acked` and `channel_exceed_quota` come with a success (vendors.md §3)
+    // but no source says what they mean there or that the message was refused for any regId;
+    // the §0 "daily quota" cell names only the fields. One third-party note (⚠️) reads day_quota /
+    // day_acked as the app's daily total and delivered count, and channel_exceed_quota
+    // (`no_channel:2 a:3`) as counts of dropped messages on the multi_messages API, the
+    // single-message APIs refusing with an error code instead. So a success stays `sent`:
+    // failing every regId of the request would misreport accepted messages, and `quota` means a
+    // per-device cap, while these are app totals (day_quota "0" may well mean unlimited).
     const id = data?.id !== undefined ? String(data.id) : undefined;
     const bad = badRegIds(data);
     return regIds.map((t) => (bad.has(t) ? invalid({ code: 'bad_regids', message: 'Xiaomi listed the regId as bad', evidence }) : sent(id)));
@@ -261,6 +292,13 @@ class XiaomiProvider implements Provider {
   async close(): Promise<void> {}
 }
 
+/** Receipt `type` bits (XMDOC pId=1695), strongest first. */
+const RECEIPT_BITS: ReadonlyArray<readonly [number, ReceiptEvent['event']]> = [
+  [16, 'invalid'],
+  [2, 'opened'],
+  [1, 'delivered'],
+];
+
 const receiptEntrySchema = z
   .object({
     type: z.union([z.number().int(), z.string().regex(/^\d+$/)]),
@@ -275,8 +313,8 @@ const receiptEntrySchema = z
 /**
  * Xiaomi receipts: a form POST with one field `data`, a JSON string keyed by Xiaomi's message id:
  * `{"<msgId>":{"type":1,"targets":"a,b","timestamp":…,"param":"<relay_id>","jobkey":…,"barStatus":…}}`.
- * `type` bits: 16 invalid target → `invalid`, 2 clicked → `opened`, 1 delivered → `delivered`
- * (checked in that order). Other bits (32, 64, 128…) are ❓ and produce no event.
+ * `type` is a bitmask: 16 invalid target → `invalid`, 2 clicked → `opened`, 1 delivered →
+ * `delivered`, one event per bit set. Other bits (32, 64, 128…) are ❓ and produce no event.
  * A JSON body (`{"data": …}`) is accepted as well.
  */
 export function parseXiaomiReceipt(req: ReceiptRequest): ReceiptEvent[] {
@@ -309,21 +347,24 @@ export function parseXiaomiReceipt(req: ReceiptRequest): ReceiptEvent[] {
     if (!parsed.success) throw new Error(`xiaomi receipt: entry ${msgId}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     const e = parsed.data;
     const type = Number(e.type);
-    const event: ReceiptEvent['event'] | undefined = type & 16 ? 'invalid' : type & 2 ? 'opened' : type & 1 ? 'delivered' : undefined;
-    if (!event) continue;
     const targets = (Array.isArray(e.targets) ? e.targets : e.targets.split(',')).map((t) => t.trim()).filter(Boolean);
     const at = epochMs(e.timestamp);
-    for (const token of targets) {
-      events.push({
-        event,
-        providerId: msgId,
-        token,
-        ...(e.param ? { messageId: e.param } : {}),
-        ...(at !== undefined ? { at } : {}),
-        ...(event === 'invalid'
-          ? { reason: { code: 'callback_type_16', message: 'Xiaomi reported the regId as invalid', evidence: { type, msgId } } }
-          : {}),
-      });
+    // One event per bit, none dropped: the receipt states each fact, and applyEvents keeps only
+    // the strongest per delivery (invalid, opened, delivered), so the weaker ones cost nothing.
+    for (const [bit, event] of RECEIPT_BITS) {
+      if ((type & bit) === 0) continue;
+      for (const token of targets) {
+        events.push({
+          event,
+          providerId: msgId,
+          token,
+          ...(e.param ? { messageId: e.param } : {}),
+          ...(at !== undefined ? { at } : {}),
+          ...(event === 'invalid'
+            ? { reason: { code: 'callback_type_16', message: 'Xiaomi reported the regId as invalid', evidence: { type, msgId } } }
+            : {}),
+        });
+      }
     }
   }
   return events;

@@ -204,7 +204,8 @@ describe('vendor-common: helpers', () => {
     assert.deepEqual(clickTarget(undefined), { kind: 'app' });
     assert.deepEqual(clickTarget('https://x.example/a'), { kind: 'url', url: 'https://x.example/a' });
     assert.deepEqual(clickTarget('app://orders/42'), { kind: 'intent', uri: 'app://orders/42' });
-    assert.equal(truncateChars('😀😀😀', 2), '😀😀');
+    // UTF-16 units, as a Java server counts (more in test/unit/vendor-text.test.ts).
+    assert.equal(truncateChars('😀😀😀', 4), '😀😀');
     assert.equal(epochMs(1552459811), 1552459811000);
     assert.equal(epochMs('1552459811754'), 1552459811754);
     assert.equal(epochMs(undefined), undefined);
@@ -529,7 +530,7 @@ describe('xiaomi: form', () => {
     assert.equal(f.get('extra.relay_id'), 'm-1');
     assert.equal(f.get('extra.callback.param'), 'm-1');
     assert.equal(f.get('extra.callback.type'), '19');
-    assert.match(f.get('extra.jobkey') ?? '', /^[0-9A-Za-z_-]{20}$/);
+    assert.match(f.get('extra.jobkey') ?? '', /^[0-9A-Za-z][0-9A-Za-z_-]{0,11}$/);
     assert.deepEqual(JSON.parse(f.get('payload') ?? ''), { orderId: '42', n: 3, relay_id: 'm-1' });
   });
 
@@ -548,6 +549,60 @@ describe('xiaomi: form', () => {
     const mk = buildXiaomiForm(content({ expiresAt: NOW + 30 * 86_400_000, options: { ttl: 1, priority: 'normal', category: 'marketing' } }), ['r'], cred, NOW)!;
     assert.equal(mk.get('time_to_live'), String(XIAOMI_MAX_TTL_MARKETING_SEC * 1000));
     assert.equal(buildXiaomiForm(content({ expiresAt: NOW }), ['r'], cred, NOW), undefined);
+  });
+
+  it('a blank title or description is absent: each falls back on the other', () => {
+    const t = buildXiaomiForm(content({ notification: { title: '   ', body: 'Your order 42 is on its way' } }), ['r'], cred, NOW)!;
+    assert.equal(check(t), undefined);
+    assert.equal(t.get('pass_through'), '0');
+    assert.equal(t.get('title'), 'Your order 42 is on its way');
+    assert.equal(t.get('description'), 'Your order 42 is on its way');
+    const b = buildXiaomiForm(content({ notification: { title: 'Order shipped', body: '\n\t ' } }), ['r'], cred, NOW)!;
+    assert.equal(check(b), undefined);
+    assert.equal(b.get('title'), 'Order shipped');
+    assert.equal(b.get('description'), 'Order shipped');
+    // Leading blanks are dropped, so the cut to 49 can never leave only whitespace.
+    const lead = buildXiaomiForm(content({ notification: { title: `${' '.repeat(60)}Hi`, body: 'b' } }), ['r'], cred, NOW)!;
+    assert.equal(check(lead), undefined);
+    assert.equal(lead.get('title'), 'Hi');
+  });
+
+  it('both blank: a pass-through (data) message, as with no notification', () => {
+    const f = buildXiaomiForm(content({ notification: { title: ' ', body: '\u3000', clickAction: 'app://x' } }), ['r'], cred, NOW)!;
+    assert.equal(check(f), undefined);
+    assert.equal(f.get('pass_through'), '1');
+    assert.equal(f.get('title'), null);
+    assert.equal(f.get('description'), null);
+    assert.equal(f.get('extra.notify_effect'), null);
+  });
+
+  it('title < 50 and description < 128 in UTF-16 units: emoji count 2, pairs are not split', () => {
+    const f = buildXiaomiForm(content({ notification: { title: '😀'.repeat(40), body: `x${'🚚'.repeat(100)}` } }), ['r'], cred, NOW)!;
+    assert.equal(check(f), undefined);
+    assert.equal(f.get('title'), '😀'.repeat(24));
+    assert.equal(f.get('description'), `x${'🚚'.repeat(63)}`);
+    assert.deepEqual(check(new URLSearchParams({ ...Object.fromEntries(f), title: '😀'.repeat(25) })), { code: 10017, description: 'title must be shorter than 50 characters' });
+  });
+
+  it('jobkey: ≤ 12 chars, first alphanumeric, the same for every attempt of one message', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const id = `m-${i}`;
+      const key = buildXiaomiForm(content({ messageId: id }), ['r'], cred, NOW)!.get('extra.jobkey') ?? '';
+      assert.match(key, /^[0-9A-Za-z][0-9A-Za-z_-]{0,11}$/, `message ${id}`);
+      assert.equal(buildXiaomiForm(content({ messageId: id }), ['r2'], cred, NOW + 60_000)!.get('extra.jobkey'), key);
+      seen.add(key);
+    }
+    // Equal jobkeys make the device drop the later message: distinct messages must not share one.
+    assert.equal(seen.size, 2000);
+  });
+
+  it('the mock refuses a jobkey over 12 chars or starting with "_"', () => {
+    const f = buildXiaomiForm(content(), ['r'], cred, NOW)!;
+    const withKey = (k: string) => check(new URLSearchParams({ ...Object.fromEntries(f), 'extra.jobkey': k }));
+    assert.equal(withKey('abc-DEF_123x'), undefined);
+    assert.equal(withKey('abc-DEF_123xy')?.code, 10017);
+    assert.equal(withKey('_abc')?.code, 10017);
   });
 
   it('credential channelId default, overrides merged last', () => {
@@ -581,6 +636,18 @@ describe('xiaomi: answer classification', () => {
       assert.deepEqual(out[0], { kind: 'sent', providerId: 'scm1' });
       assert.equal(out[1]?.kind, 'invalid');
       assert.equal(codeOf(out[1]), 'bad_regids');
+    }
+  });
+  it('ok with day_quota / day_acked / channel_exceed_quota stays sent (❓ their meaning on success)', () => {
+    const answers = [
+      { day_quota: '0', day_acked: '7' },
+      { day_quota: '100', day_acked: '100' },
+      { day_quota: '100', day_acked: '250', channel_exceed_quota: 'true' },
+      { channel_exceed_quota: 'no_channel:2 a:3' },
+    ];
+    for (const extra of answers) {
+      const out = classifyXiaomiAnswer(http(200, { result: 'ok', code: 0, data: { id: 'scm9', ...extra } }), ['a', 'b']);
+      assert.deepEqual(out, [{ kind: 'sent', providerId: 'scm9' }, { kind: 'sent', providerId: 'scm9' }], JSON.stringify(extra));
     }
   });
   const table: Array<[number, number, Outcome['kind'], string]> = [
@@ -652,6 +719,35 @@ describe('xiaomi: receipts', () => {
     );
     assert.equal(ev[0]?.at, 1552470320982);
     assert.equal(ev[3]?.reason?.code, 'callback_type_16');
+  });
+  it('type is a bitmask: one event per bit set, strongest first', () => {
+    const ev = parseXiaomiReceipt(
+      form({
+        scm1: { type: 3, targets: 'r1,r2', timestamp: 1552470320982, param: 'm-1' },
+        scm2: { type: '19', targets: 'r3', param: 'm-2' },
+        scm3: { type: 17, targets: 'r4' },
+        scm4: { type: 1 | 64, targets: 'r5' },
+        scm5: { type: 32 | 128, targets: 'r6' },
+      }),
+    );
+    assert.deepEqual(
+      ev.map((e) => [e.event, e.providerId, e.token, e.messageId]),
+      [
+        ['opened', 'scm1', 'r1', 'm-1'],
+        ['opened', 'scm1', 'r2', 'm-1'],
+        ['delivered', 'scm1', 'r1', 'm-1'],
+        ['delivered', 'scm1', 'r2', 'm-1'],
+        ['invalid', 'scm2', 'r3', 'm-2'],
+        ['opened', 'scm2', 'r3', 'm-2'],
+        ['delivered', 'scm2', 'r3', 'm-2'],
+        ['invalid', 'scm3', 'r4', undefined],
+        ['delivered', 'scm3', 'r4', undefined],
+        ['delivered', 'scm4', 'r5', undefined],
+      ],
+    );
+    assert.ok(ev.every((e) => e.event !== 'delivered' || e.reason === undefined));
+    assert.equal(ev.find((e) => e.event === 'invalid')?.reason?.code, 'callback_type_16');
+    assert.equal(ev[0]?.at, 1552470320982);
   });
   it('accepts a JSON body too', () => {
     const ev = parseXiaomiReceipt({ headers: {}, contentType: 'application/json', rawBody: JSON.stringify({ data: JSON.stringify({ s: { type: 1, targets: 'r' } }) }) });

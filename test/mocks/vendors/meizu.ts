@@ -10,7 +10,7 @@ import { testPki } from '../tls.js';
  * `POST /garcia/api/server/push/varnished/pushByPushId`, form `appId, pushIds, messageJson, sign`.
  * - `sign` must be md5 of the other params sorted by name as `k=v` (raw values) + appSecret → else 1006.
  * - appId (110000), missing params (110004), pushIds ≤ 100 and messageJson checks
- *   (noticeBarInfo.title 1..32, content 1..100, noticeMsgType 0/1, clickType, validTime 1..72 h,
+ *   (noticeBarInfo.title 1..32, content 1..100 UTF-16 units, noticeMsgType 0/1, clickType, validTime 1..72 h,
  *   notifyKey ≤ 8, extra.callback ≤ 128 B, callback.param ≤ 64 B) → 1005 (parameter error).
  * - Answer `{"code":"200","message":"","value":{"<per-id code>":[pushIds…]},"redirect":"","msgId":"…"}`;
  *   `value` lists only failed ids. Per-id fates: explicit map, then prefixes, else success.
@@ -132,7 +132,7 @@ export async function startMeizuMock(opts: { appId?: string; appSecret?: string;
     }
     if (typeof msg !== 'object' || msg === null) return reply(res, rec, err(1005, 'messageJson must be an object'));
     rec.messageJson = msg as Record<string, unknown>;
-    const problem = validateMessage(rec.messageJson);
+    const problem = validateMeizuMessage(rec.messageJson);
     if (problem) return reply(res, rec, err(1005, problem));
     sendCount++;
     const value: Record<string, string[]> = {};
@@ -173,10 +173,13 @@ export async function startMeizuMock(opts: { appId?: string; appSecret?: string;
   };
 }
 
-function validateMessage(m: Record<string, unknown>): string | undefined {
+/** Checks a `messageJson` against MZDOC's field rules; the problem, or undefined when it passes. */
+export function validateMeizuMessage(m: Record<string, unknown>): string | undefined {
   const bar = m.noticeBarInfo as Record<string, unknown> | undefined;
   if (typeof bar !== 'object' || bar === null) return 'noticeBarInfo required';
-  const len = (v: unknown) => (typeof v === 'string' ? Array.from(v).length : 0);
+  // ❓ MZDOC does not say how it counts characters; a Java server counts UTF-16 units (an emoji
+  // is 2), the stricter reading, so the mock counts that way too.
+  const len = (v: unknown) => (typeof v === 'string' ? v.length : 0);
   if (len(bar.title) < 1 || len(bar.title) > 32) return 'noticeBarInfo.title: 1..32 chars';
   if (len(bar.content) < 1 || len(bar.content) > 100) return 'noticeBarInfo.content: 1..100 chars';
   if (bar.noticeMsgType !== undefined && bar.noticeMsgType !== 0 && bar.noticeMsgType !== 1) return 'noticeMsgType: 0 or 1';

@@ -26,6 +26,7 @@ import {
  * - payload too large → 10018 ("request too long"); ❓ the byte limit is undocumented, 4096 here
  * - daily quota → 22101 ("too many notifications") ❓
  * - invalid regIds → listed in `data.bad_regids` (or `bad_regIds`, option) of an ok answer
+ * - title / description counted in UTF-16 units; `extra.jobkey` ≤ 12 chars, not starting with `_`
  * - `authexp-…` / failFirst `authExpired` → 22008 (Xiaomi has no tokens to expire)
  */
 
@@ -189,8 +190,10 @@ export function validateXiaomiForm(
     const title = f.get('title');
     const desc = f.get('description');
     if (!title || !title.trim() || !desc || !desc.trim()) return bad(10016, 'title and description are required');
-    if (Array.from(title).length >= 50) return bad(10017, 'title must be shorter than 50 characters');
-    if (Array.from(desc).length >= 128) return bad(10017, 'description must be shorter than 128 characters');
+    // ❓ "一个中英文字符均计算为1" (MOD) is silent on emoji; a Java server counts UTF-16 units, the
+    // stricter reading, so the mock does too.
+    if (title.length >= 50) return bad(10017, 'title must be shorter than 50 characters');
+    if (desc.length >= 128) return bad(10017, 'description must be shorter than 128 characters');
   } else if (payload === null) {
     return bad(10016, 'payload is required for pass-through messages');
   }
@@ -201,7 +204,8 @@ export function validateXiaomiForm(
   const ttl = f.get('time_to_live');
   if (ttl !== null && (!/^\d+$/.test(ttl) || Number(ttl) > 14 * 86_400_000)) return bad(10017, 'illegal time_to_live');
   const jobkey = f.get('extra.jobkey');
-  if (jobkey !== null && !/^[0-9a-zA-Z_-]{1,20}$/.test(jobkey)) return bad(10017, 'illegal jobkey');
+  // vendors.md: ≤ 20 chars; MOD (the vendor's field comment): ≤ 12 and not starting with `_`. The stricter.
+  if (jobkey !== null && !/^[0-9a-zA-Z-][0-9a-zA-Z_-]{0,11}$/.test(jobkey)) return bad(10017, 'illegal jobkey');
   const param = f.get('extra.callback.param');
   if (param !== null && Buffer.byteLength(param, 'utf8') > 256) return bad(10017, 'callback.param too long');
   const effect = f.get('extra.notify_effect');
