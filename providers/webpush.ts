@@ -22,8 +22,10 @@ import { createLimiter, expiredOutcome, remainingTtlSeconds, retryAfterMs } from
  * request itself goes out through Node's `fetch` so a timeout is an AbortSignal and the connection
  * pool is undici's, shared with the vendor providers.
  *
- * The device token is the browser's PushSubscription serialised as JSON:
+ * The device token is the browser's PushSubscription as JSON, which the API stores in the one form
+ * subscriptionToken() writes:
  * `{"endpoint":"https://…","keys":{"p256dh":"<65-byte point, base64url>","auth":"<16 bytes, base64url>"}}`.
+ * Sending still takes any PushSubscription JSON (a raw `to.token`, rows stored before that form).
  */
 
 /** Largest plaintext that fits one 4096-byte aes128gcm record (RFC 8291 §4: 4096 − 86 header − 16 tag − 1 delimiter). */
@@ -73,11 +75,40 @@ export type WebPushOverrides = z.infer<typeof webpushOverridesSchema>;
 const subscriptionSchema = z.object({
   endpoint: z.string().url(),
   expirationTime: z.number().nullable().optional(),
-  keys: z.object({ p256dh: z.string().regex(b64url), auth: z.string().regex(b64url) }),
+  keys: z.object({
+    p256dh: z.string().regex(b64url, 'must be base64url without padding'),
+    auth: z.string().regex(b64url, 'must be base64url without padding'),
+  }),
 });
 export interface ParsedSubscription {
   endpoint: string;
   keys: { p256dh: string; auth: string };
+}
+/** Why a subscription cannot be sent to, with the field it is about (`keys.p256dh`). */
+export interface SubscriptionIssue {
+  path: PropertyKey[];
+  message: string;
+}
+
+/**
+ * The rules a PushSubscription must meet before Relay can encrypt for it and post to it. The API
+ * checks them at registration and the provider again at send time, so a token the API took is
+ * never quarantined later as malformed.
+ */
+export function checkSubscription(raw: unknown): ParsedSubscription | SubscriptionIssue {
+  const parsed = subscriptionSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { path: issue?.path ?? [], message: issue?.message ?? 'invalid' };
+  }
+  const { endpoint, keys } = parsed.data;
+  if (new URL(endpoint).protocol !== 'https:') return { path: ['endpoint'], message: 'must be an https: URL' };
+  const p256dh = Buffer.from(keys.p256dh, 'base64url');
+  if (p256dh.length !== 65 || p256dh[0] !== 0x04 || !isP256Point(p256dh)) {
+    return { path: ['keys', 'p256dh'], message: 'must be an uncompressed P-256 public key (65 bytes, base64url)' };
+  }
+  if (Buffer.from(keys.auth, 'base64url').length !== 16) return { path: ['keys', 'auth'], message: 'must be 16 bytes (base64url)' };
+  return { endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth } };
 }
 
 /** Parses a device token; returns a reason string when it cannot be a valid subscription. */
@@ -88,20 +119,18 @@ export function parseSubscription(token: string): ParsedSubscription | string {
   } catch {
     return 'the token is not JSON (expected a PushSubscription)';
   }
-  const parsed = subscriptionSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return `not a PushSubscription: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`;
-  }
-  const { endpoint, keys } = parsed.data;
-  const url = new URL(endpoint);
-  if (url.protocol !== 'https:') return 'the subscription endpoint must be an https: URL';
-  const p256dh = Buffer.from(keys.p256dh, 'base64url');
-  if (p256dh.length !== 65 || p256dh[0] !== 0x04 || !isP256Point(p256dh)) {
-    return 'keys.p256dh must be an uncompressed P-256 public key (65 bytes)';
-  }
-  if (Buffer.from(keys.auth, 'base64url').length !== 16) return 'keys.auth must be 16 bytes';
-  return { endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth } };
+  const checked = checkSubscription(raw);
+  if (!('message' in checked)) return checked;
+  return `not a PushSubscription: ${checked.path.map(String).join('.') || '(root)'}: ${checked.message}`;
+}
+
+/**
+ * The stored token: endpoint and keys only, always in this order. The same subscription sent again
+ * with its keys reordered or with an `expirationTime` is then the same token, so re-registering
+ * cannot revive one the push service declared gone.
+ */
+export function subscriptionToken(sub: ParsedSubscription): string {
+  return JSON.stringify({ endpoint: sub.endpoint, keys: { p256dh: sub.keys.p256dh, auth: sub.keys.auth } });
 }
 
 function isP256Point(raw: Buffer): boolean {
@@ -145,7 +174,8 @@ export interface WebPushRequestOptions {
 
 /** TTL, Urgency and Topic for one message (the same for every subscription). */
 export function requestOptions(content: PushContent, overrides?: WebPushOverrides, now = Date.now()): WebPushRequestOptions {
-  const remaining = remainingTtlSeconds(content.expiresAt, { now, max: WEBPUSH_MAX_TTL });
+  // ttl 0 (now or never): the push service delivers only to a browser connected right now.
+  const remaining = content.options.ttl === 0 ? 0 : remainingTtlSeconds(content.expiresAt, { now, max: WEBPUSH_MAX_TTL });
   const ttl = overrides?.ttl !== undefined ? Math.min(overrides.ttl, remaining) : remaining;
   const urgency = overrides?.urgency ?? (content.options.priority === 'high' ? 'high' : 'normal');
   const topicSource = overrides?.topic ?? content.options.collapseKey;
@@ -157,6 +187,12 @@ export function classifyResponse(status: number, headers: Headers, body: string)
   const evidence = { status, ...(body ? { body: body.slice(0, 500) } : {}) };
   if (status === 200 || status === 201 || status === 202) {
     return sent(headers.get('location') ?? undefined);
+  }
+  if (status >= 300 && status < 400) {
+    // Redirects are not followed: fetch would resend the POST as a GET, and a 404/410 at the new
+    // address would quarantine a subscription that is fine.
+    const location = headers.get('location');
+    return failed({ code: 'Redirect', message: `push service answered ${status}; redirects are not followed`, evidence: { ...evidence, ...(location ? { location } : {}) } });
   }
   if (status === 404 || status === 410) {
     return invalid({ code: status === 410 ? 'Gone' : 'NotFound', message: 'the push subscription has expired or was removed', evidence });
@@ -241,9 +277,17 @@ class WebPushProvider implements Provider {
     if (typeof sub === 'string') return invalid({ code: 'BadSubscription', message: sub });
     if (this.closed) return retry({ code: 'Closed', message: 'provider closed before the request was made' });
 
+    // The VAPID header is the app's credential, not the subscription's: when it cannot be signed
+    // the delivery fails and the token stays active.
+    let authorization: string;
+    try {
+      authorization = this.vapidHeader(new URL(sub.endpoint).origin);
+    } catch (err) {
+      return failed({ code: 'InvalidCredential', message: `the VAPID header could not be signed: ${(err as Error).message}` });
+    }
+
     let details: webpush.RequestDetails;
     try {
-      const audience = new URL(sub.endpoint).origin;
       details = webpush.generateRequestDetails(sub, payload, {
         TTL: opts.TTL,
         urgency: opts.urgency,
@@ -253,7 +297,7 @@ class WebPushProvider implements Provider {
         // setVapidDetails(); the header comes from a per-audience JWT cache instead of one
         // signature per request. (The typings do not admit null; the library tests !== undefined.)
         vapidDetails: null as unknown as undefined,
-        headers: { Authorization: this.vapidHeader(audience) },
+        headers: { Authorization: authorization },
       });
     } catch (err) {
       // Everything subscription-shaped was checked above, so this is a key the library rejects.
@@ -272,6 +316,7 @@ class WebPushProvider implements Provider {
         method: 'POST',
         headers,
         body: details.body ? new Uint8Array(details.body) : undefined,
+        redirect: 'manual', // see classifyResponse
         signal: controller.signal,
       });
       const text = await res.text().catch(() => '');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { APNS_PUSH_TYPES, CHANNELS } from '../../providers/types.js';
+import { parseSubscription, subscriptionToken } from '../../providers/webpush.js';
 
 /** The longest TTL any provider honours (FCM and APNs both keep a message 28 days at most). */
 export const MAX_TTL_SECONDS = 2_419_200;
@@ -47,6 +48,15 @@ export const targetSchema = z
     token: z
       .object({ channel: z.enum(tokenChannels), value: z.string().min(1).max(8192) })
       .strict()
+      .transform((t, ctx) => {
+        if (t.channel !== 'webpush') return t;
+        // The same checks and stored form as a registered subscription, so a quarantined one is
+        // recognised whatever its key order, and a bad one is refused here rather than at send time.
+        const sub = parseSubscription(t.value);
+        if (typeof sub !== 'string') return { ...t, value: subscriptionToken(sub) };
+        ctx.addIssue({ code: 'custom', path: ['value'], message: sub });
+        return z.NEVER;
+      })
       .optional()
       .describe('One raw channel token, without a registered device'),
     all: z.literal(true).optional().describe('Every device of the app'),

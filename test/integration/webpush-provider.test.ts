@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import webpushModule, { sanitizeTopic } from '../../providers/webpush.js';
+import webpushModule, { checkSubscription, sanitizeTopic, subscriptionToken } from '../../providers/webpush.js';
 import type { Provider, ProviderContext, PushContent } from '../../providers/types.js';
 import { startWebPushMock, type WebPushMock } from '../mocks/webpush-server.js';
 
@@ -118,6 +118,30 @@ describe('webpush provider against the mock push service', () => {
     assert.equal(out.filter((o) => o.kind === 'sent').length, 150);
     const ids = new Set(mock.requests.filter((r) => r.plaintext?.includes('msg-many')).map((r) => r.subscriptionId));
     assert.equal(ids.size, 150);
+  });
+
+  it('the canonical token the API stores is sent and decrypts like the browser JSON', async () => {
+    const sub = mock.subscribe();
+    const parsed = checkSubscription(JSON.parse(sub.json));
+    assert.ok(!('message' in parsed));
+    const [o] = await provider.send(content({ messageId: 'msg-canonical' }), [{ deliveryId: 'd', token: subscriptionToken(parsed) }]);
+    assert.equal(o?.kind, 'sent');
+    assert.match(String(mock.requests.find((r) => r.subscriptionId === sub.id)?.plaintext), /msg-canonical/);
+  });
+
+  it('a redirect is not followed: failed Redirect with status and Location, the token stays valid', async () => {
+    for (const status of [301, 302, 307, 308]) {
+      const sub = mock.subscribe();
+      // Followed, the POST would reach a subscription that is gone (or, as a GET, no endpoint at all).
+      const moved = mock.subscribe();
+      mock.unsubscribe(moved);
+      mock.script(sub, { status, location: moved.endpoint });
+      const [o] = await provider.send(content(), [{ deliveryId: 'd', token: sub.json }]);
+      assert.equal(o?.kind, 'failed', String(status));
+      assert.equal(o?.kind === 'failed' && o.reason.code, 'Redirect');
+      assert.deepEqual(o?.kind === 'failed' && o.reason.evidence, { status, location: moved.endpoint });
+      assert.equal(mock.requests.filter((r) => r.subscriptionId === moved.id).length, 0, `${status}: the Location was not requested`);
+    }
   });
 
   it('a closed port → retry (network error)', async () => {

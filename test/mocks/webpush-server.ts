@@ -14,7 +14,8 @@ import { testPki } from './tls.js';
  *   ≤ 32 base64url characters.
  * - RFC 8291/8188: `Content-Encoding: aes128gcm`; the body is decrypted with the subscription's
  *   private key and auth secret, so tests can assert the plaintext. Bodies over 4096 bytes → 413.
- * Success is `201 Created` with a `Location` for the message. Answers can be scripted per subscription.
+ * Success is `201 Created` with a `Location` for the message. Answers can be scripted per subscription
+ * (status, Retry-After, Location: a 3xx whose Location is another subscription tests redirects).
  */
 
 export interface MockSubscription {
@@ -44,6 +45,8 @@ export interface WebPushRecord {
 export interface ScriptedAnswer {
   status: number;
   retryAfter?: string;
+  /** A `Location` header, e.g. with a 301/307 that moves the subscription elsewhere. */
+  location?: string;
   body?: string;
 }
 
@@ -155,7 +158,11 @@ export async function startWebPushMock(opts: { port?: number } = {}): Promise<We
     const queue = behavior.scripted.get(sub.id);
     const scripted = queue?.shift() ?? behavior.fixed.get(sub.id);
     if (scripted) {
-      return answer(res, rec, scripted.status, scripted.retryAfter ? { 'retry-after': scripted.retryAfter } : {}, scripted.body ?? '');
+      const extra = {
+        ...(scripted.retryAfter ? { 'retry-after': scripted.retryAfter } : {}),
+        ...(scripted.location ? { location: scripted.location } : {}),
+      };
+      return answer(res, rec, scripted.status, extra, scripted.body ?? '');
     }
     if (sub.gone) return answer(res, rec, 410, {}, 'subscription expired');
     if (size > MAX_BODY) return fail(res, rec, 413, `body is ${size} bytes; max ${MAX_BODY}`);

@@ -2,13 +2,16 @@ import assert from 'node:assert/strict';
 import { createECDH, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
+import webpush from 'web-push';
 import webpushModule, {
   WEBPUSH_MAX_TTL,
   buildPayload,
+  checkSubscription,
   classifyResponse,
   parseSubscription,
   requestOptions,
   sanitizeTopic,
+  subscriptionToken,
   webpushCredentialSchema,
 } from '../../providers/webpush.js';
 import { CredentialError, type ProviderContext, type PushContent } from '../../providers/types.js';
@@ -78,6 +81,14 @@ describe('webpush response classification', () => {
     const n = classifyResponse(500, headers(), '');
     assert.equal(n.kind === 'retry' && n.afterMs, undefined);
   });
+  it('3xx → failed Redirect with status and Location, never invalid', () => {
+    for (const s of [301, 302, 303, 307, 308]) {
+      const o = classifyResponse(s, headers({ location: 'https://elsewhere.example/push/1' }), '');
+      assert.equal(o.kind, 'failed', String(s));
+      assert.equal(o.kind === 'failed' && o.reason.code, 'Redirect');
+      assert.deepEqual(o.kind === 'failed' && o.reason.evidence, { status: s, location: 'https://elsewhere.example/push/1' });
+    }
+  });
   it('413 → failed PayloadTooLarge; 400/401/403 → failed', () => {
     const o = classifyResponse(413, headers(), '');
     assert.deepEqual(o.kind === 'failed' && o.reason.code, 'PayloadTooLarge');
@@ -102,6 +113,39 @@ describe('webpush subscription parsing', () => {
     ];
     for (const c of cases) assert.equal(typeof parseSubscription(c), 'string', c);
   });
+  it('names the field a registration must fix', () => {
+    const good = JSON.parse(subscriptionJson());
+    const cases: [unknown, string][] = [
+      [{ ...good, endpoint: 'http://push.example.com/x' }, 'endpoint'],
+      [{ ...good, endpoint: 'ftp://push.example.com/x' }, 'endpoint'],
+      [{ ...good, endpoint: 'mailto:ops@example.com' }, 'endpoint'],
+      [{ ...good, endpoint: 'not a url' }, 'endpoint'],
+      [{ ...good, keys: { ...good.keys, p256dh: 'junk' } }, 'keys.p256dh'],
+      [{ ...good, keys: { ...good.keys, p256dh: 'a+b/c=' } }, 'keys.p256dh'],
+      [{ ...good, keys: { ...good.keys, auth: randomBytes(17).toString('base64url') } }, 'keys.auth'],
+      [{ endpoint: good.endpoint }, 'keys'],
+    ];
+    for (const [raw, path] of cases) {
+      const c = checkSubscription(raw);
+      assert.ok('message' in c, path);
+      assert.equal(c.path.join('.'), path, JSON.stringify(raw));
+    }
+  });
+  it('the stored form is endpoint then keys (p256dh, auth) whatever order and extras came in, and parses back', () => {
+    const good = JSON.parse(subscriptionJson());
+    const canonical = JSON.stringify({ endpoint: good.endpoint, keys: { p256dh: good.keys.p256dh, auth: good.keys.auth } });
+    const variants = [
+      { keys: { auth: good.keys.auth, p256dh: good.keys.p256dh }, endpoint: good.endpoint },
+      { endpoint: good.endpoint, expirationTime: null, keys: good.keys },
+      { expirationTime: 1_900_000_000_000, keys: good.keys, endpoint: good.endpoint, extra: 1 },
+    ];
+    for (const v of variants) {
+      const c = checkSubscription(v);
+      assert.ok(!('message' in c));
+      assert.equal(subscriptionToken(c), canonical);
+    }
+    assert.deepEqual(parseSubscription(canonical), { endpoint: good.endpoint, keys: good.keys });
+  });
 });
 
 describe('webpush request building', () => {
@@ -111,6 +155,12 @@ describe('webpush request building', () => {
     assert.deepEqual(o, { TTL: 120, urgency: 'high' });
     const long = requestOptions(content({ expiresAt: now + 90 * 86_400_000, options: { ttl: 1, priority: 'normal' } }), undefined, now);
     assert.deepEqual(long, { TTL: WEBPUSH_MAX_TTL, urgency: 'normal' });
+  });
+  it('ttl 0 (now or never) sends TTL: 0 within its attempt window, whatever the override', () => {
+    const now = Date.now();
+    const c = content({ expiresAt: now + 30_000, options: { ttl: 0, priority: 'high' } });
+    assert.deepEqual(requestOptions(c, undefined, now), { TTL: 0, urgency: 'high' });
+    assert.equal(requestOptions(c, { ttl: 60 }, now).TTL, 0);
   });
   it('overrides win for urgency, ttl (never above remaining) and topic', () => {
     const now = Date.now();
@@ -164,6 +214,19 @@ describe('webpush send without network', () => {
       assert.equal(exp?.kind === 'failed' && exp.reason.code, 'expired');
       const [ov] = await p.send(content({ overrides: { webpush: { urgency: 'asap' } } }), [{ deliveryId: 'd4', token: subscriptionJson() }]);
       assert.equal(ov?.kind === 'failed' && ov.reason.code, 'InvalidOverrides');
+    } finally {
+      await p.close();
+    }
+  });
+  it('a VAPID signing error fails the deliveries as a credential problem and never quarantines the tokens', async (t) => {
+    const p = webpushModule.create(webpushModule.complete!({ subject: 'mailto:ops@example.com' }), ctx);
+    t.mock.method(webpush, 'getVapidHeaders', () => {
+      throw new Error('Vapid private key should be 32 bytes long when decoded.');
+    });
+    try {
+      const out = await p.send(content(), [{ deliveryId: 'd1', token: subscriptionJson() }, { deliveryId: 'd2', token: subscriptionJson() }]);
+      assert.deepEqual(out.map((o) => o.kind), ['failed', 'failed']);
+      for (const o of out) assert.equal(o.kind === 'failed' && o.reason.code, 'InvalidCredential');
     } finally {
       await p.close();
     }

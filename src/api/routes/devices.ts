@@ -1,6 +1,7 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { CHANNELS, type Channel } from '../../../providers/types.js';
+import { checkSubscription, subscriptionToken } from '../../../providers/webpush.js';
 import { signDeviceToken } from '../../core/device-token.js';
 import { maskToken } from '../../core/secrets.js';
 import type { Context } from '../../context.js';
@@ -12,13 +13,24 @@ import { notFound } from '../errors.js';
 /** Device ids double as MQTT client ids and topic levels, so topic wildcards and `/` are out. */
 export const deviceIdSchema = z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'letters, digits and . _ : @ -, at most 128');
 
+/**
+ * The shape is here for the docs and to refuse unknown fields; what makes a subscription sendable
+ * is the provider's checkSubscription(), so registration refuses what a send would quarantine.
+ * The value becomes the canonical token string (subscriptionToken()).
+ */
 const webPushSubscription = z
   .object({
-    endpoint: z.string().url(),
+    endpoint: z.string(),
     expirationTime: z.number().nullable().optional(),
-    keys: z.object({ p256dh: z.string().min(1), auth: z.string().min(1) }).strict(),
+    keys: z.object({ p256dh: z.string(), auth: z.string() }).strict(),
   })
-  .strict();
+  .strict()
+  .transform((sub, ctx) => {
+    const checked = checkSubscription(sub);
+    if (!('message' in checked)) return subscriptionToken(checked);
+    ctx.addIssue({ code: 'custom', path: checked.path, message: checked.message });
+    return z.NEVER;
+  });
 
 const tokenValue = z.string().min(1).max(4096);
 const tokensSchema = z
@@ -143,7 +155,7 @@ export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
       const tokens: Partial<Record<Channel, string | null>> = {};
       for (const [channel, value] of Object.entries(body.tokens ?? {})) {
         if (value === undefined) continue;
-        tokens[channel as Channel] = value === null ? null : typeof value === 'string' ? value : JSON.stringify(value);
+        tokens[channel as Channel] = value;
       }
       await devices.upsert(appId, params.id, {
         platform: body.platform,
