@@ -3,6 +3,7 @@ import * as m0001 from './0001_init.js';
 import * as m0002 from './0002_self_channel.js';
 import * as m0003 from './0003_deliveries_without_message_fk.js';
 import * as m0004 from './0004_hot_outcomes.js';
+import * as m0005 from './0005_webpush_canonical_tokens.js';
 
 /** Append-only: a new migration is a new numbered file added here, never an edit of an old one. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   '0002_self_channel': m0002,
   '0003_deliveries_without_message_fk': m0003,
   '0004_hot_outcomes': m0004,
+  '0005_webpush_canonical_tokens': m0005,
 };

@@ -240,3 +240,37 @@ test('migration 0004 carries existing deliveries over: open ids, vendor request 
     await iso.drop();
   }
 });
+
+test('migration 0005 rewrites stored Web Push subscriptions to the canonical form, and leaves other tokens alone', async () => {
+  const iso = new Isolation();
+  const pool = new pg.Pool({ connectionString: PG_URL, max: 2, options: `-c search_path=${iso.schema}` });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await sql.raw(`CREATE SCHEMA ${iso.schema}`).execute(db);
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations }, migrationTableSchema: iso.schema });
+    assert.equal((await migrator.migrateTo('0004_hot_outcomes')).error, undefined);
+    await sql`INSERT INTO apps (id, name, receipt_secret) VALUES ('app', 'app', 's')`.execute(db);
+    const keys = { p256dh: 'BP256', auth: 'AUTH' };
+    const canonical = JSON.stringify({ endpoint: 'https://push.example/a', keys });
+    const tokens: [string, string, string][] = [
+      ['w-reordered', 'webpush', JSON.stringify({ keys: { auth: keys.auth, p256dh: keys.p256dh }, expirationTime: null, endpoint: 'https://push.example/a' })],
+      ['w-canonical', 'webpush', canonical],
+      ['w-junk', 'webpush', 'not json'],
+      ['f-1', 'fcm', JSON.stringify({ keys, endpoint: 'x' })],
+    ];
+    for (const [device, channel, token] of tokens) {
+      await sql`INSERT INTO devices (app_id, id, platform) VALUES ('app', ${device}, 'web')`.execute(db);
+      await sql`INSERT INTO device_tokens (app_id, device_id, channel, token, state) VALUES ('app', ${device}, ${channel}, ${token}, 'invalid')`.execute(db);
+    }
+    assert.equal((await migrator.migrateToLatest()).error, undefined);
+    const after = new Map((await db.selectFrom('device_tokens').select(['device_id', 'token', 'state']).execute()).map((r) => [r.device_id, r]));
+    assert.equal(after.get('w-reordered')!.token, canonical);
+    assert.equal(after.get('w-reordered')!.state, 'invalid', 'the state is kept');
+    assert.equal(after.get('w-canonical')!.token, canonical);
+    assert.equal(after.get('w-junk')!.token, 'not json');
+    assert.equal(after.get('f-1')!.token, tokens[3]![2]);
+  } finally {
+    await db.destroy();
+    await iso.drop();
+  }
+});
