@@ -410,8 +410,8 @@ class OppoProvider implements Provider {
 const EVENT_KIND: Record<string, ReceiptEvent['event'] | undefined> = {
   push_arrive: 'delivered',
   regid_invalid: 'invalid',
-  // user_daily_limit: the device's daily cap was hit. No ReceiptEvent kind says "not delivered,
-  // failed", so it is not reported (see the report: the contract would need a 'failed' event).
+  // The device's daily cap was hit: OPPO accepted the message and then dropped it.
+  user_daily_limit: 'failed',
 };
 
 /**
@@ -443,6 +443,7 @@ export function parseOppoReceipt(req: ReceiptRequest): ReceiptEvent[] {
         ...(messageId ? { messageId } : {}),
         ...(at ? { at } : {}),
         ...(kind === 'invalid' ? { reason: { code: e.eventType, message: 'OPPO: registration id invalid (uninstalled, unregistered or offline > 30 days)' } } : {}),
+        ...(kind === 'failed' ? { reason: { code: 'quota', message: 'OPPO dropped the message: the daily limit for this device was hit (user_daily_limit)', evidence: { vendorEvent: e.eventType } } } : {}),
       });
     }
   });

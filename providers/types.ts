@@ -129,7 +129,8 @@ export interface ProviderContext {
 
 /** One fact a vendor receipt webhook reported, matched back to a delivery by the receipts worker. */
 export interface ReceiptEvent {
-  event: 'delivered' | 'opened' | 'invalid';
+  /** `failed`: the vendor accepted the message but reports it was not delivered (e.g. a daily cap). */
+  event: 'delivered' | 'opened' | 'invalid' | 'failed';
   /** The vendor's message / task id, as returned by `sent(providerId)`. */
   providerId?: string;
   /** Relay's message id when the vendor echoes it (biz tag / callback param). */

@@ -19,7 +19,7 @@ export interface NewDeliveryRow {
 
 /** A fact about one delivery reported from outside the send path. */
 export interface DeviceEvent {
-  event: 'delivered' | 'opened' | 'invalid';
+  event: 'delivered' | 'opened' | 'invalid' | 'failed';
   providerId?: string;
   messageId?: string;
   token?: string;
@@ -235,7 +235,8 @@ export class DeliveriesRepo {
 
   /**
    * Applies device-side facts (vendor receipts, SDK events) to deliveries: `delivered` and
-   * `opened` only move a delivery forward, `invalid` quarantines the token. Matching is by the
+   * `opened` only move a delivery forward, `invalid` quarantines the token, `failed` ends a sent
+   * delivery the vendor reports it dropped (with the vendor's reason). Matching is by the
    * provider's message id (plus the token when the id covers a batch) or by Relay's message id and
    * the token or device. Repeats change nothing, so a vendor retrying its callback is harmless.
    */
@@ -267,23 +268,25 @@ export class DeliveriesRepo {
       ), target AS (
         SELECT DISTINCT ON (id) id, event, at, reason
         FROM matched
-        ORDER BY id, CASE event WHEN 'invalid' THEN 0 WHEN 'opened' THEN 1 ELSE 2 END
+        -- The strongest fact wins: a vendor's "not delivered" only stands when nothing says it was.
+        ORDER BY id, CASE event WHEN 'invalid' THEN 0 WHEN 'opened' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END
       ), changed AS (
         UPDATE deliveries d
         SET status = CASE
               WHEN t.event = 'invalid' THEN 'invalid'
+              WHEN t.event = 'failed' THEN 'failed'
               WHEN t.event = 'opened' THEN 'opened'
               WHEN d.status = 'opened' THEN 'opened'
               ELSE 'delivered' END,
             delivered_at = CASE WHEN t.event IN ('delivered', 'opened') THEN coalesce(d.delivered_at, t.at) ELSE d.delivered_at END,
             opened_at = CASE WHEN t.event = 'opened' THEN coalesce(d.opened_at, t.at) ELSE d.opened_at END,
-            error = CASE WHEN t.event = 'invalid' THEN t.reason ELSE d.error END,
+            error = CASE WHEN t.event IN ('invalid', 'failed') THEN t.reason ELSE d.error END,
             lease_until = NULL, pending_seq = NULL, updated_at = now()
         FROM target t
         WHERE d.id = t.id AND (
           (t.event = 'delivered' AND d.status IN ('queued', 'sent')) OR
           (t.event = 'opened' AND d.status IN ('queued', 'sent', 'delivered')) OR
-          (t.event = 'invalid' AND d.status IN ('queued', 'sent')))
+          (t.event IN ('invalid', 'failed') AND d.status IN ('queued', 'sent')))
         RETURNING d.app_id, d.device_id, d.channel, d.platform, d.token, d.status, d.error, false AS is_new
       ), quarantined AS (
         UPDATE device_tokens tk

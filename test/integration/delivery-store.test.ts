@@ -121,6 +121,29 @@ test('an outcome write ends the rows, closes their open ids, records the vendor 
   assert.equal(b.status, 'delivered');
 });
 
+test('a vendor receipt that reports a drop fails a sent delivery with its reason, and never undoes a delivery', async () => {
+  const { appId } = await newApp(t);
+  const { deliveries } = t.relay.ctx.repos;
+  await newMessage(appId, 'msg_drop');
+  const { leased } = await deliveries.insertPage(appId, 'msg_drop', rowsFor(['a', 'b'], 'oppo'), new Date(Date.now() + 300_000));
+  const rows = await deliveries.leasedToMe(leased.get('oppo')!);
+  await deliveries.writeOutcomes(rows.map((r) => ({ id: r.id, status: 'sent', error: null, providerId: 'oppo-msg-1', nextAttemptAt: null })), { countAttempt: true });
+
+  const quota = { code: 'quota', message: 'daily limit' };
+  // b is reported delivered and dropped in one callback: the delivery stands.
+  const applied = await deliveries.applyEvents(appId, 'oppo', [
+    { event: 'failed', providerId: 'oppo-msg-1', token: 'tok-a', reason: quota },
+    { event: 'failed', providerId: 'oppo-msg-1', token: 'tok-b', reason: quota },
+    { event: 'delivered', providerId: 'oppo-msg-1', token: 'tok-b' },
+  ]);
+  assert.deepEqual(applied, { matched: 2, changed: 2 });
+  const after = await t.relay.ctx.db.selectFrom('deliveries').select(['device_id', 'status', 'error']).where('message_id', '=', 'msg_drop').orderBy('device_id').execute();
+  assert.deepEqual(after.map((r) => [r.device_id, r.status, (r.error as { code?: string } | null)?.code ?? null]), [['a', 'failed', 'quota'], ['b', 'delivered', null]]);
+  // A late "dropped" for a delivered one changes nothing; a repeat changes nothing either.
+  assert.deepEqual(await deliveries.applyEvents(appId, 'oppo', [{ event: 'failed', providerId: 'oppo-msg-1', token: 'tok-b', reason: quota }]), { matched: 1, changed: 0 });
+  assert.deepEqual(await deliveries.applyEvents(appId, 'oppo', [{ event: 'failed', providerId: 'oppo-msg-1', token: 'tok-a', reason: quota }]), { matched: 1, changed: 0 });
+});
+
 test('the sweeper prunes open ids whose row moved on, and queued listings walk the open ids in order', async () => {
   const { appId, api } = await newApp(t);
   const { deliveries } = t.relay.ctx.repos;

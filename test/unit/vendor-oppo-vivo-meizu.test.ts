@@ -425,7 +425,7 @@ describe('Meizu classification', () => {
 });
 
 describe('receipt parsing', () => {
-  it('OPPO: array of events, comma-separated ids; daily-limit events are not reported', () => {
+  it('OPPO: array of events, comma-separated ids; a daily-limit event fails the delivery with reason quota', () => {
     const body = [
       { messageId: 'M1', appId: 'a', taskId: 'T', registrationIds: 'r1,r2', eventTime: '1736481600000', param: 'm-42', eventType: 'push_arrive' },
       { messageId: 'M2', appId: 'a', taskId: 'T', registrationIds: 'r3', eventTime: '1736481600000', param: '', eventType: 'regid_invalid' },
@@ -438,9 +438,11 @@ describe('receipt parsing', () => {
         ['delivered', 'M1', 'r1', 'm-42'],
         ['delivered', 'M1', 'r2', 'm-42'],
         ['invalid', 'M2', 'r3', undefined],
+        ['failed', 'M3', 'r4', undefined],
       ],
     );
     assert.equal(ev[0]?.at, 1736481600000);
+    assert.equal(ev[3]?.reason?.code, 'quota');
   });
   it('OPPO: malformed bodies throw', () => {
     for (const raw of ['nope', '42', '[1]', '[{"messageId":"x","registrationIds":"r"}]', '[{"eventType":"push_arrive","registrationIds":"r"}]', '[{"eventType":"push_arrive","messageId":"x"}]']) {
