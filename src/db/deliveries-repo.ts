@@ -262,9 +262,11 @@ export class DeliveriesRepo {
         FROM v JOIN deliveries d ON d.message_id = v.message_id AND d.device_id = v.device_id
         WHERE v.provider_id IS NULL AND d.app_id = ${appId} AND (${channel}::text IS NULL OR d.channel = ${channel})
         UNION ALL
+        -- Relay's message id and the token also back up a vendor request id that matches nothing
+        -- (Huawei and Honor echo both): the same delivery found twice is one target below.
         SELECT d.id, v.event, v.at, v.reason
         FROM v JOIN deliveries d ON d.message_id = v.message_id AND d.token = v.token
-        WHERE v.provider_id IS NULL AND v.token IS NOT NULL AND d.app_id = ${appId} AND (${channel}::text IS NULL OR d.channel = ${channel})
+        WHERE v.token IS NOT NULL AND d.app_id = ${appId} AND (${channel}::text IS NULL OR d.channel = ${channel})
       ), target AS (
         SELECT DISTINCT ON (id) id, event, at, reason
         FROM matched

@@ -144,6 +144,20 @@ test('a vendor receipt that reports a drop fails a sent delivery with its reason
   assert.deepEqual(await deliveries.applyEvents(appId, 'oppo', [{ event: 'failed', providerId: 'oppo-msg-1', token: 'tok-a', reason: quota }]), { matched: 1, changed: 0 });
 });
 
+test('a receipt whose vendor request id matches nothing still finds its delivery by message id and token', async () => {
+  const { appId } = await newApp(t);
+  const { deliveries } = t.relay.ctx.repos;
+  await newMessage(appId, 'msg_bitag');
+  const { leased } = await deliveries.insertPage(appId, 'msg_bitag', rowsFor(['a', 'b']), new Date(Date.now() + 300_000));
+  const rows = await deliveries.leasedToMe(leased.get('huawei')!);
+  await deliveries.writeOutcomes(rows.map((r) => ({ id: r.id, status: 'sent', error: null, providerId: 'hw-req-1', nextAttemptAt: null })), { countAttempt: true });
+  const res = await deliveries.applyEvents(appId, 'huawei', [
+    { event: 'delivered', providerId: 'unknown-req', messageId: 'msg_bitag', token: 'tok-a' },
+    { event: 'delivered', providerId: 'hw-req-1', messageId: 'msg_bitag', token: 'tok-b' },
+  ]);
+  assert.deepEqual(res, { matched: 2, changed: 2 }, 'b, found both ways, is one delivery');
+});
+
 test('the sweeper prunes open ids whose row moved on, and queued listings walk the open ids in order', async () => {
   const { appId, api } = await newApp(t);
   const { deliveries } = t.relay.ctx.repos;
