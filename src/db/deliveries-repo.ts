@@ -240,10 +240,10 @@ export class DeliveriesRepo {
    * provider's message id (plus the token when the id covers a batch) or by Relay's message id and
    * the token or device. Repeats change nothing, so a vendor retrying its callback is harmless.
    */
-  async applyEvents(appId: string, channel: string | null, events: DeviceEvent[]): Promise<{ matched: number; changed: number }> {
-    if (events.length === 0) return { matched: 0, changed: 0 };
+  async applyEvents(appId: string, channel: string | null, events: DeviceEvent[]): Promise<{ matched: number; changed: number; overQuota: string[] }> {
+    if (events.length === 0) return { matched: 0, changed: 0, overQuota: [] };
     const col = <K extends keyof DeviceEvent>(k: K) => events.map((e) => (e[k] === undefined ? null : e[k]));
-    const res = await sql<{ matched: string; n: string }>`
+    const res = await sql<{ matched: string; n: string; over_quota: string[] | null }>`
       WITH v AS (
         SELECT * FROM unnest(${col('event')}::text[], ${col('providerId')}::text[], ${col('messageId')}::text[],
                              ${col('token')}::text[], ${col('deviceId')}::text[],
@@ -289,7 +289,7 @@ export class DeliveriesRepo {
           (t.event = 'delivered' AND d.status IN ('queued', 'sent')) OR
           (t.event = 'opened' AND d.status IN ('queued', 'sent', 'delivered')) OR
           (t.event IN ('invalid', 'failed') AND d.status IN ('queued', 'sent')))
-        RETURNING d.app_id, d.device_id, d.channel, d.platform, d.token, d.status, d.error, false AS is_new
+        RETURNING d.id, d.app_id, d.device_id, d.channel, d.platform, d.token, d.status, d.error, false AS is_new
       ), quarantined AS (
         UPDATE device_tokens tk
         SET state = 'invalid', invalid_reason = coalesce(changed.error->>'code', 'receipt'), invalid_at = now(),
@@ -300,8 +300,33 @@ export class DeliveriesRepo {
         RETURNING 1
       ), rollup AS (${ROLLUP_UPSERT})
       SELECT (SELECT count(*) FROM target) AS matched, (SELECT count(*) FROM changed) AS n,
-             (SELECT count(*) FROM quarantined) AS q, (SELECT count(*) FROM rollup) AS r`.execute(this.db);
-    return { matched: Number(res.rows[0]?.matched ?? 0), changed: Number(res.rows[0]?.n ?? 0) };
+             (SELECT count(*) FROM quarantined) AS q, (SELECT count(*) FROM rollup) AS r,
+             (SELECT coalesce(json_agg(id::text ORDER BY id), '[]'::json) FROM changed
+              WHERE status = 'failed' AND error->>'code' = 'quota') AS over_quota`.execute(this.db);
+    const r = res.rows[0];
+    return { matched: Number(r?.matched ?? 0), changed: Number(r?.n ?? 0), overQuota: r?.over_quota ?? [] };
+  }
+
+  /**
+   * Queues deliveries a vendor dropped over its daily quota again, on another channel (the
+   * MobPush-style fallback for quota reported after the send): they stay queued with the vendor's
+   * reason as their last error, open for the sweeper, and come back by message for the send jobs.
+   */
+  async requeueOnChannel(ids: readonly string[], channel: string): Promise<{ messageId: string; ids: string[] }[]> {
+    if (ids.length === 0) return [];
+    const res = await this.byIds((tx) => sql<{ moved: [string, string][] | null }>`
+      WITH moved AS (
+        UPDATE deliveries SET status = 'queued', channel = ${channel}, token = NULL, provider_id = NULL,
+          lease_until = NULL, next_attempt_at = NULL, updated_at = now()
+        WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'failed'
+        RETURNING id, message_id
+      ), opened AS (
+        INSERT INTO delivery_open (id) SELECT id FROM moved ON CONFLICT DO NOTHING
+      )
+      SELECT json_agg(json_build_array(message_id, id::text) ORDER BY id) AS moved FROM moved`.execute(tx));
+    const byMessage = new Map<string, string[]>();
+    for (const [messageId, id] of res.rows[0]?.moved ?? []) byMessage.set(messageId, [...(byMessage.get(messageId) ?? []), id]);
+    return [...byMessage].map(([messageId, list]) => ({ messageId, ids: list }));
   }
 
   /** Hands queued, unleased deliveries to another channel (a fallback); returns the moved ids. */

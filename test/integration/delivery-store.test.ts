@@ -116,7 +116,7 @@ test('an outcome write ends the rows, closes their open ids, records the vendor 
 
   // A receipt names the vendor's request id and a token: it finds its delivery through that record.
   const receipt = await deliveries.applyEvents(appId, 'huawei', [{ event: 'delivered', providerId: 'req-1', token: 'tok-b' }]);
-  assert.deepEqual(receipt, { matched: 1, changed: 1 });
+  assert.deepEqual(receipt, { matched: 1, changed: 1, overQuota: [] });
   const b = await t.relay.ctx.db.selectFrom('deliveries').select('status').where('id', '=', ids[1]! as never).executeTakeFirstOrThrow();
   assert.equal(b.status, 'delivered');
 });
@@ -136,12 +136,13 @@ test('a vendor receipt that reports a drop fails a sent delivery with its reason
     { event: 'failed', providerId: 'oppo-msg-1', token: 'tok-b', reason: quota },
     { event: 'delivered', providerId: 'oppo-msg-1', token: 'tok-b' },
   ]);
-  assert.deepEqual(applied, { matched: 2, changed: 2 });
+  // a is dropped over its quota: the caller learns which, for an app that falls back to the self channel.
+  assert.deepEqual(applied, { matched: 2, changed: 2, overQuota: [rows.find((r) => r.token === 'tok-a')!.id] });
   const after = await t.relay.ctx.db.selectFrom('deliveries').select(['device_id', 'status', 'error']).where('message_id', '=', 'msg_drop').orderBy('device_id').execute();
   assert.deepEqual(after.map((r) => [r.device_id, r.status, (r.error as { code?: string } | null)?.code ?? null]), [['a', 'failed', 'quota'], ['b', 'delivered', null]]);
   // A late "dropped" for a delivered one changes nothing; a repeat changes nothing either.
-  assert.deepEqual(await deliveries.applyEvents(appId, 'oppo', [{ event: 'failed', providerId: 'oppo-msg-1', token: 'tok-b', reason: quota }]), { matched: 1, changed: 0 });
-  assert.deepEqual(await deliveries.applyEvents(appId, 'oppo', [{ event: 'failed', providerId: 'oppo-msg-1', token: 'tok-a', reason: quota }]), { matched: 1, changed: 0 });
+  assert.deepEqual(await deliveries.applyEvents(appId, 'oppo', [{ event: 'failed', providerId: 'oppo-msg-1', token: 'tok-b', reason: quota }]), { matched: 1, changed: 0, overQuota: [] });
+  assert.deepEqual(await deliveries.applyEvents(appId, 'oppo', [{ event: 'failed', providerId: 'oppo-msg-1', token: 'tok-a', reason: quota }]), { matched: 1, changed: 0, overQuota: [] });
 });
 
 test('a receipt whose vendor request id matches nothing still finds its delivery by message id and token', async () => {
@@ -155,7 +156,7 @@ test('a receipt whose vendor request id matches nothing still finds its delivery
     { event: 'delivered', providerId: 'unknown-req', messageId: 'msg_bitag', token: 'tok-a' },
     { event: 'delivered', providerId: 'hw-req-1', messageId: 'msg_bitag', token: 'tok-b' },
   ]);
-  assert.deepEqual(res, { matched: 2, changed: 2 }, 'b, found both ways, is one delivery');
+  assert.deepEqual(res, { matched: 2, changed: 2, overQuota: [] }, 'b, found both ways, is one delivery');
 });
 
 test('the sweeper prunes open ids whose row moved on, and queued listings walk the open ids in order', async () => {
@@ -271,7 +272,7 @@ test('migration 0004 carries existing deliveries over: open ids, vendor request 
 
     // And the repository matches receipts on the migrated data.
     const receipt = await new DeliveriesRepo(db).applyEvents('app', 'huawei', [{ event: 'delivered', providerId: 'req-9', token: 't3' }]);
-    assert.deepEqual(receipt, { matched: 1, changed: 1 });
+    assert.deepEqual(receipt, { matched: 1, changed: 1, overQuota: [] });
   } finally {
     await db.destroy();
     await iso.drop();

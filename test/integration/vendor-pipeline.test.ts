@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { after, before, describe, test } from 'node:test';
 import { startHuaweiMock, type HuaweiMock } from '../mocks/vendors/huawei.js';
+import { startOppoMock, type OppoMock } from '../mocks/vendors/oppo.js';
 import { startXiaomiMock, type XiaomiMock } from '../mocks/vendors/xiaomi.js';
 import { startWebPushMock, type WebPushMock } from '../mocks/webpush-server.js';
 import { client, eventually, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
@@ -25,17 +26,19 @@ describe('vendor channels, Web Push, receipt webhooks and SDK events through the
   let huawei: HuaweiMock;
   let xiaomi: XiaomiMock;
   let webpush: WebPushMock;
+  let oppo: OppoMock;
   let app: Awaited<ReturnType<typeof newApp>>;
   let receiptUrl: Record<string, string>;
 
   before(async () => {
-    [huawei, xiaomi, webpush] = await Promise.all([startHuaweiMock(), startXiaomiMock(), startWebPushMock()]);
-    t = await startTestRelay({ HUAWEI_ENDPOINT: huawei.url, HUAWEI_OAUTH_ENDPOINT: huawei.url, XIAOMI_ENDPOINT: xiaomi.url });
+    [huawei, xiaomi, webpush, oppo] = await Promise.all([startHuaweiMock(), startXiaomiMock(), startWebPushMock(), startOppoMock()]);
+    t = await startTestRelay({ HUAWEI_ENDPOINT: huawei.url, HUAWEI_OAUTH_ENDPOINT: huawei.url, XIAOMI_ENDPOINT: xiaomi.url, OPPO_ENDPOINT: oppo.url });
     app = await newApp(t);
     const creds = {
       huawei: { appId: huawei.appId, clientSecret: 'hw-secret' },
       xiaomi: { appSecret: xiaomi.appSecret, packageName: xiaomi.packageName },
       webpush: { subject: 'mailto:ops@example.com' },
+      oppo: { appKey: oppo.appKey, masterSecret: oppo.masterSecret },
     };
     for (const [provider, body] of Object.entries(creds)) {
       const r = await app.api('PUT', `/v1/apps/${app.appId}/credentials/${provider}`, body);
@@ -59,7 +62,7 @@ describe('vendor channels, Web Push, receipt webhooks and SDK events through the
   after(async () => {
     await t?.stop();
     await t?.iso.drop();
-    await Promise.all([huawei?.close(), xiaomi?.close(), webpush?.close()]);
+    await Promise.all([huawei?.close(), xiaomi?.close(), webpush?.close(), oppo?.close()]);
   });
 
   test('Android devices go to their brand’s vendor channel, browsers to Web Push', async () => {
@@ -134,6 +137,41 @@ describe('vendor channels, Web Push, receipt webhooks and SDK events through the
     assert.equal(f.channel, 'self');
     assert.equal(f.status, 'sent', 'kept for the device on the self channel');
     await app.api('PUT', `/v1/apps/${app.appId}/settings`, { quotaFallback: 'none' });
+  });
+
+  test('a receipt that reports the daily quota fails the delivery, or with quotaFallback=self sends it over the self channel', async () => {
+    await app.api('PUT', '/v1/devices/op-1', { platform: 'android', brand: 'oppo', tokens: { oppo: 'op-regid-0001' } });
+    const url = new URL(receiptUrl.oppo!);
+    const dropped = async () => {
+      const p = await app.api('POST', '/v1/push', { to: { devices: ['op-1'] }, notification: { title: 'sale' } });
+      await done(app.api, p.body.id);
+      const sent = await fate(app.api, p.body.id, 'op-1');
+      assert.equal(sent.status, 'sent');
+      const receipt = oppo.receiptFor([{ messageId: sent.providerId, registrationIds: ['op-regid-0001'], eventType: 'user_daily_limit' }]);
+      const post = () => fetch(`${t.base}${url.pathname}${url.search}`, { method: 'POST', headers: { 'content-type': receipt.contentType }, body: receipt.rawBody });
+      assert.equal((await post()).status, 200);
+      return { id: p.body.id as string, repeat: post };
+    };
+
+    const { id: failedId } = await dropped();
+    const f = await fate(app.api, failedId, 'op-1');
+    assert.deepEqual([f.channel, f.status, f.error.code], ['oppo', 'failed', 'quota']);
+
+    assert.equal((await app.api('PUT', `/v1/apps/${app.appId}/settings`, { quotaFallback: 'self' })).status, 200);
+    try {
+      const { id: movedId, repeat } = await dropped();
+      const moved = await eventually(async () => {
+        const d = await fate(app.api, movedId, 'op-1');
+        return d.channel === 'self' && d.status === 'sent' ? d : undefined;
+      }, 30_000, 'the dropped delivery sent over the self channel');
+      assert.equal(moved.attempts, 2, 'the vendor attempt and the self one');
+      // A repeat of the callback finds nothing to change: the delivery is the self channel's now.
+      assert.equal((await repeat()).status, 400);
+      const m = await app.api('GET', `/v1/messages/${movedId}`);
+      assert.deepEqual(m.body.byChannel, { self: { sent: 1 } });
+    } finally {
+      await app.api('PUT', `/v1/apps/${app.appId}/settings`, { quotaFallback: 'none' });
+    }
   });
 
   test('a large Huawei audience goes out in requests as full as Huawei allows (1,000 tokens), not in half-full send jobs', async () => {

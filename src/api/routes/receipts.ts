@@ -6,6 +6,7 @@ import { safeEqual } from '../../core/secrets.js';
 import type { Context } from '../../context.js';
 import { route } from '../define.js';
 import { ApiError } from '../errors.js';
+import { SEND_JOB_OPTIONS } from '../../queues.js';
 
 const receiptProviders = Object.entries(PROVIDER_MODULES)
   .filter(([, m]) => m?.receipts)
@@ -64,6 +65,14 @@ export function receiptsRouter(ctx: Context): Router {
       );
       if (events.length > 0 && result.matched === 0) {
         throw new ApiError(400, 'unknown_delivery', 'no delivery matches this receipt', { received: events.length });
+      }
+      // Dropped over the vendor's daily per-device quota: apps that opt in (MobPush-style) get the
+      // message over their own channel instead, as when the quota is known at send time.
+      if (result.overQuota.length > 0 && app.settings.quotaFallback === 'self') {
+        for (const moved of await ctx.repos.deliveries.requeueOnChannel(result.overQuota, 'self')) {
+          const job = { appId: params.app, messageId: moved.messageId, ids: moved.ids };
+          await ctx.queues.send('self').add('send', job, { ...SEND_JOB_OPTIONS, jobId: `quota.${moved.messageId}.${moved.ids[0]!}` });
+        }
       }
       res.json({ received: events.length, matched: result.matched, applied: result.changed });
     },
