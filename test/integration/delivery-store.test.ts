@@ -236,16 +236,25 @@ test('audience pages walk the app in id order with each device\'s active tokens,
   assert.deepEqual(await walk({ devices: ['a5', 'a2', 'zz'] }), [['a2', { huawei: 'hw02', fcm: 'fcm02' }], ['a5', {}]]);
 });
 
-test('migration 0004 carries existing deliveries over: open ids, vendor request ids and self pending seqs', async () => {
+/** A fresh schema migrated up to `migration`, with app `app`: what an older deployment holds. */
+async function atMigration(migration: string, fn: (db: Kysely<DB>, migrator: Migrator) => Promise<void>): Promise<void> {
   const iso = new Isolation();
   const pool = new pg.Pool({ connectionString: PG_URL, max: 2, options: `-c search_path=${iso.schema}` });
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   try {
     await sql.raw(`CREATE SCHEMA ${iso.schema}`).execute(db);
     const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations }, migrationTableSchema: iso.schema });
-    const to3 = await migrator.migrateTo('0003_deliveries_without_message_fk');
-    assert.equal(to3.error, undefined);
+    assert.equal((await migrator.migrateTo(migration)).error, undefined);
     await sql`INSERT INTO apps (id, name, receipt_secret) VALUES ('app', 'app', 's')`.execute(db);
+    await fn(db, migrator);
+  } finally {
+    await db.destroy();
+    await iso.drop();
+  }
+}
+
+test('migration 0004 carries existing deliveries over: open ids, vendor request ids and self pending seqs', async () => {
+  await atMigration('0003_deliveries_without_message_fk', async (db, migrator) => {
     await sql`
       INSERT INTO deliveries (message_id, app_id, device_id, channel, token, status, provider_id, seq) VALUES
         ('m', 'app', 'queued-one', 'huawei', 't1', 'queued', NULL, NULL),
@@ -273,21 +282,11 @@ test('migration 0004 carries existing deliveries over: open ids, vendor request 
     // And the repository matches receipts on the migrated data.
     const receipt = await new DeliveriesRepo(db).applyEvents('app', 'huawei', [{ event: 'delivered', providerId: 'req-9', token: 't3' }]);
     assert.deepEqual(receipt, { matched: 1, changed: 1, overQuota: [] });
-  } finally {
-    await db.destroy();
-    await iso.drop();
-  }
+  });
 });
 
 test('migration 0005 rewrites stored Web Push subscriptions to the canonical form, and leaves other tokens alone', async () => {
-  const iso = new Isolation();
-  const pool = new pg.Pool({ connectionString: PG_URL, max: 2, options: `-c search_path=${iso.schema}` });
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
-  try {
-    await sql.raw(`CREATE SCHEMA ${iso.schema}`).execute(db);
-    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations }, migrationTableSchema: iso.schema });
-    assert.equal((await migrator.migrateTo('0004_hot_outcomes')).error, undefined);
-    await sql`INSERT INTO apps (id, name, receipt_secret) VALUES ('app', 'app', 's')`.execute(db);
+  await atMigration('0004_hot_outcomes', async (db, migrator) => {
     const keys = { p256dh: 'BP256', auth: 'AUTH' };
     const canonical = JSON.stringify({ endpoint: 'https://push.example/a', keys });
     const tokens: [string, string, string][] = [
@@ -307,8 +306,5 @@ test('migration 0005 rewrites stored Web Push subscriptions to the canonical for
     assert.equal(after.get('w-canonical')!.token, canonical);
     assert.equal(after.get('w-junk')!.token, 'not json');
     assert.equal(after.get('f-1')!.token, tokens[3]![2]);
-  } finally {
-    await db.destroy();
-    await iso.drop();
-  }
+  });
 });
