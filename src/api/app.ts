@@ -41,6 +41,16 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
   const v1 = express.Router();
   v1.use(authenticate(auth));
   v1.use(express.json({ limit: ctx.config.MAX_BODY_BYTES, type: ['application/json', 'application/*+json'] }));
+  // A body the JSON parser skipped (curl -d sends form encoding) would otherwise read as "no body"
+  // and fail on its first required field, which says nothing about the real mistake.
+  v1.use((req, _res, next) => {
+    const hasBody = req.get('transfer-encoding') !== undefined || Number(req.get('content-length') ?? 0) > 0;
+    if (hasBody && req.body === undefined) {
+      next(new ApiError(415, 'unsupported_media_type', `send the body as JSON (Content-Type: application/json), not ${req.get('content-type') ?? 'no content type'}`));
+      return;
+    }
+    next();
+  });
   v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 

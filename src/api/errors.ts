@@ -19,9 +19,23 @@ export const notFound = (what: string) => new ApiError(404, 'not_found', `${what
 
 /** Turns zod issues into a 400 that names each field by its path, e.g. `body.to.devices[2]`. */
 export function validationError(where: string, error: z.ZodError): ApiError {
-  const details = error.issues.map((i) => ({ path: formatPath(where, i.path), message: i.message, code: i.code }));
+  const details = error.issues.flatMap(unionBranch).map((i) => ({ path: formatPath(where, i.path), message: i.message, code: i.code }));
   const first = details[0];
   return new ApiError(400, 'validation_failed', first ? `${first.path}: ${first.message}` : 'invalid request', details);
+}
+
+type Issue = { path: PropertyKey[]; message: string; code: string; errors?: Issue[][] };
+
+/**
+ * A value that matches no branch of a union gets the issues of the branch it came closest to (the
+ * fewest issues), under the union's own path: "body.events[0].event: invalid option" rather than
+ * "body: Invalid input".
+ */
+function unionBranch(issue: Issue): Issue[] {
+  if (issue.code !== 'invalid_union' || !issue.errors?.length) return [issue];
+  const closest = issue.errors.reduce((best, b) => (b.length > 0 && (best.length === 0 || b.length < best.length) ? b : best), [] as Issue[]);
+  if (closest.length === 0) return [issue];
+  return closest.flatMap((i) => unionBranch({ ...i, path: [...issue.path, ...i.path] }));
 }
 
 export function formatPath(root: string, path: readonly PropertyKey[]): string {

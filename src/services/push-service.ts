@@ -71,13 +71,18 @@ export class PushService {
    * Cancels what has not been sent; on the self channel also withdraws what no device acked yet
    * (Relay still holds it). What other providers accepted stays as it is.
    */
-  async cancel(appId: string, id: string): Promise<{ id: string; cancelled: number; withdrawn: number }> {
+  async cancel(appId: string, id: string): Promise<{ id: string; state: 'cancelled' | 'done'; cancelled: number; withdrawn: number }> {
     const msg = await this.messages.get(appId, id);
     if (!msg) throw new ApiError(404, 'not_found', 'message not found');
-    if (msg.state === 'cancelled') return { id, cancelled: 0, withdrawn: 0 };
-    await this.messages.transition(id, ['scheduled', 'queued', 'routing', 'routed'], 'cancelled', { cancelled: true });
+    if (msg.state === 'cancelled') return { id, state: 'cancelled', cancelled: 0, withdrawn: 0 };
+    // Before routing ends the message is marked first, so the router stops expanding it. A routed
+    // one is marked only when something was still pending or withdrawn: a message whose every
+    // delivery had already ended stays done.
+    await this.messages.transition(id, ['scheduled', 'queued', 'routing'], 'cancelled', { cancelled: true });
     const cancelled = await this.deliveries.cancelPending(id);
     const withdrawn = this.recall ? await this.recall(appId, id) : 0;
-    return { id, cancelled, withdrawn };
+    if (cancelled + withdrawn > 0) await this.messages.transition(id, ['routed'], 'cancelled', { cancelled: true });
+    const state = (await this.messages.get(appId, id))?.state === 'cancelled' ? 'cancelled' : 'done';
+    return { id, state, cancelled, withdrawn };
   }
 }

@@ -96,6 +96,22 @@ describe('REST API against real PostgreSQL and Redis', () => {
     assert.equal(tok.body.error.details[0].path, 'body.tokens.apns');
 
     assert.equal((await api('GET', '/v1/nothing-here')).status, 404);
+
+    // An id Relay never issued is not found, whatever it looks like.
+    assert.equal((await api('GET', '/v1/messages/m-1')).status, 404);
+    assert.equal((await api('GET', '/v1/messages/m-1/deliveries')).status, 404);
+
+    // A body that matches no shape of a union is reported at the field of the closest shape.
+    const one = await api('POST', '/v1/events', { messageId: 'msg_a', event: 'clicked', deviceId: 'd-1' });
+    assert.equal(one.status, 400);
+    assert.equal(one.body.error.details[0].path, 'body.event');
+    const many = await api('POST', '/v1/events', { events: [{ messageId: 'msg_a', event: 'opened', deviceId: 'd-1' }, { messageId: 'msg_a', event: 'clicked', deviceId: 'd-1' }] });
+    assert.equal(many.body.error.details[0].path, 'body.events[1].event');
+
+    // A body sent as a form (curl -d without a content type) is named for what it is.
+    const form = await api('POST', '/v1/push', 'to=all', { 'content-type': 'application/x-www-form-urlencoded' });
+    assert.equal(form.status, 415);
+    assert.equal(form.body.error.code, 'unsupported_media_type');
   });
 
   test('devices: register idempotently, masked tokens, self-channel info', async () => {
@@ -220,5 +236,17 @@ describe('REST API against real PostgreSQL and Redis', () => {
     const m = await api('GET', `/v1/messages/${pushed.body.id}`);
     assert.equal(m.body.state, 'cancelled');
     assert.equal(m.body.counts.failed + m.body.counts.queued + m.body.counts.sent, 0, 'nothing was routed');
+  });
+
+  test('cancelling a message whose every delivery has ended leaves it done', async () => {
+    const { api } = await newApp(t);
+    await api('PUT', '/v1/devices/finished', { platform: 'ios' });
+    const pushed = await api('POST', '/v1/push', { to: { devices: ['finished'] }, notification: { title: 'hi' } });
+    await eventually(async () => ((await api('GET', `/v1/messages/${pushed.body.id}`)).body.state === 'done' ? true : undefined));
+    const del = await api('DELETE', `/v1/messages/${pushed.body.id}`);
+    assert.equal(del.status, 200);
+    assert.deepEqual({ state: del.body.state, cancelled: del.body.cancelled }, { state: 'done', cancelled: 0 });
+    assert.equal((await api('GET', `/v1/messages/${pushed.body.id}`)).body.state, 'done');
+    assert.equal((await api('DELETE', '/v1/messages/msg_unknown')).status, 404);
   });
 });

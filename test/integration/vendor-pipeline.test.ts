@@ -93,6 +93,7 @@ describe('vendor channels, Web Push, receipt webhooks and SDK events through the
     assert.equal((await fate(app.api, pushed.body.id, 'hw-1')).status, 'delivered');
 
     assert.equal((await post(`${url.pathname}?secret=wrong`, receipt.rawBody)).status, 401);
+    assert.equal((await post(url.pathname, receipt.rawBody)).status, 401, 'no secret is a wrong secret');
     const malformed = await post(url.pathname + url.search, '{"statuses": 42');
     assert.equal(malformed.status, 400);
     const unknown = await post(url.pathname + url.search, huawei.receiptFor('never-sent-token', { requestId: '999' }).rawBody);

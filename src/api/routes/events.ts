@@ -10,7 +10,7 @@ import { deviceIdSchema } from './devices.js';
 const eventSchema = z
   .object({
     deviceId: deviceIdSchema.optional().describe('Required with an API key; implied by device authentication'),
-    messageId: z.string().regex(/^msg_[A-Za-z0-9_-]{1,64}$/),
+    messageId: z.string().min(1).max(128),
     event: z.enum(['delivered', 'opened']),
     at: z.union([z.iso.datetime({ offset: true }), z.number().int().positive()]).optional().describe('When it happened (default: now)'),
   })

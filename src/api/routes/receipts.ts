@@ -27,12 +27,13 @@ export function receiptsRouter(ctx: Context): Router {
       method: 'post', path: '/v1/receipts/:provider/:app', tag: 'receipts', auth: 'none',
       summary: 'Vendor receipt callback (delivered / opened / invalid token); authenticated by the per-app secret in the URL',
       params: z.object({ provider: z.enum(receiptProviders), app: z.string().min(1).max(64) }),
-      query: z.object({ secret: z.string().min(1).max(256) }),
+      // A missing secret is the same failure as a wrong one (401), not a malformed request.
+      query: z.object({ secret: z.string().max(256).optional() }),
       responses: { 200: { description: 'Applied', schema: z.object({ received: z.number(), matched: z.number(), applied: z.number() }) } },
     },
     async (req, res, { params, query }) => {
       const app = await ctx.repos.apps.get(params.app);
-      if (!app || !safeEqual(app.receipt_secret, query.secret)) throw new ApiError(401, 'unauthenticated', 'unknown app or wrong receipt secret');
+      if (!app || !query.secret || !safeEqual(app.receipt_secret, query.secret)) throw new ApiError(401, 'unauthenticated', 'unknown app or wrong receipt secret');
       const mod = providerModule(params.provider)!;
       const request = {
         headers: req.headers,
