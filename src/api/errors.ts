@@ -46,26 +46,28 @@ export function formatPath(root: string, path: readonly PropertyKey[]): string {
 
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, _req, res, _next) => {
+    // Every error has the same three fields; `details` is null when there is nothing more to say.
+    const send = (status: number, code: string, message: string, details: unknown = null) => res.status(status).json({ error: { code, message, details } });
     if (err instanceof ApiError) {
       if (err.headers) res.set(err.headers);
-      res.status(err.status).json({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } });
+      send(err.status, err.code, err.message, err.details ?? null);
       return;
     }
     // body-parser errors carry a status and a type
     const e = err as { status?: number; type?: string; message?: string };
     if (e.type === 'entity.too.large') {
-      res.status(413).json({ error: { code: 'payload_too_large', message: 'request body is too large' } });
+      send(413, 'payload_too_large', 'request body is too large');
       return;
     }
     if (e.type === 'entity.parse.failed') {
-      res.status(400).json({ error: { code: 'invalid_json', message: `body is not valid JSON: ${e.message ?? ''}`.trim() } });
+      send(400, 'invalid_json', `body is not valid JSON: ${e.message ?? ''}`.trim());
       return;
     }
     if (e.status && e.status >= 400 && e.status < 500) {
-      res.status(e.status).json({ error: { code: 'bad_request', message: e.message ?? 'bad request' } });
+      send(e.status, 'bad_request', e.message ?? 'bad request');
       return;
     }
     logger.error({ err }, 'unhandled API error');
-    res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
+    send(500, 'internal', 'internal error');
   };
 }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ROUTES, type RouteDoc } from './define.js';
 
 const errorSchema = z.object({
-  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().describe('More about the error (the fields that failed validation), or null') }),
 });
 
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output') {

@@ -95,7 +95,10 @@ describe('REST API against real PostgreSQL and Redis', () => {
     const tok = await api('PUT', '/v1/devices/d2', { platform: 'ios', tokens: { apns: 'not-hex' } });
     assert.equal(tok.body.error.details[0].path, 'body.tokens.apns');
 
-    assert.equal((await api('GET', '/v1/nothing-here')).status, 404);
+    const nothing = await api('GET', '/v1/nothing-here');
+    assert.equal(nothing.status, 404);
+    assert.deepEqual(Object.keys(nothing.body.error), ['code', 'message', 'details'], 'every error has the same three fields');
+    assert.equal(nothing.body.error.details, null);
 
     // An id Relay never issued is not found, whatever it looks like.
     assert.equal((await api('GET', '/v1/messages/m-1')).status, 404);
