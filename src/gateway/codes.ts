@@ -20,6 +20,7 @@ export const RC = {
   unspecified: 0x80,
   malformedPacket: 0x81,
   protocolError: 0x82,
+  unsupportedProtocolVersion: 0x84,
   notAuthorized: 0x87,
   serverShuttingDown: 0x8b,
   keepAliveTimeout: 0x8d,

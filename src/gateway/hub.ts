@@ -6,13 +6,18 @@ import type { Session } from './session.js';
 import type {
   AdviseInput,
   Authenticate,
+  DropDetail,
   DropReason,
   GatewayHooks,
   GatewayOptions,
   OfflineReason,
   PendingDelivery,
   SessionInfo,
+  SessionStore,
 } from './types.js';
+
+/** Relay keeps a message 28 days at most (MAX_TTL_SECONDS), so a session outlives its connection no longer. */
+export const DEFAULT_MAX_SESSION_EXPIRY_SEC = 2_419_200;
 
 /** Options with every default filled; one frozen object shared by all sessions. */
 export interface ResolvedOptions {
@@ -25,6 +30,9 @@ export interface ResolvedOptions {
   connectTimeoutMs: number;
   maxIdleSec: number;
   sweepIntervalMs: number;
+  /** null: sessions end with their connection. */
+  sessions: SessionStore | null;
+  maxSessionExpirySec: number;
 }
 
 export function resolveOptions(o: GatewayOptions): ResolvedOptions {
@@ -44,6 +52,8 @@ export function resolveOptions(o: GatewayOptions): ResolvedOptions {
     connectTimeoutMs: int(o.connectTimeoutMs, 10_000, 1),
     maxIdleSec: int(o.maxIdleSec, 1800, 1),
     sweepIntervalMs: int(o.sweepIntervalMs, 1000, 10),
+    sessions: o.sessions ?? null,
+    maxSessionExpirySec: int(o.maxSessionExpirySec, DEFAULT_MAX_SESSION_EXPIRY_SEC, 1, 0xffffffff),
   });
 }
 
@@ -133,11 +143,21 @@ export class Hub {
     }
   }
 
-  emitDropped(appId: string, deviceId: string, id: string, seq: number, reason: DropReason): void {
+  emitDropped(appId: string, deviceId: string, id: string, seq: number, reason: DropReason, detail?: DropDetail): void {
     try {
-      this.hooks.onDropped?.(appId, deviceId, id, seq, reason);
+      this.hooks.onDropped?.(appId, deviceId, id, seq, reason, detail);
     } catch (err) {
       this.log.error({ err }, 'gateway hook onDropped threw');
+    }
+  }
+
+  /** A SessionStore write; a failure is logged (the session may come back without its subscription). */
+  storeWrite(appId: string, deviceId: string, expirySec: number): void {
+    const store = this.opts.sessions!;
+    try {
+      this.caught('sessions', expirySec < 0 ? store.hold(appId, deviceId) : store.expire(appId, deviceId, expirySec));
+    } catch (err) {
+      this.log.error({ err }, 'gateway session store threw');
     }
   }
 

@@ -7,11 +7,13 @@ export type {
   Authenticate,
   DeliverMessage,
   DeviceIdentity,
+  DropDetail,
   DropReason,
   GatewayHooks,
   GatewayOptions,
   OfflineReason,
   PendingDelivery,
   SessionInfo,
+  SessionStore,
   Transport,
 } from './types.js';

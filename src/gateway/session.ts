@@ -40,6 +40,12 @@ const ST_AUTH = 1; // CONNECT received, authenticate() running
 const ST_ONLINE = 2; // CONNACK 0 sent
 const ST_CLOSED = 3;
 
+// Session bits beside the SUB_* ones (1, 2, 4) in `flags`.
+/** The session store holds this device's subscription to its topic (a persistent session). */
+const F_HELD = 8;
+/** The CONNACK said Session Present. */
+const F_PRESENT = 16;
+
 /** Packets a client may pipeline behind its CONNECT while authenticate() runs. */
 const MAX_EARLY_PACKETS = 16;
 /** Largest packet accepted before CONNACK: a CONNECT is small, and strangers get no big buffers. */
@@ -52,7 +58,8 @@ const PINGRESP = generate({ cmd: 'pingresp' });
 
 /** The parser fields we read; mqtt-packet's typings do not declare them. */
 interface ParserInternals {
-  packet: { length: number };
+  /** The packet being parsed; a CONNECT's level is set before the parser checks it. */
+  packet: { length: number; cmd?: string; protocolVersion?: number };
   settings: object;
   session: Session;
   _list: { length: number };
@@ -93,7 +100,7 @@ export abstract class Session implements WheelEntry {
   state = ST_CONNECT;
   /** 3, 4 or 5 once the CONNECT is parsed. */
   version = 4;
-  /** SUB_* bits. */
+  /** SUB_* and F_* bits. */
   flags = 0;
   appId = '';
   deviceId = '';
@@ -107,6 +114,10 @@ export abstract class Session implements WheelEntry {
   lastActivity: number;
   idleMs = 0;
   connectedAt = 0;
+  /** Seconds the session outlives the connection; 0 without a session store. */
+  sessionExpirySec = 0;
+  /** Highest seq written: the lead sets DUP from it on the next connection. */
+  maxSeqWritten = 0;
   private nextPacketId = 0;
   /** In-flight window: min(maxInflight, client's Receive Maximum). */
   private window: number;
@@ -186,6 +197,11 @@ export abstract class Session implements WheelEntry {
   onParseError(err: Error): void {
     if (this.state === ST_CLOSED) return;
     this.hub.log.debug({ remote: this.remote, err: err.message }, 'gateway: malformed packet');
+    if (this.state === ST_CONNECT) {
+      // The parser reads the level into the packet, then refuses any but 3, 4 and 5.
+      const { cmd, protocolVersion: level } = (this.parser as unknown as ParserInternals).packet;
+      if (cmd === 'connect' && level !== undefined && (level < 3 || level > 5)) return this.refuseLevel(level);
+    }
     this.terminate('protocol-error', RC.malformedPacket);
   }
 
@@ -227,6 +243,10 @@ export abstract class Session implements WheelEntry {
         this.onUnsubscribe(p);
         return;
       case 'disconnect':
+        // MQTT 5 may change the Session Expiry on the way out (never from 0 [MQTT-3.14.2-2]).
+        if (this.sessionExpirySec > 0 && p.properties?.sessionExpiryInterval !== undefined) {
+          this.sessionExpirySec = Math.min(p.properties.sessionExpiryInterval, this.hub.opts.maxSessionExpirySec);
+        }
         this.terminate('closed');
         return;
       default:
@@ -245,6 +265,13 @@ export abstract class Session implements WheelEntry {
     (this.parser as unknown as ParserInternals).settings = v === 5 ? V5 : V4;
     this.keepAliveSec = p.keepalive ?? 0;
     const props = v === 5 ? p.properties : undefined;
+    const store = this.hub.opts.sessions;
+    if (store) {
+      // Persistent: 3.1.1 clean session 0 (no expiry, so the server's longest); MQTT 5 Session Expiry.
+      const max = this.hub.opts.maxSessionExpirySec;
+      this.sessionExpirySec = v === 5 ? Math.min(props?.sessionExpiryInterval ?? 0, max) : p.clean ? 0 : max;
+    }
+    const resume = store !== null && !p.clean;
     if (props) {
       if (props.receiveMaximum) this.window = Math.min(this.window, props.receiveMaximum);
       if (props.maximumPacketSize) this.clientMaxPacket = props.maximumPacketSize;
@@ -264,21 +291,43 @@ export abstract class Session implements WheelEntry {
     }
     if (result && typeof (result as Promise<unknown>).then === 'function') {
       (result as Promise<DeviceIdentity | null>).then(
-        (id) => this.authenticated(clientId, id),
+        (id) => this.authenticated(clientId, id, resume),
         (err: unknown) => {
           this.hub.log.error({ err }, 'gateway: authenticate rejected');
           this.refuse(Refuse.serverUnavailable);
         },
       );
     } else {
-      this.authenticated(clientId, result as DeviceIdentity | null);
+      this.authenticated(clientId, result as DeviceIdentity | null, resume);
     }
   }
 
-  private authenticated(clientId: string, id: DeviceIdentity | null): void {
+  /** `resume`: the CONNECT asked to continue a session (clean session / Clean Start 0) and a store exists. */
+  private authenticated(clientId: string, id: DeviceIdentity | null, resume: boolean): void {
     if (this.state !== ST_AUTH) return; // closed (or timed out) while authenticating
     if (!id) return this.refuse(Refuse.badCredentials);
     if (id.deviceId !== clientId || !id.appId) return this.refuse(Refuse.notAuthorized);
+    if (!resume) return this.accept(id, false, false);
+    // [MQTT-3.2.2-2]: Session Present only when the store still holds the session.
+    let present: boolean | Promise<boolean>;
+    try {
+      present = this.hub.opts.sessions!.resume(id.appId, id.deviceId);
+    } catch (err) {
+      this.hub.log.error({ err }, 'gateway: session store threw; no session resumed');
+      present = false;
+    }
+    if (typeof present === 'boolean') return this.accept(id, true, present);
+    present.then(
+      (yes) => this.accept(id, true, yes === true),
+      (err: unknown) => {
+        this.hub.log.error({ err }, 'gateway: session store rejected; no session resumed');
+        this.accept(id, true, false);
+      },
+    );
+  }
+
+  private accept(id: DeviceIdentity, resume: boolean, present: boolean): void {
+    if (this.state !== ST_AUTH) return;
     if (this.hub.closing) return this.refuse(Refuse.serverUnavailable);
 
     const hub = this.hub;
@@ -290,6 +339,9 @@ export abstract class Session implements WheelEntry {
     const now = Date.now();
     this.connectedAt = now;
     this.lastActivity = now;
+    // The one subscription a session can hold is the device's own topic: resumed, it is in force now.
+    if (present) this.flags |= SUB_DEVICE | F_HELD | F_PRESENT;
+    else if (!resume && hub.opts.sessions) hub.storeWrite(this.appId, this.deviceId, 0); // a clean start discards the old session
 
     const requestedSec = this.keepAliveSec;
     const adviseInput = { appId: this.appId, deviceId: this.deviceId, network: this.network, requestedSec };
@@ -301,8 +353,11 @@ export abstract class Session implements WheelEntry {
       advised = clampKeepAlive(defaultAdviseKeepAlive(adviseInput));
     }
     this.advisedSec = advised;
-    // [MQTT-3.2.2-21]: an MQTT 5 client must use the Server Keep Alive instead of its own.
-    if (this.version === 5) this.keepAliveSec = advised;
+    // [MQTT-3.2.2-21]: an MQTT 5 client must use the Server Keep Alive instead of its own. Not
+    // imposed on one that asked for none: MQTT.js then never pings, whatever we say, and would be
+    // cut off. Such a session gets the server's max idle; the advice still goes to `$relay/heartbeat`.
+    const serverKeepAlive = this.version === 5 && requestedSec > 0;
+    if (serverKeepAlive) this.keepAliveSec = advised;
     this.idleMs = idleLimitMs(this.keepAliveSec, 0, hub.opts.maxIdleSec);
     hub.wheel.schedule(this, now + this.idleMs);
 
@@ -310,22 +365,22 @@ export abstract class Session implements WheelEntry {
     if (this.version === 5) {
       connack = {
         cmd: 'connack',
-        sessionPresent: false,
+        sessionPresent: present,
         reasonCode: RC.success,
         properties: {
-          // Sessions live as long as the connection; Relay's database is the offline store.
-          sessionExpiryInterval: 0,
+          // What we keep (the subscription; Relay's database holds the messages), capped.
+          sessionExpiryInterval: this.sessionExpirySec,
           maximumQoS: 1,
           retainAvailable: false,
           maximumPacketSize: hub.opts.maxPacketBytes,
           wildcardSubscriptionAvailable: false,
           subscriptionIdentifiersAvailable: false,
           sharedSubscriptionAvailable: false,
-          serverKeepAlive: advised,
         },
       };
+      if (serverKeepAlive) connack.properties!.serverKeepAlive = advised;
     } else {
-      connack = { cmd: 'connack', sessionPresent: false, returnCode: 0 };
+      connack = { cmd: 'connack', sessionPresent: present, returnCode: 0 };
     }
     this.send(generate(connack, this.genOpts()));
     hub.log.debug({ appId: this.appId, deviceId: this.deviceId, v: this.version, remote: this.remote }, 'gateway: online');
@@ -345,6 +400,21 @@ export abstract class Session implements WheelEntry {
         : { cmd: 'connack', sessionPresent: false, returnCode: r[0] };
     this.hub.log.debug({ remote: this.remote, code: this.version === 5 ? r[1] : r[0] }, 'gateway: CONNECT refused');
     this.send(generate(connack, this.genOpts()));
+    this.terminate('closed');
+  }
+
+  /**
+   * [MQTT-3.1.2-2]: an unsupported protocol level gets CONNACK "unacceptable protocol level" before
+   * the close. A level above 5 is answered in MQTT 5 form (0x84 Unsupported Protocol Version), the
+   * newest we speak; any other in 3.1.1 form (return code 1), as mosquitto does.
+   */
+  private refuseLevel(level: number): void {
+    const connack: IConnackPacket =
+      level > 5
+        ? { cmd: 'connack', sessionPresent: false, reasonCode: RC.unsupportedProtocolVersion }
+        : { cmd: 'connack', sessionPresent: false, returnCode: 1 };
+    this.hub.log.debug({ remote: this.remote, level }, 'gateway: unsupported protocol level');
+    this.send(generate(connack, level > 5 ? V5 : V4));
     this.terminate('closed');
   }
 
@@ -406,6 +476,10 @@ export abstract class Session implements WheelEntry {
       }
     }
     this.flags |= added;
+    if (added & SUB_DEVICE && this.sessionExpirySec > 0 && !(this.flags & F_HELD)) {
+      this.flags |= F_HELD;
+      this.hub.storeWrite(this.appId, this.deviceId, -1);
+    }
     this.write(generate({ cmd: 'suback', messageId: p.messageId!, granted }, this.genOpts()));
     if (added & SUB_HEARTBEAT && this.state === ST_ONLINE) this.publishAdvice();
     if (added & SUB_DEVICE) this.pump();
@@ -417,6 +491,10 @@ export abstract class Session implements WheelEntry {
       const bit = subscriptionBit(this.deviceId, topic);
       if (bit !== 0 && (this.flags & bit) !== 0) {
         this.flags &= ~bit;
+        if (bit === SUB_DEVICE && this.flags & F_HELD) {
+          this.flags &= ~F_HELD;
+          this.hub.storeWrite(this.appId, this.deviceId, 0);
+        }
         codes.push(RC.success);
       } else {
         codes.push(RC.noSubscriptionExisted);
@@ -510,10 +588,11 @@ export abstract class Session implements WheelEntry {
     d.body = null;
     if (this.clientMaxPacket > 0 && buf.length > this.clientMaxPacket) {
       // MQTT 5 §3.1.2.11.4: discard as if delivered; Relay reports it instead.
-      this.hub.emitDropped(this.appId, this.deviceId, d.id, d.seq, 'too-large');
+      this.hub.emitDropped(this.appId, this.deviceId, d.id, d.seq, 'too-large', { bytes: buf.length, limit: this.clientMaxPacket });
       return;
     }
     d.written = true;
+    if (d.seq > this.maxSeqWritten) this.maxSeqWritten = d.seq;
     (this.inflight ??= new Map()).set(messageId, d);
     this.write(buf);
   }
@@ -531,8 +610,9 @@ export abstract class Session implements WheelEntry {
     const d = this.inflight?.get(id);
     if (!d) return; // unknown or duplicate PUBACK: harmless
     this.inflight!.delete(id);
-    if (this.version === 5 && (p.reasonCode ?? 0) >= 0x80) {
-      if (d.kind === KIND_PUSH) this.hub.emitDropped(this.appId, this.deviceId, d.id, d.seq, 'rejected');
+    const rc = p.reasonCode ?? 0;
+    if (this.version === 5 && rc >= 0x80) {
+      if (d.kind === KIND_PUSH) this.hub.emitDropped(this.appId, this.deviceId, d.id, d.seq, 'rejected', { reasonCode: rc });
     } else {
       this.hub.emitAck(this.appId, this.deviceId, d.id, d.seq, d.kind === KIND_REVOKE);
     }
@@ -584,6 +664,8 @@ export abstract class Session implements WheelEntry {
     this.shut(graceful);
     this.early = null;
     if (st === ST_ONLINE) {
+      // The session's expiry runs from now. After a takeover the new connection owns the session.
+      if (this.flags & F_HELD && why !== 'takeover') this.hub.storeWrite(this.appId, this.deviceId, this.sessionExpirySec);
       const pending = this.pending();
       this.inflight = null;
       this.queue = null;
@@ -604,6 +686,9 @@ export abstract class Session implements WheelEntry {
       remote: this.remote,
       transport: this.transport,
       connectedAt: this.connectedAt,
+      sessionPresent: (this.flags & F_PRESENT) !== 0,
+      sessionExpirySec: this.sessionExpirySec,
+      maxSeqWritten: this.maxSeqWritten,
     };
     if (this.reportedSec > 0) info.reportedSec = this.reportedSec;
     if (this.network !== undefined) info.network = this.network;

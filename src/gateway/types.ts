@@ -42,6 +42,12 @@ export interface SessionInfo {
   transport: Transport;
   /** Epoch ms of the CONNACK. */
   connectedAt: number;
+  /** CONNACK Session Present: the device resumed a persisted subscription to its topic (see `sessions`). */
+  sessionPresent: boolean;
+  /** How long the session outlives this connection, seconds (0: it ends with it). */
+  sessionExpirySec: number;
+  /** Highest seq of a downlink written on this connection (0: none). */
+  maxSeqWritten: number;
 }
 
 export type OfflineReason = 'closed' | 'timeout' | 'takeover' | 'backpressure' | 'protocol-error' | 'shutdown';
@@ -58,6 +64,14 @@ export interface PendingDelivery {
 }
 
 export type DropReason = 'expired' | 'rejected' | 'too-large';
+
+/** Why a push was dropped, for the report: the PUBACK reason code ('rejected'), the sizes ('too-large'). */
+export interface DropDetail {
+  reasonCode?: number;
+  /** The PUBLISH in bytes, and the client's Maximum Packet Size. */
+  bytes?: number;
+  limit?: number;
+}
 
 export interface GatewayHooks {
   /** CONNACK sent. For a takeover, the old session's onOffline('takeover') has already run. */
@@ -76,9 +90,32 @@ export interface GatewayHooks {
   /**
    * A push that was accepted but will never be acked on this connection: expired before it was
    * written, refused by an MQTT 5 PUBACK reason code ≥ 0x80 ('rejected'), or larger than the
-   * client's Maximum Packet Size ('too-large'). Optional.
+   * client's Maximum Packet Size ('too-large'). Optional. The push will not be written again on
+   * this connection: end its delivery, or it is handed out again on the next.
    */
-  onDropped?(appId: string, deviceId: string, messageId: string, seq: number, reason: DropReason): void;
+  onDropped?(appId: string, deviceId: string, messageId: string, seq: number, reason: DropReason, detail?: DropDetail): void;
+}
+
+/**
+ * Where persistent sessions live (MQTT 3.1.1 clean session 0, MQTT 5 Session Expiry > 0). The only
+ * session state the gateway has is the device's subscription to its own topic (Relay keeps the
+ * un-acked messages), so that is all a store remembers. Calls for one device come in order; a
+ * store that fails answers "no session" (resume) and loses nothing else.
+ */
+export interface SessionStore {
+  /**
+   * Before the CONNACK of a CONNECT that asks to resume (clean session / Clean Start 0): does the
+   * device still hold a persisted subscription to its topic? If so it is kept again, open-ended,
+   * while this connection lasts.
+   */
+  resume(appId: string, deviceId: string): boolean | Promise<boolean>;
+  /** The device subscribed to its topic in a session that persists: keep it while connected. */
+  hold(appId: string, deviceId: string): void | Promise<void>;
+  /**
+   * Keep it `expirySec` more seconds (its connection ended), or forget it now (0: a clean
+   * CONNECT, an UNSUBSCRIBE, the end of a session with expiry 0).
+   */
+  expire(appId: string, deviceId: string, expirySec: number): void | Promise<void>;
 }
 
 export interface AdviseInput {
@@ -106,6 +143,13 @@ export interface GatewayOptions {
   connectTimeoutMs?: number;
   /** Idle limit for a session with keep alive 0 and no heartbeat report. Default 1800 s. */
   maxIdleSec?: number;
+  /**
+   * Persistent sessions. Without a store every session ends with its connection (CONNACK Session
+   * Present 0, MQTT 5 Session Expiry Interval 0), whatever the client asked.
+   */
+  sessions?: SessionStore;
+  /** Longest a persistent session outlives its connection. Default 2,419,200 s (28 days, Relay's longest TTL). */
+  maxSessionExpirySec?: number;
   /** Granularity of the shared dead-connection sweep. Default 1000 ms. */
   sweepIntervalMs?: number;
   logger?: Logger;

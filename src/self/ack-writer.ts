@@ -9,8 +9,8 @@ export interface AckWriterOptions {
 }
 
 /**
- * Device acks (PUBACK → delivered) and control-topic reports (opened) batched into one
- * `applyEvents` statement per app every few milliseconds, instead of one write per ack.
+ * Device acks (PUBACK → delivered), control-topic reports (opened) and refusals (failed) batched
+ * into one `applyEvents` statement per app every few milliseconds, instead of one write per ack.
  * Matching is by message id and device on any channel (channel null), so the PUBACK of a self copy
  * also confirms a delivery the ack-timeout fallback moved to FCM. An ack lost to a crash leaves the
  * row `sent`: the message is handed out again on the next connect and the SDK drops the repeat.
@@ -55,17 +55,29 @@ export class AckWriter {
 
   private async write(batch: Map<string, DeviceEvent[]>): Promise<void> {
     for (const [appId, events] of batch) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await this.deliveries.applyEvents(appId, null, events);
-          break;
-        } catch (err) {
-          if (attempt >= 3) {
-            this.logger.error({ err, appId, acks: events.length }, 'self channel: acks could not be written (the messages stay sent and are handed out again)');
-            break;
-          }
-          await new Promise((r) => setTimeout(r, 50 * attempt));
+      // A refusal ends only the self copy: a delivery the ack timeout moved to a vendor stands.
+      const failed = events.some((e) => e.event === 'failed');
+      if (!failed) {
+        await this.apply(appId, null, events);
+        continue;
+      }
+      await this.apply(appId, null, events.filter((e) => e.event !== 'failed'));
+      await this.apply(appId, 'self', events.filter((e) => e.event === 'failed'));
+    }
+  }
+
+  private async apply(appId: string, channel: string | null, events: DeviceEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.deliveries.applyEvents(appId, channel, events);
+        return;
+      } catch (err) {
+        if (attempt >= 3) {
+          this.logger.error({ err, appId, acks: events.length }, 'self channel: acks could not be written (the messages stay sent and are handed out again)');
+          return;
         }
+        await new Promise((r) => setTimeout(r, 50 * attempt));
       }
     }
   }

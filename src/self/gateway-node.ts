@@ -3,13 +3,15 @@ import type { Server as HttpServer } from 'node:http';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { selfPayload } from '../../providers/self.js';
-import type { PushContent } from '../../providers/types.js';
+import type { OutcomeReason, PushContent } from '../../providers/types.js';
 import type { Context } from '../context.js';
 import {
   CONTROL_TOPIC,
   GatewayServer,
   HEARTBEAT_TOPIC,
   deviceTokenAuthenticator,
+  type DropDetail,
+  type DropReason,
   type OfflineReason,
   type SessionInfo,
 } from '../gateway/index.js';
@@ -17,6 +19,7 @@ import { AckWriter } from './ack-writer.js';
 import { BusPublisher, BusSubscriber, type BusKick, type BusMessage, type BusPush, type BusRevoke } from './bus.js';
 import { KeepAliveAdvisor } from './keepalive-advisor.js';
 import { NODE_TTL_MS, Presence, type PresenceEntry } from './presence.js';
+import { SelfSessions } from './sessions.js';
 
 /** Pending messages handed to a device per connect (the gateway queues at most 1000 per session). */
 const REDELIVER_LIMIT = 1000;
@@ -26,9 +29,13 @@ const MESSAGE_ID = /^msg_[A-Za-z0-9_-]{1,64}$/;
  * The gateway role: one GatewayServer (src/gateway) wired to the pipeline.
  * - presence: a device that connects is marked online on this node in Redis (and an older session
  *   on another node is kicked); marked offline when it leaves, unless it is already elsewhere;
+ * - sessions: persistent MQTT sessions (the device's subscription to its topic) and what earlier
+ *   connections wrote live in Redis (SelfSessions);
  * - delivery: workers publish pushes to this node's bus channel; on every connect the device's
- *   pending messages are read from PostgreSQL and handed out again (DUP), in seq order;
- * - receipts: PUBACKs (and `opened` / `delivered` reports on `$relay/control`) are written in batches;
+ *   pending messages are read from PostgreSQL and handed out again in seq order, with DUP when an
+ *   earlier connection may have received them;
+ * - receipts: PUBACKs (and `opened` / `delivered` reports on `$relay/control`) are written in
+ *   batches, and so are pushes the device refused or could not take (`failed`);
  * - heartbeat: stable intervals reported on `$relay/heartbeat` teach the per-network advice.
  */
 export class GatewayNode {
@@ -37,6 +44,7 @@ export class GatewayNode {
   readonly gw: GatewayServer;
   readonly presence: Presence;
   readonly advisor: KeepAliveAdvisor;
+  readonly sessions: SelfSessions;
   private readonly bus: BusPublisher;
   private readonly subscriber: BusSubscriber;
   private readonly acks: AckWriter;
@@ -54,17 +62,19 @@ export class GatewayNode {
     this.bus = new BusPublisher(redis, ctx.config.QUEUE_PREFIX);
     this.acks = new AckWriter(ctx.repos.deliveries, this.log);
     this.advisor = new KeepAliveAdvisor(redis, ctx.config.QUEUE_PREFIX, this.log);
+    this.sessions = new SelfSessions(redis, ctx.config.QUEUE_PREFIX, (p) => this.track(p));
     this.subscriber = new BusSubscriber(ctx.redis, ctx.config.QUEUE_PREFIX, this.id, (m) => this.onBus(m), this.log);
     this.gw = new GatewayServer({
       authenticate: deviceTokenAuthenticator(ctx.secrets.deviceTokenSecret),
       adviseKeepAlive: this.advisor.advise,
+      sessions: this.sessions,
       logger: this.log,
       hooks: {
         onOnline: (s) => this.track(this.online(s)),
         onOffline: (s, why) => this.offline(s, why),
         onAck: (appId, deviceId, messageId) => this.acks.add(appId, { event: 'delivered', messageId, deviceId, at: Date.now() }),
         onControl: (appId, deviceId, topic, payload) => this.control(appId, deviceId, topic, payload),
-        onDropped: (appId, deviceId, messageId, seq, reason) => this.log.debug({ appId, deviceId, messageId, seq, reason }, 'self channel: push dropped'),
+        onDropped: (appId, deviceId, messageId, seq, reason, detail) => this.dropped(appId, deviceId, messageId, seq, reason, detail),
       },
     });
   }
@@ -109,8 +119,18 @@ export class GatewayNode {
     return { node: this.id, since: s.connectedAt, interval: s.intervalSec, ...(s.network ? { network: s.network } : {}) };
   }
 
+  /** Tells one connection of a device from another in its session record. */
+  private tag(s: SessionInfo): string {
+    return `${this.id} ${s.connectedAt}`;
+  }
+
   private async online(s: SessionInfo): Promise<void> {
     const { appId, deviceId } = s;
+    // Sent before anything can end this session, so its close always comes after.
+    const written = this.sessions.open(appId, deviceId, this.tag(s)).catch((err: Error) => {
+      this.log.warn({ err: err.message, appId, deviceId }, 'gateway: session record not read (pending messages go out with DUP)');
+      return { writtenSeq: Infinity };
+    });
     const entry = this.entry(s);
     this.written.set(`${appId}\u0000${deviceId}`, `${entry.network ?? ''}\u0000${entry.interval}`);
     // Presence first, then the read: a push that found the device offline was numbered before
@@ -129,12 +149,14 @@ export class GatewayNode {
     // Acks of an earlier session on this node are written first, so they are not handed out again.
     await this.acks.flush();
     const pending = await this.ctx.repos.self.pending(appId, deviceId, 0, REDELIVER_LIMIT);
+    // [MQTT-3.3.1-1]: DUP on a redelivery, and only then. Seqs grow per device, so one written
+    // before is at most the highest seq earlier connections wrote (an unwritten one below it gets
+    // DUP too: harmless, unlike a redelivery without it).
+    const { writtenSeq } = await written;
     for (const m of pending) {
       if (this.gw.session(appId, deviceId)?.connectedAt !== s.connectedAt) return; // gone or taken over
       const request = m.request as Pick<PushContent, 'notification' | 'data' | 'overrides'>;
-      // Treated as a redelivery (MQTT DUP) whether or not an earlier connection got it: the SDK
-      // de-duplicates by message id either way.
-      this.deliver(appId, deviceId, m.messageId, m.seq, selfPayload(request), m.expiresAt.getTime(), true);
+      this.deliver(appId, deviceId, m.messageId, m.seq, selfPayload(request), m.expiresAt.getTime(), m.seq <= writtenSeq);
     }
     if (pending.length > 0) this.log.debug({ appId, deviceId, n: pending.length }, 'self channel: pending messages handed out');
   }
@@ -143,12 +165,39 @@ export class GatewayNode {
     const key = `${s.appId}\u0000${s.deviceId}`;
     this.written.delete(key);
     this.advisor.forget(key);
+    this.sessions.close(s.appId, s.deviceId, this.tag(s), s.maxSeqWritten).catch((err: Error) => {
+      this.log.warn({ err: err.message }, 'gateway: session record not closed (its next connection sends pending messages with DUP)');
+    });
     // Whatever the session left un-acked stays `sent` in PostgreSQL: the next connect hands it out.
     this.track(
       this.presence.release(s.appId, s.deviceId, this.id, s.connectedAt).catch((err: Error) => {
         this.log.warn({ err: err.message, why }, 'gateway: presence not released (it runs out with this node)');
       }),
     );
+  }
+
+  /**
+   * A push the device refused (MQTT 5 PUBACK reason code ≥ 0x80) or could not take (above its
+   * Maximum Packet Size) ends `failed` and is no longer pending: handing it out again would only
+   * meet the same answer. An expired one is left to the sweeper, which ends it `expired`.
+   */
+  private dropped(appId: string, deviceId: string, messageId: string, seq: number, why: DropReason, detail: DropDetail = {}): void {
+    let reason: OutcomeReason;
+    if (why === 'rejected') {
+      const rc = `0x${(detail.reasonCode ?? 0x80).toString(16).padStart(2, '0')}`;
+      reason = { code: 'RefusedByDevice', message: `the device refused the push: PUBACK reason code ${rc}`, evidence: { reasonCode: detail.reasonCode } };
+    } else if (why === 'too-large') {
+      reason = {
+        code: 'PayloadTooLarge',
+        message: `the push is ${detail.bytes} bytes as an MQTT packet; the device accepts at most ${detail.limit} (its Maximum Packet Size)`,
+        evidence: { bytes: detail.bytes, limit: detail.limit },
+      };
+    } else {
+      this.log.debug({ appId, deviceId, messageId, seq }, 'self channel: push expired in the gateway');
+      return;
+    }
+    this.log.debug({ appId, deviceId, messageId, seq, code: reason.code }, 'self channel: push dropped');
+    this.acks.add(appId, { event: 'failed', messageId, deviceId, at: Date.now(), reason });
   }
 
   /** Hands a push to the local session unless it already holds that message. */

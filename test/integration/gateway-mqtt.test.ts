@@ -7,7 +7,7 @@ import { connect as mqttConnect, type IClientOptions, type IConnackPacket as Mqt
 import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
 import { signDeviceToken } from '../../src/core/device-token.js';
 import { GatewayServer, deviceTokenAuthenticator } from '../../src/gateway/index.js';
-import type { GatewayOptions, OfflineReason, PendingDelivery, SessionInfo } from '../../src/gateway/index.js';
+import type { DropDetail, GatewayOptions, OfflineReason, PendingDelivery, SessionInfo, SessionStore } from '../../src/gateway/index.js';
 
 const SECRET = 'test-secret-0123456789abcdef';
 const APP = 'app-1';
@@ -21,7 +21,7 @@ type Ev =
   | { t: 'ack'; deviceId: string; id: string; seq: number }
   | { t: 'revokeAck'; deviceId: string; id: string; seq: number }
   | { t: 'control'; deviceId: string; topic: string; payload: Record<string, unknown> }
-  | { t: 'dropped'; deviceId: string; id: string; seq: number; reason: string };
+  | { t: 'dropped'; deviceId: string; id: string; seq: number; reason: string; detail?: DropDetail };
 
 class Recorder {
   events: Ev[] = [];
@@ -56,7 +56,7 @@ class Recorder {
       onAck: (_a, deviceId, id, seq) => this.push({ t: 'ack', deviceId, id, seq }),
       onRevokeAck: (_a, deviceId, id, seq) => this.push({ t: 'revokeAck', deviceId, id, seq }),
       onControl: (_a, deviceId, topic, payload) => this.push({ t: 'control', deviceId, topic, payload }),
-      onDropped: (_a, deviceId, id, seq, reason) => this.push({ t: 'dropped', deviceId, id, seq, reason }),
+      onDropped: (_a, deviceId, id, seq, reason, detail) => this.push({ t: 'dropped', deviceId, id, seq, reason, detail }),
     };
   }
 }
@@ -738,5 +738,261 @@ describe('session edge cases', () => {
     } finally {
       await g.close();
     }
+  });
+});
+
+/** A session store in memory, answering resume() asynchronously like a Redis one. */
+class MemoryStore implements SessionStore {
+  /** deviceId → 0 (held by a connection) or the epoch ms its subscription expires. */
+  subs = new Map<string, number>();
+  calls: string[] = [];
+  async resume(_appId: string, deviceId: string): Promise<boolean> {
+    await sleep(20);
+    this.calls.push(`resume ${deviceId}`);
+    const v = this.subs.get(deviceId);
+    if (v === undefined || (v !== 0 && v <= Date.now())) return false;
+    this.subs.set(deviceId, 0);
+    return true;
+  }
+  hold(_appId: string, deviceId: string): void {
+    this.calls.push(`hold ${deviceId}`);
+    this.subs.set(deviceId, 0);
+  }
+  expire(_appId: string, deviceId: string, expirySec: number): void {
+    this.calls.push(`expire ${deviceId} ${expirySec}`);
+    if (expirySec > 0) this.subs.set(deviceId, Date.now() + expirySec * 1000);
+    else this.subs.delete(deviceId);
+  }
+}
+
+describe('persistent sessions (clean session 0 / Session Expiry > 0)', () => {
+  const store = new MemoryStore();
+  const local = new Recorder();
+  let g: GatewayServer;
+  let url: string;
+
+  before(async () => {
+    g = new GatewayServer({ authenticate: deviceTokenAuthenticator(SECRET), hooks: local.hooks(), sessions: store, maxSessionExpirySec: 3600 });
+    url = `mqtt://127.0.0.1:${await g.listenTcp(0, '127.0.0.1')}`;
+  });
+  after(() => g.close());
+
+  /** Paho's way: clean session 0, subscribe after the first connect only, never resubscribe. */
+  const paho = (id: string, opts: IClientOptions = {}) => mqttClient(url, id, { protocolVersion: 4, clean: false, resubscribe: false, ...opts });
+
+  test('3.1.1: a reconnect without SUBSCRIBE gets Session Present and its pushes; a clean session discards it', async () => {
+    const id = dev('paho');
+    const first = await paho(id);
+    assert.equal(first.connack.sessionPresent, false, 'nothing to resume yet');
+    await first.c.subscribeAsync(`devices/${id}`, { qos: 1 });
+    await first.c.endAsync();
+    await local.wait('offline', (e) => e.s.deviceId === id);
+    assert.deepEqual(store.calls.filter((c) => c.split(' ')[1] === id), [`resume ${id}`, `hold ${id}`, `expire ${id} 3600`]);
+
+    // Auto-reconnect after a dropped connection, as Paho does it: no SUBSCRIBE.
+    const again = await paho(id, { reconnectPeriod: 100 });
+    try {
+      assert.equal(again.connack.sessionPresent, true);
+      const online = await local.wait('online', (e) => e.s.deviceId === id && e.s.sessionPresent);
+      assert.equal(online.s.sessionExpirySec, 3600);
+      const got = onMessage(again.c, `devices/${id}`);
+      assert.equal(g.deliver(APP, id, push('m-resumed', 1)), true);
+      assert.equal((await within(got)).packet.dup, false);
+      await local.wait('ack', (e) => e.deviceId === id && e.id === 'm-resumed');
+
+      const reconnected = new Promise<MqttConnack>((resolve) => again.c.once('connect', resolve));
+      again.c.stream.destroy();
+      assert.equal((await within(reconnected)).sessionPresent, true, 'after an auto-reconnect too');
+      const got2 = onMessage(again.c, `devices/${id}`);
+      await local.wait('online', (e) => e.s.deviceId === id && e.s.connectedAt > online.s.connectedAt);
+      assert.equal(g.deliver(APP, id, push('m-after-drop', 2)), true);
+      assert.equal((await within(got2)).payload.id, 'm-after-drop');
+    } finally {
+      await again.c.endAsync();
+    }
+
+    // A clean session starts afresh: Session Present 0, pushes wait for its SUBSCRIBE, and the
+    // persisted session is gone for later connects too.
+    const clean = await mqttClient(url, id, { protocolVersion: 4, clean: true });
+    try {
+      assert.equal(clean.connack.sessionPresent, false);
+      assert.equal(g.deliver(APP, id, push('m-clean', 3)), true);
+      assert.deepEqual(g.pendingFor(APP, id)?.map((p) => p.written), [false], 'waits for the SUBSCRIBE');
+    } finally {
+      await clean.c.endAsync();
+    }
+    const later = await paho(id);
+    assert.equal(later.connack.sessionPresent, false);
+    await later.c.endAsync();
+  });
+
+  test('MQTT 5: Session Expiry is granted (capped) and resumed; takeover keeps it; DISCONNECT with expiry 0 ends it', async () => {
+    const id = dev('v5sess');
+    const opts = (sec: number): IClientOptions => ({ protocolVersion: 5, clean: false, resubscribe: false, properties: { sessionExpiryInterval: sec } });
+    const first = await mqttClient(url, id, opts(86_400));
+    assert.equal(first.connack.sessionPresent, false);
+    assert.equal(first.connack.properties?.sessionExpiryInterval, 3600, 'capped at maxSessionExpirySec');
+    await first.c.subscribeAsync(`devices/${id}`, { qos: 1 });
+    await first.c.endAsync();
+    await local.wait('offline', (e) => e.s.deviceId === id);
+
+    const second = await mqttClient(url, id, opts(600));
+    assert.equal(second.connack.sessionPresent, true);
+    assert.equal(second.connack.properties?.sessionExpiryInterval, 600);
+    const secondOn = g.session(APP, id)!.connectedAt;
+    // A takeover (the phone reconnects before the old connection timed out) resumes the session,
+    // and the connection taken over does not start the session's expiry.
+    const before = store.calls.length;
+    const third = await mqttClient(url, id, opts(600));
+    second.c.end(true);
+    assert.equal(third.connack.sessionPresent, true);
+    assert.equal((await local.wait('offline', (e) => e.s.deviceId === id && e.s.connectedAt === secondOn)).why, 'takeover');
+    assert.deepEqual(store.calls.slice(before), [`resume ${id}`]);
+    const thirdOn = g.session(APP, id)!.connectedAt;
+    const got = onMessage(third.c, `devices/${id}`);
+    assert.equal(g.deliver(APP, id, push('m-v5', 1)), true);
+    assert.equal((await within(got)).payload.id, 'm-v5');
+    await third.c.endAsync({ properties: { sessionExpiryInterval: 0 } } as never);
+    await local.wait('offline', (e) => e.s.connectedAt === thirdOn && e.s.deviceId === id);
+    assert.equal(store.calls.at(-1), `expire ${id} 0`, 'DISCONNECT with Session Expiry 0 ends the session');
+    const fourth = await mqttClient(url, id, opts(600));
+    assert.equal(fourth.connack.sessionPresent, false);
+    await fourth.c.endAsync();
+  });
+
+  test('MQTT 5 Clean Start 0 with Session Expiry 0: nothing outlives the connection', async () => {
+    const id = dev('v5exp0');
+    const first = await mqttClient(url, id, { protocolVersion: 5, clean: false, resubscribe: false });
+    assert.equal(first.connack.properties?.sessionExpiryInterval, 0);
+    await first.c.subscribeAsync(`devices/${id}`, { qos: 1 });
+    await first.c.endAsync();
+    const second = await mqttClient(url, id, { protocolVersion: 5, clean: false, resubscribe: false });
+    assert.equal(second.connack.sessionPresent, false);
+    await second.c.endAsync();
+    assert.ok(!store.calls.includes(`hold ${id}`));
+  });
+
+  test('MQTT 5 Clean Start 1 with Session Expiry discards the old session and starts a persistent one; UNSUBSCRIBE ends it', async () => {
+    const id = dev('v5fresh');
+    const opts = (clean: boolean): IClientOptions => ({ protocolVersion: 5, clean, resubscribe: false, properties: { sessionExpiryInterval: 600 } });
+    const first = await mqttClient(url, id, opts(true));
+    assert.equal(first.connack.sessionPresent, false);
+    await first.c.subscribeAsync(`devices/${id}`, { qos: 1 });
+    await first.c.endAsync();
+    await local.wait('offline', (e) => e.s.deviceId === id);
+    const second = await mqttClient(url, id, opts(false));
+    assert.equal(second.connack.sessionPresent, true);
+    await second.c.unsubscribeAsync(`devices/${id}`);
+    assert.equal(g.deliver(APP, id, push('m-unsub', 1)), true);
+    assert.deepEqual(g.pendingFor(APP, id)?.map((p) => p.written), [false], 'unsubscribed: pushes wait');
+    await second.c.endAsync();
+    const third = await mqttClient(url, id, opts(false));
+    assert.equal(third.connack.sessionPresent, false);
+    await third.c.endAsync();
+    assert.deepEqual(store.calls.filter((c) => c.split(' ')[1] === id).slice(0, 5), [
+      `expire ${id} 0`, // the clean start
+      `hold ${id}`,
+      `expire ${id} 600`,
+      `resume ${id}`,
+      `expire ${id} 0`, // the UNSUBSCRIBE
+    ]);
+  });
+
+  test('without a session store every session ends with its connection', async () => {
+    const id = dev('nostore');
+    const first = await mqttClient(tcpUrl, id, { protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } });
+    assert.equal(first.connack.properties?.sessionExpiryInterval, 0);
+    await first.c.subscribeAsync(`devices/${id}`, { qos: 1 });
+    await first.c.endAsync();
+    const second = await mqttClient(tcpUrl, id, { protocolVersion: 4, clean: false, resubscribe: false });
+    assert.equal(second.connack.sessionPresent, false);
+    await second.c.endAsync();
+  });
+});
+
+describe('keep alive 0, protocol levels, pushes the device cannot take', () => {
+  test('MQTT 5 keep alive 0: no Server Keep Alive is imposed; the server max idle applies; advice on $relay/heartbeat', async () => {
+    const local = new Recorder();
+    // Default advice: 270 s for a device that asked for none.
+    const g = new GatewayServer({ authenticate: deviceTokenAuthenticator(SECRET), hooks: local.hooks(), maxIdleSec: 1800 });
+    const p = await g.listenTcp(0, '127.0.0.1');
+    try {
+      const id = dev('ka0v5');
+      const { c, connack } = await mqttClient(`mqtt://127.0.0.1:${p}`, id, { protocolVersion: 5, keepalive: 0 });
+      try {
+        assert.equal(connack.properties?.serverKeepAlive, undefined, 'MQTT.js with keepalive 0 would never ping at 270 s');
+        const s = g.session(APP, id)!;
+        assert.equal(s.keepAliveSec, 0);
+        assert.equal(s.intervalSec, 0);
+        assert.equal(s.idleTimeoutMs, 1_800_000);
+        assert.equal(s.advisedSec, 270);
+        const got = onMessage(c, '$relay/heartbeat');
+        await c.subscribeAsync('$relay/heartbeat', { qos: 0 });
+        assert.deepEqual((await within(got)).payload, { adviseSec: 270 });
+      } finally {
+        await c.endAsync();
+      }
+      // A keep alive asked for still gets the advice in force.
+      const id2 = dev('ka60v5');
+      const other = await mqttClient(`mqtt://127.0.0.1:${p}`, id2, { protocolVersion: 5, keepalive: 60 });
+      assert.equal(other.connack.properties?.serverKeepAlive, 60);
+      await other.c.endAsync();
+    } finally {
+      await g.close();
+    }
+  });
+
+  test('an unsupported protocol level gets a CONNACK before the close (level 6: 0x84 in MQTT 5 form; level 2: return code 1)', async () => {
+    const connect = generate(
+      { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId: 'lvl', clean: true, keepalive: 30, username: 'lvl', password: Buffer.from('x') },
+      { protocolVersion: 5 },
+    );
+    assert.equal(connect.subarray(4, 8).toString(), 'MQTT');
+    for (const [level, version, field, code] of [
+      [6, 5, 'reasonCode', 0x84],
+      [2, 4, 'returnCode', 1],
+    ] as const) {
+      const raw = await Raw.open(port, version);
+      const bytes = Buffer.from(connect);
+      bytes[8] = level;
+      raw.sock.write(bytes);
+      const connack = (await raw.waitFor('connack')) as unknown as Record<string, unknown>;
+      assert.equal(connack[field], code, `level ${level}: ${JSON.stringify(connack)}`);
+      assert.equal(await raw.isClosedWithin(2000), true);
+    }
+  });
+
+  test('MQTT 5 PUBACK reason code ≥ 0x80 → onDropped rejected with the code; a push over the client Maximum Packet Size → too-large with the sizes', async () => {
+    const id = dev('refuse');
+    const raw = await Raw.open(port, 5);
+    raw.send({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 5,
+      clientId: id,
+      clean: true,
+      keepalive: 60,
+      username: id,
+      password: Buffer.from(token(id)),
+      properties: { maximumPacketSize: 300 },
+    });
+    await raw.waitFor('connack');
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `devices/${id}`, qos: 1 }] });
+    await raw.waitFor('suback');
+    assert.equal(gw.deliver(APP, id, push('m-no', 1)), true);
+    const pub = (await raw.waitFor('publish')) as { messageId?: number };
+    raw.send({ cmd: 'puback', messageId: pub.messageId!, reasonCode: 0x83 });
+    const refused = await rec.wait('dropped', (e) => e.deviceId === id && e.id === 'm-no');
+    assert.equal(refused.reason, 'rejected');
+    assert.deepEqual(refused.detail, { reasonCode: 0x83 });
+    assert.equal(rec.find('ack', (e) => e.deviceId === id), undefined);
+
+    assert.equal(gw.deliver(APP, id, { ...push('m-big', 2), payload: { data: { blob: 'x'.repeat(400) } } }), true);
+    const big = await rec.wait('dropped', (e) => e.deviceId === id && e.id === 'm-big');
+    assert.equal(big.reason, 'too-large');
+    assert.equal(big.detail?.limit, 300);
+    assert.ok((big.detail?.bytes ?? 0) > 400, JSON.stringify(big.detail));
+    assert.deepEqual(gw.pendingFor(APP, id), []);
+    raw.sock.destroy();
   });
 });
