@@ -29,6 +29,11 @@ export function subscriptionBit(deviceId: string, topic: string): number {
   return 0;
 }
 
+/** True for a filter with `+` or `#`: MQTT 5 refuses it as unsupported (0xA2), not as forbidden. */
+export function isWildcard(filter: string): boolean {
+  return filter.includes('#') || filter.includes('+');
+}
+
 export function grantedQos(requested: number): 0 | 1 {
   return requested >= 1 ? 1 : 0;
 }

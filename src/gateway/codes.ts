@@ -11,6 +11,8 @@ export const Refuse = {
   notAuthorized: [5, 0x87],
   /** MQTT 5 enhanced authentication (AUTH) is not supported. */
   badAuthMethod: [4, 0x8c],
+  /** MQTT 5 only: a retained Will while CONNACK says Retain Available 0 [MQTT-3.2.2-13]. */
+  retainNotSupported: [5, 0x9a],
 } as const satisfies Record<string, readonly [number, number]>;
 export type Refusal = (typeof Refuse)[keyof typeof Refuse];
 
@@ -32,6 +34,8 @@ export const RC = {
   payloadFormatInvalid: 0x99,
   retainNotSupported: 0x9a,
   qosNotSupported: 0x9b,
+  subscriptionIdentifiersNotSupported: 0xa1,
+  wildcardSubscriptionsNotSupported: 0xa2,
 } as const;
 
 /** MQTT 3.1.1 SUBACK failure. */

@@ -16,6 +16,7 @@ import {
   SUB_HEARTBEAT,
   deviceTopic,
   grantedQos,
+  isWildcard,
   subscriptionBit,
   uplinkKind,
 } from './acl.js';
@@ -78,6 +79,11 @@ function onParserPacket(this: ParserInternals, packet: Packet): void {
 }
 function onParserError(this: ParserInternals, err: Error): void {
   this.session.onParseError(err);
+}
+
+/** MQTT 5 SUBACK code for a refused filter: CONNACK said Wildcard Subscription Available 0 (§3.9.3). */
+function subackRefusalV5(filter: string): number {
+  return isWildcard(filter) ? RC.wildcardSubscriptionsNotSupported : RC.notAuthorized;
 }
 
 /** v5 DISCONNECT reason for each way a session can be ended by the server. */
@@ -279,6 +285,9 @@ export abstract class Session implements WheelEntry {
       if (typeof net === 'string' && net.length > 0) this.network = net.slice(0, 128);
       if (props.authenticationMethod) return this.refuse(Refuse.badAuthMethod);
     }
+    // Wills are ignored, but MQTT 5 must not accept a retained one while CONNACK says Retain
+    // Available 0 [MQTT-3.2.2-13]. 3.1.1 has no way to say so: its retained Will is ignored too.
+    if (v === 5 && p.will?.retain) return this.refuse(Refuse.retainNotSupported);
     const clientId = p.clientId;
     if (!clientId) return this.refuse(Refuse.identifierRejected);
     if (!p.password || p.password.length === 0) return this.refuse(Refuse.badCredentials);
@@ -463,12 +472,16 @@ export abstract class Session implements WheelEntry {
 
   private onSubscribe(p: ISubscribePacket): void {
     const v5 = this.version === 5;
+    // CONNACK said Subscription Identifiers Available 0: receiving one is a Protocol Error (§3.8.2.1.2).
+    if (v5 && p.properties?.subscriptionIdentifier !== undefined) {
+      return this.terminate('protocol-error', RC.subscriptionIdentifiersNotSupported);
+    }
     const granted: number[] = [];
     let added = 0;
     for (const sub of p.subscriptions) {
       const bit = subscriptionBit(this.deviceId, sub.topic);
       if (bit === 0) {
-        granted.push(v5 ? RC.notAuthorized : SUBACK_FAILURE_V4);
+        granted.push(v5 ? subackRefusalV5(sub.topic) : SUBACK_FAILURE_V4);
       } else {
         // Downlinks are always QoS 1 (the PUBACK is the delivered receipt), so the device topic is granted 1.
         granted.push(bit === SUB_DEVICE ? 1 : grantedQos(sub.qos));

@@ -396,15 +396,22 @@ describe('refusals', () => {
     assert.equal(e5.code, 0x87);
   });
 
-  test("subscribing to another device's topic: SUBACK failure (0x80 / 0x87)", async () => {
+  test("subscribing to another device's topic: SUBACK failure (0x80 / 0x87); a wildcard: MQTT 5 0xA2", async () => {
     for (const protocolVersion of [4, 5] as const) {
       const id = dev(`sub${protocolVersion}`);
       const { c } = await mqttClient(tcpUrl, id, { protocolVersion });
       try {
-        for (const topic of ['devices/someone-else', 'devices/#', '#', `devices/${id}/x`]) {
+        for (const [topic, v5code] of [
+          ['devices/someone-else', 0x87],
+          [`devices/${id}/x`, 0x87],
+          ['devices/#', 0xa2],
+          ['#', 0xa2],
+          ['devices/+', 0xa2],
+          [`+/${id}`, 0xa2],
+        ] as const) {
           await assert.rejects(
             c.subscribeAsync(topic, { qos: 1 }),
-            (e: { packet?: { granted?: number[] } }) => e.packet?.granted?.[0] === (protocolVersion === 4 ? 0x80 : 0x87),
+            (e: { packet?: { granted?: number[] } }) => e.packet?.granted?.[0] === (protocolVersion === 4 ? 0x80 : v5code),
             topic,
           );
         }
@@ -419,6 +426,59 @@ describe('refusals', () => {
         await c.endAsync();
       }
     }
+  });
+
+  test('a SUBSCRIBE in several filters: each gets its own code (MQTT 5: granted, 0xA2, 0x87)', async () => {
+    const id = dev('submix');
+    const raw = await Raw.open(port, 5);
+    await raw.connect(id);
+    raw.send({
+      cmd: 'subscribe',
+      messageId: 7,
+      subscriptions: [
+        { topic: `devices/${id}`, qos: 1 },
+        { topic: 'devices/#', qos: 1 },
+        { topic: 'devices/someone-else', qos: 0 },
+      ],
+    });
+    const suback = (await raw.waitFor('suback')) as { messageId?: number; granted?: number[] };
+    assert.equal(suback.messageId, 7);
+    assert.deepEqual(suback.granted, [1, 0xa2, 0x87]);
+    raw.sock.destroy();
+  });
+
+  test('MQTT 5 SUBSCRIBE with a Subscription Identifier: DISCONNECT 0xA1, closed (CONNACK says none are available)', async () => {
+    const id = dev('subid');
+    const { c, connack } = await mqttClient(tcpUrl, id, { protocolVersion: 5 });
+    assert.equal(connack.properties?.subscriptionIdentifiersAvailable, false);
+    const disconnected = new Promise<{ reasonCode?: number }>((resolve) => c.once('disconnect', (p) => resolve(p)));
+    c.subscribe(`devices/${id}`, { qos: 1, properties: { subscriptionIdentifier: 42 } });
+    assert.equal((await within(disconnected)).reasonCode, 0xa1);
+    const off = await rec.wait('offline', (e) => e.s.deviceId === id);
+    assert.equal(off.why, 'protocol-error');
+    c.end(true);
+
+    // Without one, the same SUBSCRIBE is granted.
+    const id2 = dev('nosubid');
+    const other = await mqttClient(tcpUrl, id2, { protocolVersion: 5 });
+    assert.equal((await other.c.subscribeAsync(`devices/${id2}`, { qos: 1 }))[0]?.qos, 1);
+    await other.c.endAsync();
+  });
+
+  test('a Will with Will Retain: MQTT 5 CONNACK 0x9A (CONNACK says Retain Available 0); 3.1.1 accepted; unretained Will accepted', async () => {
+    const will = { topic: '$relay/control', payload: Buffer.from('{"type":"gone"}'), qos: 0 as const, retain: true };
+    const id5 = dev('willr5');
+    const e5 = await connectError(tcpUrl, { protocolVersion: 5, clientId: id5, username: id5, password: token(id5), will });
+    assert.equal(e5.code, 0x9a, e5.message);
+    await sleep(50);
+    assert.equal(rec.find('online', (e) => e.s.deviceId === id5), undefined);
+
+    const id4 = dev('willr4');
+    const { c: c4 } = await mqttClient(tcpUrl, id4, { protocolVersion: 4, will });
+    await c4.endAsync();
+    const idPlain = dev('will5');
+    const { c: c5 } = await mqttClient(tcpUrl, idPlain, { protocolVersion: 5, will: { ...will, retain: false } });
+    await c5.endAsync();
   });
 
   test('publishing to a forbidden topic: MQTT 5 PUBACK 0x87; 3.1.1 disconnect', async () => {

@@ -8,6 +8,7 @@ import {
   SUB_HEARTBEAT,
   deviceTopic,
   grantedQos,
+  isWildcard,
   subscriptionBit,
   uplinkKind,
 } from '../../src/gateway/acl.js';
@@ -26,6 +27,11 @@ test('wildcard characters in a device id never widen the grant', () => {
   assert.equal(subscriptionBit('+', 'devices/x'), 0);
   assert.equal(subscriptionBit('#', 'devices/a/b'), 0);
   assert.equal(subscriptionBit('a/b', 'devices/a/b'), SUB_DEVICE); // exact match only
+});
+
+test('wildcard filters are told apart (MQTT 5 refuses them with 0xA2, others with 0x87)', () => {
+  for (const t of ['#', 'devices/#', 'devices/+', '+/d-1', '$relay/#', 'devices/+/x']) assert.equal(isWildcard(t), true, t);
+  for (const t of ['devices/d-1', 'devices/d-2', '$relay/heartbeat', '', 'devices/d-1/x']) assert.equal(isWildcard(t), false, t);
 });
 
 test('granted QoS is capped at 1', () => {
