@@ -13,6 +13,8 @@ export const Refuse = {
   badAuthMethod: [4, 0x8c],
   /** MQTT 5 only: a retained Will while CONNACK says Retain Available 0 [MQTT-3.2.2-13]. */
   retainNotSupported: [5, 0x9a],
+  /** MQTT 5 only: a QoS 2 Will while CONNACK says Maximum QoS 1 [MQTT-3.2.2-12]. */
+  qosNotSupported: [5, 0x9b],
 } as const satisfies Record<string, readonly [number, number]>;
 export type Refusal = (typeof Refuse)[keyof typeof Refuse];
 
@@ -34,6 +36,7 @@ export const RC = {
   payloadFormatInvalid: 0x99,
   retainNotSupported: 0x9a,
   qosNotSupported: 0x9b,
+  sharedSubscriptionsNotSupported: 0x9e,
   subscriptionIdentifiersNotSupported: 0xa1,
   wildcardSubscriptionsNotSupported: 0xa2,
 } as const;

@@ -81,8 +81,12 @@ function onParserError(this: ParserInternals, err: Error): void {
   this.session.onParseError(err);
 }
 
-/** MQTT 5 SUBACK code for a refused filter: CONNACK said Wildcard Subscription Available 0 (§3.9.3). */
+/**
+ * MQTT 5 SUBACK code for a refused filter: CONNACK said Shared Subscription Available 0 and
+ * Wildcard Subscription Available 0 (§3.9.3), so those say "not supported" rather than "forbidden".
+ */
 function subackRefusalV5(filter: string): number {
+  if (filter.startsWith('$share/')) return RC.sharedSubscriptionsNotSupported;
   return isWildcard(filter) ? RC.wildcardSubscriptionsNotSupported : RC.notAuthorized;
 }
 
@@ -285,9 +289,10 @@ export abstract class Session implements WheelEntry {
       if (typeof net === 'string' && net.length > 0) this.network = net.slice(0, 128);
       if (props.authenticationMethod) return this.refuse(Refuse.badAuthMethod);
     }
-    // Wills are ignored, but MQTT 5 must not accept a retained one while CONNACK says Retain
-    // Available 0 [MQTT-3.2.2-13]. 3.1.1 has no way to say so: its retained Will is ignored too.
+    // Wills are ignored, but MQTT 5 must not accept one CONNACK's capabilities rule out: retained
+    // (Retain Available 0) or QoS 2 (Maximum QoS 1). 3.1.1 has no way to say so: it is ignored too.
     if (v === 5 && p.will?.retain) return this.refuse(Refuse.retainNotSupported);
+    if (v === 5 && (p.will?.qos ?? 0) > 1) return this.refuse(Refuse.qosNotSupported);
     const clientId = p.clientId;
     if (!clientId) return this.refuse(Refuse.identifierRejected);
     if (!p.password || p.password.length === 0) return this.refuse(Refuse.badCredentials);

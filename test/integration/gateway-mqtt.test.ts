@@ -428,7 +428,7 @@ describe('refusals', () => {
     }
   });
 
-  test('a SUBSCRIBE in several filters: each gets its own code (MQTT 5: granted, 0xA2, 0x87)', async () => {
+  test('a SUBSCRIBE in several filters: each gets its own code (MQTT 5: granted, 0xA2, 0x87, 0x9E)', async () => {
     const id = dev('submix');
     const raw = await Raw.open(port, 5);
     await raw.connect(id);
@@ -439,11 +439,12 @@ describe('refusals', () => {
         { topic: `devices/${id}`, qos: 1 },
         { topic: 'devices/#', qos: 1 },
         { topic: 'devices/someone-else', qos: 0 },
+        { topic: `$share/g/devices/${id}`, qos: 1 },
       ],
     });
     const suback = (await raw.waitFor('suback')) as { messageId?: number; granted?: number[] };
     assert.equal(suback.messageId, 7);
-    assert.deepEqual(suback.granted, [1, 0xa2, 0x87]);
+    assert.deepEqual(suback.granted, [1, 0xa2, 0x87, 0x9e]);
     raw.sock.destroy();
   });
 
@@ -479,6 +480,11 @@ describe('refusals', () => {
     const idPlain = dev('will5');
     const { c: c5 } = await mqttClient(tcpUrl, idPlain, { protocolVersion: 5, will: { ...will, retain: false } });
     await c5.endAsync();
+
+    // A QoS 2 Will is refused too: CONNACK says Maximum QoS 1.
+    const idq2 = dev('willq2');
+    const eq2 = await connectError(tcpUrl, { protocolVersion: 5, clientId: idq2, username: idq2, password: token(idq2), will: { ...will, retain: false, qos: 2 } });
+    assert.equal(eq2.code, 0x9b, eq2.message);
   });
 
   test('publishing to a forbidden topic: MQTT 5 PUBACK 0x87; 3.1.1 disconnect', async () => {
