@@ -589,7 +589,9 @@ export function buildFcmMessage(content: PushContent, now = Date.now()): FcmMess
     ttl: ttlMs,
   };
   if (content.options.collapseKey) android.collapseKey = content.options.collapseKey;
-  if (n) {
+  // android.notification alone makes Android show a notification: without a title or body it
+  // would be an empty one, so click action, sound and badge ride only on a visible notification.
+  if (n && (n.title !== undefined || n.body !== undefined)) {
     const an: Plain = {};
     if (n.clickAction !== undefined) an.clickAction = n.clickAction;
     if (n.sound !== undefined) an.sound = n.sound;

@@ -110,6 +110,12 @@ describe('buildFcmMessage', () => {
     assert.equal(shorter.android?.ttl, 0, 'a shorter TTL (now or never) is kept');
   });
 
+  it('click action, sound and badge without a title or body make no empty Android notification', () => {
+    const m = ok(buildFcmMessage(content({ notification: { clickAction: 'app://x', sound: 'ding', badge: 3 } }), NOW));
+    assert.equal(m.notification, undefined);
+    assert.equal(m.android?.notification, undefined);
+  });
+
   it('ttl 0 (now or never) sends android.ttl 0 within its attempt window, and no override lengthens it', () => {
     const now = ok(buildFcmMessage(content({ options: { ttl: 0, priority: 'high' }, expiresAt: NOW + 30_000 }), NOW));
     assert.equal(now.android?.ttl, 0);
