@@ -599,6 +599,7 @@ export function buildFcmMessage(content: PushContent, now = Date.now()): FcmMess
     if (Object.keys(an).length) android.notification = an;
   }
   base.android = android;
+  base.apns = apnsBlock(content, ttlMs === 0);
 
   const merged = deepMerge(base, overrides as Plain);
   // Rules that overrides cannot break.
@@ -629,6 +630,30 @@ export function buildFcmMessage(content: PushContent, now = Date.now()): FcmMess
   }
   return { ok: true, message, payloadBytes };
 }
+
+/**
+ * What FCM passes to APNs for an iOS token (an iOS app registered through Firebase): the options
+ * `android` carries, in APNs' own headers and `aps`. Android tokens ignore it. A message with
+ * nothing to show goes as a background push, which APNs takes only at priority 5.
+ */
+function apnsBlock(content: PushContent, nowOrNever: boolean): Plain {
+  const n = content.notification;
+  const visible = n !== undefined && (n.title !== undefined || n.body !== undefined);
+  const headers: Record<string, string> = {
+    'apns-priority': visible && content.options.priority === 'high' ? '10' : '5',
+    'apns-expiration': nowOrNever ? '0' : String(Math.floor(content.expiresAt / 1000)),
+  };
+  const key = content.options.collapseKey;
+  if (key && Buffer.byteLength(key, 'utf8') <= APNS_COLLAPSE_ID_MAX_BYTES) headers['apns-collapse-id'] = key;
+  const aps: Plain = {};
+  if (!visible) aps.contentAvailable = true;
+  if (visible && n.sound !== undefined) aps.sound = n.sound;
+  if (visible && n.badge !== undefined) aps.badge = n.badge;
+  return { headers, payload: { aps } };
+}
+
+/** APNs refuses an `apns-collapse-id` longer than this. */
+const APNS_COLLAPSE_ID_MAX_BYTES = 64;
 
 // ---------------------------------------------------------------------------------------------
 // Outcome classification

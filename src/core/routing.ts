@@ -27,13 +27,14 @@ export type Route = { channel: Channel; token: string | null } | { channel: null
 const isVendor = (c: string): c is VendorChannel => (VENDOR_CHANNELS as readonly string[]).includes(c);
 
 /**
- * The channels worth trying for a device, best first (SPEC §3): iOS → APNs; web → Web Push;
+ * The channels worth trying for a device, best first (SPEC §3): iOS → APNs (or FCM for an app that
+ * registered its iOS devices through Firebase and has only an FCM token); web → Web Push;
  * Android → self when online, then its brand's vendor channel, then FCM.
  */
 export function preferredChannels(device: RoutableDevice, strategy: AndroidStrategy = 'self-first'): Channel[] {
   switch (device.platform) {
     case 'ios':
-      return ['apns'];
+      return ['apns', 'fcm'];
     case 'web':
       return ['webpush', ...(device.online ? (['self'] as const) : [])];
     case 'android': {

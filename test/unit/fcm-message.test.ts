@@ -104,10 +104,24 @@ describe('buildFcmMessage', () => {
     assert.equal(m.android?.notification?.clickAction, 'app://x');
     assert.equal(m.android?.notification?.channelId, 'orders');
     assert.ok(m.android?.notification?.eventTimestamp instanceof Date);
-    assert.deepEqual(m.apns, { headers: { 'apns-priority': '5' }, payload: { aps: { mutableContent: true } } });
+    assert.deepEqual(m.apns, {
+      headers: { 'apns-priority': '5', 'apns-expiration': String(Math.floor((NOW + 3_600_000) / 1000)), 'apns-collapse-id': 'order-42' },
+      payload: { aps: { mutableContent: true } },
+    });
     assert.deepEqual(m.fcmOptions, { analyticsLabel: 'spring_sale' });
     const shorter = ok(buildFcmMessage(content({ overrides: { fcm: { android: { ttl: 0 } } } }), NOW));
     assert.equal(shorter.android?.ttl, 0, 'a shorter TTL (now or never) is kept');
+  });
+
+  it('an iOS token reached through FCM gets the options in APNs terms: priority, expiration, collapse id, sound, badge', () => {
+    const alert = ok(buildFcmMessage(content({ notification: { title: 'Hi', sound: 'ding', badge: 2 } }), NOW));
+    assert.deepEqual(alert.apns, {
+      headers: { 'apns-priority': '10', 'apns-expiration': String(Math.floor((NOW + 3_600_000) / 1000)), 'apns-collapse-id': 'order-42' },
+      payload: { aps: { sound: 'ding', badge: 2 } },
+    });
+    // Nothing to show: a background push, which APNs takes only at priority 5.
+    const data = ok(buildFcmMessage(content({ notification: undefined, options: { ttl: 0, priority: 'high' }, expiresAt: NOW + 30_000 }), NOW));
+    assert.deepEqual(data.apns, { headers: { 'apns-priority': '5', 'apns-expiration': '0' }, payload: { aps: { contentAvailable: true } } });
   });
 
   it('click action, sound and badge without a title or body make no empty Android notification', () => {

@@ -8,6 +8,9 @@ const dev = (d: Partial<RoutableDevice>): RoutableDevice => ({ platform: 'androi
 
 test('iOS goes to APNs, web to Web Push', () => {
   assert.deepEqual(routeDevice(dev({ platform: 'ios', tokens: { apns: 'a1' } }), { configured: all }), { channel: 'apns', token: 'a1' });
+  // An app that registered its iOS devices through Firebase: FCM carries them; APNs still wins when both exist.
+  assert.deepEqual(routeDevice(dev({ platform: 'ios', tokens: { fcm: 'f1' } }), { configured: all }), { channel: 'fcm', token: 'f1' });
+  assert.deepEqual(routeDevice(dev({ platform: 'ios', tokens: { apns: 'a1', fcm: 'f1' } }), { configured: all }), { channel: 'apns', token: 'a1' });
   assert.deepEqual(routeDevice(dev({ platform: 'web', tokens: { webpush: '{}' } }), { configured: all }), { channel: 'webpush', token: '{}' });
 });
 
