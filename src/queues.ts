@@ -116,6 +116,15 @@ export class Queues {
   }
 
   /**
+   * Sends deliveries a vendor refused over its daily per-device quota over the self channel
+   * instead (quotaFallback=self), whether the quota was met at send time or reported by a receipt.
+   */
+  async quotaFallback(appId: string, messageId: string, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.send('self').add('send', { appId, messageId, ids }, { ...SEND_JOB_OPTIONS, jobId: `quota.${messageId}.${ids[0]!}` });
+  }
+
+  /**
    * Queues one message's deliveries on a channel as send jobs of at most `batchSize` ids, in one
    * `addBulk`; `jobId` names each job by its first id, so re-adding the same rows adds nothing.
    */

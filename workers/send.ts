@@ -155,9 +155,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
       await writeWithRetry(rows, readOnly);
       if (fallback) {
         const moved = await repos.deliveries.moveQueued(overQuota.map((r) => r.id), 'self');
-        if (moved.length > 0) {
-          await ctx.queues.send('self').add('send', { appId, messageId, ids: moved }, { ...SEND_JOB_OPTIONS, jobId: `quota.${messageId}.${moved[0]!}` });
-        }
+        await ctx.queues.quotaFallback(appId, messageId, moved);
       }
       logger.debug({ channel, n: claimed.length, claimMs: Math.round(t1 - t0), sendMs: Math.round(t2 - t1), writeMs: Math.round(performance.now() - t2) }, 'batch');
     }

@@ -6,7 +6,6 @@ import { safeEqual } from '../../core/secrets.js';
 import type { Context } from '../../context.js';
 import { route } from '../define.js';
 import { ApiError } from '../errors.js';
-import { SEND_JOB_OPTIONS } from '../../queues.js';
 
 const receiptProviders = Object.entries(PROVIDER_MODULES)
   .filter(([, m]) => m?.receipts)
@@ -71,8 +70,7 @@ export function receiptsRouter(ctx: Context): Router {
       // message over their own channel instead, as when the quota is known at send time.
       if (result.overQuota.length > 0 && app.settings.quotaFallback === 'self') {
         for (const moved of await ctx.repos.deliveries.requeueOnChannel(result.overQuota, 'self')) {
-          const job = { appId: params.app, messageId: moved.messageId, ids: moved.ids };
-          await ctx.queues.send('self').add('send', job, { ...SEND_JOB_OPTIONS, jobId: `quota.${moved.messageId}.${moved.ids[0]!}` });
+          await ctx.queues.quotaFallback(params.app, moved.messageId, moved.ids);
         }
       }
       res.json({ received: events.length, matched: result.matched, applied: result.changed });
