@@ -22,6 +22,7 @@ import {
   type PushContent,
   type SendTarget,
 } from './types.js';
+import { APNS_MAX_COLLAPSE_ID_BYTES } from './apns.js';
 import { RELAY_ID_KEY, createLimiter, expiredOutcome, relayDataStrings, remainingTtlSeconds, retryAfterMs, type Limiter } from './vendor-common.js';
 
 /**
@@ -644,16 +645,13 @@ function apnsBlock(content: PushContent, nowOrNever: boolean): Plain {
     'apns-expiration': nowOrNever ? '0' : String(Math.floor(content.expiresAt / 1000)),
   };
   const key = content.options.collapseKey;
-  if (key && Buffer.byteLength(key, 'utf8') <= APNS_COLLAPSE_ID_MAX_BYTES) headers['apns-collapse-id'] = key;
+  if (key && Buffer.byteLength(key, 'utf8') <= APNS_MAX_COLLAPSE_ID_BYTES) headers['apns-collapse-id'] = key;
   const aps: Plain = {};
   if (!visible) aps.contentAvailable = true;
   if (visible && n.sound !== undefined) aps.sound = n.sound;
   if (visible && n.badge !== undefined) aps.badge = n.badge;
   return { headers, payload: { aps } };
 }
-
-/** APNs refuses an `apns-collapse-id` longer than this. */
-const APNS_COLLAPSE_ID_MAX_BYTES = 64;
 
 // ---------------------------------------------------------------------------------------------
 // Outcome classification
