@@ -52,6 +52,8 @@ export interface DevicesTable {
   locale: string | null;
   timezone: string | null;
   app_version: string | null;
+  /** A flat string map for campaign personalisation (`{{first_name|there}}`). */
+  attributes: ColumnType<Record<string, string>, string | Record<string, string> | undefined, string | Record<string, string>>;
   self_seq: ColumnType<string, string | number | undefined, string | number>;
   last_seen_at: NullableTimestamp;
   created_at: Timestamp;
@@ -80,6 +82,8 @@ export interface MessagesTable {
   expires_at: Timestamp;
   routed_at: NullableTimestamp;
   cancelled_at: NullableTimestamp;
+  /** The campaign this message is a run of; null for a transactional push. */
+  campaign_id: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Timestamp;
 }
 
@@ -104,6 +108,8 @@ export interface DeliveriesTable {
   error: Json<{ code: string; message: string } | null> | null;
   provider_id: string | null;
   seq: string | null;
+  /** The A/B variant this device drew (campaign messages with variants only). */
+  variant: ColumnType<string | null, string | null | undefined, never>;
   /** The seq while the device has not acked this self delivery (indexed per device). */
   pending_seq: string | null;
   lease_until: NullableTimestamp;
