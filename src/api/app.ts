@@ -2,9 +2,12 @@ import express, { type Express } from 'express';
 import type { Context } from '../context.js';
 import { httpRequests } from '../metrics.js';
 import { Authenticator, authenticate } from './auth.js';
+import { adminQueuesRouter } from './admin-queues.js';
 import { ApiError, errorHandler } from './errors.js';
 import { appsRouter } from './routes/apps.js';
+import { consoleRouter } from './routes/console.js';
 import { credentialsRouter } from './routes/credentials.js';
+import { dashboardRouter } from './routes/dashboard.js';
 import { devicesRouter } from './routes/devices.js';
 import { eventsRouter } from './routes/events.js';
 import { healthRouter } from './routes/health.js';
@@ -38,8 +41,9 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
   const auth = new Authenticator(ctx.repos.apps, ctx.secrets.adminToken);
   // Vendors and devices authenticate differently: these come before the bearer-key gate.
   app.use(receiptsRouter(ctx), eventsRouter(ctx, auth), inboxRouter(ctx, auth));
+  app.use(dashboardRouter(), adminQueuesRouter(ctx.queues, auth, ctx.secrets.adminToken));
   const v1 = express.Router();
-  v1.use(authenticate(auth));
+  v1.use(authenticate(auth, ctx.repos.apps));
   v1.use(express.json({ limit: ctx.config.MAX_BODY_BYTES, type: ['application/json', 'application/*+json'] }));
   // A body the JSON parser skipped (curl -d sends form encoding) would otherwise read as "no body"
   // and fail on its first required field, which says nothing about the real mistake.
@@ -51,7 +55,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
     }
     next();
   });
-  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall));
+  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall), consoleRouter(ctx));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`)));

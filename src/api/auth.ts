@@ -3,7 +3,8 @@ import { parseApiKey, safeEqual, sha256 } from '../core/secrets.js';
 import type { AppsRepo, Scope } from '../db/apps-repo.js';
 import { ApiError } from './errors.js';
 
-export type Principal = { kind: 'operator' } | { kind: 'key'; appId: string; keyId: string; scopes: ReadonlySet<Scope> };
+/** `appId` on the operator: the app it acts on (`X-Relay-App`), as the dashboard's app selector does. */
+export type Principal = { kind: 'operator'; appId?: string } | { kind: 'key'; appId: string; keyId: string; scopes: ReadonlySet<Scope> };
 
 const CACHE_MS = 15_000;
 
@@ -58,9 +59,18 @@ export function principal(res: Response): Principal {
   return res.locals.principal as Principal;
 }
 
-export function authenticate(auth: Authenticator) {
+export function authenticate(auth: Authenticator, apps: AppsRepo) {
   return async (req: Request, res: Response, next: NextFunction) => {
-    res.locals.principal = await auth.resolve(req.headers.authorization);
+    const p = await auth.resolve(req.headers.authorization);
+    // The operator may read and act on any app (it can mint that app's keys anyway) by naming it;
+    // without the header it stays the app manager, refused on app-scoped endpoints.
+    const actAs = req.get('x-relay-app');
+    if (p.kind === 'operator' && actAs !== undefined) {
+      if (!(await apps.get(actAs))) throw new ApiError(404, 'not_found', `app ${actAs} (X-Relay-App) not found`);
+      res.locals.principal = { kind: 'operator', appId: actAs } satisfies Principal;
+    } else {
+      res.locals.principal = p;
+    }
     next();
   };
 }
@@ -69,7 +79,8 @@ export function authenticate(auth: Authenticator) {
 export function appOf(res: Response, scope: Scope): string {
   const p = principal(res);
   if (p.kind === 'operator') {
-    throw new ApiError(403, 'forbidden', 'the operator token manages apps; use an app API key for this endpoint');
+    if (p.appId !== undefined) return p.appId;
+    throw new ApiError(403, 'forbidden', 'the operator token manages apps; use an app API key, or name the app in X-Relay-App');
   }
   if (!p.scopes.has(scope) && !p.scopes.has('admin')) throw new ApiError(403, 'forbidden', `this API key lacks the '${scope}' scope`);
   return p.appId;

@@ -9,7 +9,7 @@ export interface RouteDoc {
   summary: string;
   tag: string;
   /** Who may call it, for the docs: `operator`, `admin`, or an API key scope. */
-  auth: 'none' | 'operator' | 'admin' | 'push' | 'devices' | 'campaigns' | 'stats' | 'device';
+  auth: 'none' | 'any' | 'operator' | 'admin' | 'push' | 'devices' | 'campaigns' | 'stats' | 'device';
   body?: z.ZodType;
   query?: z.ZodType;
   params?: z.ZodType;

@@ -39,7 +39,7 @@ export function openapiDocument(serverUrl?: string) {
     (paths[path] ??= {})[doc.method] = {
       summary: doc.summary,
       tags: [doc.tag],
-      ...(doc.auth === 'none' ? { security: [] } : { description: `Authorization: ${doc.auth === 'operator' ? 'the operator token' : doc.auth === 'device' ? 'the device password' : `an API key with the '${doc.auth}' scope (or 'admin')`}.` }),
+      ...(doc.auth === 'none' ? { security: [] } : { description: `Authorization: ${doc.auth === 'operator' ? 'the operator token' : doc.auth === 'any' ? 'any API key or the operator token' : doc.auth === 'device' ? 'the device password' : `an API key with the '${doc.auth}' scope (or 'admin')`}.` }),
       parameters: parameters(doc),
       ...(doc.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(doc.body, 'input') } } } } : {}),
       responses,

@@ -1,0 +1,246 @@
+import { useMemo, useState } from 'preact/hooks';
+import { api, qs } from '../api';
+import { TimeChart, type Line } from '../chart';
+import { keyLabel, num, pct, rate } from '../format';
+import { useLoad } from '../hooks';
+import { POINT_FIELDS, type ErrorReason, type PointField, type QueueDepth, type Stats } from '../types';
+import { Failure, Section, Stat } from '../ui';
+
+const RANGES = {
+  hour: { label: 'Last hour', ms: 3_600_000, interval: 'minute' },
+  day: { label: 'Last 24 hours', ms: 86_400_000, interval: 'hour' },
+  week: { label: 'Last 7 days', ms: 7 * 86_400_000, interval: 'day' },
+} as const;
+type Range = keyof typeof RANGES;
+type Interval = 'minute' | 'hour' | 'day';
+const SPLITS = ['channel', 'platform', 'campaign'] as const;
+type Split = (typeof SPLITS)[number];
+
+/** One x axis for every series (the union of their bucket times) and one y column per series. */
+function align(series: Stats['series'], field: PointField): { times: number[]; lines: Line[] } {
+  const ts = [...new Set(series.flatMap((s) => s.points.map((p) => Date.parse(p.t))))].sort((a, b) => a - b);
+  const lines = series.map((s) => {
+    const byT = new Map(s.points.map((p) => [Date.parse(p.t), p[field] ?? 0]));
+    return { label: keyLabel(s.key), values: ts.map((t) => byT.get(t) ?? 0) };
+  });
+  return { times: ts.map((t) => t / 1000), lines };
+}
+
+/** The funnel over time: the ungrouped series summed per bucket, one line per step. */
+function funnelLines(stats: Stats, fields: readonly PointField[]): { times: number[]; lines: Line[] } {
+  const sum = new Map<number, Partial<Record<PointField, number>>>();
+  for (const s of stats.series)
+    for (const p of s.points) {
+      const t = Date.parse(p.t);
+      const acc = sum.get(t) ?? {};
+      for (const f of POINT_FIELDS) acc[f] = (acc[f] ?? 0) + (p[f] ?? 0);
+      sum.set(t, acc);
+    }
+  const ts = [...sum.keys()].sort((a, b) => a - b);
+  return { times: ts.map((t) => t / 1000), lines: fields.map((f) => ({ label: f, values: ts.map((t) => sum.get(t)![f] ?? 0) })) };
+}
+
+const totalsOf = (points: Stats['series'][number]['points']) => {
+  const t: Partial<Record<PointField, number>> = {};
+  for (const p of points) for (const f of POINT_FIELDS) t[f] = (t[f] ?? 0) + (p[f] ?? 0);
+  return t;
+};
+
+export function Overview({ app }: { app: string | null }) {
+  const [range, setRange] = useState<Range>('day');
+  const [interval, setBucket] = useState<Interval>('hour');
+  const [split, setSplit] = useState<Split>('channel');
+  // The window is fixed when the choice is made, so the funnel and the split cover the same range.
+  const span = useMemo(() => {
+    const to = new Date();
+    return { from: new Date(to.getTime() - RANGES[range].ms).toISOString(), to: to.toISOString() };
+  }, [range, interval, app]);
+
+  const stats = useLoad(() => api<Stats>(`/v1/stats?${qs({ ...span, interval })}`), [span]);
+  const grouped = useLoad(() => api<Stats>(`/v1/stats?${qs({ ...span, interval, groupBy: split })}`), [span, split]);
+  const errors = useLoad(() => api<{ items: ErrorReason[] }>(`/v1/stats/errors?${qs(span)}`), [span]);
+  const queues = useLoad(() => api<{ at: string; queues: QueueDepth[] }>('/v1/queues'), [app], 5000);
+
+  const funnel = useMemo(() => (stats.data ? funnelLines(stats.data, ['sent', 'delivered', 'opened']) : undefined), [stats.data]);
+  const invalid = useMemo(() => (stats.data ? funnelLines(stats.data, ['invalid', 'failed', 'expired']) : undefined), [stats.data]);
+  const split$ = useMemo(() => (grouped.data ? align(grouped.data.series, 'sent') : undefined), [grouped.data]);
+  const t = stats.data?.totals ?? {};
+
+  return (
+    <>
+      <form class="toolbar" aria-label="Time range" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Range
+          <select
+            value={range}
+            onChange={(e) => {
+              const r = (e.target as HTMLSelectElement).value as Range;
+              setRange(r);
+              setBucket(RANGES[r].interval);
+            }}
+          >
+            {Object.entries(RANGES).map(([k, v]) => (
+              <option value={k}>{v.label}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Buckets
+          <select value={interval} onChange={(e) => setBucket((e.target as HTMLSelectElement).value as Interval)}>
+            <option value="minute">Minute</option>
+            <option value="hour">Hour</option>
+            <option value="day">Day</option>
+          </select>
+        </label>
+        <button type="button" onClick={() => (stats.reload(), grouped.reload(), errors.reload())}>
+          Refresh
+        </button>
+      </form>
+
+      <Section title="Funnel">
+        <Failure error={stats.error} />
+        <dl class="stats" aria-busy={stats.loading}>
+          <Stat label="Sent" value={num(t.sent ?? 0)} testId="funnel-sent" />
+          <Stat label="Delivered" value={num(t.delivered ?? 0)} testId="funnel-delivered" hint={`${pct(stats.data?.rates.delivered)} of sent`} />
+          <Stat label="Opened" value={num(t.opened ?? 0)} testId="funnel-opened" hint={`${pct(stats.data?.rates.opened)} of delivered`} />
+          <Stat label="Delivery rate" value={pct(stats.data?.rates.delivered)} testId="rate-delivered" />
+          <Stat label="Open rate" value={pct(stats.data?.rates.opened)} testId="rate-opened" />
+          <Stat label="Failed" value={num(t.failed ?? 0)} testId="funnel-failed" />
+          <Stat label="Invalid tokens" value={num(t.invalid ?? 0)} testId="funnel-invalid" />
+          <Stat label="Expired" value={num(t.expired ?? 0)} testId="funnel-expired" />
+        </dl>
+        {funnel && funnel.times.length > 0 ? <TimeChart title="Sent, delivered and opened per bucket" times={funnel.times} lines={funnel.lines} /> : null}
+        {funnel && funnel.times.length === 0 ? <p class="muted">Nothing sent in this range.</p> : null}
+      </Section>
+
+      <Section title="Split">
+        <label class="inline">
+          Split by
+          <select value={split} onChange={(e) => setSplit((e.target as HTMLSelectElement).value as Split)}>
+            {SPLITS.map((s) => (
+              <option value={s}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <Failure error={grouped.error} />
+        {split$ && split$.times.length > 0 ? <TimeChart title={`Sent per ${split}`} times={split$.times} lines={split$.lines} /> : null}
+        <div class="scroll">
+          <table>
+            <caption>Funnel per {split}</caption>
+            <thead>
+              <tr>
+                <th scope="col">{split}</th>
+                {(['sent', 'delivered', 'opened', 'failed', 'invalid', 'expired'] as const).map((f) => (
+                  <th scope="col" class="n">
+                    {f}
+                  </th>
+                ))}
+                <th scope="col" class="n">
+                  delivered / sent
+                </th>
+                <th scope="col" class="n">
+                  opened / delivered
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {(grouped.data?.series ?? []).map((s) => {
+                const c = totalsOf(s.points);
+                const name = keyLabel(s.key);
+                return (
+                  <tr>
+                    <th scope="row">{name}</th>
+                    {(['sent', 'delivered', 'opened', 'failed', 'invalid', 'expired'] as const).map((f) => (
+                      <td class="n" data-testid={`split-${name}-${f}`}>
+                        {num(c[f] ?? 0)}
+                      </td>
+                    ))}
+                    <td class="n">{pct(rate(c.delivered, c.sent))}</td>
+                    <td class="n">{pct(rate(c.opened, c.delivered))}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      </Section>
+
+      <div class="grid2">
+        <Section title="Invalid tokens and failures">
+          {invalid && invalid.times.length > 0 ? (
+            <TimeChart title="Invalid tokens, failures and expiries per bucket" times={invalid.times} lines={invalid.lines} height={180} />
+          ) : (
+            <p class="muted">None in this range.</p>
+          )}
+        </Section>
+        <Section title="Error reasons">
+          <Failure error={errors.error} />
+          <div class="scroll">
+            <table>
+              <caption>Top error reasons per channel</caption>
+              <thead>
+                <tr>
+                  <th scope="col">channel</th>
+                  <th scope="col">reason</th>
+                  <th scope="col" class="n">
+                    count
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {(errors.data?.items ?? []).map((e) => (
+                  <tr>
+                    <td>{e.channel}</td>
+                    <td>
+                      <code>{e.code}</code>
+                      {e.message ? <span class="muted"> {e.message}</span> : null}
+                    </td>
+                    <td class="n">{num(e.count)}</td>
+                  </tr>
+                ))}
+                {errors.data && errors.data.items.length === 0 ? (
+                  <tr>
+                    <td colSpan={3} class="muted">
+                      No errors in this range.
+                    </td>
+                  </tr>
+                ) : null}
+              </tbody>
+            </table>
+          </div>
+        </Section>
+      </div>
+
+      <Section title="Queues">
+        <Failure error={queues.error} />
+        <div class="scroll">
+          <table aria-describedby="queues-at">
+            <caption>
+              Jobs per queue, live <span id="queues-at" class="muted">(as of {queues.data ? new Date(queues.data.at).toLocaleTimeString() : '–'}, every 5 s)</span>
+            </caption>
+            <thead>
+              <tr>
+                <th scope="col">queue</th>
+                <th scope="col" class="n">waiting</th>
+                <th scope="col" class="n">active</th>
+                <th scope="col" class="n">delayed</th>
+                <th scope="col" class="n">failed</th>
+              </tr>
+            </thead>
+            <tbody>
+              {(queues.data?.queues ?? []).map((q) => (
+                <tr>
+                  <th scope="row">{q.name}</th>
+                  <td class="n" data-testid={`queue-${q.name}-waiting`}>{num(q.waiting + q.prioritized)}</td>
+                  <td class="n">{num(q.active)}</td>
+                  <td class="n">{num(q.delayed)}</td>
+                  <td class="n">{num(q.failed)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </Section>
+    </>
+  );
+}

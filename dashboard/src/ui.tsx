@@ -1,0 +1,74 @@
+import type { ComponentChildren } from 'preact';
+import type { ApiFailure } from './api';
+import { num, pct } from './format';
+import { STATUSES, type Counts } from './types';
+
+export function Failure({ error }: { error: ApiFailure | undefined }) {
+  if (!error) return null;
+  return (
+    <p class="error" role="alert">
+      {error.message}
+    </p>
+  );
+}
+
+export function Section({ title, children, id }: { title: string; children: ComponentChildren; id?: string }) {
+  const h = id ?? title.toLowerCase().replace(/[^a-z]+/g, '-');
+  return (
+    <section aria-labelledby={`h-${h}`} class="card">
+      <h2 id={`h-${h}`}>{title}</h2>
+      {children}
+    </section>
+  );
+}
+
+export function Stat({ label, value, testId, hint }: { label: string; value: string; testId: string; hint?: string }) {
+  return (
+    <div class="stat">
+      <dt>{label}</dt>
+      <dd data-testid={testId}>{value}</dd>
+      {hint ? <dd class="hint">{hint}</dd> : null}
+    </div>
+  );
+}
+
+/** Counts per delivery state as one table row per group (a message's channels, a campaign's variants). */
+export function CountsTable({ caption, rows, first }: { caption: string; rows: { name: string; counts: Counts; extra?: ComponentChildren }[]; first: string }) {
+  return (
+    <div class="scroll">
+      <table>
+        <caption>{caption}</caption>
+        <thead>
+          <tr>
+            <th scope="col">{first}</th>
+            {STATUSES.map((s) => (
+              <th scope="col" class="n">
+                {s}
+              </th>
+            ))}
+            <th scope="col" class="n">
+              delivered / sent
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr>
+              <th scope="row">{r.name}</th>
+              {STATUSES.map((s) => (
+                <td class="n" data-testid={`${r.name}-${s}`}>
+                  {num(r.counts[s] ?? 0)}
+                </td>
+              ))}
+              <td class="n">{pct(reached(r.counts) ? (delivered(r.counts) / reached(r.counts)) : null)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+// A delivery that went on to delivered or opened was sent first; rates count it once at each step.
+const delivered = (c: Counts) => (c.delivered ?? 0) + (c.opened ?? 0);
+const reached = (c: Counts) => (c.sent ?? 0) + delivered(c);
