@@ -22,16 +22,14 @@ export type Point = { t: string } & Partial<Record<PointField, number>>;
 
 export interface Stats {
   interval: 'minute' | 'hour' | 'day';
-  series: { key: Record<string, string | null>; points: Point[] }[];
+  series: { key: Record<string, string | null>; points: Point[]; totals?: Partial<Record<PointField, number>>; rates?: Rates }[];
   totals: Partial<Record<PointField, number>>;
   rates: Rates;
 }
 
-export interface ErrorReason {
-  channel: string;
-  code: string;
-  count: number;
-  message?: string | null;
+/** `GET /v1/stats/errors`: the top reasons per channel, busiest channel first. */
+export interface StatsErrors {
+  channels: { channel: string; total: number; reasons: { code: string; status: string; count: number }[] }[];
 }
 
 export interface QueueDepth {

@@ -22,7 +22,7 @@ export function MessageLookup({ id, go }: { id: string | undefined; go: (path: s
       >
         <label>
           Message id
-          <input name="message" value={draft} onInput={(e) => setDraft((e.target as HTMLInputElement).value)} placeholder="msg_…" autoComplete="off" spellcheck={false} required />
+          <input name="message" value={draft} onInput={(e) => setDraft((e.target as HTMLInputElement).value)} placeholder="msg_…" class="id" autoComplete="off" spellcheck={false} required />
         </label>
         <button type="submit">Look up</button>
       </form>
@@ -61,7 +61,7 @@ function MessageView({ id }: { id: string }) {
           </div>
           <div class="stat">
             <dt>Created</dt>
-            <dd>{time(m.createdAt)}</dd>
+            <dd class="small">{time(m.createdAt)}</dd>
           </div>
         </dl>
         <CountsTable

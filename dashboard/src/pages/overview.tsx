@@ -3,7 +3,7 @@ import { api, qs } from '../api';
 import { TimeChart, type Line } from '../chart';
 import { keyLabel, num, pct, rate } from '../format';
 import { useLoad } from '../hooks';
-import { POINT_FIELDS, type ErrorReason, type PointField, type QueueDepth, type Stats } from '../types';
+import { POINT_FIELDS, type StatsErrors, type PointField, type QueueDepth, type Stats } from '../types';
 import { Failure, Section, Stat } from '../ui';
 
 const RANGES = {
@@ -58,7 +58,7 @@ export function Overview({ app }: { app: string | null }) {
 
   const stats = useLoad(() => api<Stats>(`/v1/stats?${qs({ ...span, interval })}`), [span]);
   const grouped = useLoad(() => api<Stats>(`/v1/stats?${qs({ ...span, interval, groupBy: split })}`), [span, split]);
-  const errors = useLoad(() => api<{ items: ErrorReason[] }>(`/v1/stats/errors?${qs(span)}`), [span]);
+  const errors = useLoad(() => api<StatsErrors>(`/v1/stats/errors?${qs(span)}`), [span]);
   const queues = useLoad(() => api<{ at: string; queues: QueueDepth[] }>('/v1/queues'), [app], 5000);
 
   const funnel = useMemo(() => (stats.data ? funnelLines(stats.data, ['sent', 'delivered', 'opened']) : undefined), [stats.data]);
@@ -145,7 +145,7 @@ export function Overview({ app }: { app: string | null }) {
             </thead>
             <tbody>
               {(grouped.data?.series ?? []).map((s) => {
-                const c = totalsOf(s.points);
+                const c = s.totals ?? totalsOf(s.points);
                 const name = keyLabel(s.key);
                 return (
                   <tr>
@@ -182,25 +182,36 @@ export function Overview({ app }: { app: string | null }) {
                 <tr>
                   <th scope="col">channel</th>
                   <th scope="col">reason</th>
+                  <th scope="col">outcome</th>
                   <th scope="col" class="n">
                     count
                   </th>
                 </tr>
               </thead>
               <tbody>
-                {(errors.data?.items ?? []).map((e) => (
+                {(errors.data?.channels ?? []).flatMap((ch) =>
+                  ch.reasons.map((e, i) => (
+                    <tr>
+                      {i === 0 ? (
+                        <th scope="rowgroup" rowSpan={ch.reasons.length}>
+                          {ch.channel} <span class="muted">({num(ch.total)})</span>
+                        </th>
+                      ) : null}
+                      <td>
+                        <code>{e.code}</code>
+                      </td>
+                      <td>
+                        <span class={`badge ${e.status}`}>{e.status}</span>
+                      </td>
+                      <td class="n" data-testid={`error-${ch.channel}-${e.code}`}>
+                        {num(e.count)}
+                      </td>
+                    </tr>
+                  )),
+                )}
+                {errors.data && errors.data.channels.length === 0 ? (
                   <tr>
-                    <td>{e.channel}</td>
-                    <td>
-                      <code>{e.code}</code>
-                      {e.message ? <span class="muted"> {e.message}</span> : null}
-                    </td>
-                    <td class="n">{num(e.count)}</td>
-                  </tr>
-                ))}
-                {errors.data && errors.data.items.length === 0 ? (
-                  <tr>
-                    <td colSpan={3} class="muted">
+                    <td colSpan={4} class="muted">
                       No errors in this range.
                     </td>
                   </tr>
