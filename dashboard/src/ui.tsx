@@ -1,4 +1,5 @@
 import type { ComponentChildren } from 'preact';
+import { useState } from 'preact/hooks';
 import type { ApiFailure } from './api';
 import { num, pct } from './format';
 import { STATUSES, type Counts } from './types';
@@ -72,3 +73,37 @@ export function CountsTable({ caption, rows, first }: { caption: string; rows: {
 // A delivery that went on to delivered or opened was sent first; rates count it once at each step.
 const delivered = (c: Counts) => (c.delivered ?? 0) + (c.opened ?? 0);
 const reached = (c: Counts) => (c.sent ?? 0) + delivered(c);
+
+/** The one row of an empty table body, when the data has arrived and holds nothing. */
+export function EmptyRow({ show, cols, children }: { show: boolean; cols: number; children: ComponentChildren }) {
+  return show ? (
+    <tr>
+      <td colSpan={cols} class="muted">
+        {children}
+      </td>
+    </tr>
+  ) : null;
+}
+
+/**
+ * Cursor paging as the API does it (`next` only): the cursors of the pages before this one are
+ * kept for the "previous" button. `cursor` is the current page's, undefined on the first.
+ */
+export function useCursors() {
+  const [cursors, setCursors] = useState<string[]>([]);
+  return { cursor: cursors[cursors.length - 1], page: cursors.length + 1, reset: () => setCursors([]), cursors, setCursors };
+}
+
+export function Pager({ paging, next, label, prevLabel, nextLabel }: { paging: ReturnType<typeof useCursors>; next: string | null | undefined; label: string; prevLabel: string; nextLabel: string }) {
+  const { cursors, setCursors } = paging;
+  return (
+    <nav class="pager" aria-label={label}>
+      <button type="button" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
+        {prevLabel}
+      </button>
+      <button type="button" disabled={!next} onClick={() => next && setCursors([...cursors, next])}>
+        {nextLabel}
+      </button>
+    </nav>
+  );
+}

@@ -206,9 +206,12 @@ describe('dashboard in Chromium', () => {
     const { ctx, page } = await signedIn(t.adminToken);
     const picker = page.getByLabel('App');
     await picker.selectOption(app.appId);
-    await page.getByTestId('funnel-sent').filter({ hasNotText: /^0$/ }).waitFor();
-    await picker.selectOption(other.appId);
-    await page.getByTestId('funnel-sent').filter({ hasText: /^0$/ }).waitFor();
+    await page.goto(`${t.base}/dashboard/#/messages/${messageId}`);
+    await page.getByTestId('message-recipients').filter({ hasText: '4' }).waitFor();
+    // Another app does not see it: the selector scopes every call to the chosen app.
+    await page.getByLabel('App').selectOption(other.appId);
+    await page.getByRole('alert').filter({ hasText: 'not found' }).waitFor();
+    await assertNamed(page, 'operator');
     await ctx.close();
 
     const anon = await fetch(`${t.base}/admin/queues`);

@@ -4,13 +4,13 @@ import { api, qs } from '../api';
 import { num, pct, time } from '../format';
 import { useLoad } from '../hooks';
 import type { Campaign, CampaignState, Page } from '../types';
-import { CountsTable, Failure, Section } from '../ui';
+import { CountsTable, EmptyRow, Failure, Pager, Section, useCursors } from '../ui';
 
 const progress = (c: Campaign) => (c.audienceSize ? Math.min(1, c.dispatched / c.audienceSize) : c.state === 'completed' ? 1 : 0);
 
 export function CampaignList({ go }: { go: (path: string) => void }) {
-  const [cursors, setCursors] = useState<string[]>([]);
-  const cursor = cursors[cursors.length - 1];
+  const paging = useCursors();
+  const { cursor } = paging;
   const list = useLoad(() => api<Page<Campaign>>(`/v1/campaigns?${qs({ cursor, limit: 25 })}`), [cursor], 10_000);
   return (
     <Section title="Campaigns">
@@ -55,24 +55,13 @@ export function CampaignList({ go }: { go: (path: string) => void }) {
                 <td>{time(c.createdAt)}</td>
               </tr>
             ))}
-            {list.data && list.data.items.length === 0 ? (
-              <tr>
-                <td colSpan={7} class="muted">
-                  No campaigns yet.
-                </td>
-              </tr>
-            ) : null}
+            <EmptyRow show={list.data?.items.length === 0} cols={7}>
+              No campaigns yet.
+            </EmptyRow>
           </tbody>
         </table>
       </div>
-      <nav class="pager" aria-label="Campaign pages">
-        <button type="button" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
-          Newer
-        </button>
-        <button type="button" disabled={!list.data?.next} onClick={() => list.data?.next && setCursors([...cursors, list.data.next])}>
-          Older
-        </button>
-      </nav>
+      <Pager paging={paging} next={list.data?.next} label="Campaign pages" prevLabel="Newer" nextLabel="Older" />
     </Section>
   );
 }

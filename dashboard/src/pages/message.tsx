@@ -3,7 +3,7 @@ import { api, qs } from '../api';
 import { num, time } from '../format';
 import { useLoad } from '../hooks';
 import { STATUSES, type Delivery, type Message, type Page } from '../types';
-import { CountsTable, Failure, Section } from '../ui';
+import { CountsTable, EmptyRow, Failure, Pager, Section, useCursors } from '../ui';
 
 const CHANNELS = ['apns', 'fcm', 'self', 'huawei', 'xiaomi', 'oppo', 'vivo', 'honor', 'meizu', 'webpush'];
 
@@ -35,9 +35,8 @@ function MessageView({ id }: { id: string }) {
   const msg = useLoad(() => api<Message>(`/v1/messages/${encodeURIComponent(id)}`), [id]);
   const [status, setStatus] = useState('');
   const [channel, setChannel] = useState('');
-  // Cursors of the pages before this one, for "Previous"; the API pages forward only.
-  const [cursors, setCursors] = useState<string[]>([]);
-  const cursor = cursors[cursors.length - 1];
+  const paging = useCursors();
+  const { cursor } = paging;
   const page = useLoad(
     () => api<Page<Delivery>>(`/v1/messages/${encodeURIComponent(id)}/deliveries?${qs({ status, channel, cursor, limit: 50 })}`),
     [id, status, channel, cursor],
@@ -74,7 +73,7 @@ function MessageView({ id }: { id: string }) {
         <form class="toolbar" aria-label="Filter deliveries" onSubmit={(e) => e.preventDefault()}>
           <label>
             Status
-            <select value={status} onChange={(e) => (setStatus((e.target as HTMLSelectElement).value), setCursors([]))}>
+            <select value={status} onChange={(e) => (setStatus((e.target as HTMLSelectElement).value), paging.reset())}>
               <option value="">any</option>
               {STATUSES.map((s) => (
                 <option value={s}>{s}</option>
@@ -83,7 +82,7 @@ function MessageView({ id }: { id: string }) {
           </label>
           <label>
             Channel
-            <select value={channel} onChange={(e) => (setChannel((e.target as HTMLSelectElement).value), setCursors([]))}>
+            <select value={channel} onChange={(e) => (setChannel((e.target as HTMLSelectElement).value), paging.reset())}>
               <option value="">any</option>
               {CHANNELS.map((c) => (
                 <option value={c}>{c}</option>
@@ -95,7 +94,7 @@ function MessageView({ id }: { id: string }) {
         <div class="scroll">
           <table aria-busy={page.loading}>
             <caption>
-              Deliveries, page {cursors.length + 1} (50 per page)
+              Deliveries, page {paging.page} (50 per page)
             </caption>
             <thead>
               <tr>
@@ -124,24 +123,13 @@ function MessageView({ id }: { id: string }) {
                   <td>{time(d.updatedAt)}</td>
                 </tr>
               ))}
-              {page.data && page.data.items.length === 0 ? (
-                <tr>
-                  <td colSpan={7} class="muted">
-                    No deliveries match.
-                  </td>
-                </tr>
-              ) : null}
+              <EmptyRow show={page.data?.items.length === 0} cols={7}>
+                No deliveries match.
+              </EmptyRow>
             </tbody>
           </table>
         </div>
-        <nav class="pager" aria-label="Deliveries pages">
-          <button type="button" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
-            Previous page
-          </button>
-          <button type="button" disabled={!page.data?.next} onClick={() => page.data?.next && setCursors([...cursors, page.data.next])}>
-            Next page
-          </button>
-        </nav>
+        <Pager paging={paging} next={page.data?.next} label="Deliveries pages" prevLabel="Previous page" nextLabel="Next page" />
       </Section>
     </>
   );

@@ -4,7 +4,7 @@ import { TimeChart, type Line } from '../chart';
 import { keyLabel, num, pct, rate } from '../format';
 import { useLoad } from '../hooks';
 import { POINT_FIELDS, type StatsErrors, type PointField, type QueueDepth, type Stats } from '../types';
-import { Failure, Section, Stat } from '../ui';
+import { EmptyRow, Failure, Section, Stat } from '../ui';
 
 const RANGES = {
   hour: { label: 'Last hour', ms: 3_600_000, interval: 'minute' },
@@ -209,13 +209,9 @@ export function Overview({ app }: { app: string | null }) {
                     </tr>
                   )),
                 )}
-                {errors.data && errors.data.channels.length === 0 ? (
-                  <tr>
-                    <td colSpan={4} class="muted">
-                      No errors in this range.
-                    </td>
-                  </tr>
-                ) : null}
+                <EmptyRow show={errors.data?.channels.length === 0} cols={4}>
+                  No errors in this range.
+                </EmptyRow>
               </tbody>
             </table>
           </div>
