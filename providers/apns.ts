@@ -20,6 +20,7 @@ import {
   type ProviderModule,
   type PushContent,
   type SendTarget,
+  channelOverrides,
 } from './types.js';
 
 /**
@@ -305,16 +306,11 @@ function baseAps(content: PushContent, pushType: ApnsPushType, now: number): Rec
 
 /**
  * Builds the APNs request for one message. Returns a `failed` outcome (no network) when the
- * message cannot be valid: malformed overrides, an over-long collapse id, a past deadline, no
+ * message cannot be valid: an over-long collapse id, a past deadline, no
  * topic for `mdm`, or a payload over 4096 bytes (5120 for `voip`).
  */
 export function buildApnsRequest(content: PushContent, bundleId: string, now: number = Date.now()): BuildResult {
-  const parsed = apnsOverridesSchema.safeParse(content.overrides?.apns ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return localFail('BadOverrides', `overrides.apns${issue?.path.length ? '.' + issue.path.join('.') : ''}: ${issue?.message ?? 'invalid'}`);
-  }
-  const ov = parsed.data;
+  const ov = channelOverrides<ApnsOverrides>(content, 'apns');
   const { options } = content;
 
   const pushType: ApnsPushType = ov.pushType ?? options.pushType ?? inferPushType(content);
@@ -785,6 +781,7 @@ function internalSessions(client: ApnClient): Array<{ holder: SessionHolder; fie
 
 const apnsModule: ProviderModule<ApnsCredential> = {
   channel: 'apns',
+  overridesSchema: apnsOverridesSchema,
   credentialSchema: apnsCredentialSchema,
   checkCredential: checkApnsCredential,
   describe: describeApnsCredential,

@@ -21,6 +21,7 @@ import {
   type ProviderModule,
   type PushContent,
   type SendTarget,
+  channelOverrides,
 } from './types.js';
 import { APNS_MAX_COLLAPSE_ID_BYTES } from './apns.js';
 import { RELAY_ID_KEY, createLimiter, expiredOutcome, relayDataStrings, remainingTtlSeconds, retryAfterMs, type Limiter } from './vendor-common.js';
@@ -556,22 +557,14 @@ export type FcmMessageResult =
  * - `android`: priority, ttl = whole seconds left until `expiresAt` (≤ 4 weeks; 0 for a ttl 0
  *   message), collapse key.
  * - `overrides.fcm` (see {@link fcmOverridesSchema}) merged last.
- * Fails (one outcome for every target) when the TTL has passed, the overrides are invalid, a data
+ * Fails (one outcome for every target) when the TTL has passed, a data
  * key is reserved, or the payload exceeds {@link FCM_MAX_PAYLOAD_BYTES}.
  */
 export function buildFcmMessage(content: PushContent, now = Date.now()): FcmMessageResult {
   const remainingSec = remainingTtlSeconds(content.expiresAt, { now, max: FCM_MAX_TTL_SECONDS });
   if (remainingSec <= 0) return { ok: false, outcome: expiredOutcome(content.expiresAt) };
 
-  const parsed = fcmOverridesSchema.safeParse(content.overrides?.fcm ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return {
-      ok: false,
-      outcome: failed({ code: 'INVALID_ARGUMENT', message: `overrides.fcm${issue?.path.length ? '.' + issue.path.join('.') : ''}: ${issue?.message ?? 'invalid'}` }),
-    };
-  }
-  const overrides = parsed.data;
+  const overrides = channelOverrides<FcmOverrides>(content, 'fcm');
 
   const n = content.notification;
   const base: Plain = {};
@@ -931,6 +924,7 @@ class FcmProvider implements Provider {
 
 const fcmModule: ProviderModule<FcmCredential> = {
   channel: 'fcm',
+  overridesSchema: fcmOverridesSchema,
   credentialSchema: fcmCredentialSchema,
   checkCredential(cred) {
     parseRsaKey(cred.serviceAccount.private_key);

@@ -13,6 +13,7 @@ import {
   type ReceiptEvent,
   type ReceiptRequest,
   type SendTarget,
+  channelOverrides,
 } from './types.js';
 import {
   acquireTokenCache,
@@ -101,8 +102,7 @@ export function buildHonorBody(
 ): Record<string, unknown> | undefined {
   const ttl = remainingTtlSeconds(content.expiresAt, { now, max: HONOR_MAX_TTL_SEC });
   if (ttl <= 0) return undefined;
-  const parsed = honorOverridesSchema.safeParse(content.overrides?.honor ?? {});
-  const ov: HonorOverrides = parsed.success ? parsed.data : {};
+  const ov = channelOverrides<HonorOverrides>(content, 'honor');
   const cls = messageClass('honor', content.options.category, cred.categoryMap, { importance: ov.importance });
 
   const android: Record<string, unknown> = { ttl: `${ttl}s`, biTag: content.messageId };
@@ -329,6 +329,7 @@ export function parseHonorReceipt(req: ReceiptRequest): ReceiptEvent[] {
 
 const honor: ProviderModule<HonorCredential> = {
   channel: 'honor',
+  overridesSchema: honorOverridesSchema,
   batchMax: HONOR_MAX_TOKENS,
   credentialSchema: honorCredentialSchema,
   describe: (cred) => ({

@@ -13,6 +13,7 @@ import {
   type ReceiptEvent,
   type ReceiptRequest,
   type SendTarget,
+  channelOverrides,
 } from './types.js';
 import {
   acquireTokenCache,
@@ -105,7 +106,7 @@ export function buildHuaweiBody(
 ): Record<string, unknown> | undefined {
   const ttl = remainingTtlSeconds(content.expiresAt, { now, max: HUAWEI_MAX_TTL_SEC });
   if (ttl <= 0) return undefined;
-  const ov = parseOverrides(content.overrides?.huawei);
+  const ov = channelOverrides<HuaweiOverrides>(content, 'huawei');
   const cls = messageClass('huawei', content.options.category, cred.categoryMap, {
     category: ov.category,
     importance: ov.importance,
@@ -175,13 +176,6 @@ function huaweiClickAction(clickAction: string | undefined): Record<string, unkn
   if (t.kind === 'url') return { type: 1, intent: t.url };
   if (t.kind === 'intent') return { type: 1, intent: t.uri };
   return { type: 3 };
-}
-
-function parseOverrides(raw: unknown): HuaweiOverrides {
-  if (raw === undefined) return {};
-  const parsed = huaweiOverridesSchema.safeParse(raw);
-  // The API validates overrides with the exported schema; a stale or hand-made job falls back to none.
-  return parsed.success ? parsed.data : {};
 }
 
 /** Body codes that mean "the access token was refused": refresh once and retry the batch. */
@@ -362,6 +356,7 @@ export function parseHuaweiReceipt(req: ReceiptRequest): ReceiptEvent[] {
 
 const huawei: ProviderModule<HuaweiCredential> = {
   channel: 'huawei',
+  overridesSchema: huaweiOverridesSchema,
   batchMax: HUAWEI_MAX_TOKENS,
   credentialSchema: huaweiCredentialSchema,
   describe: (cred) => ({

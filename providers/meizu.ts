@@ -15,6 +15,7 @@ import {
   type ReceiptEvent,
   type ReceiptRequest,
   type SendTarget,
+  channelOverrides,
 } from './types.js';
 import {
   categoryMapSchema,
@@ -243,11 +244,7 @@ class MeizuProvider implements Provider {
     if (targets.length === 0) return [];
     if (this.closed) return fill(targets.length, retry({ code: 'closed', message: 'Meizu provider is closed' }));
     if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(targets.length, expiredOutcome(content.expiresAt));
-    const ov = meizuOverridesSchema.safeParse(content.overrides?.meizu ?? {});
-    if (!ov.success) {
-      return fill(targets.length, failed({ code: 'InvalidOverrides', message: `overrides.meizu: ${ov.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` }));
-    }
-    const built = buildMeizuMessage(content, this.cred, ov.data);
+    const built = buildMeizuMessage(content, this.cred, channelOverrides<MeizuOverrides>(content, 'meizu'));
     if (!built.ok) return fill(targets.length, built.outcome);
     const messageJson = JSON.stringify(built.value);
     return sendInChunks(targets.map((t) => t.token), MEIZU_BATCH_MAX, this.limit, (ids) => this.sendChunk(messageJson, ids), this.ctx.logger);
@@ -298,6 +295,7 @@ export function parseMeizuReceipt(req: ReceiptRequest): ReceiptEvent[] {
 
 const meizuModule: ProviderModule<MeizuCredential> = {
   channel: 'meizu',
+  overridesSchema: meizuOverridesSchema,
   batchMax: MEIZU_BATCH_MAX,
   credentialSchema: meizuCredentialSchema,
   checkCredential(cred) {

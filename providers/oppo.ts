@@ -15,6 +15,7 @@ import {
   type ReceiptEvent,
   type ReceiptRequest,
   type SendTarget,
+  channelOverrides,
 } from './types.js';
 import {
   VendorAuthError,
@@ -348,11 +349,7 @@ class OppoProvider implements Provider {
     if (targets.length === 0) return [];
     if (this.closed) return fill(targets.length, retry({ code: 'closed', message: 'OPPO provider is closed' }));
     if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(targets.length, expiredOutcome(content.expiresAt));
-    const ov = oppoOverridesSchema.safeParse(content.overrides?.oppo ?? {});
-    if (!ov.success) {
-      return fill(targets.length, failed({ code: 'InvalidOverrides', message: `overrides.oppo: ${ov.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` }));
-    }
-    const built = buildOppoNotification(content, this.cred, ov.data);
+    const built = buildOppoNotification(content, this.cred, channelOverrides<OppoOverrides>(content, 'oppo'));
     if (!built.ok) return fill(targets.length, built.outcome);
     const notification = built.value;
     // Group by host (CN / abroad), keeping the original order for the answer.
@@ -452,6 +449,7 @@ export function parseOppoReceipt(req: ReceiptRequest): ReceiptEvent[] {
 
 const oppoModule: ProviderModule<OppoCredential> = {
   channel: 'oppo',
+  overridesSchema: oppoOverridesSchema,
   batchMax: OPPO_BATCH_MAX,
   credentialSchema: oppoCredentialSchema,
   checkCredential(cred) {

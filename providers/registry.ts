@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import apns from './apns.js';
 import fcm from './fcm.js';
 import honor from './honor.js';
@@ -8,7 +9,8 @@ import oppo from './oppo.js';
 import vivo from './vivo.js';
 import webpush from './webpush.js';
 import xiaomi from './xiaomi.js';
-import type { Channel, Provider, ProviderContext, ProviderModule } from './types.js';
+import { selfOverridesSchema } from './self.js';
+import { CHANNELS, type Channel, type Provider, type ProviderContext, type ProviderModule } from './types.js';
 
 /** Every channel that is configured with credentials, by name. */
 export const PROVIDER_MODULES: Partial<Record<Channel, ProviderModule<unknown>>> = {
@@ -22,6 +24,18 @@ export const PROVIDER_MODULES: Partial<Record<Channel, ProviderModule<unknown>>>
   meizu: meizu as ProviderModule<unknown>,
   webpush: webpush as ProviderModule<unknown>,
 };
+
+/**
+ * `overrides` of `POST /v1/push`: one optional object per channel, each checked by its channel's
+ * own schema when the push is accepted, so a typo is a 400 naming `body.overrides.<channel>.<field>`.
+ */
+export const overridesSchema = z
+  .strictObject(
+    Object.fromEntries(
+      CHANNELS.map((c) => [c, (c === 'self' ? selfOverridesSchema : PROVIDER_MODULES[c]!.overridesSchema).optional()]),
+    ) as Record<Channel, z.ZodOptional<z.ZodType<Record<string, unknown>>>>,
+  )
+  .describe('Provider-specific fields merged last, per channel');
 
 export function providerModule(channel: string): ProviderModule<unknown> | undefined {
   return PROVIDER_MODULES[channel as Channel];

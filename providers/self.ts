@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { DEFAULT_MAX_PACKET_BYTES, pushBody, pushPacketBytes } from '../src/gateway/downlink.js';
 import { EXPIRED_CODE, failed, invalid, retry, sent, type Outcome, type Provider, type PushContent, type SendTarget } from './types.js';
 
@@ -23,6 +24,12 @@ export interface SelfPush {
   payload: Record<string, unknown>;
   expiresAt: number;
 }
+
+/**
+ * `overrides.self`: any JSON object, merged last into what the device receives (the app's own
+ * client reads it, so Relay cannot know its fields).
+ */
+export const selfOverridesSchema = z.record(z.string(), z.unknown()).describe('Fields merged last into the JSON the device receives');
 
 /**
  * The JSON a device receives on `devices/<id>` besides the gateway's own `type`, `id`, `seq` and

@@ -71,8 +71,19 @@ export interface PushContent {
   options: PushOptions;
   /** Absolute deadline (ms since epoch); providers send the remaining TTL, never the original. */
   expiresAt: number;
-  /** Raw per-channel overrides from the request (`overrides.apns`, `overrides.fcm`, …), merged last. */
+  /**
+   * Per-channel overrides from the request (`overrides.apns`, `overrides.fcm`, …), merged last.
+   * Each was checked against its channel's `overridesSchema` when the push was accepted.
+   */
   overrides?: Partial<Record<Channel, Record<string, unknown>>>;
+}
+
+/**
+ * `overrides.<channel>` of a message, as its channel's `overridesSchema` accepted it at the API
+ * (an invalid one never gets past `POST /v1/push`); `{}` when the request gave none.
+ */
+export function channelOverrides<T extends object>(content: Pick<PushContent, 'overrides'>, channel: Channel): T {
+  return (content.overrides?.[channel] ?? {}) as T;
 }
 
 export interface SendTarget {
@@ -169,6 +180,11 @@ export interface ProviderModule<C = unknown> {
   channel: Channel;
   /** The `PUT /v1/apps/:app/credentials/:provider` body. */
   credentialSchema: z.ZodType<C>;
+  /**
+   * `overrides.<channel>` of `POST /v1/push`: checked when the push is accepted (a bad field is a
+   * 400 naming it) and documented in the OpenAPI from this schema. Unknown fields must be refused.
+   */
+  overridesSchema: z.ZodType<Record<string, unknown>>;
   /** Deeper checks than the schema (parse keys, certificates); throws CredentialError. */
   checkCredential?(cred: C): void;
   /** May fill generated parts (e.g. VAPID keys) before the credential is stored. */

@@ -15,6 +15,7 @@ import {
   type ReceiptEvent,
   type ReceiptRequest,
   type SendTarget,
+  channelOverrides,
 } from './types.js';
 import {
   VendorAuthError,
@@ -347,11 +348,7 @@ class VivoProvider implements Provider {
     if (targets.length === 0) return [];
     if (this.closed) return fill(targets.length, retry({ code: 'closed', message: 'vivo provider is closed' }));
     if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(targets.length, expiredOutcome(content.expiresAt));
-    const ov = vivoOverridesSchema.safeParse(content.overrides?.vivo ?? {});
-    if (!ov.success) {
-      return fill(targets.length, failed({ code: 'InvalidOverrides', message: `overrides.vivo: ${ov.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` }));
-    }
-    const built = buildVivoMessage(content, this.cred, ov.data);
+    const built = buildVivoMessage(content, this.cred, channelOverrides<VivoOverrides>(content, 'vivo'));
     if (!built.ok) return fill(targets.length, built.outcome);
     const message = built.value;
     return sendInChunks(
@@ -473,6 +470,7 @@ export function parseVivoReceipt(req: ReceiptRequest): ReceiptEvent[] {
 
 const vivoModule: ProviderModule<VivoCredential> = {
   channel: 'vivo',
+  overridesSchema: vivoOverridesSchema,
   batchMax: VIVO_BATCH_MAX,
   credentialSchema: vivoCredentialSchema,
   checkCredential(cred) {

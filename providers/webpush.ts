@@ -13,6 +13,7 @@ import {
   type ProviderModule,
   type PushContent,
   type SendTarget,
+  channelOverrides,
 } from './types.js';
 import { createLimiter, expiredOutcome, remainingTtlSeconds, retryAfterMs } from './vendor-common.js';
 
@@ -69,7 +70,7 @@ export const webpushOverridesSchema = z
     /** Extra data merged over `data`. */
     data: z.record(z.string(), z.unknown()).optional(),
   })
-  .passthrough();
+  .strict();
 export type WebPushOverrides = z.infer<typeof webpushOverridesSchema>;
 
 const subscriptionSchema = z.object({
@@ -255,12 +256,7 @@ class WebPushProvider implements Provider {
   ) {}
 
   async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
-    const parsedOverrides = webpushOverridesSchema.safeParse(content.overrides?.webpush ?? {});
-    if (!parsedOverrides.success) {
-      const reason = { code: 'InvalidOverrides', message: `overrides.webpush: ${parsedOverrides.error.issues[0]?.message ?? 'invalid'}` };
-      return targets.map(() => failed(reason));
-    }
-    const overrides = parsedOverrides.data;
+    const overrides = channelOverrides<WebPushOverrides>(content, 'webpush');
     const opts = requestOptions(content, overrides);
     if (remainingTtlSeconds(content.expiresAt) <= 0) return targets.map(() => expiredOutcome(content.expiresAt));
     const payload = buildPayload(content, overrides);
@@ -358,6 +354,7 @@ class WebPushProvider implements Provider {
 
 const webpushModule: ProviderModule<WebPushCredential> = {
   channel: 'webpush',
+  overridesSchema: webpushOverridesSchema,
   credentialSchema: webpushCredentialSchema,
   checkCredential,
   complete(cred) {

@@ -14,6 +14,7 @@ import {
   type ReceiptEvent,
   type ReceiptRequest,
   type SendTarget,
+  channelOverrides,
 } from './types.js';
 import {
   categoryMapSchema,
@@ -109,8 +110,7 @@ export function buildXiaomiForm(
   cred: Pick<XiaomiCredential, 'packageName' | 'channelId' | 'categoryMap' | 'callbackUrl'>,
   now = Date.now(),
 ): URLSearchParams | undefined {
-  const parsed = xiaomiOverridesSchema.safeParse(content.overrides?.xiaomi ?? {});
-  const ov: XiaomiOverrides = parsed.success ? parsed.data : {};
+  const ov = channelOverrides<XiaomiOverrides>(content, 'xiaomi');
   const cls = messageClass('xiaomi', content.options.category, cred.categoryMap, { channelId: ov.channelId });
   const maxTtl = cls?.kind === 'marketing' ? XIAOMI_MAX_TTL_MARKETING_SEC : XIAOMI_MAX_TTL_SERVICE_SEC;
   const ttl = remainingTtlSeconds(content.expiresAt, { now, max: maxTtl });
@@ -372,6 +372,7 @@ export function parseXiaomiReceipt(req: ReceiptRequest): ReceiptEvent[] {
 
 const xiaomi: ProviderModule<XiaomiCredential> = {
   channel: 'xiaomi',
+  overridesSchema: xiaomiOverridesSchema,
   batchMax: XIAOMI_MAX_REGIDS,
   credentialSchema: xiaomiCredentialSchema,
   describe: (cred) => ({

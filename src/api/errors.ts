@@ -19,12 +19,18 @@ export const notFound = (what: string) => new ApiError(404, 'not_found', `${what
 
 /** Turns zod issues into a 400 that names each field by its path, e.g. `body.to.devices[2]`. */
 export function validationError(where: string, error: z.ZodError): ApiError {
-  const details = error.issues.flatMap(unionBranch).map((i) => ({ path: formatPath(where, i.path), message: i.message, code: i.code }));
+  const details = error.issues.flatMap(unionBranch).flatMap(unknownKeys).map((i) => ({ path: formatPath(where, i.path), message: i.message, code: i.code }));
   const first = details[0];
   return new ApiError(400, 'validation_failed', first ? `${first.path}: ${first.message}` : 'invalid request', details);
 }
 
-type Issue = { path: PropertyKey[]; message: string; code: string; errors?: Issue[][] };
+type Issue = { path: PropertyKey[]; message: string; code: string; errors?: Issue[][]; keys?: string[] };
+
+/** Unknown fields of a strict object, one issue each under the field's own path: `body.overrides.huawei.typo`. */
+function unknownKeys(issue: Issue): Issue[] {
+  if (issue.code !== 'unrecognized_keys' || !issue.keys?.length) return [issue];
+  return issue.keys.map((k) => ({ path: [...issue.path, k], message: 'unknown field', code: issue.code }));
+}
 
 /**
  * A value that matches no branch of a union gets the issues of the branch it came closest to (the

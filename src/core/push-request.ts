@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { APNS_PUSH_TYPES, CHANNELS } from '../../providers/types.js';
+import { overridesSchema } from '../../providers/registry.js';
 import { parseSubscription, subscriptionToken } from '../../providers/webpush.js';
 
 /** The longest TTL any provider honours (FCM and APNs both keep a message 28 days at most). */
@@ -105,10 +106,6 @@ export const pushOptionsSchema = z
     retry: retryPolicySchema.optional(),
   })
   .strict();
-
-export const overridesSchema = z
-  .partialRecord(z.enum(CHANNELS), z.record(z.string(), z.unknown()))
-  .describe('Provider-specific fields merged last, per channel');
 
 export const pushRequestSchema = z
   .object({

@@ -31,6 +31,11 @@ describe('REST API against real PostgreSQL and Redis', () => {
     }
     const pushBody = doc.body.paths['/v1/push'].post.requestBody.content['application/json'].schema;
     assert.ok(pushBody.properties.to && pushBody.properties.options, 'push schema comes from zod');
+    // Every channel's overrides are documented with their own fields.
+    const overrides = pushBody.properties.overrides.properties;
+    assert.deepEqual(Object.keys(overrides).sort(), ['apns', 'fcm', 'honor', 'huawei', 'meizu', 'oppo', 'self', 'vivo', 'webpush', 'xiaomi']);
+    assert.ok(overrides.huawei.properties.importance && overrides.apns.properties.topic && overrides.fcm.properties.android, 'per-channel fields');
+    assert.equal(overrides.huawei.additionalProperties, false);
     const docs = await anon('GET', '/docs');
     assert.equal(docs.status, 200);
     assert.match(docs.body, /swagger-ui/);
@@ -94,6 +99,32 @@ describe('REST API against real PostgreSQL and Redis', () => {
     assert.equal(dev.body.error.details[0].path, 'params.id');
     const tok = await api('PUT', '/v1/devices/d2', { platform: 'ios', tokens: { apns: 'not-hex' } });
     assert.equal(tok.body.error.details[0].path, 'body.tokens.apns');
+
+    // Each channel's overrides are checked when the push is accepted, by that channel's own schema.
+    for (const [channel, overrides, path] of [
+      ['huawei', { typo: 1 }, 'body.overrides.huawei.typo'],
+      ['honor', { typo: 1 }, 'body.overrides.honor.typo'],
+      ['xiaomi', { notifyType: 9 }, 'body.overrides.xiaomi.notifyType'],
+      ['oppo', { notifyLevel: 3 }, 'body.overrides.oppo.notifyLevel'],
+      ['vivo', { typo: 1 }, 'body.overrides.vivo.typo'],
+      ['meizu', { typo: 1 }, 'body.overrides.meizu.typo'],
+      ['webpush', { urgency: 'asap' }, 'body.overrides.webpush.urgency'],
+      ['apns', { priority: 7 }, 'body.overrides.apns.priority'],
+      ['apns', { nope: 1 }, 'body.overrides.apns.nope'],
+      ['apns', { payload: { relay_id: 'x' } }, 'body.overrides.apns.payload'],
+      ['fcm', { token: 't' }, 'body.overrides.fcm.token'],
+      ['nochannel', {}, 'body.overrides.nochannel'],
+    ] as const) {
+      const r = await api('POST', '/v1/push', { to: { all: true }, data: { k: 'v' }, overrides: { [channel]: overrides } });
+      assert.equal(r.status, 400, `overrides.${channel} ${JSON.stringify(overrides)}`);
+      assert.deepEqual(r.body.error.details.map((d: { path: string }) => d.path), [path]);
+    }
+    const good = await api('POST', '/v1/push', {
+      to: { all: true },
+      data: { k: 'v' },
+      overrides: { huawei: { importance: 'LOW' }, apns: { priority: 5 }, fcm: { android: { priority: 'normal' } }, self: { anything: { goes: 1 } } },
+    });
+    assert.equal(good.status, 202, JSON.stringify(good.body));
 
     const nothing = await api('GET', '/v1/nothing-here');
     assert.equal(nothing.status, 404);
