@@ -21,6 +21,12 @@ export interface SendJob {
    * the lease reads the rows instead of claiming them: one write per delivery fewer.
    */
   leasedUntil?: number;
+  /**
+   * Queued by the reconciliation after Redis lost its jobs: the job that held these rows is gone,
+   * so this one takes back the never-attempted ones whatever their lease, counting the attempt the
+   * lost job may have made.
+   */
+  reclaimed?: true;
 }
 
 /**

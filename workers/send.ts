@@ -189,9 +189,10 @@ export const LEASE_MARGIN_MS = 60_000;
  * the attempt a dead run may have made (`lostAttempt`). Any other job claims as usual.
  */
 export function howToTake(
-  job: { data: Pick<SendJob, 'leasedUntil'>; attemptsMade: number; stalledCounter: number },
+  job: { data: Pick<SendJob, 'leasedUntil' | 'reclaimed'>; attemptsMade: number; stalledCounter: number },
   now: number,
 ): { read: boolean; ownLease: boolean; lostAttempt: boolean } {
+  if (job.data.reclaimed) return { read: false, ownLease: true, lostAttempt: true };
   const leased = job.data.leasedUntil !== undefined;
   const firstRun = job.attemptsMade === 0 && job.stalledCounter === 0;
   return {

@@ -1,6 +1,11 @@
+import { sql } from 'kysely';
 import type { Channel } from '../providers/types.js';
 import type { Context } from '../src/context.js';
-import { ROUTE_JOB_OPTIONS, SEND_JOB_OPTIONS, sendJobId } from '../src/queues.js';
+import { ROUTE_JOB_OPTIONS, SEND_JOB_OPTIONS, sendJobId, type SendJob } from '../src/queues.js';
+import { RedisEpoch } from '../src/redis-epoch.js';
+
+/** How far ahead the reconciliation looks for scheduled messages whose delayed route job was lost. */
+const RECONCILE_HORIZON_MS = 400 * 86_400_000;
 
 /**
  * The scheduler role's safety net, so that every delivery reaches exactly one end state even when
@@ -10,26 +15,92 @@ import { ROUTE_JOB_OPTIONS, SEND_JOB_OPTIONS, sendJobId } from '../src/queues.js
  */
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private running: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly epoch: RedisEpoch;
+  private readonly onReady = () => this.tick();
 
-  constructor(private readonly ctx: Context) {}
+  constructor(private readonly ctx: Context) {
+    this.epoch = new RedisEpoch(ctx.queues.connection, ctx.config.QUEUE_PREFIX);
+  }
 
+  /**
+   * Sweeps now (a restarted Relay finds what its last run left at once), every SWEEP_INTERVAL,
+   * and whenever the Redis connection comes back: a Redis that returns empty is noticed within
+   * a reconnect, not a sweep interval.
+   */
   start(): void {
-    const tick = () => {
-      this.running = this.sweep()
-        .then(() => undefined)
-        .catch((err) => this.ctx.logger.error({ err }, 'sweep failed'))
-        .finally(() => {
-          this.running = undefined;
-        });
-    };
-    this.timer = setInterval(tick, this.ctx.config.SWEEP_INTERVAL);
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.ctx.config.SWEEP_INTERVAL);
     this.timer.unref();
+    this.ctx.queues.connection.on('ready', this.onReady);
+  }
+
+  /** One pass at a time: a tick while one runs waits for it. */
+  private tick(): void {
+    this.running = this.running
+      .then(async () => {
+        if (this.stopped) return;
+        if ((await this.epoch.check()) === 'lost') await this.reconcile();
+        await this.sweep();
+      })
+      .catch((err: unknown) => this.ctx.logger.error({ err }, 'sweep failed'));
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
+    this.ctx.queues.connection.off('ready', this.onReady);
     await this.running;
+  }
+
+  /**
+   * Redis lost every job (it restarted without persistence, or was flushed): PostgreSQL knows
+   * what is left. Every queued delivery last touched before now gets a send job at once (at its
+   * retry time if it waits for one), taking back rows leased to jobs that no longer exist; every
+   * message not fully routed gets its route job back. Rows in flight in a live worker may be sent
+   * twice (the README's bound); rows written after this moment belong to jobs in the new Redis.
+   */
+  async reconcile(): Promise<{ requeued: number; rerouted: number }> {
+    const { repos, config, queues, db, logger } = this.ctx;
+    const started = Date.now();
+    const epoch = this.epoch.current ?? 'x';
+    const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(db);
+    const before = rows[0]!.now;
+    let requeued = 0;
+    for (let after: string | null = null; ; ) {
+      const page = await repos.deliveries.openBefore(before, after);
+      if (page.length === 0) break;
+      after = page[page.length - 1]!.id;
+      requeued += page.length;
+      const groups = new Map<string, typeof page>();
+      for (const r of page) {
+        const key = `${r.messageId}\u0000${r.channel}`;
+        const list = groups.get(key);
+        if (list) list.push(r);
+        else groups.set(key, [r]);
+      }
+      for (const list of groups.values()) {
+        const { appId, messageId, channel } = list[0]!;
+        const jobs = [];
+        for (let i = 0; i < list.length; i += config.SEND_BATCH_SIZE) {
+          const chunk = list.slice(i, i + config.SEND_BATCH_SIZE);
+          const due = Math.max(0, ...chunk.map((r) => (r.nextAttemptAt ? r.nextAttemptAt.getTime() : 0)));
+          const data: SendJob = { appId, messageId, ids: chunk.map((r) => r.id), reclaimed: true };
+          jobs.push({ name: 'send', data, opts: { ...SEND_JOB_OPTIONS, jobId: `reconcile.${epoch}.${messageId}.${chunk[0]!.id}`, delay: Math.max(0, due - Date.now()) } });
+        }
+        await queues.send(channel as Channel).addBulk(jobs);
+      }
+    }
+    // Messages still to route (or scheduled): after the rows above, so a re-run of the router
+    // finds its earlier pages' rows already queued again.
+    const unrouted = await repos.messages.unrouted(-RECONCILE_HORIZON_MS);
+    for (const m of unrouted) {
+      const delay = m.send_at ? Math.max(0, m.send_at.getTime() - Date.now()) : 0;
+      await queues.route.add('route', { appId: m.app_id, messageId: m.id }, { ...ROUTE_JOB_OPTIONS, jobId: m.id, delay });
+    }
+    logger.warn({ requeued, rerouted: unrouted.length, ms: Date.now() - started }, 'Redis lost its jobs: reconciled from PostgreSQL');
+    return { requeued, rerouted: unrouted.length };
   }
 
   async sweep(): Promise<{ expired: number; requeued: number; rerouted: number; purged: number }> {

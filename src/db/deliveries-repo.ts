@@ -400,6 +400,21 @@ export class DeliveriesRepo {
   }
 
   /**
+   * Queued rows last touched before `before`, in id order from `afterId`: after Redis lost its
+   * jobs, every one of them is waiting for a job that no longer exists, whatever its lease says.
+   */
+  async openBefore(before: Date, afterId: string | null, limit = 10_000): Promise<{ appId: string; messageId: string; channel: string; id: string; nextAttemptAt: Date | null }[]> {
+    const res = await sql<{ app_id: string; message_id: string; channel: string; id: string; next_attempt_at: Date | null }>`
+      SELECT d.app_id, d.message_id, d.channel, o.id::text AS id, d.next_attempt_at
+      FROM delivery_open o JOIN deliveries d ON d.id = o.id
+      WHERE d.status = 'queued' AND d.channel IS NOT NULL AND d.updated_at < ${before.toISOString()}::timestamptz
+        ${afterId ? sql`AND o.id > ${afterId}::bigint` : sql``}
+      ORDER BY o.id
+      LIMIT ${limit}`.execute(this.db);
+    return res.rows.map((r) => ({ appId: r.app_id, messageId: r.message_id, channel: r.channel, id: r.id, nextAttemptAt: r.next_attempt_at }));
+  }
+
+  /**
    * Forgets open ids whose delivery is no longer queued. Only the hot paths (outcomes, cancel,
    * expiry) close ids eagerly; receipts, acks and recalls leave theirs for this.
    */

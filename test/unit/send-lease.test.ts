@@ -28,3 +28,7 @@ test('jobs the router did not lease to (retries, fallbacks, sweeps) claim as usu
   assert.deepEqual(howToTake(job(undefined), now), { read: false, ownLease: false, lostAttempt: false });
   assert.deepEqual(howToTake(job(undefined, 3, 1), now), { read: false, ownLease: false, lostAttempt: false });
 });
+
+test('a job the reconciliation queued after Redis lost its jobs takes the rows back and counts the lost attempt', () => {
+  assert.deepEqual(howToTake({ data: { reclaimed: true }, attemptsMade: 0, stalledCounter: 0 }, now), { read: false, ownLease: true, lostAttempt: true });
+});
