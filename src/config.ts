@@ -31,6 +31,11 @@ const schema = z.object({
   /** What devices are told to connect to; defaults to this host's name as the API saw it. */
   PUBLIC_HOST: z.string().optional(),
   GATEWAY_MQTT_PORT: port.default(1884),
+  /** PEM certificate chain and key files: with both set, the gateway also serves MQTT over TLS and wss. */
+  GATEWAY_TLS_CERT: z.string().min(1).optional(),
+  GATEWAY_TLS_KEY: z.string().min(1).optional(),
+  GATEWAY_MQTTS_PORT: port.default(8883),
+  GATEWAY_WSS_PORT: port.default(8084),
   ROLES: z
     .string()
     .default('api,worker,gateway,scheduler')
@@ -114,6 +119,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  if ((parsed.data.GATEWAY_TLS_CERT === undefined) !== (parsed.data.GATEWAY_TLS_KEY === undefined)) {
+    throw new ConfigError('invalid configuration:\n  GATEWAY_TLS_CERT and GATEWAY_TLS_KEY: set both (MQTT over TLS and wss) or neither');
   }
   return Object.freeze(parsed.data);
 }

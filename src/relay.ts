@@ -1,5 +1,7 @@
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { ProviderRegistry } from '../providers/registry.js';
@@ -32,6 +34,9 @@ export interface Relay {
   /** The gateway role: MQTT over TCP on this port (GATEWAY_MQTT_PORT; 0 binds an ephemeral one). */
   gateway?: GatewayNode;
   mqttPort?: number;
+  /** MQTT over TLS and wss (`/mqtt`), when GATEWAY_TLS_CERT and GATEWAY_TLS_KEY are set. */
+  mqttsPort?: number;
+  wssPort?: number;
   /** Runs one sweep now (tests, operators). */
   sweeper?: Sweeper;
   /** The worker role's provider clients, as the send workers get them (`self` is built in). Read-only. */
@@ -104,17 +109,31 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
 
   let gateway: GatewayNode | undefined;
   let mqttPort: number | undefined;
+  let mqttsPort: number | undefined;
+  let wssPort: number | undefined;
+  let wss: HttpsServer | undefined;
   if (roles.has('gateway')) {
     gateway = new GatewayNode(ctx);
     mqttPort = await gateway.listen(config.GATEWAY_MQTT_PORT, config.HOST);
     const gw = gateway.gw;
     registerGatewayMetrics(() => ({ connections: gw.connectionCount, online: gw.onlineCount }));
+    if (config.GATEWAY_TLS_CERT && config.GATEWAY_TLS_KEY) {
+      const tls = { cert: readFileSync(config.GATEWAY_TLS_CERT), key: readFileSync(config.GATEWAY_TLS_KEY) };
+      mqttsPort = await gateway.listenTls(config.GATEWAY_MQTTS_PORT, config.HOST, tls);
+      wss = createHttpsServer(tls, (_req, res) => {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"not_found","message":"MQTT over WebSocket is at /mqtt"}}');
+      });
+      gateway.attachWebSocket(wss, '/mqtt');
+      wss.listen(config.GATEWAY_WSS_PORT, config.HOST);
+      await once(wss, 'listening');
+      wssPort = (wss.address() as { port: number }).port;
+    }
   }
 
   let server: Server | undefined;
   let port: number | undefined;
   if (roles.has('api')) {
-    server = createServer(createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort } : {}), recall: selfRecall(ctx, presence, bus) }));
+    server = createServer(createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort, mqttsPort, wssPort } : {}), recall: selfRecall(ctx, presence, bus) }));
     server.keepAliveTimeout = 65_000;
   } else if (gateway) {
     // A gateway-only process serves MQTT over WebSocket, /healthz and /metrics on its own HTTP server.
@@ -136,13 +155,14 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
     port = typeof addr === 'object' && addr ? addr.port : config.PORT;
   }
 
-  logger.info({ roles: [...roles], port, mqttPort, ...(gateway ? { node: gateway.id } : {}), database: database.kind }, 'relay started');
+  logger.info({ roles: [...roles], port, mqttPort, mqttsPort, wssPort, ...(gateway ? { node: gateway.id } : {}), database: database.kind }, 'relay started');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       // Sessions first: their presence goes, their last acks are written, WebSockets close.
       await gateway?.close();
+      if (wss) await new Promise<void>((r) => wss!.close(() => r()));
       if (server) {
         server.closeIdleConnections();
         await new Promise<void>((r) => server!.close(() => r()));
@@ -161,6 +181,8 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
     ...(port !== undefined ? { port } : {}),
     ...(gateway ? { gateway } : {}),
     ...(mqttPort !== undefined ? { mqttPort } : {}),
+    ...(mqttsPort !== undefined ? { mqttsPort } : {}),
+    ...(wssPort !== undefined ? { wssPort } : {}),
     ...(sweeper ? { sweeper } : {}),
     ...(registry ? { providers: registry } : {}),
     stop,

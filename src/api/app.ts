@@ -18,6 +18,9 @@ import { receiptsRouter } from './routes/receipts.js';
 export interface ApiOptions {
   /** The MQTT port devices are told (`self.mqtt`) when GATEWAY_MQTT_PORT is 0 (bound at start). */
   mqttPort?: number;
+  /** Likewise for MQTT over TLS and secure WebSocket (GATEWAY_MQTTS_PORT, GATEWAY_WSS_PORT). */
+  mqttsPort?: number;
+  wssPort?: number;
   /** Withdraws a message from the self channel on `DELETE /v1/messages/:id` (recall). */
   recall?: (appId: string, messageId: string) => Promise<number>;
 }
@@ -55,7 +58,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
     }
     next();
   });
-  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall), consoleRouter(ctx));
+  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, { mqtt: opts.mqttPort, mqtts: opts.mqttsPort, wss: opts.wssPort }), messagesRouter(ctx, opts.recall), consoleRouter(ctx));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`)));

@@ -97,3 +97,17 @@ export function requireAppAdmin(res: Response, appId: string): void {
 export function requireOperator(res: Response): void {
   if (principal(res).kind !== 'operator') throw new ApiError(403, 'forbidden', 'only the operator token (ADMIN_TOKEN) may do this');
 }
+
+/**
+ * For app-scoped admin routes the operator may also use (quarantine review): a key acts on its
+ * own app (`app`, when given, must name it); the operator names the app in `app`.
+ */
+export function appOrOperator(res: Response, scope: Scope, app: string | undefined): string {
+  if (principal(res).kind === 'operator') {
+    if (app === undefined) throw new ApiError(400, 'validation_failed', 'query.app: required with the operator token (the app to act on)', [{ path: 'query.app', message: 'required with the operator token' }]);
+    return app;
+  }
+  const own = appOf(res, scope);
+  if (app !== undefined && app !== own) throw new ApiError(404, 'not_found', 'app not found');
+  return own;
+}

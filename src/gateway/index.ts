@@ -1,5 +1,5 @@
 export { GatewayServer } from './server.js';
-export { deviceTokenAuthenticator } from './auth.js';
+export { deviceTokenAuthenticator, type CurrentEpoch } from './auth.js';
 export { CONTROL_TOPIC, HEARTBEAT_TOPIC, deviceTopic } from './acl.js';
 export { defaultAdviseKeepAlive, idleLimitMs } from './heartbeat.js';
 export type {

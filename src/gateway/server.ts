@@ -1,6 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Server as NetServer } from 'node:net';
+import type { TlsOptions } from 'node:tls';
 import { Downlink } from './downlink.js';
 import { Hub } from './hub.js';
 import { createTcpListener } from './transport-tcp.js';
@@ -22,9 +23,12 @@ export class GatewayServer {
     this.hub = new Hub(options, options.hooks);
   }
 
-  /** Listens for MQTT over TCP; resolves with the bound port (pass 0 for an ephemeral one). */
-  listenTcp(port: number, host?: string): Promise<number> {
-    const server = createTcpListener(this.hub);
+  /**
+   * Listens for MQTT over TCP, or over TLS with `tls` (`{cert, key}` at least); resolves with the
+   * bound port (pass 0 for an ephemeral one).
+   */
+  listenTcp(port: number, host?: string, tls?: TlsOptions): Promise<number> {
+    const server = createTcpListener(this.hub, tls);
     this.listeners.push(server);
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import type { Hub } from './hub.js';
 import { Session } from './session.js';
 import type { Transport } from './types.js';
@@ -60,16 +61,22 @@ export class TcpSession extends Session {
   }
 }
 
-/** A TCP listener feeding sessions into the hub. */
-export function createTcpListener(hub: Hub): Server {
-  const server = createServer({ noDelay: true });
-  server.on('connection', (sock: Socket) => {
+/**
+ * A TCP listener feeding sessions into the hub; with `tls` (a certificate and key), MQTT over TLS.
+ * A TLS handshake gets no longer than a CONNECT would: a client that stalls it is cut off.
+ */
+export function createTcpListener(hub: Hub, tls?: TlsOptions): Server {
+  const server = tls ? createTlsServer({ ...tls, handshakeTimeout: hub.opts.connectTimeoutMs }) : createServer({ noDelay: true });
+  server.on(tls ? 'secureConnection' : 'connection', (sock: Socket) => {
     if (hub.closing) {
       sock.destroy();
       return;
     }
+    if (tls) sock.setNoDelay(true);
     new TcpSession(hub, sock);
   });
+  // Failed handshakes (scanners, plain MQTT on the TLS port, expired client trust) are the peer's problem.
+  if (tls) server.on('tlsClientError', () => undefined);
   server.on('error', (err) => hub.log.error({ err }, 'gateway: TCP listener error'));
   return server;
 }

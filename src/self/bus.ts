@@ -30,9 +30,18 @@ export interface BusRevoke {
   to: [string, number][];
 }
 
-export type BusMessage = BusPush | BusKick | BusRevoke;
+/** Close the device's session wherever it is: its password was revoked or rotated (sent to every node). */
+export interface BusClose {
+  t: 'close';
+  appId: string;
+  deviceId: string;
+}
+
+export type BusMessage = BusPush | BusKick | BusRevoke | BusClose;
 
 export const nodeChannel = (prefix: string, node: string) => `${prefix}:gw:${node}`;
+/** Every gateway node listens here too, for what must reach a device wherever it is connected. */
+export const allNodesChannel = (prefix: string) => `${prefix}:gw-all`;
 
 /**
  * The producer side of the gateway bus: Redis pub/sub, one channel per gateway node. Pub/sub is
@@ -44,6 +53,11 @@ export class BusPublisher {
     private readonly redis: Redis,
     private readonly prefix: string,
   ) {}
+
+  /** Publishes to every gateway node (rare: credential changes). */
+  async broadcast(msg: BusMessage): Promise<void> {
+    await this.redis.publish(allNodesChannel(this.prefix), JSON.stringify(msg));
+  }
 
   /**
    * Publishes every message in one pipelined round trip. Returns, per message, how many nodes
@@ -65,6 +79,7 @@ export class BusPublisher {
 export class BusSubscriber {
   private readonly redis: Redis;
   private readonly channel: string;
+  private readonly everyone: string;
 
   constructor(
     options: RedisOptions,
@@ -74,6 +89,7 @@ export class BusSubscriber {
     private readonly logger: Logger,
   ) {
     this.channel = nodeChannel(prefix, node);
+    this.everyone = allNodesChannel(prefix);
     this.redis = new Redis({ ...options, maxRetriesPerRequest: null });
     this.redis.on('error', (err) => this.logger.warn({ err: err.message }, 'gateway bus connection error'));
     this.redis.on('message', (_channel: string, text: string) => {
@@ -93,12 +109,12 @@ export class BusSubscriber {
   }
 
   async start(): Promise<void> {
-    await this.redis.subscribe(this.channel);
+    await this.redis.subscribe(this.channel, this.everyone);
   }
 
   async close(): Promise<void> {
     try {
-      await this.redis.unsubscribe(this.channel);
+      await this.redis.unsubscribe(this.channel, this.everyone);
     } catch {
       /* closing anyway */
     }

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { TlsOptions } from 'node:tls';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { selfPayload } from '../../providers/self.js';
@@ -17,6 +19,7 @@ import {
 } from '../gateway/index.js';
 import { AckWriter } from './ack-writer.js';
 import { BusPublisher, BusSubscriber, type BusKick, type BusMessage, type BusPush, type BusRevoke } from './bus.js';
+import { DeviceCredentials } from './device-credentials.js';
 import { KeepAliveAdvisor } from './keepalive-advisor.js';
 import { NODE_TTL_MS, Presence, type PresenceEntry } from './presence.js';
 import { SelfSessions } from './sessions.js';
@@ -65,7 +68,8 @@ export class GatewayNode {
     this.sessions = new SelfSessions(redis, ctx.config.QUEUE_PREFIX, (p) => this.track(p));
     this.subscriber = new BusSubscriber(ctx.redis, ctx.config.QUEUE_PREFIX, this.id, (m) => this.onBus(m), this.log);
     this.gw = new GatewayServer({
-      authenticate: deviceTokenAuthenticator(ctx.secrets.deviceTokenSecret),
+      // The password's epoch must be the device's current one: deleted devices and rotated passwords are refused.
+      authenticate: deviceTokenAuthenticator(ctx.secrets.deviceTokenSecret, new DeviceCredentials(ctx).current),
       adviseKeepAlive: this.advisor.advise,
       sessions: this.sessions,
       logger: this.log,
@@ -90,8 +94,13 @@ export class GatewayNode {
     return this.gw.listenTcp(port, host);
   }
 
-  /** MQTT over WebSocket at `path` of an HTTP server (the API's, or the gateway's own). */
-  attachWebSocket(server: HttpServer, path = '/mqtt'): void {
+  /** MQTT over TLS on another port (after listen()); resolves with the bound port. */
+  listenTls(port: number, host: string | undefined, tls: TlsOptions): Promise<number> {
+    return this.gw.listenTcp(port, host, tls);
+  }
+
+  /** MQTT over WebSocket at `path` of an HTTP(S) server (the API's, the gateway's own, or the wss one). */
+  attachWebSocket(server: HttpServer | HttpsServer, path = '/mqtt'): void {
     this.gw.attachWebSocket(server, path);
   }
 
@@ -237,6 +246,8 @@ export class GatewayNode {
     if (msg.t === 'push') this.onPush(msg);
     else if (msg.t === 'kick') this.track(this.onKick(msg));
     else if (msg.t === 'revoke') this.onRevoke(msg);
+    // Its password was revoked or rotated: the device must reconnect with the current one.
+    else if (msg.t === 'close') this.gw.kick(msg.appId, msg.deviceId, 'closed');
   }
 
   private onPush(msg: BusPush): void {

@@ -2,11 +2,11 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { CHANNELS, type Channel } from '../../../providers/types.js';
 import { checkSubscription, subscriptionToken } from '../../../providers/webpush.js';
-import { signDeviceToken } from '../../core/device-token.js';
 import { maskToken } from '../../core/secrets.js';
 import type { Context } from '../../context.js';
 import type { DeviceRow, DeviceTokenRow } from '../../db/schema.js';
-import { appOf } from '../auth.js';
+import { DeviceCredentials } from '../../self/device-credentials.js';
+import { appOf, appOrOperator } from '../auth.js';
 import { route } from '../define.js';
 import { notFound } from '../errors.js';
 
@@ -80,13 +80,25 @@ const deviceView = z.object({
   appVersion: z.string().nullable(),
   tokens: z.array(tokenView),
   self: z
-    .object({ mqtt: z.string(), ws: z.string(), clientId: z.string(), username: z.string(), password: z.string(), topic: z.string() })
+    .object({
+      mqtt: z.string(),
+      ws: z.string(),
+      mqtts: z.string().optional().describe('MQTT over TLS, when the gateway has a certificate (GATEWAY_TLS_CERT)'),
+      wss: z.string().optional().describe('MQTT over secure WebSocket, when the gateway has a certificate'),
+      clientId: z.string(),
+      username: z.string(),
+      password: z.string().describe('Valid until the device is deleted or its credentials are rotated'),
+      topic: z.string(),
+    })
     .optional()
     .describe('Self-channel connection info (Android and web)'),
   lastSeenAt: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
+
+/** The app an operator acts on (quarantine review); a key may name only its own. */
+const appIdQuery = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'an app id').optional().describe('The app (required with the operator token)');
 
 export function tokenJson(t: DeviceTokenRow) {
   return {
@@ -105,22 +117,33 @@ function safeEndpoint(sub: string): string {
   }
 }
 
-export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
+/** Ports the gateway bound (0 in the config binds an ephemeral one): what devices are told. */
+export interface BoundPorts {
+  mqtt?: number;
+  mqtts?: number;
+  wss?: number;
+}
+
+export function devicesRouter(ctx: Context, bound: BoundPorts = {}): Router {
   const r = Router();
   const { devices } = ctx.repos;
   const { config } = ctx;
+  const creds = new DeviceCredentials(ctx);
+  const boundMqttPort = bound.mqtt;
 
-  const selfInfo = (req: Request, appId: string, id: string) => {
+  const selfInfo = (req: Request, appId: string, id: string, epoch: string) => {
     const host = config.PUBLIC_HOST ?? req.hostname;
     // Port 0 in the config means "bind an ephemeral port": tell devices the one actually bound.
     const mqttPort = config.GATEWAY_MQTT_PORT || boundMqttPort || config.GATEWAY_MQTT_PORT;
     const httpPort = config.PORT || req.socket.localPort || config.PORT;
+    const tls = config.GATEWAY_TLS_CERT !== undefined;
     return {
       mqtt: `mqtt://${host}:${mqttPort}`,
       ws: `${req.protocol === 'https' ? 'wss' : 'ws'}://${host}:${httpPort}/mqtt`,
+      ...(tls ? { mqtts: `mqtts://${host}:${config.GATEWAY_MQTTS_PORT || bound.mqtts}`, wss: `wss://${host}:${config.GATEWAY_WSS_PORT || bound.wss}/mqtt` } : {}),
       clientId: id,
       username: id,
-      password: signDeviceToken(ctx.secrets.deviceTokenSecret, appId, id),
+      password: creds.password(appId, id, epoch),
       topic: `devices/${id}`,
     };
   };
@@ -135,7 +158,7 @@ export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
     timezone: d.timezone,
     appVersion: d.app_version,
     tokens: tokens.map(tokenJson),
-    ...(d.platform !== 'ios' ? { self: selfInfo(req, appId, d.id) } : {}),
+    ...(d.platform !== 'ios' ? { self: selfInfo(req, appId, d.id, String(d.credential_epoch)) } : {}),
     lastSeenAt: d.last_seen_at?.toISOString() ?? null,
     createdAt: d.created_at.toISOString(),
     updatedAt: d.updated_at.toISOString(),
@@ -168,6 +191,7 @@ export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
         ...(body.appVersion !== undefined ? { appVersion: body.appVersion } : {}),
       });
       const found = (await devices.get(appId, params.id))!;
+      await creds.registered(appId, params.id, found.device.credential_epoch);
       res.json(view(req, appId, found.device, found.tokens));
     },
   );
@@ -190,13 +214,15 @@ export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
   route(
     r,
     {
-      method: 'delete', path: '/v1/devices/:id', tag: 'devices', auth: 'devices', summary: 'Remove a device and its tokens',
+      method: 'delete', path: '/v1/devices/:id', tag: 'devices', auth: 'devices',
+      summary: 'Remove a device and its tokens; its self-channel password is refused at once and its live connection closed',
       params: z.object({ id: deviceIdSchema }),
       responses: { 204: { description: 'Removed' } },
     },
     async (_req, res, { params }) => {
       const appId = appOf(res, 'devices');
       if (!(await devices.delete(appId, params.id))) throw notFound('device');
+      await creds.revoked(appId, params.id);
       res.status(204).end();
     },
   );
@@ -204,8 +230,26 @@ export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
   route(
     r,
     {
-      method: 'get', path: '/v1/tokens', tag: 'devices', auth: 'admin', summary: 'List quarantined tokens (state invalid) with their evidence',
+      method: 'post', path: '/v1/devices/:id/credentials/rotate', tag: 'devices', auth: 'devices',
+      summary: 'Issue a new self-channel password: the old one is refused at once and its live connection closed',
+      params: z.object({ id: deviceIdSchema }),
+      responses: { 200: { description: 'The device, with its new password in `self`', schema: deviceView } },
+    },
+    async (req, res, { params }) => {
+      const appId = appOf(res, 'devices');
+      if ((await creds.rotate(appId, params.id)) === null) throw notFound('device');
+      const found = await devices.get(appId, params.id);
+      if (!found) throw notFound('device');
+      res.json(view(req, appId, found.device, found.tokens));
+    },
+  );
+
+  route(
+    r,
+    {
+      method: 'get', path: '/v1/tokens', tag: 'devices', auth: 'admin', summary: 'List quarantined tokens (state invalid) with their evidence (the operator token names the app in `app`)',
       query: z.object({
+        app: appIdQuery,
         state: z.literal('invalid').default('invalid'),
         channel: z.enum(CHANNELS).optional(),
         cursor: z.string().max(512).optional(),
@@ -214,7 +258,7 @@ export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
       responses: { 200: { description: 'Quarantined tokens', schema: z.object({ items: z.array(z.unknown()), next: z.string().nullable() }) } },
     },
     async (_req, res, { query }) => {
-      const appId = appOf(res, 'admin');
+      const appId = appOrOperator(res, 'admin', query.app);
       const after = query.cursor ? Buffer.from(query.cursor, 'base64url').toString() : undefined;
       const page = await devices.quarantined(appId, { ...(query.channel ? { channel: query.channel } : {}), ...(after ? { after } : {}), limit: query.limit });
       res.json({
@@ -228,12 +272,13 @@ export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
     r,
     {
       method: 'post', path: '/v1/devices/:id/tokens/:channel/restore', tag: 'devices', auth: 'admin',
-      summary: 'Restore a quarantined token (an operator overrides the provider’s verdict)',
+      summary: 'Restore a quarantined token (an operator overrides the provider’s verdict; the operator token names the app in `app`)',
       params: z.object({ id: deviceIdSchema, channel: z.enum(CHANNELS) }),
+      query: z.object({ app: appIdQuery }),
       responses: { 200: { description: 'Restored', schema: tokenView } },
     },
-    async (_req, res, { params }) => {
-      const appId = appOf(res, 'admin');
+    async (_req, res, { params, query }) => {
+      const appId = appOrOperator(res, 'admin', query.app);
       if (!(await devices.restoreToken(appId, params.id, params.channel))) throw notFound('quarantined token');
       const found = await devices.get(appId, params.id);
       const t = found?.tokens.find((x) => x.channel === params.channel);

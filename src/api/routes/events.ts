@@ -1,7 +1,7 @@
 import express, { Router, type Request } from 'express';
 import { z } from 'zod';
-import { verifyDeviceToken } from '../../core/device-token.js';
 import type { Context } from '../../context.js';
+import { DeviceCredentials } from '../../self/device-credentials.js';
 import { appOf, type Authenticator } from '../auth.js';
 import { route } from '../define.js';
 import { ApiError } from '../errors.js';
@@ -20,18 +20,20 @@ const bodySchema = z.union([eventSchema, z.object({ events: z.array(eventSchema)
 
 /**
  * `Authorization: Device <deviceId>:<password>` (the self-channel password from the device's
- * registration) lets an app report its own events without holding an API key.
+ * registration) lets an app report its own events without holding an API key. A password of a
+ * deleted device, or one replaced by a rotation, no longer verifies.
  */
-export function deviceAuth(req: Request, secret: string): { appId: string; deviceId: string } | null {
+export async function deviceAuth(req: Request, creds: DeviceCredentials): Promise<{ appId: string; deviceId: string } | null> {
   const m = /^Device\s+(.+):([^:\s]+)$/.exec(req.get('authorization') ?? '');
   if (!m) return null;
-  const appId = verifyDeviceToken(secret, m[1]!, m[2]!);
+  const appId = await creds.verify(m[1]!, m[2]!);
   return appId ? { appId, deviceId: m[1]! } : null;
 }
 
 /** Client SDK reports: a push was delivered to, or opened on, a device. */
 export function eventsRouter(ctx: Context, auth: Authenticator): Router {
   const r = Router();
+  const creds = new DeviceCredentials(ctx);
   r.use('/v1/events', express.json({ limit: ctx.config.MAX_BODY_BYTES }));
   route(
     r,
@@ -43,7 +45,7 @@ export function eventsRouter(ctx: Context, auth: Authenticator): Router {
     },
     async (req, res, { body }) => {
       const events = 'events' in body ? body.events : [body];
-      const device = deviceAuth(req, ctx.secrets.deviceTokenSecret);
+      const device = await deviceAuth(req, creds);
       let appId: string;
       if (device) {
         appId = device.appId;

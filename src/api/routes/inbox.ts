@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { selfPayload } from '../../../providers/self.js';
 import type { PushContent } from '../../../providers/types.js';
 import type { Context } from '../../context.js';
+import { DeviceCredentials } from '../../self/device-credentials.js';
 import { appOf, type Authenticator } from '../auth.js';
 import { route } from '../define.js';
 import { ApiError, notFound } from '../errors.js';
@@ -28,6 +29,7 @@ const inboxItem = z.object({
  */
 export function inboxRouter(ctx: Context, auth: Authenticator): Router {
   const r = Router();
+  const creds = new DeviceCredentials(ctx);
   route(
     r,
     {
@@ -48,7 +50,7 @@ export function inboxRouter(ctx: Context, auth: Authenticator): Router {
       },
     },
     async (req, res, { params, query }) => {
-      const device = deviceAuth(req, ctx.secrets.deviceTokenSecret);
+      const device = await deviceAuth(req, creds);
       let appId: string;
       if (device) {
         if (device.deviceId !== params.id) throw new ApiError(403, 'forbidden', 'a device may read only its own inbox');
