@@ -150,6 +150,7 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
       await sweeper?.stop();
       await Promise.all(workers.map((w) => w.close()));
       await registry?.close();
+      await ctx.lastSeen.flush();
       await ctx.queues.close();
       await database.close();
       await redis.stop();
