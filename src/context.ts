@@ -5,6 +5,7 @@ import type { Secrets } from './bootstrap.js';
 import { Clock } from './campaigns/clock.js';
 import type { Config } from './config.js';
 import { AppsRepo } from './db/apps-repo.js';
+import { CountersRepo } from './db/counters-repo.js';
 import { CredentialsRepo } from './db/credentials-repo.js';
 import { DeliveriesRepo } from './db/deliveries-repo.js';
 import { DevicesRepo } from './db/devices-repo.js';
@@ -33,6 +34,7 @@ export interface Context {
     messages: MessagesRepo;
     deliveries: DeliveriesRepo;
     self: SelfRepo;
+    counters: CountersRepo;
   };
 }
 
@@ -53,6 +55,7 @@ export function createContext(config: Config, logger: Logger, db: Kysely<DB>, re
       messages: new MessagesRepo(db),
       deliveries: new DeliveriesRepo(db),
       self: new SelfRepo(db),
+      counters: new CountersRepo(db),
     },
   };
 }

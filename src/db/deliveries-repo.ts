@@ -1,9 +1,10 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { VENDOR_CHANNELS, type OutcomeReason } from '../../providers/types.js';
-import { emptyCounts, type DeliveryStatus } from '../core/delivery-status.js';
+import type { DeliveryStatus } from '../core/delivery-status.js';
 import { idArray, textArray } from './array-literal.js';
 import { withPlanner } from './planner.js';
 import type { DB, DeliveryRow } from './schema.js';
+import { TALLIES } from './tallies.js';
 
 /** PostgreSQL's unique_violation. */
 const UNIQUE_VIOLATION = '23505';
@@ -15,6 +16,8 @@ export interface NewDeliveryRow {
   token: string | null;
   status: 'queued' | 'failed';
   error: OutcomeReason | null;
+  /** The A/B variant this device drew (campaign messages with variants). */
+  variant?: string | null;
 }
 
 /** A fact about one delivery reported from outside the send path. */
@@ -43,18 +46,6 @@ export interface OutcomeRow {
   providerId: string | null;
   nextAttemptAt: Date | null;
 }
-
-/**
- * Rows counted into the hourly rollups in the same statement that changes them: the statement
- * names its changed rows `changed` (app_id, channel, platform, status, is_new).
- */
-export const ROLLUP_UPSERT = sql`
-  INSERT INTO delivery_rollups (app_id, bucket, channel, platform, status, count)
-  SELECT app_id, date_trunc('hour', now()), coalesce(channel, 'none'), coalesce(platform, 'none'), status, count(*)
-  FROM changed WHERE status <> 'queued' OR is_new
-  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-  ON CONFLICT (app_id, bucket, channel, platform, status) DO UPDATE SET count = delivery_rollups.count + EXCLUDED.count
-  RETURNING 1`;
 
 /**
  * The delivery table is the pipeline's source of truth. Every write here is one statement for a
@@ -107,18 +98,19 @@ export class DeliveriesRepo {
     // a thousand result rows cost more than the insert's own client work.
     return sql<{ inserted: string; queued: Record<string, string[]> | null }>`
       WITH changed AS (
-        INSERT INTO deliveries (message_id, app_id, device_id, platform, channel, token, status, error, lease_until)
+        INSERT INTO deliveries (message_id, app_id, device_id, platform, channel, token, status, error, lease_until, variant)
         SELECT ${messageId}, ${appId}, v.device_id, v.platform, v.channel, v.token, v.status, v.error,
-               CASE WHEN v.status = 'queued' THEN ${lease}::timestamptz END
+               CASE WHEN v.status = 'queued' THEN ${lease}::timestamptz END, v.variant
         FROM unnest(${textArray(rows.map((r) => r.deviceId))}::text[], ${textArray(rows.map((r) => r.platform))}::text[],
                     ${textArray(rows.map((r) => r.channel))}::text[], ${textArray(rows.map((r) => r.token))}::text[],
-                    ${textArray(rows.map((r) => r.status))}::text[], ${textArray(rows.map((r) => (r.error ? JSON.stringify(r.error) : null)))}::jsonb[])
-             AS v(device_id, platform, channel, token, status, error)
+                    ${textArray(rows.map((r) => r.status))}::text[], ${textArray(rows.map((r) => (r.error ? JSON.stringify(r.error) : null)))}::jsonb[],
+                    ${textArray(rows.map((r) => r.variant ?? null))}::text[])
+             AS v(device_id, platform, channel, token, status, error, variant)
         ${onConflict}
-        RETURNING id, app_id, channel, platform, status, true AS is_new
+        RETURNING id, app_id, message_id, channel, platform, variant, status, error, NULL::text AS old_status, NULL::text AS old_channel
       ), opened AS (
         INSERT INTO delivery_open (id) SELECT id FROM changed WHERE status = 'queued'
-      ), rollup AS (${ROLLUP_UPSERT})
+      ), ${TALLIES}
       SELECT (SELECT count(*) FROM changed) AS inserted,
              (SELECT json_object_agg(channel, ids) FROM (
                 SELECT channel, json_agg(id::text ORDER BY id) AS ids FROM changed
@@ -217,8 +209,8 @@ export class DeliveriesRepo {
         FROM v
         -- The id list as well as the join: an index probe per row whatever the table's statistics.
         WHERE d.id = v.id AND d.id = ANY(${ids}::bigint[]) AND d.status = 'queued'
-        RETURNING d.id, d.app_id, d.device_id, d.channel, d.platform, d.token, d.status, v.error, v.provider_id AS new_provider_id,
-                  false AS is_new
+        RETURNING d.id, d.app_id, d.message_id, d.device_id, d.channel, d.platform, d.variant, d.token, d.status, v.error,
+                  v.provider_id AS new_provider_id, 'queued'::text AS old_status, d.channel AS old_channel
       ), closed AS (
         DELETE FROM delivery_open WHERE id = ANY(ARRAY(SELECT id FROM changed WHERE status <> 'queued'))
       ), requests AS (
@@ -226,9 +218,8 @@ export class DeliveriesRepo {
         SELECT app_id, channel, new_provider_id, array_agg(id ORDER BY id) FROM changed
         WHERE new_provider_id IS NOT NULL AND channel = ANY(${VENDOR_CHANNELS as readonly string[]}::text[])
         GROUP BY app_id, channel, new_provider_id
-      ), quarantined AS (${quarantine}), rollup AS (${ROLLUP_UPSERT})
-      SELECT (SELECT count(*) FROM changed) AS updated, (SELECT count(*) FROM quarantined) AS quarantined,
-             (SELECT count(*) FROM rollup) AS rolled`.execute(tx));
+      ), quarantined AS (${quarantine}), ${TALLIES}
+      SELECT (SELECT count(*) FROM changed) AS updated, (SELECT count(*) FROM quarantined) AS quarantined`.execute(tx));
     const r = res.rows[0];
     return { updated: Number(r?.updated ?? 0), quarantined: Number(r?.quarantined ?? 0) };
   }
@@ -272,6 +263,10 @@ export class DeliveriesRepo {
         FROM matched
         -- The strongest fact wins: a vendor's "not delivered" only stands when nothing says it was.
         ORDER BY id, CASE event WHEN 'invalid' THEN 0 WHEN 'opened' THEN 1 WHEN 'delivered' THEN 2 ELSE 3 END
+      ), locked AS (
+        -- The status each row leaves, for the counters: locked first, so no concurrent writer can
+        -- change it between this read and the update below.
+        SELECT d.id, d.status FROM deliveries d WHERE d.id IN (SELECT id FROM target) ORDER BY d.id FOR UPDATE
       ), changed AS (
         UPDATE deliveries d
         SET status = CASE
@@ -284,12 +279,13 @@ export class DeliveriesRepo {
             opened_at = CASE WHEN t.event = 'opened' THEN coalesce(d.opened_at, t.at) ELSE d.opened_at END,
             error = CASE WHEN t.event IN ('invalid', 'failed') THEN t.reason ELSE d.error END,
             lease_until = NULL, pending_seq = NULL, updated_at = now()
-        FROM target t
+        FROM target t JOIN locked l ON l.id = t.id
         WHERE d.id = t.id AND (
           (t.event = 'delivered' AND d.status IN ('queued', 'sent')) OR
           (t.event = 'opened' AND d.status IN ('queued', 'sent', 'delivered')) OR
           (t.event IN ('invalid', 'failed') AND d.status IN ('queued', 'sent')))
-        RETURNING d.id, d.app_id, d.device_id, d.channel, d.platform, d.token, d.status, d.error, false AS is_new
+        RETURNING d.id, d.app_id, d.message_id, d.device_id, d.channel, d.platform, d.variant, d.token, d.status, d.error,
+                  l.status AS old_status, d.channel AS old_channel
       ), quarantined AS (
         UPDATE device_tokens tk
         SET state = 'invalid', invalid_reason = coalesce(changed.error->>'code', 'receipt'), invalid_at = now(),
@@ -298,9 +294,9 @@ export class DeliveriesRepo {
         WHERE changed.status = 'invalid' AND tk.app_id = changed.app_id AND tk.device_id = changed.device_id
           AND tk.channel = changed.channel AND tk.token = changed.token AND tk.state = 'active'
         RETURNING 1
-      ), rollup AS (${ROLLUP_UPSERT})
+      ), ${TALLIES}
       SELECT (SELECT count(*) FROM target) AS matched, (SELECT count(*) FROM changed) AS n,
-             (SELECT count(*) FROM quarantined) AS q, (SELECT count(*) FROM rollup) AS r,
+             (SELECT count(*) FROM quarantined) AS q,
              (SELECT coalesce(json_agg(id::text ORDER BY id), '[]'::json) FROM changed
               WHERE status = 'failed' AND error->>'code' = 'quota') AS over_quota`.execute(this.db);
     const r = res.rows[0];
@@ -315,15 +311,19 @@ export class DeliveriesRepo {
   async requeueOnChannel(ids: readonly string[], channel: string): Promise<{ messageId: string; ids: string[] }[]> {
     if (ids.length === 0) return [];
     const res = await this.byIds((tx) => sql<{ moved: [string, string][] | null }>`
-      WITH moved AS (
-        UPDATE deliveries SET status = 'queued', channel = ${channel}, token = NULL, provider_id = NULL,
+      WITH locked AS (
+        SELECT id, channel FROM deliveries WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'failed' ORDER BY id FOR UPDATE
+      ), changed AS (
+        UPDATE deliveries d SET status = 'queued', channel = ${channel}, token = NULL, provider_id = NULL,
           lease_until = NULL, next_attempt_at = NULL, updated_at = now()
-        WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'failed'
-        RETURNING id, message_id
+        FROM locked l
+        WHERE d.id = l.id AND d.status = 'failed'
+        RETURNING d.id, d.app_id, d.message_id, d.channel, d.platform, d.variant, d.status, NULL::jsonb AS error,
+                  'failed'::text AS old_status, l.channel AS old_channel
       ), opened AS (
-        INSERT INTO delivery_open (id) SELECT id FROM moved ON CONFLICT DO NOTHING
-      )
-      SELECT json_agg(json_build_array(message_id, id::text) ORDER BY id) AS moved FROM moved`.execute(tx));
+        INSERT INTO delivery_open (id) SELECT id FROM changed ON CONFLICT DO NOTHING
+      ), ${TALLIES}
+      SELECT json_agg(json_build_array(message_id, id::text) ORDER BY id) AS moved FROM changed`.execute(tx));
     const byMessage = new Map<string, string[]>();
     for (const [messageId, id] of res.rows[0]?.moved ?? []) byMessage.set(messageId, [...(byMessage.get(messageId) ?? []), id]);
     return [...byMessage].map(([messageId, list]) => ({ messageId, ids: list }));
@@ -332,11 +332,21 @@ export class DeliveriesRepo {
   /** Hands queued, unleased deliveries to another channel (a fallback); returns the moved ids. */
   async moveQueued(ids: readonly string[], channel: string): Promise<string[]> {
     if (ids.length === 0) return [];
+    // The counters move the row's count to the new channel: its old channel is read under lock.
     const res = await this.byIds((tx) => sql<{ id: string }>`
-      UPDATE deliveries SET channel = ${channel}, token = NULL, provider_id = NULL, lease_until = NULL,
-        next_attempt_at = NULL, updated_at = now()
-      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND (lease_until IS NULL OR lease_until < now())
-      RETURNING id`.execute(tx));
+      WITH locked AS (
+        SELECT id, channel FROM deliveries
+        WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND (lease_until IS NULL OR lease_until < now())
+        ORDER BY id FOR UPDATE
+      ), changed AS (
+        UPDATE deliveries d SET channel = ${channel}, token = NULL, provider_id = NULL, lease_until = NULL,
+          next_attempt_at = NULL, updated_at = now()
+        FROM locked l
+        WHERE d.id = l.id AND d.status = 'queued' AND (d.lease_until IS NULL OR d.lease_until < now())
+        RETURNING d.id, d.app_id, d.message_id, d.channel, d.platform, d.variant, d.status, NULL::jsonb AS error,
+                  'queued'::text AS old_status, l.channel AS old_channel
+      ), ${TALLIES}
+      SELECT id FROM changed`.execute(tx));
     return res.rows.map((r) => String(r.id)).sort(compareIds);
   }
 
@@ -346,10 +356,11 @@ export class DeliveriesRepo {
       WITH changed AS (
         UPDATE deliveries SET status = 'cancelled', lease_until = NULL, pending_seq = NULL, updated_at = now()
         WHERE message_id = ${messageId} AND status = 'queued'
-        RETURNING id, app_id, channel, platform, status, false AS is_new
+        RETURNING id, app_id, message_id, channel, platform, variant, status, NULL::jsonb AS error,
+                  'queued'::text AS old_status, channel AS old_channel
       ), closed AS (
         DELETE FROM delivery_open WHERE id = ANY(ARRAY(SELECT id FROM changed))
-      ), rollup AS (${ROLLUP_UPSERT})
+      ), ${TALLIES}
       SELECT count(*) AS n FROM changed`.execute(this.db);
     return Number(res.rows[0]?.n ?? 0);
   }
@@ -365,10 +376,11 @@ export class DeliveriesRepo {
         UPDATE deliveries d SET status = 'expired', lease_until = NULL, pending_seq = NULL, updated_at = now(),
           error = jsonb_build_object('code', 'Expired', 'message', 'the message TTL ended before it could be sent')
         FROM due WHERE d.id = due.id AND d.status = 'queued'
-        RETURNING d.id, d.app_id, d.channel, d.platform, d.status, false AS is_new
+        RETURNING d.id, d.app_id, d.message_id, d.channel, d.platform, d.variant, d.status, d.error,
+                  'queued'::text AS old_status, d.channel AS old_channel
       ), closed AS (
         DELETE FROM delivery_open WHERE id = ANY(ARRAY(SELECT id FROM changed))
-      ), rollup AS (${ROLLUP_UPSERT})
+      ), ${TALLIES}
       SELECT count(*) AS n FROM changed`.execute(this.db);
     return Number(res.rows[0]?.n ?? 0);
   }
@@ -402,25 +414,6 @@ export class DeliveriesRepo {
       )
       SELECT count(*) AS n FROM deleted`.execute(this.db);
     return Number(res.rows[0]?.n ?? 0);
-  }
-
-  async counts(messageId: string): Promise<{ counts: Record<DeliveryStatus, number>; byChannel: Record<string, Partial<Record<DeliveryStatus, number>>> }> {
-    const rows = await this.db
-      .selectFrom('deliveries')
-      .select(['channel', 'status', (eb) => eb.fn.countAll<string>().as('n')])
-      .where('message_id', '=', messageId)
-      .groupBy(['channel', 'status'])
-      .execute();
-    const counts = emptyCounts();
-    const byChannel: Record<string, Partial<Record<DeliveryStatus, number>>> = {};
-    for (const r of rows) {
-      const status = r.status as DeliveryStatus;
-      const n = Number(r.n);
-      counts[status] = (counts[status] ?? 0) + n;
-      const ch = (byChannel[r.channel ?? 'none'] ??= {});
-      ch[status] = (ch[status] ?? 0) + n;
-    }
-    return { counts, byChannel };
   }
 
   async list(

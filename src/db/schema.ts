@@ -121,13 +121,36 @@ export interface DeliveriesTable {
   opened_at: NullableTimestamp;
 }
 
-export interface DeliveryRollupsTable {
+/** Transitions per minute (migration 0007): `''` campaign / variant when there is none. */
+export interface StatsMinuteTable {
   app_id: string;
   bucket: Timestamp;
   channel: string;
   platform: string;
+  campaign: string;
+  variant: string;
   status: string;
   count: ColumnType<string, number | string, number | string>;
+}
+
+/** Error codes per minute and channel; `status` is the end state, or `retried`. */
+export interface StatsErrorsTable {
+  app_id: string;
+  bucket: Timestamp;
+  channel: string;
+  code: string;
+  status: string;
+  count: ColumnType<string, number | string, number | string>;
+}
+
+/** A message's deliveries per status now, by channel and variant (`''` without one). */
+export interface MessageCountsTable {
+  message_id: string;
+  channel: string;
+  variant: string;
+  status: string;
+  app_id: string;
+  n: ColumnType<string, number | string, number | string>;
 }
 
 /** Ids of deliveries that may still be queued; rows that moved on are pruned by the sweeper. */
@@ -184,7 +207,9 @@ export interface DB {
   messages: MessagesTable;
   idempotency_keys: IdempotencyKeysTable;
   deliveries: DeliveriesTable;
-  delivery_rollups: DeliveryRollupsTable;
+  stats_minute: StatsMinuteTable;
+  stats_errors: StatsErrorsTable;
+  message_counts: MessageCountsTable;
   delivery_open: DeliveryOpenTable;
   provider_requests: ProviderRequestsTable;
 }

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
-import { ROLLUP_UPSERT, compareIds } from './deliveries-repo.js';
+import { compareIds } from './deliveries-repo.js';
 import type { DB } from './schema.js';
+import { TALLIES } from './tallies.js';
 
 /** A self-channel message still waiting for its device's ack, as a gateway or the inbox hands it out. */
 export interface PendingSelfMessage {
@@ -91,8 +92,9 @@ export class SelfRepo {
         UPDATE deliveries d SET status = 'expired', pending_seq = NULL, updated_at = now(),
           error = jsonb_build_object('code', 'Expired', 'message', 'the message TTL ended before the device acked it')
         FROM due WHERE d.id = due.id AND d.status = 'sent'
-        RETURNING d.app_id, d.channel, d.platform, d.status, false AS is_new
-      ), rollup AS (${ROLLUP_UPSERT})
+        RETURNING d.app_id, d.message_id, d.channel, d.platform, d.variant, d.status, d.error,
+                  'sent'::text AS old_status, d.channel AS old_channel
+      ), ${TALLIES}
       SELECT count(*) AS n FROM changed`.execute(this.db);
     return Number(res.rows[0]?.n ?? 0);
   }
@@ -114,19 +116,20 @@ export class SelfRepo {
   async moveToChannel(rows: readonly { id: string; channel: string; token: string | null }[]): Promise<{ id: string; channel: string }[]> {
     if (rows.length === 0) return [];
     const res = await sql<{ id: string; channel: string }>`
-      WITH moved AS (
+      WITH changed AS (
         UPDATE deliveries d
         SET channel = v.channel, token = v.token, status = 'queued', provider_id = NULL, error = NULL,
             lease_until = NULL, next_attempt_at = NULL, updated_at = now()
         FROM unnest(${rows.map((r) => r.id)}::bigint[], ${rows.map((r) => r.channel)}::text[], ${rows.map((r) => r.token)}::text[])
           AS v(id, channel, token)
         WHERE d.id = v.id AND d.status = 'sent' AND d.channel = 'self'
-        RETURNING d.id, d.channel
+        RETURNING d.id, d.app_id, d.message_id, d.channel, d.platform, d.variant, d.status, NULL::jsonb AS error,
+                  'sent'::text AS old_status, 'self'::text AS old_channel
       ), opened AS (
         -- Queued again: open for the sweeper, should the fallback's job be lost.
-        INSERT INTO delivery_open (id) SELECT id FROM moved ON CONFLICT DO NOTHING
-      )
-      SELECT id, channel FROM moved`.execute(this.db);
+        INSERT INTO delivery_open (id) SELECT id FROM changed ON CONFLICT DO NOTHING
+      ), ${TALLIES}
+      SELECT id, channel FROM changed`.execute(this.db);
     return res.rows.map((r) => ({ id: String(r.id), channel: r.channel })).sort((a, b) => compareIds(a.id, b.id));
   }
 
@@ -139,8 +142,9 @@ export class SelfRepo {
       WITH changed AS (
         UPDATE deliveries SET status = 'cancelled', lease_until = NULL, pending_seq = NULL, updated_at = now()
         WHERE message_id = ${messageId} AND channel = 'self' AND status = 'sent' AND seq IS NOT NULL
-        RETURNING app_id, device_id, seq, channel, platform, status, false AS is_new
-      ), rollup AS (${ROLLUP_UPSERT})
+        RETURNING app_id, message_id, device_id, seq, channel, platform, variant, status, NULL::jsonb AS error,
+                  'sent'::text AS old_status, channel AS old_channel
+      ), ${TALLIES}
       SELECT app_id, device_id, seq FROM changed`.execute(this.db);
     return res.rows.map((r) => ({ appId: r.app_id, deviceId: r.device_id, seq: Number(r.seq) }));
   }

@@ -32,7 +32,7 @@ test('the sweeper expires overdue deliveries, re-queues stranded ones and re-rou
   const result = await t.relay.sweeper!.sweep();
   assert.deepEqual(result, { expired: 2, requeued: 2, rerouted: 1, purged: 0 });
 
-  const overdue = await repos.deliveries.counts('msg_overdue');
+  const overdue = (await repos.counters.forMessages(appId, ['msg_overdue'])).get('msg_overdue')!;
   assert.equal(overdue.counts.expired, 2);
   const waiting = await queues.send('apns').getWaiting();
   const ids = waiting.filter((j) => j.data.messageId === 'msg_stranded').flatMap((j) => j.data.ids);

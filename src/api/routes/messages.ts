@@ -51,7 +51,7 @@ const iso = (d: Date | null) => d?.toISOString() ?? null;
 
 export function messagesRouter(ctx: Context, recall?: (appId: string, messageId: string) => Promise<number>): Router {
   const r = Router();
-  const { messages, deliveries } = ctx.repos;
+  const { messages, deliveries, counters } = ctx.repos;
   const push = new PushService(ctx.config, messages, deliveries, ctx.queues, recall);
 
   route(
@@ -88,7 +88,7 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
       const appId = appOf(res, 'push');
       const m = await messages.get(appId, params.id);
       if (!m) throw notFound('message');
-      const c = await deliveries.counts(m.id);
+      const c = (await counters.forMessages(appId, [m.id])).get(m.id)!;
       res.json({
         id: m.id,
         state: publicState(m, c.counts.queued),
