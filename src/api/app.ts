@@ -4,6 +4,7 @@ import { httpRequests } from '../metrics.js';
 import { Authenticator, authenticate } from './auth.js';
 import { ApiError, errorHandler } from './errors.js';
 import { appsRouter } from './routes/apps.js';
+import { campaignsRouter } from './routes/campaigns.js';
 import { credentialsRouter } from './routes/credentials.js';
 import { devicesRouter } from './routes/devices.js';
 import { eventsRouter } from './routes/events.js';
@@ -51,7 +52,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
     }
     next();
   });
-  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall));
+  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall), campaignsRouter(ctx));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`)));
