@@ -29,8 +29,8 @@ export function CampaignList({ go }: { go: (path: string) => void }) {
               <th scope="col">state</th>
               <th scope="col">progress</th>
               <th scope="col" class="n">sent</th>
-              <th scope="col" class="n">delivered</th>
-              <th scope="col" class="n">opened</th>
+              <th scope="col" class="n">delivery rate</th>
+              <th scope="col" class="n">open rate</th>
               <th scope="col">created</th>
             </tr>
           </thead>
@@ -108,7 +108,7 @@ export function CampaignPage({ id }: { id: string }) {
           </div>
           <div class="stat">
             <dt>Dispatched</dt>
-            <dd data-testid="campaign-dispatched">
+            <dd class="small" data-testid="campaign-dispatched">
               {num(d.dispatched)} / {num(d.audienceSize)}
             </dd>
           </div>
