@@ -10,7 +10,7 @@ import { Failure } from './ui';
 import './styles.css';
 
 // Hash routes (#/overview, #/campaigns/<id>, #/messages/<id>): the server serves one file.
-const route = () => location.hash.replace(/^#/, '') || '/overview';
+const route = () => location.hash.replace(/^#/, '');
 
 function useRoute(): [string, (p: string) => void] {
   const [r, setR] = useState(route());
@@ -99,12 +99,12 @@ function Shell({ me, signOut }: { me: Me; signOut: () => void }) {
   const [app, setAppState] = useState(session.app);
   const setApp = (a: string | null) => (session.setApp(a), setAppState(a));
   const parts = path.split('/').filter(Boolean);
-  const section = parts[0] ?? 'overview';
   const nav = [
     { id: 'overview', label: 'Overview', ok: can(me, 'stats') },
     { id: 'campaigns', label: 'Campaigns', ok: can(me, 'campaigns') },
     { id: 'messages', label: 'Messages', ok: can(me, 'push') },
   ].filter((n) => n.ok);
+  const section = parts[0] ?? nav[0]?.id ?? 'overview';
   const needsApp = me.kind === 'operator' && !app;
 
   let page;

@@ -1,7 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
 import type { ApiFailure } from './api';
-import { num, pct } from './format';
+import { delivered, num, pct, reached } from './format';
 import { STATUSES, type Counts } from './types';
 
 export function Failure({ error }: { error: ApiFailure | undefined }) {
@@ -69,10 +69,6 @@ export function CountsTable({ caption, rows, first }: { caption: string; rows: {
     </div>
   );
 }
-
-// A delivery that went on to delivered or opened was sent first; rates count it once at each step.
-const delivered = (c: Counts) => (c.delivered ?? 0) + (c.opened ?? 0);
-const reached = (c: Counts) => (c.sent ?? 0) + delivered(c);
 
 /** The one row of an empty table body, when the data has arrived and holds nothing. */
 export function EmptyRow({ show, cols, children }: { show: boolean; cols: number; children: ComponentChildren }) {

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import type { ApiFailure} from '../api';
 import { api, qs } from '../api';
-import { num, pct, time } from '../format';
+import { num, pct, reached, time } from '../format';
 import { useLoad } from '../hooks';
 import type { Campaign, CampaignState, Page } from '../types';
 import { CountsTable, EmptyRow, Failure, Pager, Section, useCursors } from '../ui';
@@ -29,8 +29,8 @@ export function CampaignList({ go }: { go: (path: string) => void }) {
               <th scope="col">state</th>
               <th scope="col">progress</th>
               <th scope="col" class="n">sent</th>
-              <th scope="col" class="n">delivered</th>
-              <th scope="col" class="n">opened</th>
+              <th scope="col" class="n">delivery rate</th>
+              <th scope="col" class="n">open rate</th>
               <th scope="col">created</th>
             </tr>
           </thead>
@@ -49,7 +49,7 @@ export function CampaignList({ go }: { go: (path: string) => void }) {
                     {num(c.dispatched)} / {num(c.audienceSize)}
                   </span>
                 </td>
-                <td class="n">{num(c.counts.sent ?? 0)}</td>
+                <td class="n">{num(reached(c.counts))}</td>
                 <td class="n">{pct(c.rates.delivered)}</td>
                 <td class="n">{pct(c.rates.opened)}</td>
                 <td>{time(c.createdAt)}</td>
@@ -108,7 +108,7 @@ export function CampaignPage({ id }: { id: string }) {
           </div>
           <div class="stat">
             <dt>Dispatched</dt>
-            <dd data-testid="campaign-dispatched">
+            <dd class="small" data-testid="campaign-dispatched">
               {num(d.dispatched)} / {num(d.audienceSize)}
             </dd>
           </div>
