@@ -7,7 +7,7 @@ import { z } from 'zod';
 import {
   APNS_PUSH_TYPES,
   CredentialError,
-  EXPIRED_CODE,
+  expired,
   failed,
   invalid,
   retry,
@@ -21,6 +21,8 @@ import {
   type PushContent,
   type SendTarget,
   channelOverrides,
+  RELAY_CODES,
+  httpStatusCode,
 } from './types.js';
 
 /**
@@ -328,7 +330,7 @@ export function buildApnsRequest(content: PushContent, bundleId: string, now: nu
     expiration = 0; // now or never: APNs tries once and does not store it
   } else {
     if (!(content.expiresAt > now)) {
-      return localFail(EXPIRED_CODE, 'the message deadline has passed; not sent', { expiresAt: content.expiresAt });
+      return { ok: false, outcome: expired(content.expiresAt) };
     }
     expiration = Math.floor(content.expiresAt / 1000);
   }
@@ -454,7 +456,7 @@ export function classifyApnsResult(r: ApnsResult): Outcome {
     return retry({ code, message: m, evidence: { ...(status !== undefined ? { status } : {}), error: m } });
   }
 
-  const code = reason ?? `HTTP${status}`;
+  const code = reason ?? httpStatusCode(status);
   const evidence: Record<string, unknown> = { status, reason: reason ?? null };
   if (r.response?.timestamp !== undefined) evidence.timestamp = Number(r.response.timestamp);
   if (apnsId) evidence.apnsId = apnsId;
@@ -645,10 +647,10 @@ export class ApnsProvider implements Provider {
   async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
     if (targets.length === 0) return [];
     if (this.createError !== undefined || this.client === undefined) {
-      const o = failed({ code: 'InvalidCredential', message: `APNs client could not be created: ${this.createError ?? 'unknown'}` });
+      const o = failed({ code: RELAY_CODES.invalidCredential, message: `APNs client could not be created: ${this.createError ?? 'unknown'}` });
       return targets.map(() => o);
     }
-    if (this.closed) return targets.map(() => retry({ code: 'ProviderClosed', message: 'the APNs provider was closed' }));
+    if (this.closed) return targets.map(() => retry({ code: RELAY_CODES.closed, message: 'the APNs provider was closed' }));
 
     const built = buildApnsRequest(content, this.cred.bundleId);
     if (!built.ok) return targets.map(() => built.outcome);
@@ -702,9 +704,9 @@ export class ApnsProvider implements Provider {
       this.client!.send(note, token).then(
         (res) => {
           const r = (res.sent[0] ?? res.failed[0]) as ApnsResult | undefined;
-          call.finish(r ? classifyApnsResult(r) : retry({ code: 'TransportError', message: 'node-apn returned no result' }));
+          call.finish(r ? classifyApnsResult(r) : retry({ code: RELAY_CODES.transportError, message: 'node-apn returned no result' }));
         },
-        (err: unknown) => call.finish(retry({ code: 'TransportError', message: (err as Error)?.message ?? String(err) })),
+        (err: unknown) => call.finish(retry({ code: RELAY_CODES.transportError, message: (err as Error)?.message ?? String(err) })),
       );
     });
   }
@@ -721,7 +723,7 @@ export class ApnsProvider implements Provider {
       const now = Date.now();
       for (const call of this.inflight) {
         if (now - call.since < limitMs) break;
-        call.finish(retry({ code: 'Timeout', message: `node-apn gave no result within ${limitMs} ms` }));
+        call.finish(retry({ code: RELAY_CODES.timeout, message: `node-apn gave no result within ${limitMs} ms` }));
       }
       if (this.inflight.size === 0) {
         clearInterval(this.watchdog);

@@ -22,6 +22,8 @@ import {
   type PushContent,
   type SendTarget,
   channelOverrides,
+  RELAY_CODES,
+  httpStatusCode,
 } from './types.js';
 import { APNS_MAX_COLLAPSE_ID_BYTES } from './apns.js';
 import { RELAY_ID_KEY, createLimiter, expiredOutcome, relayDataStrings, remainingTtlSeconds, retryAfterMs, type Limiter } from './vendor-common.js';
@@ -266,7 +268,7 @@ export class ServiceAccountCredential implements Credential {
               new OAuthTokenError({
                 tokenUri,
                 status,
-                error: typeof json?.error === 'string' ? json.error : status === 200 ? 'bad_token_response' : `http_${status}`,
+                error: typeof json?.error === 'string' ? json.error : status === 200 ? 'bad_token_response' : httpStatusCode(status),
                 description: typeof json?.error_description === 'string' ? json.error_description : text.slice(0, 200) || 'no body',
                 retryable: status === 429 || status >= 500,
                 ...(retryAfter !== undefined ? { retryAfterMs: retryAfter } : {}),
@@ -879,7 +881,7 @@ class FcmProvider implements Provider {
    * with that same token) and the request re-sent once. A second refusal is `failed`.
    */
   private async sendOne(message: BaseMessage, token: string): Promise<Outcome> {
-    if (this.closed) return retry({ code: 'Closed', message: 'provider closed before the request was made' });
+    if (this.closed) return retry({ code: RELAY_CODES.closed, message: 'provider closed before the request was made' });
     const first = await this.attempt(message, token);
     if (!first.http || !isAccessTokenRejection(first.http)) return first.outcome;
 
@@ -891,7 +893,7 @@ class FcmProvider implements Provider {
       // cache within microtasks) has settled: the re-send cannot pick up the refused token.
       await this.credential.token();
     } catch (err) {
-      return err instanceof OAuthTokenError ? classifyOAuthFailure(err.failure) : retry({ code: 'OAuthError', message: String(err) });
+      return err instanceof OAuthTokenError ? classifyOAuthFailure(err.failure) : retry({ code: RELAY_CODES.authError, message: String(err) });
     }
     const second = await this.attempt(message, token);
     if (!second.http || !isAccessTokenRejection(second.http)) return second.outcome;

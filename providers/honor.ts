@@ -14,6 +14,7 @@ import {
   type ReceiptRequest,
   type SendTarget,
   channelOverrides,
+  httpStatusCode,
 } from './types.js';
 import {
   acquireTokenCache,
@@ -183,7 +184,7 @@ export function classifyHonorAnswer(res: VendorFetchResult, tokens: readonly str
   const requestId = data?.requestId !== undefined ? String(data.requestId) : undefined;
   const vendorMsg = typeof body?.message === 'string' ? body.message : '';
   const evidence: Record<string, unknown> = { status: res.status, ...(requestId ? { requestId } : {}), body: clip(body ?? res.text) };
-  const reason = (message: string, c?: string): OutcomeReason => ({ code: c ?? code ?? `http_${res.status}`, message: vendorMsg || message, evidence });
+  const reason = (message: string, c?: string): OutcomeReason => ({ code: c ?? code ?? httpStatusCode(res.status), message: vendorMsg || message, evidence });
 
   if (isHonorAuthRejected(res)) return fill(n, failed(reason('access token refused after a refresh')));
   if (res.status === 429 || res.status >= 500 || (code !== undefined && RETRY_CODES.has(code))) {

@@ -14,6 +14,7 @@ import {
   type ReceiptRequest,
   type SendTarget,
   channelOverrides,
+  httpStatusCode,
 } from './types.js';
 import {
   acquireTokenCache,
@@ -201,7 +202,7 @@ export function classifyHuaweiAnswer(res: VendorFetchResult, tokens: readonly st
   const msg = typeof body?.msg === 'string' ? body.msg : typeof body?.message === 'string' ? body.message : '';
   const requestId = body?.requestId !== undefined ? String(body.requestId) : undefined;
   const evidence: Record<string, unknown> = { status: res.status, ...(requestId ? { requestId } : {}), body: clip(body ?? res.text) };
-  const reason = (message: string): OutcomeReason => ({ code: code ?? `http_${res.status}`, message: msg || message, evidence });
+  const reason = (message: string): OutcomeReason => ({ code: code ?? httpStatusCode(res.status), message: msg || message, evidence });
 
   if (isHuaweiAuthRejected(res)) return fill(n, failed(reason('access token refused after a refresh')));
   // 503 is Huawei's flow control (HMOS); 5xx and 81000001 are server-side faults.

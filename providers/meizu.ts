@@ -16,6 +16,8 @@ import {
   type ReceiptRequest,
   type SendTarget,
   channelOverrides,
+  RELAY_CODES,
+  httpStatusCode,
 } from './types.js';
 import {
   categoryMapSchema,
@@ -108,7 +110,7 @@ export function buildMeizuMessage(
   const texts = notificationTexts(n);
   if (!texts) {
     // Pass-through (unvarnished) messages are restricted by Meizu since 2018-06-16.
-    return { ok: false, outcome: failed({ code: 'DataOnlyUnsupported', message: 'Meizu carries notifications only (title and content); data-only messages cannot be sent' }) };
+    return { ok: false, outcome: failed({ code: RELAY_CODES.dataOnlyUnsupported, message: 'Meizu carries notifications only (title and content); data-only messages cannot be sent' }) };
   }
   const { title, body } = texts;
   const cls = messageClass('meizu', content.options.category, cred.categoryMap, { kind: overrides.kind, noticeMsgType: overrides.noticeMsgType });
@@ -178,7 +180,7 @@ export function classifyMeizuTarget(code: number, evidence: Record<string, unkno
     case 110005:
       return invalid(reason('Meizu: alias invalid'));
     case 110011:
-      return failed({ code: 'quota', message: 'Meizu: daily 公信 limit reached for this device', evidence: { ...evidence, vendorCode: code } });
+      return failed({ code: RELAY_CODES.quota, message: 'Meizu: daily 公信 limit reached for this device', evidence: { ...evidence, vendorCode: code } });
     case 501:
     case 513:
     case 519:
@@ -205,7 +207,7 @@ export function parseMeizuSendAnswer(res: VendorFetchResult, pushIds: readonly s
   // `code` is a string in MZDOC ("200"); a number is accepted too.
   const code = num(body.code);
   if (code === undefined) {
-    return fill(pushIds.length, outcomeForHttpStatus(res.status, res.headers, { code: `HTTP${res.status}`, message: 'Meizu answered without a code', evidence }));
+    return fill(pushIds.length, outcomeForHttpStatus(res.status, res.headers, { code: httpStatusCode(res.status), message: 'Meizu answered without a code', evidence }));
   }
   if (code !== 200) {
     const o = classifyMeizuTop(code, typeof body.message === 'string' ? body.message : '', evidence, now);
@@ -242,7 +244,7 @@ class MeizuProvider implements Provider {
 
   async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
     if (targets.length === 0) return [];
-    if (this.closed) return fill(targets.length, retry({ code: 'closed', message: 'Meizu provider is closed' }));
+    if (this.closed) return fill(targets.length, retry({ code: RELAY_CODES.closed, message: 'Meizu provider is closed' }));
     if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(targets.length, expiredOutcome(content.expiresAt));
     const built = buildMeizuMessage(content, this.cred, channelOverrides<MeizuOverrides>(content, 'meizu'));
     if (!built.ok) return fill(targets.length, built.outcome);

@@ -16,6 +16,8 @@ import {
   type ReceiptRequest,
   type SendTarget,
   channelOverrides,
+  RELAY_CODES,
+  httpStatusCode,
 } from './types.js';
 import {
   VendorAuthError,
@@ -145,11 +147,11 @@ export function buildOppoNotification(
   const title = n.title ?? n.body;
   const body = n.body ?? n.title;
   if (!title || !body) {
-    return refuse({ code: 'DataOnlyUnsupported', message: 'OPPO carries notifications only (title and body); data-only messages cannot be sent' });
+    return refuse({ code: RELAY_CODES.dataOnlyUnsupported, message: 'OPPO carries notifications only (title and body); data-only messages cannot be sent' });
   }
   const extras = JSON.stringify(relayDataStrings(content));
   if (extras.length > LIMITS.actionParameters) {
-    return refuse({ code: 'PayloadTooLarge', message: `OPPO action_parameters is ${extras.length} chars; max ${LIMITS.actionParameters}`, evidence: { chars: extras.length } });
+    return refuse({ code: RELAY_CODES.payloadTooLarge, message: `OPPO action_parameters is ${extras.length} chars; max ${LIMITS.actionParameters}`, evidence: { chars: extras.length } });
   }
   const longText = Array.from(body).length > LIMITS.content;
   const out: Record<string, unknown> = {
@@ -167,12 +169,12 @@ export function buildOppoNotification(
   };
   const click = clickTarget(n.clickAction);
   if (click.kind === 'url') {
-    if (click.url.length > LIMITS.clickUrl) return refuse({ code: 'PayloadTooLarge', message: `clickAction longer than ${LIMITS.clickUrl} chars` });
+    if (click.url.length > LIMITS.clickUrl) return refuse({ code: RELAY_CODES.payloadTooLarge, message: `clickAction longer than ${LIMITS.clickUrl} chars` });
     Object.assign(out, { click_action_type: 2, click_action_url: click.url });
   } else if (click.kind === 'intent') {
     // 5 = open an activity by intent scheme URI; the URI travels in click_action_url (❓: the notes
     // list type 5 but not its field; click_action_url is the field OPPO's SDKs fill for it).
-    if (click.uri.length > LIMITS.clickUrl) return refuse({ code: 'PayloadTooLarge', message: `clickAction longer than ${LIMITS.clickUrl} chars` });
+    if (click.uri.length > LIMITS.clickUrl) return refuse({ code: RELAY_CODES.payloadTooLarge, message: `clickAction longer than ${LIMITS.clickUrl} chars` });
     Object.assign(out, { click_action_type: 5, click_action_url: click.uri });
   } else {
     out.click_action_type = 0;
@@ -227,7 +229,7 @@ export function classifyOppoCode(code: number, message: string, evidence: Record
       return retry(reason);
     case OPPO_CODES.dailyLimit:
       return scope === 'target'
-        ? failed({ code: 'quota', message: `OPPO daily limit for this device: ${reason.message}`, evidence: { ...evidence, vendorCode: code } })
+        ? failed({ code: RELAY_CODES.quota, message: `OPPO daily limit for this device: ${reason.message}`, evidence: { ...evidence, vendorCode: code } })
         : retry(reason, msUntilChinaMidnight(now));
     default:
       // 11 (auth) only gets here after the one refresh; 12–30 are credential / permission errors;
@@ -250,7 +252,7 @@ export function parseOppoSendAnswer(res: VendorFetchResult, regIds: readonly str
   const evidence = { status: res.status, body: clip(res.json ?? res.text, 1000) };
   const ans = answerOf(res);
   if (ans?.code === undefined) {
-    return fill(regIds.length, outcomeForHttpStatus(res.status, res.headers, { code: `HTTP${res.status}`, message: 'OPPO answered without a code', evidence }));
+    return fill(regIds.length, outcomeForHttpStatus(res.status, res.headers, { code: httpStatusCode(res.status), message: 'OPPO answered without a code', evidence }));
   }
   if (batch && ans.code === OPPO_CODES.invalidRegId) {
     // In a batch, invalid targets come back as rows (`errorCode` 10000); a top-level 10000 names
@@ -275,7 +277,7 @@ export function parseOppoSendAnswer(res: VendorFetchResult, regIds: readonly str
     const row = byRegId.get(regId);
     if (!row) {
       // No row for this target. Safe to retry: app_message_id makes OPPO push it at most once.
-      return retry({ code: 'missing_result', message: 'OPPO batch answer has no row for this target', evidence });
+      return retry({ code: RELAY_CODES.missingResult, message: 'OPPO batch answer has no row for this target', evidence });
     }
     const providerId = typeof row.messageId === 'string' ? row.messageId : undefined;
     const errorCode = row.errorCode === undefined || row.errorCode === null ? 0 : Number(row.errorCode);
@@ -339,7 +341,7 @@ class OppoProvider implements Provider {
     }
     if (ans?.code === undefined) {
       const retryable = res.status === 429 || res.status >= 500;
-      throw new VendorAuthError({ code: `HTTP${res.status}`, message: 'OPPO auth answered without a code', evidence }, retryable, retryAfterMs(res.headers));
+      throw new VendorAuthError({ code: httpStatusCode(res.status), message: 'OPPO auth answered without a code', evidence }, retryable, retryAfterMs(res.headers));
     }
     const retryable = [OPPO_CODES.flowControl, OPPO_CODES.unavailable, OPPO_CODES.callLimit, OPPO_CODES.frequency].includes(ans.code as never);
     throw new VendorAuthError({ code: String(ans.code), message: `OPPO auth failed: ${ans.message ?? ''}`.trim(), evidence }, retryable);
@@ -347,7 +349,7 @@ class OppoProvider implements Provider {
 
   async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
     if (targets.length === 0) return [];
-    if (this.closed) return fill(targets.length, retry({ code: 'closed', message: 'OPPO provider is closed' }));
+    if (this.closed) return fill(targets.length, retry({ code: RELAY_CODES.closed, message: 'OPPO provider is closed' }));
     if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(targets.length, expiredOutcome(content.expiresAt));
     const built = buildOppoNotification(content, this.cred, channelOverrides<OppoOverrides>(content, 'oppo'));
     if (!built.ok) return fill(targets.length, built.outcome);
@@ -440,7 +442,7 @@ export function parseOppoReceipt(req: ReceiptRequest): ReceiptEvent[] {
         ...(messageId ? { messageId } : {}),
         ...(at ? { at } : {}),
         ...(kind === 'invalid' ? { reason: { code: e.eventType, message: 'OPPO: registration id invalid (uninstalled, unregistered or offline > 30 days)' } } : {}),
-        ...(kind === 'failed' ? { reason: { code: 'quota', message: 'OPPO dropped the message: the daily limit for this device was hit (user_daily_limit)', evidence: { vendorEvent: e.eventType } } } : {}),
+        ...(kind === 'failed' ? { reason: { code: RELAY_CODES.quota, message: 'OPPO dropped the message: the daily limit for this device was hit (user_daily_limit)', evidence: { vendorEvent: e.eventType } } } : {}),
       });
     }
   });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_MAX_PACKET_BYTES, pushBody, pushPacketBytes } from '../src/gateway/downlink.js';
-import { EXPIRED_CODE, failed, invalid, retry, sent, type Outcome, type Provider, type PushContent, type SendTarget } from './types.js';
+import { expired, failed, invalid, retry, sent, type Outcome, type Provider, type PushContent, type SendTarget, RELAY_CODES } from './types.js';
 
 /**
  * What the self channel needs from the rest of Relay (src/self/dispatch.ts): PostgreSQL for the
@@ -47,7 +47,7 @@ export function selfPayload(content: Pick<PushContent, 'notification' | 'data' |
 const WIDEST_SEQ = Number.MAX_SAFE_INTEGER;
 
 const unknownDevice = (deviceId: string): Outcome =>
-  invalid({ code: 'UnknownDevice', message: 'the device is not registered (any more)', evidence: { deviceId } });
+  invalid({ code: RELAY_CODES.unknownDevice, message: 'the device is not registered (any more)', evidence: { deviceId } });
 
 /**
  * Relay's own long-connection channel. No credentials: a target's token is its device id. Every
@@ -66,14 +66,14 @@ export function createSelfProvider(appId: string, dispatch: SelfDispatch): Provi
     async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
       if (targets.length === 0) return [];
       if (!(content.expiresAt > Date.now())) {
-        return targets.map(() => failed({ code: EXPIRED_CODE, message: 'the message deadline has passed; not sent', evidence: { expiresAt: content.expiresAt } }));
+        return targets.map(() => expired(content.expiresAt));
       }
       const payload = selfPayload(content);
       let bodyBytes: number;
       try {
         bodyBytes = Buffer.byteLength(pushBody(content.messageId, WIDEST_SEQ, content.expiresAt, payload));
       } catch (err) {
-        return targets.map(() => failed({ code: 'InvalidPayload', message: `the payload cannot be serialised: ${(err as Error).message}` }));
+        return targets.map(() => failed({ code: RELAY_CODES.invalidPayload, message: `the payload cannot be serialised: ${(err as Error).message}` }));
       }
       const refused = new Map<string, Outcome>();
       for (const t of targets) {
@@ -81,7 +81,7 @@ export function createSelfProvider(appId: string, dispatch: SelfDispatch): Provi
         if (bytes > DEFAULT_MAX_PACKET_BYTES) {
           refused.set(
             t.deliveryId,
-            failed({ code: 'PayloadTooLarge', message: `the push is ${bytes} bytes as an MQTT packet; the self channel allows ${DEFAULT_MAX_PACKET_BYTES}`, evidence: { bytes, limit: DEFAULT_MAX_PACKET_BYTES } }),
+            failed({ code: RELAY_CODES.payloadTooLarge, message: `the push is ${bytes} bytes as an MQTT packet; the self channel allows ${DEFAULT_MAX_PACKET_BYTES}`, evidence: { bytes, limit: DEFAULT_MAX_PACKET_BYTES } }),
           );
         }
       }
@@ -97,7 +97,7 @@ export function createSelfProvider(appId: string, dispatch: SelfDispatch): Provi
         // A retried delivery keeps the seq it was given the first time.
         for (const [id, seq] of await dispatch.assignSeq(appId, fresh)) seqs.set(id, seq);
       } catch (err) {
-        const reason = { code: 'SeqUnavailable', message: `could not assign a sequence number: ${(err as Error).message}` };
+        const reason = { code: RELAY_CODES.seqUnavailable, message: `could not assign a sequence number: ${(err as Error).message}` };
         return targets.map((t) => refused.get(t.deliveryId) ?? retry(reason));
       }
       const numbered = sendable.filter((t) => seqs.has(t.deliveryId));
@@ -117,7 +117,7 @@ export function createSelfProvider(appId: string, dispatch: SelfDispatch): Provi
           await dispatch.publish({ appId, messageId: content.messageId, payload, expiresAt: content.expiresAt }, byNode);
         }
       } catch (err) {
-        const reason = { code: 'GatewayBusUnavailable', message: `could not reach the gateways: ${(err as Error).message}` };
+        const reason = { code: RELAY_CODES.gatewayBusUnavailable, message: `could not reach the gateways: ${(err as Error).message}` };
         return targets.map((t) => refused.get(t.deliveryId) ?? (seqs.has(t.deliveryId) ? retry(reason) : unknownDevice(t.token)));
       }
       return targets.map((t) => {

@@ -1,5 +1,7 @@
 import type { z } from 'zod';
 import type { Logger } from 'pino';
+import { RELAY_CODES } from '../src/core/outcome-codes.js';
+import type { Outcome, OutcomeReason } from '../src/core/outcome.js';
 
 /** Every delivery channel Relay routes to. The order is the default fallback order for Android. */
 export const CHANNELS = ['apns', 'fcm', 'self', 'huawei', 'xiaomi', 'oppo', 'vivo', 'honor', 'meizu', 'webpush'] as const;
@@ -13,35 +15,13 @@ export const APNS_PUSH_TYPES = [
 ] as const;
 export type ApnsPushType = (typeof APNS_PUSH_TYPES)[number];
 
-/** Why a send did not end in `sent`: the provider's own code, a human message and the raw evidence. */
-export interface OutcomeReason {
-  code: string;
-  message: string;
-  /** What the provider answered (status, reason, timestamp…): kept with a quarantined token. */
-  evidence?: Record<string, unknown>;
-}
+// The outcome model is domain, not provider wire: it lives in core and is re-exported here so a
+// provider module needs only this file.
+export { expired, failed, invalid, retry, sent, type Outcome, type OutcomeReason } from '../src/core/outcome.js';
+export { RELAY_CODES, httpStatusCode } from '../src/core/outcome-codes.js';
 
-/**
- * The fate of one token in one send attempt. Providers classify every answer into one of these;
- * the send worker alone decides what a classification means for the delivery row.
- */
-export type Outcome =
-  | { kind: 'sent'; providerId?: string }
-  | { kind: 'retry'; afterMs?: number; reason: OutcomeReason }
-  | { kind: 'invalid'; reason: OutcomeReason }
-  | { kind: 'failed'; reason: OutcomeReason };
-
-/** The `failed` code a provider uses when the TTL ran out before it could send: ends `expired`. */
-export const EXPIRED_CODE = 'expired';
-
-export const sent = (providerId?: string): Outcome => ({ kind: 'sent', ...(providerId ? { providerId } : {}) });
-export const retry = (reason: OutcomeReason, afterMs?: number): Outcome => ({
-  kind: 'retry',
-  reason,
-  ...(afterMs !== undefined && Number.isFinite(afterMs) ? { afterMs: Math.max(0, afterMs) } : {}),
-});
-export const invalid = (reason: OutcomeReason): Outcome => ({ kind: 'invalid', reason });
-export const failed = (reason: OutcomeReason): Outcome => ({ kind: 'failed', reason });
+/** The code of an `expired` outcome (kept for callers that compare codes). */
+export const EXPIRED_CODE = RELAY_CODES.expired;
 
 /** Vendor-neutral notification content, already validated by the API. */
 export interface PushNotification {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import {
-  EXPIRED_CODE,
+  expired,
   failed,
   retry,
   type Outcome,
@@ -10,6 +10,7 @@ import {
   type PushContent,
   type PushNotification,
   type VendorChannel,
+  httpStatusCode,
 } from './types.js';
 
 /**
@@ -236,7 +237,7 @@ export async function fetchClientCredentialsToken(opts: {
   if (res.status === 200) return parseOAuthToken(res.json, opts.vendor);
   const evidence = { status: res.status, body: clip(res.json ?? res.text) };
   const obj = isRecord(res.json) ? res.json : {};
-  const code = String(obj.error ?? obj.code ?? `http_${res.status}`);
+  const code = String(obj.error ?? obj.code ?? httpStatusCode(res.status));
   const message = String(obj.error_description ?? obj.message ?? obj.msg ?? `${opts.vendor} token endpoint answered HTTP ${res.status}`);
   const retryable = res.status === 429 || res.status >= 500;
   throw new VendorAuthError({ code, message, evidence }, retryable, retryable ? retryAfterMs(res.headers) : undefined);
@@ -474,7 +475,7 @@ export function remainingTtlSeconds(expiresAt: number, opts: { now?: number; max
 
 /** What a provider answers for a message whose TTL ran out before it was sent. */
 export function expiredOutcome(expiresAt: number): Outcome {
-  return failed({ code: EXPIRED_CODE, message: 'message TTL elapsed before it was sent', evidence: { expiresAt } });
+  return expired(expiresAt, 'message TTL elapsed before it was sent');
 }
 
 /**

@@ -16,6 +16,8 @@ import {
   type ReceiptRequest,
   type SendTarget,
   channelOverrides,
+  RELAY_CODES,
+  httpStatusCode,
 } from './types.js';
 import {
   VendorAuthError,
@@ -159,13 +161,13 @@ export function buildVivoMessage(
   const title = n.title ?? n.body;
   const body = n.body ?? n.title;
   if (!title || !body) {
-    return refuse({ code: 'DataOnlyUnsupported', message: 'vivo carries notifications only (title and content); data-only messages cannot be sent' });
+    return refuse({ code: RELAY_CODES.dataOnlyUnsupported, message: 'vivo carries notifications only (title and content); data-only messages cannot be sent' });
   }
   const custom = relayDataStrings(content);
   const customChars = JSON.stringify(custom).length;
   if (Object.keys(custom).length > LIMITS.customPairs || customChars > LIMITS.customChars) {
     return refuse({
-      code: 'PayloadTooLarge',
+      code: RELAY_CODES.payloadTooLarge,
       message: `vivo clientCustomMap allows ${LIMITS.customPairs} pairs and ${LIMITS.customChars} chars (relay_id included); got ${Object.keys(custom).length} pairs, ${customChars} chars`,
       evidence: { pairs: Object.keys(custom).length, chars: customChars },
     });
@@ -186,7 +188,7 @@ export function buildVivoMessage(
   if (click.kind !== 'app') {
     const target = click.kind === 'url' ? click.url : click.uri;
     // skipContent: ≤ 1024 in v2.9.2, ≤ 2048 in MLV; the smaller bound is safe for both.
-    if (target.length > LIMITS.skipContent) return refuse({ code: 'PayloadTooLarge', message: `clickAction longer than ${LIMITS.skipContent} chars` });
+    if (target.length > LIMITS.skipContent) return refuse({ code: RELAY_CODES.payloadTooLarge, message: `clickAction longer than ${LIMITS.skipContent} chars` });
     // 2 = open a URL; 4 = open an in-app page by intent URI (3, "custom", is deprecated).
     Object.assign(msg, { skipType: click.kind === 'url' ? 2 : 4, skipContent: target });
   } else {
@@ -274,7 +276,7 @@ export function parseVivoSendAnswer(res: VendorFetchResult, regIds: readonly str
   const { result, desc, body } = resultOf(res);
   const evidence = { status: res.status, body: clip(res.json ?? res.text, 1000) };
   if (result === undefined) {
-    return fill(regIds.length, outcomeForHttpStatus(res.status, res.headers, { code: `HTTP${res.status}`, message: 'vivo answered without a result code', evidence }));
+    return fill(regIds.length, outcomeForHttpStatus(res.status, res.headers, { code: httpStatusCode(res.status), message: 'vivo answered without a result code', evidence }));
   }
   const id = typeof body.taskId === 'string' || typeof body.taskId === 'number' ? String(body.taskId) : taskId;
   const dead = new Map(invalidUsersOf(body).map((u) => [u.userid, u.status]));
@@ -338,7 +340,7 @@ class VivoProvider implements Provider {
     }
     if (result === undefined) {
       const retryable = res.status === 429 || res.status >= 500;
-      throw new VendorAuthError({ code: `HTTP${res.status}`, message: 'vivo auth answered without a result code', evidence }, retryable, retryAfterMs(res.headers));
+      throw new VendorAuthError({ code: httpStatusCode(res.status), message: 'vivo auth answered without a result code', evidence }, retryable, retryAfterMs(res.headers));
     }
     // 10250: more than 10 auth calls per second; the rest (10200–10207) are credential errors.
     throw new VendorAuthError({ code: String(result), message: `vivo auth failed: ${desc}`.trim(), evidence }, result === VIVO_CODES.authRateLimit);
@@ -346,7 +348,7 @@ class VivoProvider implements Provider {
 
   async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
     if (targets.length === 0) return [];
-    if (this.closed) return fill(targets.length, retry({ code: 'closed', message: 'vivo provider is closed' }));
+    if (this.closed) return fill(targets.length, retry({ code: RELAY_CODES.closed, message: 'vivo provider is closed' }));
     if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(targets.length, expiredOutcome(content.expiresAt));
     const built = buildVivoMessage(content, this.cred, channelOverrides<VivoOverrides>(content, 'vivo'));
     if (!built.ok) return fill(targets.length, built.outcome);

@@ -14,6 +14,8 @@ import {
   type PushContent,
   type SendTarget,
   channelOverrides,
+  RELAY_CODES,
+  httpStatusCode,
 } from './types.js';
 import { createLimiter, expiredOutcome, remainingTtlSeconds, retryAfterMs } from './vendor-common.js';
 
@@ -193,22 +195,22 @@ export function classifyResponse(status: number, headers: Headers, body: string)
     // Redirects are not followed: fetch would resend the POST as a GET, and a 404/410 at the new
     // address would quarantine a subscription that is fine.
     const location = headers.get('location');
-    return failed({ code: 'Redirect', message: `push service answered ${status}; redirects are not followed`, evidence: { ...evidence, ...(location ? { location } : {}) } });
+    return failed({ code: RELAY_CODES.redirect, message: `push service answered ${status}; redirects are not followed`, evidence: { ...evidence, ...(location ? { location } : {}) } });
   }
   if (status === 404 || status === 410) {
     return invalid({ code: status === 410 ? 'Gone' : 'NotFound', message: 'the push subscription has expired or was removed', evidence });
   }
   if (status === 429 || status >= 500) {
     return retry(
-      { code: status === 429 ? 'TooManyRequests' : `HTTP${status}`, message: `push service answered ${status}`, evidence },
+      { code: status === 429 ? 'TooManyRequests' : httpStatusCode(status), message: `push service answered ${status}`, evidence },
       retryAfterMs(headers),
     );
   }
-  if (status === 413) return failed({ code: 'PayloadTooLarge', message: 'the push service refused the payload size', evidence });
+  if (status === 413) return failed({ code: RELAY_CODES.payloadTooLarge, message: 'the push service refused the payload size', evidence });
   if (status === 401 || status === 403) {
     return failed({ code: status === 401 ? 'Unauthorized' : 'Forbidden', message: 'the push service refused the VAPID credentials', evidence });
   }
-  return failed({ code: `HTTP${status}`, message: `push service answered ${status}`, evidence });
+  return failed({ code: httpStatusCode(status), message: `push service answered ${status}`, evidence });
 }
 
 function checkCredential(cred: WebPushCredential): void {
@@ -262,7 +264,7 @@ class WebPushProvider implements Provider {
     const payload = buildPayload(content, overrides);
     const bytes = Buffer.byteLength(payload);
     if (bytes > WEBPUSH_MAX_PLAINTEXT) {
-      const reason = { code: 'PayloadTooLarge', message: `payload is ${bytes} bytes; Web Push allows ${WEBPUSH_MAX_PLAINTEXT}`, evidence: { bytes } };
+      const reason = { code: RELAY_CODES.payloadTooLarge, message: `payload is ${bytes} bytes; Web Push allows ${WEBPUSH_MAX_PLAINTEXT}`, evidence: { bytes } };
       return targets.map(() => failed(reason));
     }
     return Promise.all(targets.map((t) => this.limit(() => this.sendOne(t, payload, opts))));
@@ -270,8 +272,8 @@ class WebPushProvider implements Provider {
 
   private async sendOne(target: SendTarget, payload: string, opts: WebPushRequestOptions): Promise<Outcome> {
     const sub = parseSubscription(target.token);
-    if (typeof sub === 'string') return invalid({ code: 'BadSubscription', message: sub });
-    if (this.closed) return retry({ code: 'Closed', message: 'provider closed before the request was made' });
+    if (typeof sub === 'string') return invalid({ code: RELAY_CODES.badSubscription, message: sub });
+    if (this.closed) return retry({ code: RELAY_CODES.closed, message: 'provider closed before the request was made' });
 
     // The VAPID header is the app's credential, not the subscription's: when it cannot be signed
     // the delivery fails and the token stays active.
@@ -279,7 +281,7 @@ class WebPushProvider implements Provider {
     try {
       authorization = this.vapidHeader(new URL(sub.endpoint).origin);
     } catch (err) {
-      return failed({ code: 'InvalidCredential', message: `the VAPID header could not be signed: ${(err as Error).message}` });
+      return failed({ code: RELAY_CODES.invalidCredential, message: `the VAPID header could not be signed: ${(err as Error).message}` });
     }
 
     let details: webpush.RequestDetails;
@@ -297,7 +299,7 @@ class WebPushProvider implements Provider {
       });
     } catch (err) {
       // Everything subscription-shaped was checked above, so this is a key the library rejects.
-      return invalid({ code: 'BadSubscription', message: (err as Error).message });
+      return invalid({ code: RELAY_CODES.badSubscription, message: (err as Error).message });
     }
 
     const headers: Record<string, string> = {};

@@ -15,6 +15,8 @@ import {
   type ReceiptRequest,
   type SendTarget,
   channelOverrides,
+  RELAY_CODES,
+  httpStatusCode,
 } from './types.js';
 import {
   categoryMapSchema,
@@ -224,7 +226,7 @@ export function classifyXiaomiAnswer(res: VendorFetchResult, regIds: readonly st
     body: clip(body ?? res.text),
   };
   const reason = (message: string, c?: string): OutcomeReason => ({
-    code: c ?? (code !== undefined ? String(code) : `http_${res.status}`),
+    code: c ?? (code !== undefined ? String(code) : httpStatusCode(res.status)),
     message: vendorMsg || message,
     evidence,
   });
@@ -256,7 +258,7 @@ export function classifyXiaomiAnswer(res: VendorFetchResult, regIds: readonly st
   if (AUTH_CODES.has(code)) return fill(n, failed(reason('credential or app refused')));
   // ❓ 22101 "too many notifications" is read as the daily quota being used up.
   if (code === 22101) {
-    return fill(n, failed({ code: 'quota', message: vendorMsg || 'daily notification quota exceeded', evidence: { ...evidence, vendorCode: code } }));
+    return fill(n, failed({ code: RELAY_CODES.quota, message: vendorMsg || 'daily notification quota exceeded', evidence: { ...evidence, vendorCode: code } }));
   }
   if (code === 10018) return fill(n, failed(reason('request too long')));
   // 100, 10008, 10016, 10017, 10025, 22100, 22102, 22103 and anything unknown: the request is at fault.

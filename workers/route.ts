@@ -6,6 +6,7 @@ import { routeDevice, type Platform } from '../src/core/routing.js';
 import type { Context } from '../src/context.js';
 import type { NewDeliveryRow } from '../src/db/deliveries-repo.js';
 import { ROUTE_QUEUE, ROUTER_LEASE_MS, sendJobId, type RouteJob } from '../src/queues.js';
+import { RELAY_CODES } from '../src/core/outcome-codes.js';
 
 /** Which devices are online on the self channel right now (the gateway's presence). */
 export type PresenceLookup = (appId: string, deviceIds: string[]) => Promise<ReadonlySet<string>>;
@@ -50,9 +51,9 @@ export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobod
       const { channel, value } = request.to.token;
       const row: NewDeliveryRow = { deviceId: '', platform: null, channel, token: value, status: 'queued', error: null };
       if (await repos.devices.isQuarantined(appId, channel, value)) {
-        Object.assign(row, { status: 'failed', error: { code: 'TokenQuarantined', message: 'the provider declared this token invalid earlier' } });
+        Object.assign(row, { status: 'failed', error: { code: RELAY_CODES.tokenQuarantined, message: 'the provider declared this token invalid earlier' } });
       } else if (!configured.has(channel as Channel)) {
-        Object.assign(row, { status: 'failed', error: { code: 'NoChannel', message: `the app has no ${channel} credentials` } });
+        Object.assign(row, { status: 'failed', error: { code: RELAY_CODES.noChannel, message: `the app has no ${channel} credentials` } });
       }
       await insertAndEnqueue(appId, messageId, [row]);
     } else {

@@ -10,6 +10,7 @@ import { SEND_JOB_OPTIONS, sendJobId, type SendJob } from '../src/queues.js';
 import { isMarketing, type MarketingCaps } from '../src/marketing-caps.js';
 import type { RateLimiter } from '../src/rate-limiter.js';
 import type { CampaignSendHooks } from '../src/campaigns/send-hooks.js';
+import { RELAY_CODES } from '../src/core/outcome-codes.js';
 
 export interface ProviderSource {
   get(appId: string, channel: Channel): Promise<Provider | null>;
@@ -68,7 +69,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
   const expiredRow = (id: string): OutcomeRow => ({
     id,
     status: 'expired',
-    error: { code: 'Expired', message: 'the message TTL ended before it could be sent' },
+    error: { code: RELAY_CODES.expired, message: 'the message TTL ended before it could be sent' },
     providerId: null,
     nextAttemptAt: null,
   });
@@ -76,7 +77,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
   /** One attempt for every claimed row: marketing caps, then the provider. Never throws. */
   async function attempt(appId: string, plan: MessagePlan, claimed: ClaimedDelivery[]): Promise<Outcome[]> {
     const provider = await providers.get(appId, channel);
-    if (!provider) return claimed.map(() => failed({ code: 'NoChannel', message: `the app has no ${channel} credentials` }));
+    if (!provider) return claimed.map(() => failed({ code: RELAY_CODES.noChannel, message: `the app has no ${channel} credentials` }));
     const targets = claimed.map((c) => ({ deliveryId: c.id, token: c.token ?? c.deviceId, ...(c.seq ? { seq: Number(c.seq) } : {}) }));
     const started = secondsNow();
     try {
@@ -86,7 +87,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
       const results = sendable.length ? await sendSafely(provider, plan, sendable) : [];
       let k = 0;
       return admitted.map((ok) =>
-        ok ? results[k++]! : failed({ code: 'quota', message: `the ${channel} daily cap for marketing messages on this device is reached` }),
+        ok ? results[k++]! : failed({ code: RELAY_CODES.quota, message: `the ${channel} daily cap for marketing messages on this device is reached` }),
       );
     } finally {
       providerLatency.observe({ channel }, secondsNow() - started);
@@ -114,7 +115,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     const at = Date.now();
     const kinds = new Map<Outcome['kind'], number>();
     claimed.forEach((c, i) => {
-      const outcome = outcomes[i] ?? retry({ code: 'NoOutcome', message: 'the provider returned no outcome for this token' });
+      const outcome = outcomes[i] ?? retry({ code: RELAY_CODES.noOutcome, message: 'the provider returned no outcome for this token' });
       kinds.set(outcome.kind, (kinds.get(outcome.kind) ?? 0) + 1);
       const d = decide(outcome, c.attempts, plan.policy, at, plan.content.expiresAt);
       if (d.status === 'sent') rows.push({ id: c.id, status: 'sent', error: null, providerId: d.providerId, nextAttemptAt: null });
@@ -234,6 +235,6 @@ async function sendSafely(provider: Provider, plan: MessagePlan, targets: Parame
     return await provider.send(plan.content, targets);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    return targets.map(() => ({ kind: 'retry', reason: { code: 'ProviderError', message } }) as const);
+    return targets.map(() => ({ kind: 'retry', reason: { code: RELAY_CODES.providerError, message } }) as const);
   }
 }

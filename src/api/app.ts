@@ -54,7 +54,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
   v1.use((req, _res, next) => {
     const hasBody = req.get('transfer-encoding') !== undefined || Number(req.get('content-length') ?? 0) > 0;
     if (hasBody && req.body === undefined) {
-      next(new ApiError(415, 'unsupported_media_type', `send the body as JSON (Content-Type: application/json), not ${req.get('content-type') ?? 'no content type'}`));
+      next(new ApiError('unsupported_media_type', `send the body as JSON (Content-Type: application/json), not ${req.get('content-type') ?? 'no content type'}`));
       return;
     }
     next();
@@ -62,7 +62,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
   v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, { mqtt: opts.mqttPort, mqtts: opts.mqttsPort, wss: opts.wssPort }), messagesRouter(ctx, opts.recall), consoleRouter(ctx), campaignsRouter(ctx));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 
-  app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`)));
+  app.use((req, _res, next) => next(new ApiError('not_found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(ctx.logger));
   return app;
 }

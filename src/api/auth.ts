@@ -28,7 +28,7 @@ export class Authenticator {
 
   async resolve(header: string | undefined): Promise<Principal> {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-    if (!m) throw new ApiError(401, 'unauthenticated', 'missing or malformed Authorization: Bearer <key>', undefined, { 'WWW-Authenticate': 'Bearer' });
+    if (!m) throw new ApiError('unauthenticated', 'missing or malformed Authorization: Bearer <key>');
     const token = m[1]!;
     if (safeEqual(token, this.adminToken)) return { kind: 'operator' };
     const cacheKey = sha256(token);
@@ -42,7 +42,7 @@ export class Authenticator {
       if (this.cache.size > 10_000) this.cache.clear();
       this.cache.set(cacheKey, { principal, until: now + CACHE_MS });
     }
-    if (!principal) throw new ApiError(401, 'unauthenticated', 'unknown or revoked API key', undefined, { 'WWW-Authenticate': 'Bearer' });
+    if (!principal) throw new ApiError('unauthenticated', 'unknown or revoked API key');
     return principal;
   }
 
@@ -80,9 +80,9 @@ export function appOf(res: Response, scope: Scope): string {
   const p = principal(res);
   if (p.kind === 'operator') {
     if (p.appId !== undefined) return p.appId;
-    throw new ApiError(403, 'forbidden', 'the operator token manages apps; use an app API key, or name the app in X-Relay-App');
+    throw new ApiError('forbidden', 'the operator token manages apps; use an app API key, or name the app in X-Relay-App');
   }
-  if (!p.scopes.has(scope) && !p.scopes.has('admin')) throw new ApiError(403, 'forbidden', `this API key lacks the '${scope}' scope`);
+  if (!p.scopes.has(scope) && !p.scopes.has('admin')) throw new ApiError('forbidden', `this API key lacks the '${scope}' scope`);
   return p.appId;
 }
 
@@ -90,12 +90,12 @@ export function appOf(res: Response, scope: Scope): string {
 export function requireAppAdmin(res: Response, appId: string): void {
   const p = principal(res);
   if (p.kind === 'operator') return;
-  if (p.appId !== appId) throw new ApiError(404, 'not_found', 'app not found');
-  if (!p.scopes.has('admin')) throw new ApiError(403, 'forbidden', "this API key lacks the 'admin' scope");
+  if (p.appId !== appId) throw new ApiError('not_found', 'app not found');
+  if (!p.scopes.has('admin')) throw new ApiError('forbidden', "this API key lacks the 'admin' scope");
 }
 
 export function requireOperator(res: Response): void {
-  if (principal(res).kind !== 'operator') throw new ApiError(403, 'forbidden', 'only the operator token (ADMIN_TOKEN) may do this');
+  if (principal(res).kind !== 'operator') throw new ApiError('forbidden', 'only the operator token (ADMIN_TOKEN) may do this');
 }
 
 /**

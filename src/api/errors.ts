@@ -1,27 +1,46 @@
 import type { ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
+import { DomainError, type ErrorCode } from '../core/errors.js';
 
-/** An error the API answers as `{"error": {"code", "message", "details"}}` with its status. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: unknown,
-    readonly headers?: Record<string, string>,
-  ) {
-    super(message);
+/**
+ * The one table of what each API error code means in HTTP: its status and the headers it always
+ * carries. Typed over every code, so a new code cannot be thrown without a status here.
+ */
+export const API_ERRORS: Readonly<Record<ErrorCode, { status: number; headers?: Record<string, string> }>> = {
+  validation_failed: { status: 400 },
+  invalid_json: { status: 400 },
+  bad_request: { status: 400 },
+  invalid_credentials: { status: 400 },
+  invalid_receipt: { status: 400 },
+  unknown_delivery: { status: 400 },
+  unauthenticated: { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } },
+  forbidden: { status: 403 },
+  not_found: { status: 404 },
+  conflict: { status: 409 },
+  idempotency_conflict: { status: 409 },
+  // The first request is still between claiming the key and storing its message: ask for a retry.
+  idempotency_in_progress: { status: 409, headers: { 'Retry-After': '1' } },
+  credential_unreadable: { status: 409 },
+  payload_too_large: { status: 413 },
+  unsupported_media_type: { status: 415 },
+  internal: { status: 500 },
+};
+
+/** An error the API answers as `{"error": {"code", "message", "details"}}`, its status from {@link API_ERRORS}. */
+export class ApiError extends DomainError {
+  get status(): number {
+    return API_ERRORS[this.code].status;
   }
 }
 
-export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} not found`);
+export const notFound = (what: string) => new ApiError('not_found', `${what} not found`);
 
 /** Turns zod issues into a 400 that names each field by its path, e.g. `body.to.devices[2]`. */
 export function validationError(where: string, error: z.ZodError): ApiError {
   const details = error.issues.flatMap(unionBranch).flatMap(unknownKeys).map((i) => ({ path: formatPath(where, i.path), message: i.message, code: i.code }));
   const first = details[0];
-  return new ApiError(400, 'validation_failed', first ? `${first.path}: ${first.message}` : 'invalid request', details);
+  return new ApiError('validation_failed', first ? `${first.path}: ${first.message}` : 'invalid request', details);
 }
 
 type Issue = { path: PropertyKey[]; message: string; code: string; errors?: Issue[][]; keys?: string[] };
@@ -53,27 +72,30 @@ export function formatPath(root: string, path: readonly PropertyKey[]): string {
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, _req, res, _next) => {
     // Every error has the same three fields; `details` is null when there is nothing more to say.
-    const send = (status: number, code: string, message: string, details: unknown = null) => res.status(status).json({ error: { code, message, details } });
-    if (err instanceof ApiError) {
-      if (err.headers) res.set(err.headers);
-      send(err.status, err.code, err.message, err.details ?? null);
+    const send = (code: ErrorCode, message: string, details: unknown = null) => {
+      const { status, headers } = API_ERRORS[code];
+      if (headers) res.set(headers);
+      res.status(status).json({ error: { code, message, details } });
+    };
+    if (err instanceof DomainError) {
+      send(err.code, err.message, err.details ?? null);
       return;
     }
     // body-parser errors carry a status and a type
     const e = err as { status?: number; type?: string; message?: string };
     if (e.type === 'entity.too.large') {
-      send(413, 'payload_too_large', 'request body is too large');
+      send('payload_too_large', 'request body is too large');
       return;
     }
     if (e.type === 'entity.parse.failed') {
-      send(400, 'invalid_json', `body is not valid JSON: ${e.message ?? ''}`.trim());
+      send('invalid_json', `body is not valid JSON: ${e.message ?? ''}`.trim());
       return;
     }
     if (e.status && e.status >= 400 && e.status < 500) {
-      send(e.status, 'bad_request', e.message ?? 'bad request');
+      res.status(e.status).json({ error: { code: 'bad_request', message: e.message ?? 'bad request', details: null } });
       return;
     }
     logger.error({ err }, 'unhandled API error');
-    send(500, 'internal', 'internal error');
+    send('internal', 'internal error');
   };
 }

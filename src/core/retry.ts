@@ -1,4 +1,4 @@
-import { EXPIRED_CODE, type Outcome, type OutcomeReason } from '../../providers/types.js';
+import type { Outcome, OutcomeReason } from './outcome.js';
 import type { DeliveryStatus } from './delivery-status.js';
 
 export interface RetryPolicy {
@@ -32,7 +32,9 @@ export function decide(outcome: Outcome, attempts: number, policy: RetryPolicy, 
     case 'invalid':
       return { status: 'invalid', error: outcome.reason };
     case 'failed':
-      return { status: outcome.reason.code === EXPIRED_CODE ? 'expired' : 'failed', error: outcome.reason };
+      return { status: 'failed', error: outcome.reason };
+    case 'expired':
+      return { status: 'expired', error: outcome.reason };
     case 'retry': {
       if (attempts >= policy.maxAttempts) {
         return { status: 'failed', error: { ...outcome.reason, message: `${outcome.reason.message} (gave up after ${attempts} attempts)` } };

@@ -374,7 +374,7 @@ export class DeliveriesRepo {
         LIMIT ${limit}
       ), changed AS (
         UPDATE deliveries d SET status = 'expired', lease_until = NULL, pending_seq = NULL, updated_at = now(),
-          error = jsonb_build_object('code', 'Expired', 'message', 'the message TTL ended before it could be sent')
+          error = jsonb_build_object('code', 'expired', 'message', 'the message TTL ended before it could be sent')
         FROM due WHERE d.id = due.id AND d.status = 'queued'
         RETURNING d.id, d.app_id, d.message_id, d.channel, d.platform, d.variant, d.status, d.error,
                   'queued'::text AS old_status, d.channel AS old_channel

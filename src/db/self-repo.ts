@@ -90,7 +90,7 @@ export class SelfRepo {
         LIMIT ${limit}
       ), changed AS (
         UPDATE deliveries d SET status = 'expired', pending_seq = NULL, updated_at = now(),
-          error = jsonb_build_object('code', 'Expired', 'message', 'the message TTL ended before the device acked it')
+          error = jsonb_build_object('code', 'expired', 'message', 'the message TTL ended before the device acked it')
         FROM due WHERE d.id = due.id AND d.status = 'sent'
         RETURNING d.app_id, d.message_id, d.channel, d.platform, d.variant, d.status, d.error,
                   'sent'::text AS old_status, d.channel AS old_channel

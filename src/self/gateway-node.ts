@@ -23,6 +23,7 @@ import { DeviceCredentials } from './device-credentials.js';
 import { KeepAliveAdvisor } from './keepalive-advisor.js';
 import { NODE_TTL_MS, Presence, type PresenceEntry } from './presence.js';
 import { SelfSessions } from './sessions.js';
+import { RELAY_CODES } from '../core/outcome-codes.js';
 
 /** Pending messages handed to a device per connect (the gateway queues at most 1000 per session). */
 const REDELIVER_LIMIT = 1000;
@@ -195,10 +196,10 @@ export class GatewayNode {
     let reason: OutcomeReason;
     if (why === 'rejected') {
       const rc = `0x${(detail.reasonCode ?? 0x80).toString(16).padStart(2, '0')}`;
-      reason = { code: 'RefusedByDevice', message: `the device refused the push: PUBACK reason code ${rc}`, evidence: { reasonCode: detail.reasonCode } };
+      reason = { code: RELAY_CODES.refusedByDevice, message: `the device refused the push: PUBACK reason code ${rc}`, evidence: { reasonCode: detail.reasonCode } };
     } else if (why === 'too-large') {
       reason = {
-        code: 'PayloadTooLarge',
+        code: RELAY_CODES.payloadTooLarge,
         message: `the push is ${detail.bytes} bytes as an MQTT packet; the device accepts at most ${detail.limit} (its Maximum Packet Size)`,
         evidence: { bytes: detail.bytes, limit: detail.limit },
       };

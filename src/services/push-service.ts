@@ -3,7 +3,7 @@ import { NOW_OR_NEVER_MS, type PushRequest } from '../core/push-request.js';
 import type { Config } from '../config.js';
 import type { DeliveriesRepo } from '../db/deliveries-repo.js';
 import type { MessagesRepo } from '../db/messages-repo.js';
-import { ApiError } from '../api/errors.js';
+import { DomainError } from '../core/errors.js';
 import { ROUTE_JOB_OPTIONS, type Queues } from '../queues.js';
 
 export interface Accepted {
@@ -59,11 +59,11 @@ export class PushService {
     const prior = await this.messages.findIdempotent(appId, key);
     if (!prior) return null;
     if (prior.requestHash !== requestHash) {
-      throw new ApiError(409, 'idempotency_conflict', 'this Idempotency-Key was already used with a different request body');
+      throw new DomainError('idempotency_conflict', 'this Idempotency-Key was already used with a different request body');
     }
     const msg = await this.messages.get(appId, prior.messageId);
     // The first request may still be between claiming the key and storing its message.
-    if (!msg) throw new ApiError(409, 'idempotency_in_progress', 'a request with this Idempotency-Key is still being accepted; retry shortly', undefined, { 'Retry-After': '1' });
+    if (!msg) throw new DomainError('idempotency_in_progress', 'a request with this Idempotency-Key is still being accepted; retry shortly');
     return { id: msg.id, recipients: msg.recipients, replayed: true };
   }
 
@@ -73,7 +73,7 @@ export class PushService {
    */
   async cancel(appId: string, id: string): Promise<{ id: string; state: 'cancelled' | 'done'; cancelled: number; withdrawn: number }> {
     const msg = await this.messages.get(appId, id);
-    if (!msg) throw new ApiError(404, 'not_found', 'message not found');
+    if (!msg) throw new DomainError('not_found', 'message not found');
     if (msg.state === 'cancelled') return { id, state: 'cancelled', cancelled: 0, withdrawn: 0 };
     // Before routing ends the message is marked first, so the router stops expanding it. A routed
     // one is marked only when something was still pending or withdrawn: a message whose every

@@ -188,7 +188,7 @@ export async function send(provider: Provider, content: PushContent, tokens: rea
   }
   assert.ok(Array.isArray(out), 'send() answers an array');
   assert.equal(out.length, tokens.length, 'one outcome per target');
-  for (const o of out) assert.ok(o && ['sent', 'retry', 'invalid', 'failed'].includes(o.kind), `a valid Outcome: ${JSON.stringify(o)}`);
+  for (const o of out) assert.ok(o && ['sent', 'retry', 'invalid', 'failed', 'expired'].includes(o.kind), `a valid Outcome: ${JSON.stringify(o)}`);
   return out;
 }
 

@@ -197,7 +197,7 @@ const SCENARIO_FNS: Record<ScenarioId, (a: ConformanceAdapter, t: TestContext, f
     const before = a.sendRequests();
     const expiresAt = Date.now() - 1000;
     const out = await send(a.provider, message({ expiresAt }), [a.ok(), a.ok(), a.ok()]);
-    assert.deepEqual(summary(out), [`failed:${EXPIRED_CODE}`, `failed:${EXPIRED_CODE}`, `failed:${EXPIRED_CODE}`]);
+    assert.deepEqual(summary(out), [`expired:${EXPIRED_CODE}`, `expired:${EXPIRED_CODE}`, `expired:${EXPIRED_CODE}`]);
     assert.equal(a.sendRequests() - before, 0, 'nothing was sent');
   },
 

@@ -77,8 +77,9 @@ describe('buildFcmMessage', () => {
   });
 
   it('refuses to send once the TTL has passed', () => {
-    const reason = fail(buildFcmMessage(content({ expiresAt: NOW + 999 }), NOW));
-    assert.equal(reason.code, 'expired');
+    const r = buildFcmMessage(content({ expiresAt: NOW + 999 }), NOW);
+    assert.ok(!r.ok && r.outcome.kind === 'expired');
+    assert.equal(r.outcome.reason.code, 'expired');
   });
 
   it('merges overrides.fcm last, deeply, with the TTL still capped', () => {

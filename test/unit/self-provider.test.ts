@@ -39,7 +39,7 @@ const kinds = (outs: { kind: string; reason?: { code: string } }[]) => outs.map(
 test('self provider: expired content fails `expired` before any seq or publish', async () => {
   const { dispatch, calls } = fakeDispatch(['a']);
   const out = await createSelfProvider('app', dispatch).send(content({ expiresAt: Date.now() - 1 }), targets('a'));
-  assert.deepEqual(kinds(out), [`failed:${EXPIRED_CODE}`]);
+  assert.deepEqual(kinds(out), [`expired:${EXPIRED_CODE}`]);
   assert.deepEqual(calls, { assigned: [], published: [] });
 });
 

@@ -202,7 +202,7 @@ describe('webpush credentials', () => {
 });
 
 describe('webpush send without network', () => {
-  it('a malformed subscription is invalid, a too-large payload is failed, an expired message is failed', async () => {
+  it('a malformed subscription is invalid, a too-large payload is failed, an expired message is expired', async () => {
     const p = webpushModule.create(webpushModule.complete!({ subject: 'mailto:ops@example.com' }), ctx);
     try {
       const [o] = await p.send(content(), [{ deliveryId: 'd1', token: '{"endpoint":"nope"}' }]);
@@ -211,7 +211,7 @@ describe('webpush send without network', () => {
       const [big] = await p.send(content({ data: { blob: 'x'.repeat(5000) } }), [{ deliveryId: 'd2', token: subscriptionJson() }]);
       assert.equal(big?.kind === 'failed' && big.reason.code, 'PayloadTooLarge');
       const [exp] = await p.send(content({ expiresAt: Date.now() - 1 }), [{ deliveryId: 'd3', token: subscriptionJson() }]);
-      assert.equal(exp?.kind === 'failed' && exp.reason.code, 'expired');
+      assert.equal(exp?.kind === 'expired' && exp.reason.code, 'expired');
       // Bad overrides never reach a send: the API refuses them with the channel's schema.
       assert.equal(webpushModule.overridesSchema.safeParse({ urgency: 'asap' }).success, false);
       assert.equal(webpushModule.overridesSchema.safeParse({ typo: 1 }).success, false);

@@ -32,7 +32,7 @@ export function appsRouter(ctx: Context, auth: Authenticator): Router {
     async (_req, res, { body }) => {
       requireOperator(res);
       const created = await apps.create(body.id ?? randomId('app_', 9).replace(/[^A-Za-z0-9_]/g, '_'), body.name);
-      if (!created) throw new ApiError(409, 'conflict', `app ${body.id} already exists`);
+      if (!created) throw new ApiError('conflict', `app ${body.id} already exists`);
       res.status(201).json({ id: created.id, name: created.name, createdAt: created.created_at.toISOString() });
     },
   );
@@ -71,7 +71,7 @@ export function appsRouter(ctx: Context, auth: Authenticator): Router {
     async (_req, res, { params, body }) => {
       requireAppAdmin(res, params.app);
       const row = await apps.setSettings(params.app, body);
-      if (!row) throw new ApiError(404, 'not_found', 'app not found');
+      if (!row) throw new ApiError('not_found', 'app not found');
       res.json(row.settings);
     },
   );
@@ -86,7 +86,7 @@ export function appsRouter(ctx: Context, auth: Authenticator): Router {
     },
     async (_req, res, { params, body }) => {
       requireAppAdmin(res, params.app);
-      if (!(await apps.get(params.app))) throw new ApiError(404, 'not_found', 'app not found');
+      if (!(await apps.get(params.app))) throw new ApiError('not_found', 'app not found');
       const k = await apps.createKey(params.app, body.name ?? null, [...new Set(body.scopes)]);
       res.status(201).json({ id: k.id, key: k.key, name: k.name, scopes: k.scopes, createdAt: k.createdAt.toISOString() });
     },
@@ -117,7 +117,7 @@ export function appsRouter(ctx: Context, auth: Authenticator): Router {
     },
     async (_req, res, { params }) => {
       requireAppAdmin(res, params.app);
-      if (!(await apps.revokeKey(params.app, params.key))) throw new ApiError(404, 'not_found', 'key not found');
+      if (!(await apps.revokeKey(params.app, params.key))) throw new ApiError('not_found', 'key not found');
       auth.forget(params.key);
       res.status(204).end();
     },

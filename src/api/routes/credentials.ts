@@ -45,7 +45,7 @@ export function credentialsRouter(ctx: Context): Router {
       stored = await credentials.load(appId, 'webpush');
     } catch {
       // Generating new keys here would silently orphan every subscription: ask for the keys instead.
-      throw new ApiError(409, 'credential_unreadable', 'the stored webpush credential cannot be decrypted (was CREDENTIALS_KEY changed?): send vapidPublicKey and vapidPrivateKey to replace it');
+      throw new ApiError('credential_unreadable', 'the stored webpush credential cannot be decrypted (was CREDENTIALS_KEY changed?): send vapidPublicKey and vapidPrivateKey to replace it');
     }
     const prev = stored ? webpushCredentialSchema.safeParse(stored.credential) : undefined;
     const { vapidPublicKey, vapidPrivateKey } = prev?.success ? prev.data : {};
@@ -64,7 +64,7 @@ export function credentialsRouter(ctx: Context): Router {
     async (req, res, { params, body }) => {
       requireAppAdmin(res, params.app);
       const app = await apps.get(params.app);
-      if (!app) throw new ApiError(404, 'not_found', 'app not found');
+      if (!app) throw new ApiError('not_found', 'app not found');
       const mod = providerModule(params.provider)!;
       // Vendors that post receipts only to a URL sent with each message (Xiaomi, OPPO, vivo) get
       // this app's receipt URL unless the body names another.
@@ -82,7 +82,7 @@ export function credentialsRouter(ctx: Context): Router {
       } catch (err) {
         if (err instanceof CredentialError) {
           const path = formatPath('body', err.path ? err.path.split('.') : []);
-          throw new ApiError(400, 'invalid_credentials', `${path}: ${err.message}`, [{ path, message: err.message }]);
+          throw new ApiError('invalid_credentials', `${path}: ${err.message}`, [{ path, message: err.message }]);
         }
         throw err;
       }
@@ -101,7 +101,7 @@ export function credentialsRouter(ctx: Context): Router {
     async (req, res, { params }) => {
       requireAppAdmin(res, params.app);
       const app = await apps.get(params.app);
-      if (!app) throw new ApiError(404, 'not_found', 'app not found');
+      if (!app) throw new ApiError('not_found', 'app not found');
       const rows = await credentials.list(params.app);
       res.json({ items: rows.map((c) => view(params.app, app.receipt_secret, baseUrl(req), c)) });
     },
@@ -116,7 +116,7 @@ export function credentialsRouter(ctx: Context): Router {
     },
     async (_req, res, { params }) => {
       requireAppAdmin(res, params.app);
-      if (!(await credentials.delete(params.app, params.provider))) throw new ApiError(404, 'not_found', 'credentials not found');
+      if (!(await credentials.delete(params.app, params.provider))) throw new ApiError('not_found', 'credentials not found');
       res.status(204).end();
     },
   );

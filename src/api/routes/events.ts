@@ -50,13 +50,13 @@ export function eventsRouter(ctx: Context, auth: Authenticator): Router {
       if (device) {
         appId = device.appId;
         if (events.some((e) => e.deviceId !== undefined && e.deviceId !== device.deviceId)) {
-          throw new ApiError(403, 'forbidden', 'a device may report only its own events');
+          throw new ApiError('forbidden', 'a device may report only its own events');
         }
       } else {
         res.locals.principal = await auth.resolve(req.get('authorization'));
         appId = appOf(res, 'push');
         const i = events.findIndex((e) => !e.deviceId);
-        if (i >= 0) throw new ApiError(400, 'validation_failed', `body${'events' in body ? `.events[${i}]` : ''}.deviceId: required with an API key`);
+        if (i >= 0) throw new ApiError('validation_failed', `body${'events' in body ? `.events[${i}]` : ''}.deviceId: required with an API key`);
       }
       for (const e of events) ctx.lastSeen.touch(appId, device?.deviceId ?? e.deviceId!);
       const result = await ctx.repos.deliveries.applyEvents(

@@ -53,7 +53,7 @@ export function inboxRouter(ctx: Context, auth: Authenticator): Router {
       const device = await deviceAuth(req, creds);
       let appId: string;
       if (device) {
-        if (device.deviceId !== params.id) throw new ApiError(403, 'forbidden', 'a device may read only its own inbox');
+        if (device.deviceId !== params.id) throw new ApiError('forbidden', 'a device may read only its own inbox');
         appId = device.appId;
       } else {
         res.locals.principal = await auth.resolve(req.get('authorization'));

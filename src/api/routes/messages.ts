@@ -69,7 +69,7 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
       const appId = appOf(res, 'push');
       const key = req.get('idempotency-key');
       if (key !== undefined && (key.length === 0 || key.length > 255)) {
-        throw new ApiError(400, 'validation_failed', 'headers.idempotency-key: must be 1 to 255 characters');
+        throw new ApiError('validation_failed', 'headers.idempotency-key: must be 1 to 255 characters');
       }
       const accepted = await push.accept(appId, body, key);
       if (accepted.replayed) res.set('Idempotent-Replayed', 'true');

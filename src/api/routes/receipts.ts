@@ -32,7 +32,7 @@ export function receiptsRouter(ctx: Context): Router {
     },
     async (req, res, { params, query }) => {
       const app = await ctx.repos.apps.get(params.app);
-      if (!app || !query.secret || !safeEqual(app.receipt_secret, query.secret)) throw new ApiError(401, 'unauthenticated', 'unknown app or wrong receipt secret');
+      if (!app || !query.secret || !safeEqual(app.receipt_secret, query.secret)) throw new ApiError('unauthenticated', 'unknown app or wrong receipt secret');
       const mod = providerModule(params.provider)!;
       const request = {
         headers: req.headers,
@@ -42,14 +42,14 @@ export function receiptsRouter(ctx: Context): Router {
       if (mod.receipts!.verify) {
         const stored = await ctx.repos.credentials.load(params.app, params.provider);
         if (!stored || !mod.receipts!.verify(mod.credentialSchema.parse(stored.credential), request)) {
-          throw new ApiError(401, 'unauthenticated', 'the receipt signature does not verify');
+          throw new ApiError('unauthenticated', 'the receipt signature does not verify');
         }
       }
       let events: ReceiptEvent[];
       try {
         events = mod.receipts!.parse(request);
       } catch (err) {
-        throw new ApiError(400, 'invalid_receipt', `malformed ${params.provider} receipt: ${(err as Error).message}`);
+        throw new ApiError('invalid_receipt', `malformed ${params.provider} receipt: ${(err as Error).message}`);
       }
       const result = await ctx.repos.deliveries.applyEvents(
         params.app,
@@ -64,7 +64,7 @@ export function receiptsRouter(ctx: Context): Router {
         })),
       );
       if (events.length > 0 && result.matched === 0) {
-        throw new ApiError(400, 'unknown_delivery', 'no delivery matches this receipt', { received: events.length });
+        throw new ApiError('unknown_delivery', 'no delivery matches this receipt', { received: events.length });
       }
       // Dropped over the vendor's daily per-device quota: apps that opt in (MobPush-style) get the
       // message over their own channel instead, as when the quota is known at send time.

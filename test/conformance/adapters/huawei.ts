@@ -34,7 +34,7 @@ export function huaweiAdapter(): ConformanceAdapter {
     retryAfter() {
       // Flow control is HTTP 503 without a body code (HMOS): the code is the status.
       m().setBehavior({ retryAfterSec: 7 });
-      return { token: tok('ratelimit'), code: 'http_503', retryAfterSec: 7 };
+      return { token: tok('ratelimit'), code: 'HTTP503', retryAfterSec: 7 };
     },
     authExpiry: {
       arm() {
@@ -57,7 +57,7 @@ export function huaweiAdapter(): ConformanceAdapter {
           return undefined;
       }
     },
-    batch: { chunkSize: 1000, retryScope: 'request', requestRetryCode: 'http_503' },
+    batch: { chunkSize: 1000, retryScope: 'request', requestRetryCode: 'HTTP503' },
     payloadTooLarge: {
       code: '80300008',
       local: false,
