@@ -45,13 +45,13 @@ function operatorOnly(auth: Authenticator, adminToken: string) {
       // A valid app key typed into the prompt is still refused as a key, not as a typo.
       const asKey = await auth.resolve(`Bearer ${password}`).catch(() => null);
       if (asKey) throw forbidden();
-      throw new ApiError(401, 'unauthenticated', 'wrong operator token', undefined, CHALLENGE);
+      throw new ApiError('unauthenticated', 'wrong operator token', undefined, CHALLENGE);
     }
-    if (!/^Bearer\s/i.test(header)) throw new ApiError(401, 'unauthenticated', 'the queue board needs the operator token (ADMIN_TOKEN)', undefined, CHALLENGE);
+    if (!/^Bearer\s/i.test(header)) throw new ApiError('unauthenticated', 'the queue board needs the operator token (ADMIN_TOKEN)', undefined, CHALLENGE);
     const p = await auth.resolve(header);
     if (p.kind !== 'operator') throw forbidden();
     next();
   };
 }
 
-const forbidden = () => new ApiError(403, 'forbidden', 'only the operator token (ADMIN_TOKEN) may open the queue board');
+const forbidden = () => new ApiError('forbidden', 'only the operator token (ADMIN_TOKEN) may open the queue board');

@@ -66,7 +66,7 @@ export function authenticate(auth: Authenticator, apps: AppsRepo) {
     // without the header it stays the app manager, refused on app-scoped endpoints.
     const actAs = req.get('x-relay-app');
     if (p.kind === 'operator' && actAs !== undefined) {
-      if (!(await apps.get(actAs))) throw new ApiError(404, 'not_found', `app ${actAs} (X-Relay-App) not found`);
+      if (!(await apps.get(actAs))) throw new ApiError('not_found', `app ${actAs} (X-Relay-App) not found`);
       res.locals.principal = { kind: 'operator', appId: actAs } satisfies Principal;
     } else {
       res.locals.principal = p;
@@ -104,10 +104,10 @@ export function requireOperator(res: Response): void {
  */
 export function appOrOperator(res: Response, scope: Scope, app: string | undefined): string {
   if (principal(res).kind === 'operator') {
-    if (app === undefined) throw new ApiError(400, 'validation_failed', 'query.app: required with the operator token (the app to act on)', [{ path: 'query.app', message: 'required with the operator token' }]);
+    if (app === undefined) throw new ApiError('validation_failed', 'query.app: required with the operator token (the app to act on)', [{ path: 'query.app', message: 'required with the operator token' }]);
     return app;
   }
   const own = appOf(res, scope);
-  if (app !== undefined && app !== own) throw new ApiError(404, 'not_found', 'app not found');
+  if (app !== undefined && app !== own) throw new ApiError('not_found', 'app not found');
   return own;
 }

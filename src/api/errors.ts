@@ -18,6 +18,8 @@ export const API_ERRORS: Readonly<Record<ErrorCode, { status: number; headers?: 
   forbidden: { status: 403 },
   not_found: { status: 404 },
   conflict: { status: 409 },
+  // A campaign asked to do what its state does not allow (resume a completed one).
+  invalid_state: { status: 409 },
   idempotency_conflict: { status: 409 },
   // The first request is still between claiming the key and storing its message: ask for a retry.
   idempotency_in_progress: { status: 409, headers: { 'Retry-After': '1' } },
@@ -29,6 +31,16 @@ export const API_ERRORS: Readonly<Record<ErrorCode, { status: number; headers?: 
 
 /** An error the API answers as `{"error": {"code", "message", "details"}}`, its status from {@link API_ERRORS}. */
 export class ApiError extends DomainError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details?: unknown,
+    /** Headers this answer carries beyond its code's own (a Basic challenge instead of Bearer). */
+    readonly headers?: Record<string, string>,
+  ) {
+    super(code, message, details);
+  }
+
   get status(): number {
     return API_ERRORS[this.code].status;
   }
@@ -72,13 +84,13 @@ export function formatPath(root: string, path: readonly PropertyKey[]): string {
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, _req, res, _next) => {
     // Every error has the same three fields; `details` is null when there is nothing more to say.
-    const send = (code: ErrorCode, message: string, details: unknown = null) => {
+    const send = (code: ErrorCode, message: string, details: unknown = null, extra?: Record<string, string>) => {
       const { status, headers } = API_ERRORS[code];
-      if (headers) res.set(headers);
+      if (headers || extra) res.set({ ...headers, ...extra });
       res.status(status).json({ error: { code, message, details } });
     };
     if (err instanceof DomainError) {
-      send(err.code, err.message, err.details ?? null);
+      send(err.code, err.message, err.details ?? null, err instanceof ApiError ? err.headers : undefined);
       return;
     }
     // body-parser errors carry a status and a type

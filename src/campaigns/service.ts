@@ -4,7 +4,8 @@ import { randomId } from '../core/secrets.js';
 import type { Context } from '../context.js';
 import { CampaignsRepo } from '../db/campaigns-repo.js';
 import type { CampaignRow } from '../db/schema.js';
-import { ApiError, notFound } from '../api/errors.js';
+import { notFound } from '../api/errors.js';
+import { DomainError } from '../core/errors.js';
 import { Presence } from '../self/presence.js';
 import { defaultZone, nextTick, type RunState } from '../../workers/campaign-scheduler.js';
 import { rates } from './rates.js';
@@ -43,7 +44,7 @@ export class CampaignService {
     // The audience is read when the run starts: as late as the first zone allows.
     else if (s?.localTime) first = Math.min(Math.max(now, wallTimeIn(s.localTime, EARLIEST_ZONE) - 60_000), wallTimeIn(s.localTime, defaultZone(spec)));
     else if (s?.cron) first = nextTick(spec, now);
-    if (first === null) throw new ApiError(400, 'validation_failed', 'body.schedule.until: no cron tick falls before until');
+    if (first === null) throw new DomainError('validation_failed', 'body.schedule.until: no cron tick falls before until');
     return this.repo.create({ appId, id: randomId('cmp_', 12), name: spec.name, spec, state: 'scheduled', nextRunAt: new Date(first) });
   }
 
@@ -106,7 +107,7 @@ export class CampaignService {
   private async refuse(appId: string, id: string, verb: string, already: string[]): Promise<CampaignRow> {
     const c = await this.get(appId, id);
     if (already.includes(c.state)) return c;
-    throw new ApiError(409, 'invalid_state', `a ${c.state} campaign cannot be ${verb}`);
+    throw new DomainError('invalid_state', `a ${c.state} campaign cannot be ${verb}`);
   }
 
   /** The progress view of SPEC §7: counts from the per-message counters, never a scan of deliveries. */

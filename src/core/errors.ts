@@ -14,6 +14,7 @@ export const ERROR_CODES = [
   'forbidden',
   'not_found',
   'conflict',
+  'invalid_state',
   'idempotency_conflict',
   'idempotency_in_progress',
   'credential_unreadable',

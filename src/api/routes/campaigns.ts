@@ -83,7 +83,7 @@ export function campaignsRouter(ctx: Context): Router {
       let after: { at: Date; id: string } | null = null;
       if (query.cursor) {
         const [at, id] = Buffer.from(query.cursor, 'base64url').toString().split('|');
-        if (!at || !id || Number.isNaN(Date.parse(at))) throw new ApiError(400, 'validation_failed', 'query.cursor: not a cursor this API returned');
+        if (!at || !id || Number.isNaN(Date.parse(at))) throw new ApiError('validation_failed', 'query.cursor: not a cursor this API returned');
         after = { at: new Date(at), id };
       }
       const rows = await service.repo.list(appId, after, query.limit + 1);
