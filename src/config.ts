@@ -31,6 +31,8 @@ const schema = z.object({
   /** What devices are told to connect to; defaults to this host's name as the API saw it. */
   PUBLIC_HOST: z.string().optional(),
   GATEWAY_MQTT_PORT: port.default(1884),
+  /** /healthz, /readyz and /metrics of a process with neither the api nor the gateway role (default: PORT). */
+  HEALTH_PORT: port.optional(),
   ROLES: z
     .string()
     .default('api,worker,gateway,scheduler')
