@@ -36,6 +36,8 @@ const schema = z.object({
   GATEWAY_TLS_KEY: z.string().min(1).optional(),
   GATEWAY_MQTTS_PORT: port.default(8883),
   GATEWAY_WSS_PORT: port.default(8084),
+  /** /healthz, /readyz and /metrics of a process with neither the api nor the gateway role (default: PORT). */
+  HEALTH_PORT: port.optional(),
   ROLES: z
     .string()
     .default('api,worker,gateway,scheduler')

@@ -4,7 +4,8 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { ensureRedis } from './redis.js';
 import { startRelay } from './relay.js';
-import { WorkerSupervisor, workerProcessCount } from './supervisor.js';
+import { addMetricsSource } from './metrics.js';
+import { SUPERVISED_FLAG, WorkerSupervisor, answerMetricsRequests, workerProcessCount } from './supervisor.js';
 
 /**
  * `npm start`: every role; `ROLES=api,worker` (or `--roles=api`) runs a subset. With PostgreSQL,
@@ -32,15 +33,22 @@ async function main() {
   loadSecrets(config, announce);
   const redis = forks > 0 ? await ensureRedis(config.REDIS_URL, config.DATA_DIR, logger) : undefined;
   if (forks > 0) logger.info({ workerProcesses: forks }, 'starting worker processes');
-  const relay = localRoles.length > 0 ? await startRelay({ ...config, ROLES: localRoles }, logger, announce) : undefined;
+  // A forked worker answers health and metrics through its supervisor; the supervisor's process
+  // runs the other roles, or only health and metrics when the worker role is all it was given.
+  const supervised = process.argv.includes(SUPERVISED_FLAG);
+  if (supervised) answerMetricsRequests();
   const supervisor = forks > 0 ? new WorkerSupervisor(forks, logger, config.WORKER_SEMI_SPACE_MB) : undefined;
+  if (supervisor) addMetricsSource(() => supervisor.collectMetrics());
+  const checks = supervisor ? { workerProcesses: () => (supervisor.alive > 0 ? 'ok' : `0 of ${forks} worker processes running`) } : undefined;
+  const relay = await startRelay({ ...config, ROLES: localRoles }, logger, announce, { listen: !supervised, ...(checks ? { checks } : {}) });
   supervisor?.start();
 
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down');
     const force = setTimeout(() => process.exit(1), 20_000);
     force.unref();
-    Promise.all([supervisor?.stop(), relay?.stop()])
+    // Each worker drains: BullMQ's close() lets the jobs in hand finish and write their outcomes.
+    Promise.all([supervisor?.stop(), relay.stop()])
       .then(() => redis?.stop())
       .then(
         () => process.exit(0),

@@ -1,8 +1,30 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 
 /** One registry per process; every role adds to it and `/metrics` serves it. */
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry });
+export const metricsContentType = registry.contentType;
+
+export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
+const sources: Array<() => Promise<MetricsSnapshot[]>> = [];
+
+/** Adds other processes' metrics to this one's `/metrics` (the supervisor's forked workers). */
+export function addMetricsSource(source: () => Promise<MetricsSnapshot[]>): void {
+  sources.push(source);
+}
+
+/**
+ * This process's metrics, summed with those of its sources the way prom-client aggregates a
+ * cluster (counters and histograms add up; see AggregatorRegistry in
+ * https://github.com/siimon/prom-client#usage-with-nodejss-cluster-module), so one scrape of the
+ * parent counts every worker process's deliveries.
+ */
+export async function renderMetrics(): Promise<string> {
+  if (sources.length === 0) return registry.metrics();
+  const others = (await Promise.all(sources.map((s) => s()))).flat();
+  const own = (await registry.getMetricsAsJSON()) as MetricsSnapshot;
+  return AggregatorRegistry.aggregate([own, ...others]).metrics();
+}
 
 export const httpRequests = new Histogram({
   name: 'relay_http_request_duration_seconds',

@@ -19,9 +19,11 @@ import { loadSecrets } from './bootstrap.js';
 import type { Config, Role } from './config.js';
 import { createContext, type Context } from './context.js';
 import { migrate, openDatabase } from './db/database.js';
+import { serveHealth } from './health-server.js';
 import { MarketingCaps } from './marketing-caps.js';
-import { registerGatewayMetrics, registry as metricsRegistry } from './metrics.js';
+import { registerGatewayMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limiter.js';
+import { coreReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
 import { ensureRedis } from './redis.js';
 import { BusPublisher } from './self/bus.js';
 import { selfDispatch } from './self/dispatch.js';
@@ -46,7 +48,19 @@ export interface Relay {
   campaigns?: CampaignScheduler;
   /** The worker role's provider clients, as the send workers get them (`self` is built in). Read-only. */
   readonly providers?: ProviderSource;
+  /** What `/readyz` checks in this process. */
+  readiness: Readiness;
   stop(): Promise<void>;
+}
+
+export interface RelayOptions {
+  /**
+   * False in a forked worker process: its supervisor answers health and metrics for it, so it
+   * opens no HTTP listener (default true).
+   */
+  listen?: boolean;
+  /** More readiness checks (the supervisor's: a worker process is alive). */
+  checks?: Record<string, ReadinessCheck>;
 }
 
 /** Provider endpoints and tuning, from the config. */
@@ -93,7 +107,12 @@ function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { wo
  * Starts the roles this process runs on one shared context. Every role can run alone, so a
  * deployment scales each out on many machines sharing one Redis and one PostgreSQL.
  */
-export async function startRelay(config: Config, logger: Logger, announce: (line: string) => void = (l) => logger.info(l)): Promise<Relay> {
+export async function startRelay(
+  config: Config,
+  logger: Logger,
+  announce: (line: string) => void = (l) => logger.info(l),
+  opts: RelayOptions = {},
+): Promise<Relay> {
   const roles = new Set<Role>(config.ROLES);
   const secrets = loadSecrets(config, announce);
   const redis = await ensureRedis(config.REDIS_URL, config.DATA_DIR, logger);
@@ -106,6 +125,11 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
   const bus = new BusPublisher(ctx.queues.connection, config.QUEUE_PREFIX);
 
   const { workers, registry } = roles.has('worker') ? startWorkers(ctx, presence, bus) : { workers: [], registry: undefined };
+
+  let stopping: Promise<void> | undefined;
+  const readiness = coreReadiness(ctx).add('draining', () => (stopping ? 'shutting down' : 'ok'));
+  if (workers.length > 0) readiness.add('workers', () => (workers.every((w) => w.isRunning()) ? 'ok' : 'not running'));
+  for (const [name, check] of Object.entries(opts.checks ?? {})) readiness.add(name, check);
 
   let sweeper: Sweeper | undefined;
   let campaigns: CampaignScheduler | undefined;
@@ -142,31 +166,29 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
   let server: Server | undefined;
   let port: number | undefined;
   if (roles.has('api')) {
-    server = createServer(createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort, mqttsPort, wssPort } : {}), recall: selfRecall(ctx, presence, bus) }));
+    server = createServer(createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort, mqttsPort, wssPort } : {}), recall: selfRecall(ctx, presence, bus), readiness }));
     server.keepAliveTimeout = 65_000;
-  } else if (gateway) {
-    // A gateway-only process serves MQTT over WebSocket, /healthz and /metrics on its own HTTP server.
+  } else if (gateway || opts.listen !== false) {
+    // Without the API, a process still answers /healthz, /readyz and /metrics: the gateway on its
+    // own HTTP server (beside MQTT over WebSocket), a worker or scheduler on HEALTH_PORT.
+    const health = serveHealth(readiness);
     server = createServer((req, res) => {
-      if (req.url === '/metrics') {
-        void metricsRegistry.metrics().then((text) => res.writeHead(200, { 'content-type': metricsRegistry.contentType }).end(text));
-        return;
-      }
-      res.statusCode = req.url === '/healthz' ? 200 : 404;
-      res.setHeader('content-type', 'application/json');
-      res.end(res.statusCode === 200 ? '{"status":"ok"}' : '{"error":{"code":"not_found","message":"MQTT over WebSocket is at /mqtt"}}');
+      if (health(req, res)) return;
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'not_found', message: gateway ? 'MQTT over WebSocket is at /mqtt' : `no route for ${req.method} ${req.url}`, details: null } }));
     });
   }
   if (server) {
     gateway?.attachWebSocket(server, '/mqtt');
-    server.listen(config.PORT, config.HOST);
+    const listenPort = roles.has('api') || gateway ? config.PORT : (config.HEALTH_PORT ?? config.PORT);
+    server.listen(listenPort, config.HOST);
     await once(server, 'listening');
     const addr = server.address();
-    port = typeof addr === 'object' && addr ? addr.port : config.PORT;
+    port = typeof addr === 'object' && addr ? addr.port : listenPort;
   }
 
   logger.info({ roles: [...roles], port, mqttPort, mqttsPort, wssPort, ...(gateway ? { node: gateway.id } : {}), database: database.kind }, 'relay started');
 
-  let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       // Sessions first: their presence goes, their last acks are written, WebSockets close.
@@ -197,6 +219,7 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
     ...(sweeper ? { sweeper } : {}),
     ...(campaigns ? { campaigns } : {}),
     ...(registry ? { providers: registry } : {}),
+    readiness,
     stop,
   };
 }

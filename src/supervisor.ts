@@ -2,6 +2,19 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { registry, type MetricsSnapshot } from './metrics.js';
+
+/** The flag a forked worker process gets: no HTTP listener of its own, metrics over IPC. */
+export const SUPERVISED_FLAG = '--supervised';
+const METRICS = 'relay:metrics';
+
+/** In a forked worker process: answers the supervisor's metrics requests with this process's registry. */
+export function answerMetricsRequests(): void {
+  process.on('message', (m: { type?: string; id?: number }) => {
+    if (m?.type !== METRICS) return;
+    void registry.getMetricsAsJSON().then((metrics) => process.send?.({ type: METRICS, id: m.id, metrics }));
+  });
+}
 
 /** How many worker processes to fork: none on PGlite, whose data folder only one process may open. */
 export function workerProcessCount(config: Config): number {
@@ -18,6 +31,7 @@ export function workerProcessCount(config: Config): number {
 export class WorkerSupervisor {
   private readonly children = new Set<ChildProcess>();
   private stopping = false;
+  private requestId = 0;
 
   constructor(
     private readonly count: number,
@@ -32,7 +46,7 @@ export class WorkerSupervisor {
 
   private spawn(slot: number, failures: number): void {
     const started = Date.now();
-    const child = fork(process.argv[1]!, [], {
+    const child = fork(process.argv[1]!, [SUPERVISED_FLAG], {
       env: { ...process.env, ROLES: 'worker', WORKER_PROCESSES: '1' },
       execArgv: workerExecArgv(process.execArgv, this.semiSpaceMb),
       stdio: 'inherit',
@@ -47,6 +61,38 @@ export class WorkerSupervisor {
       this.logger.error({ slot, code, signal, restartInMs: delay }, 'worker process exited; restarting');
       setTimeout(() => this.spawn(slot, next), delay).unref();
     });
+  }
+
+  /** Worker processes running now (one that died counts again once restarted). */
+  get alive(): number {
+    return this.children.size;
+  }
+
+  /**
+   * Every live worker process's metrics, asked over the IPC channel fork() opened; a process
+   * that does not answer within `timeoutMs` (busy, or just restarted) is left out of this scrape.
+   */
+  async collectMetrics(timeoutMs = 2000): Promise<MetricsSnapshot[]> {
+    const replies = await Promise.all(
+      [...this.children].filter((c) => c.connected).map(
+        (child) =>
+          new Promise<MetricsSnapshot | undefined>((resolve) => {
+            const id = ++this.requestId;
+            const done = (v: MetricsSnapshot | undefined) => {
+              clearTimeout(timer);
+              child.off('message', onMessage);
+              resolve(v);
+            };
+            const onMessage = (m: { type?: string; id?: number; metrics?: MetricsSnapshot }) => {
+              if (m?.type === METRICS && m.id === id) done(m.metrics);
+            };
+            const timer = setTimeout(() => done(undefined), timeoutMs);
+            child.on('message', onMessage);
+            child.send({ type: METRICS, id }, (err) => err && done(undefined));
+          }),
+      ),
+    );
+    return replies.filter((r): r is MetricsSnapshot => r !== undefined);
   }
 
   async stop(): Promise<void> {

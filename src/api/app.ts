@@ -1,6 +1,7 @@
 import express, { type Express } from 'express';
 import type { Context } from '../context.js';
 import { httpRequests } from '../metrics.js';
+import type { Readiness } from '../readiness.js';
 import { Authenticator, authenticate } from './auth.js';
 import { adminQueuesRouter } from './admin-queues.js';
 import { ApiError, errorHandler } from './errors.js';
@@ -24,6 +25,8 @@ export interface ApiOptions {
   wssPort?: number;
   /** Withdraws a message from the self channel on `DELETE /v1/messages/:id` (recall). */
   recall?: (appId: string, messageId: string) => Promise<number>;
+  /** What `/readyz` checks (the process's roles); database and Redis only when not given. */
+  readiness?: Readiness;
 }
 
 /** The express app: public health/docs routes, then everything under /v1 behind a bearer key. */
@@ -41,7 +44,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
     next();
   });
 
-  app.use(healthRouter(ctx));
+  app.use(healthRouter(ctx, opts.readiness));
   const auth = new Authenticator(ctx.repos.apps, ctx.secrets.adminToken);
   // Vendors and devices authenticate differently: these come before the bearer-key gate.
   app.use(receiptsRouter(ctx), eventsRouter(ctx, auth), inboxRouter(ctx, auth));

@@ -2,9 +2,9 @@ import { Router } from 'express';
 import express from 'express';
 import { Gauge } from 'prom-client';
 import swaggerUiPath from 'swagger-ui-dist/absolute-path.js';
-import { ping } from '../../db/database.js';
 import type { Context } from '../../context.js';
-import { registry } from '../../metrics.js';
+import { metricsContentType, registry, renderMetrics } from '../../metrics.js';
+import { coreReadiness, type Readiness } from '../../readiness.js';
 import { openapiDocument } from '../openapi.js';
 
 const DOCS_HTML = `<!doctype html>
@@ -14,7 +14,7 @@ const DOCS_HTML = `<!doctype html>
 <script src="/docs/init.js"></script></body></html>`;
 
 /** Liveness, readiness, Prometheus metrics and the API's own documentation; no auth. */
-export function healthRouter(ctx: Context): Router {
+export function healthRouter(ctx: Context, readiness?: Readiness): Router {
   const r = Router();
 
   const depth = new Gauge({
@@ -36,18 +36,14 @@ export function healthRouter(ctx: Context): Router {
     res.json({ status: 'ok' });
   });
 
+  const ready = readiness ?? coreReadiness(ctx);
   r.get('/readyz', async (_req, res) => {
-    const checks: Record<string, string> = {};
-    await Promise.all([
-      ping(ctx.db).then(() => (checks.database = 'ok'), (e: Error) => (checks.database = e.message)),
-      ctx.queues.connection.ping().then(() => (checks.redis = 'ok'), (e: Error) => (checks.redis = e.message)),
-    ]);
-    const ok = Object.values(checks).every((v) => v === 'ok');
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', checks });
+    const report = await ready.report();
+    res.status(report.ready ? 200 : 503).json(report.body);
   });
 
   r.get('/metrics', async (_req, res) => {
-    res.type(registry.contentType).send(await registry.metrics());
+    res.type(metricsContentType).send(await renderMetrics());
   });
 
   r.get('/openapi.json', (req, res) => {
