@@ -9,9 +9,13 @@
  * - heartbeatsOverMinimum: heartbeats sent / the fewest an oracle that knows T needs for the same
  *   run and the same message traffic (one beat just before each T of silence) (target ≤ 1.2);
  *   steadyOverMinimum is the same after convergence;
- * - messagesLost: pushed but never shown (target 0); duplicatesShown (must be 0).
+ * - messagesLost: pushed but never shown (target 0); duplicatesShown (must be 0);
+ * - messagesWaitedForReconnect: shown only on a later connection than the one they were pushed on
+ *   (a probe that found T lost the mapping under them); steady… counts those pushed after
+ *   convergence (target 0).
  *
  *   npx tsx bench/heartbeat.ts [--t-ms 2000] [--nat-real-sec 300] [--duration-t 150] [--message-every-t 12]
+ *     [--message-min-t 0.625 --message-max-t 1.125]   (pushes every 5–9 s under an 8 s NAT)
  */
 import { parseArgs } from 'node:util';
 import { NatProxy } from '../test/helpers/nat-proxy.js';
@@ -24,12 +28,18 @@ const { values } = parseArgs({
     'nat-real-sec': { type: 'string', default: '300' },
     'duration-t': { type: 'string', default: '150' },
     'message-every-t': { type: 'string', default: '12' },
+    // Push spacing drawn uniformly from [min, max] × T (default: 0.5–1.5 × message-every-t).
+    'message-min-t': { type: 'string' },
+    'message-max-t': { type: 'string' },
   },
 });
 const T_MS = Number(values['t-ms']);
 const NAT_REAL_SEC = Number(values['nat-real-sec']);
 const DURATION_MS = Number(values['duration-t']) * T_MS;
 const MESSAGE_EVERY_MS = Number(values['message-every-t']) * T_MS;
+const MESSAGE_MIN_MS = values['message-min-t'] !== undefined ? Number(values['message-min-t']) * T_MS : MESSAGE_EVERY_MS * 0.5;
+const MESSAGE_MAX_MS = values['message-max-t'] !== undefined ? Number(values['message-max-t']) * T_MS : MESSAGE_EVERY_MS * 1.5;
+const nextGap = () => MESSAGE_MIN_MS + Math.random() * (MESSAGE_MAX_MS - MESSAGE_MIN_MS);
 const k = T_MS / 1000 / NAT_REAL_SEC; // scaled seconds per real second
 
 const heartbeat = {
@@ -66,9 +76,18 @@ const traffic: number[] = []; // instants the link carried a message (delivery +
 const shown: string[] = [];
 let convergedAt = -1;
 let beatsAtConvergence = 0;
+// A push waited for a reconnect when it was shown on a later connection than the one it was sent on.
+const sentOnConnect = new Map<string, { connects: number; steady: boolean }>();
+let waitedForReconnect = 0;
+let steadyWaitedForReconnect = 0;
 dev.on('message', (m) => {
   shown.push(m.id);
   traffic.push(performance.now());
+  const at = sentOnConnect.get(m.id);
+  if (at && dev.stats.connects > at.connects) {
+    waitedForReconnect++;
+    if (at.steady) steadyWaitedForReconnect++;
+  }
 });
 dev.on('heartbeat', (h) => {
   if (convergedAt < 0 && h.state === 'stable') {
@@ -79,14 +98,15 @@ dev.on('heartbeat', (h) => {
 
 await dev.connect();
 const sent: string[] = [];
-let nextMessage = start + MESSAGE_EVERY_MS * (0.5 + Math.random());
+let nextMessage = start + nextGap();
 while (performance.now() - start < DURATION_MS) {
   const t = performance.now();
   if (t >= nextMessage) {
     const id = `bench-m-${sent.length + 1}`;
     sent.push(id);
+    sentOnConnect.set(id, { connects: dev.stats.connects, steady: convergedAt > 0 });
     lead.send(deviceId, id);
-    nextMessage = t + MESSAGE_EVERY_MS * (0.5 + Math.random());
+    nextMessage = t + nextGap();
   }
   await new Promise((r) => setTimeout(r, Math.max(1, Math.min(nextMessage - t, 100))));
 }
@@ -129,9 +149,11 @@ const result = {
   natDrops,
   messagesSent: sent.length,
   messagesLost: lost,
+  messagesWaitedForReconnect: waitedForReconnect,
+  steadyMessagesWaitedForReconnect: steadyWaitedForReconnect,
   duplicatesShown,
   pass:
-    convergedOverT !== null && convergedOverT >= 0.85 && convergedOverT < 1 && beats <= 1.2 * minimum && lost === 0 && duplicatesShown === 0,
+    convergedOverT !== null && convergedOverT >= 0.85 && convergedOverT < 1 && beats <= 1.2 * minimum && lost === 0 && duplicatesShown === 0 && steadyWaitedForReconnect === 0,
 };
 console.log(JSON.stringify(result));
 

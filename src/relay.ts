@@ -116,7 +116,7 @@ export async function startRelay(
   const roles = new Set<Role>(config.ROLES);
   const secrets = loadSecrets(config, announce);
   const redis = await ensureRedis(config.REDIS_URL, config.DATA_DIR, logger);
-  const database = await openDatabase({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, poolSize: config.DATABASE_POOL_SIZE, dataDir: config.DATA_DIR });
+  const database = await openDatabase({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, poolSize: config.DATABASE_POOL_SIZE, dataDir: config.DATA_DIR, onIdleError: (err) => logger.warn({ err }, 'an idle database connection failed') });
   await migrate(database.db, config.DATABASE_SCHEMA, logger);
   const ctx = createContext(config, logger, database.db, redis.options, secrets);
 

@@ -40,7 +40,8 @@ export interface HeartbeatEvent {
   state: HeartbeatState;
   /** The interval the next beat waits. */
   nextSec: number;
-  kind: BeatKind;
+  /** `traffic`: not a beat but a push that arrived after the link sat idle `intervalSec` (a free probe). */
+  kind: BeatKind | 'traffic';
   network: string;
 }
 
@@ -517,8 +518,13 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
       }
       this.lastSent = now();
     });
-    client.on('packetreceive', () => {
-      this.lastRecv = now();
+    client.on('packetreceive', (packet: Packet) => {
+      const t = now();
+      // A push after a quiet spell is a free probe of that spell (see SmartHeartbeat.observeIdle).
+      if (packet.cmd === 'publish' && client === this.client && this.isConnected && !this.beat) {
+        this.observeIdle(client, (t - Math.max(this.lastSent, this.lastRecv)) / 1000);
+      }
+      this.lastRecv = t;
     });
     client.on('connect', (connack: IConnackPacket) => {
       if (client !== this.client) return;
@@ -649,10 +655,26 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
     return JSON.stringify({ intervalSec, network: this.networkKey, state: this.hb.state });
   }
 
+  private observeIdle(client: MqttClient, idleSec: number): void {
+    const before = this.hb.intervalSec;
+    if (!this.hb.observeIdle(idleSec)) return;
+    this.emit('heartbeat', { intervalSec: idleSec, ok: true, state: this.hb.state, nextSec: this.hb.intervalSec, kind: 'traffic', network: this.networkKey });
+    if (this.hb.intervalSec === before) return;
+    // A longer interval is announced before the gateway's dead detection could bite; a shorter
+    // one (settling) must not wait for the timer armed for the longer one.
+    this.reportIfBehind(client);
+    this.armBeat();
+  }
+
+  /** When the next beat is due: an interval after the last packet in either direction, as a NAT counts idle time. */
+  private lastPacket(): number {
+    return Math.max(this.lastSent, this.lastRecv);
+  }
+
   private armBeat(): void {
     this.clear('beatTimer');
     if (!this.isConnected || this.beat) return;
-    const due = this.lastSent + this.hb.intervalSec * 1000;
+    const due = this.lastPacket() + this.hb.intervalSec * 1000;
     this.beatTimer = this.timers.setTimeout(() => this.onBeatTimer(), Math.max(0, due - now()));
   }
 
@@ -663,15 +685,15 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
     const interval = this.hb.intervalSec;
     const intervalMs = interval * 1000;
     const t = now();
-    // Any packet we sent since restarts the wait: the heartbeat is only for idle links.
-    const due = this.lastSent + intervalMs;
+    // Any packet since, either way, restarts the wait: the heartbeat is only for idle links.
+    const due = this.lastPacket() + intervalMs;
     if (due - t > 5) {
       this.beatTimer = this.timers.setTimeout(() => this.onBeatTimer(), due - t);
       return;
     }
     // A beat proves (or refutes) its interval only if the link really sat idle for about that
     // long: off by more than half the search resolution, it says nothing about the interval.
-    const idle = t - Math.max(this.lastSent, this.lastRecv);
+    const idle = t - this.lastPacket();
     const tolMs = Math.max(500 * this.hbConfig.resolutionSec, 20);
     const kind: BeatKind = t - due > tolMs ? 'late' : idle < intervalMs - tolMs ? 'short' : 'probe';
     const reportSec = wholeSec(this.hb.nextAfterSuccess(kind));

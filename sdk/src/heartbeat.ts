@@ -17,6 +17,11 @@
  * A beat that went out late (timer throttled, device asleep) or after other traffic proves
  * nothing about the interval: a late failure is not counted at all, a short success only
  * keeps the connection trusted.
+ *
+ * Traffic is evidence too. A NAT counts idle time from the last packet in either direction, so
+ * a push that reaches the device after the link sat idle for g proves that the mapping outlives
+ * g (`observeIdle`), exactly as a beat of g would have. Under steady traffic beats are rare (each
+ * push restarts the wait), and these free probes are what lets the search converge.
  */
 
 export interface HeartbeatConfig {
@@ -129,6 +134,8 @@ export class SmartHeartbeat {
   private beats = 0;
   /** The stable interval is in the store. */
   private saved = false;
+  /** Pushes have proven intervals while probing (observeIdle). */
+  private traffic = false;
 
   constructor(
     readonly cfg: HeartbeatConfig,
@@ -154,7 +161,11 @@ export class SmartHeartbeat {
       default:
         if (this.good === 0) return this.start;
         if (this.warm < this.cfg.trustBeats) return this.good;
-        return this.upper < Infinity ? this.good + (this.upper - this.good) / 2 : Math.min(this.cfg.maxSec, this.good + this.cfg.stepSec);
+        if (this.upper === Infinity) return Math.min(this.cfg.maxSec, this.good + this.cfg.stepSec);
+        // With traffic flowing, successes come free (observeIdle) while every failed probe costs
+        // a mapping and a reconnect: probe the nearest interval that can settle the search, so
+        // that one more failure ends it. A quiet link bisects (fewest beats).
+        return this.good + (this.traffic ? Math.min(this.cfg.resolutionSec, (this.upper - this.good) / 2) : (this.upper - this.good) / 2);
     }
   }
 
@@ -186,6 +197,21 @@ export class SmartHeartbeat {
     const twin = Object.assign(Object.create(SmartHeartbeat.prototype) as SmartHeartbeat, this);
     twin.record(true, this.intervalSec, kind);
     return twin.intervalSec;
+  }
+
+  /**
+   * A push arrived after the link was idle `idleSec` in both directions: the mapping survived
+   * that long. While probing it counts as a successful beat of `idleSec` (trust included: under
+   * steady traffic real beats are rare, and a connection would take many pushes to earn trust
+   * otherwise), and an earlier failure at or below it was not the NAT's doing. It changes nothing
+   * once stable or in back-off. Returns whether it was taken.
+   */
+  observeIdle(idleSec: number): boolean {
+    if (this.state !== 'probing' || !Number.isFinite(idleSec) || idleSec < this.cfg.minSec) return false;
+    if (idleSec >= this.upper && this.warm >= this.cfg.trustBeats) this.upper = Infinity;
+    this.traffic = true;
+    this.success(idleSec, 'probe');
+    return true;
   }
 
   /** Records a beat that waited `intervalSec` and was acked (ok) or not. */

@@ -19,6 +19,8 @@ export interface DatabaseOptions {
   schema: string;
   poolSize: number;
   dataDir: string;
+  /** An idle pooled connection failed (the server restarted): reported, never fatal. */
+  onIdleError?: (err: Error) => void;
 }
 
 /** PostgreSQL when a URL is given, else an embedded PGlite under the data folder. */
@@ -30,6 +32,10 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       max: opts.poolSize,
       options: `-c search_path=${opts.schema}`,
     });
+    // An idle client whose server went away (a PostgreSQL restart) emits 'error' on the pool;
+    // unhandled, that kills the process. The pool drops that client and connects anew on the next
+    // query, which is all a restart needs (https://node-postgres.com/apis/pool#error).
+    pool.on('error', (err) => opts.onIdleError?.(err));
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }

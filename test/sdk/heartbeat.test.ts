@@ -191,3 +191,23 @@ describe('the rules', () => {
     assert.throws(() => resolveHeartbeat({ maxSec: 70000 }), RangeError);
   });
 });
+
+describe('traffic as evidence', () => {
+  test('a push after an idle spell proves that spell while probing; with traffic the search probes the nearest settling interval', () => {
+    const hb = new SmartHeartbeat(resolveHeartbeat({ ...SCALED, resolutionSec: 0.25 }));
+    hb.connectionStarted();
+    assert.equal(hb.observeIdle(0.1), false, 'shorter than minSec: says nothing');
+    for (const idle of [0.8, 0.9, 2.6]) assert.equal(hb.observeIdle(idle), true);
+    // Trusted after three pieces of evidence: 2.6 s is proven, the next probe steps up from it.
+    assert.equal(hb.intervalSec, 3.6);
+    hb.record(false, 3.6, 'probe');
+    hb.connectionStarted();
+    for (const idle of [1, 1, 2.9]) hb.observeIdle(idle);
+    // Bisection would try 3.25; traffic makes the search try 2.9 + 0.25, which settles it either way.
+    assert.equal(hb.intervalSec, 2.9 + 0.25);
+    hb.record(false, 3.15, 'probe');
+    assert.equal(hb.state, 'stable');
+    assert.equal(hb.intervalSec, 2.9 - 0.2);
+    assert.equal(hb.observeIdle(3), false, 'settled: traffic changes nothing');
+  });
+});
