@@ -186,7 +186,7 @@ describe('fuzzing the MQTT gateway: frames, slowloris, WebSocket upgrades', () =
     http?.close();
   });
 
-  test('mutated and truncated CONNECTs, then mutated packet sequences after a valid CONNECT', async () => {
+  test('mutated and truncated CONNECTs, then mutated packet sequences after a valid CONNECT', { timeout: 120_000 + fuzzRuns(150) * 200 }, async () => {
     const runs = fuzzRuns(150);
     await fc.assert(
       fc.asyncProperty(connectPacket, fc.array(mutation, { maxLength: 3 }), async (c, ms) => {
@@ -252,7 +252,7 @@ describe('fuzzing the MQTT gateway: frames, slowloris, WebSocket upgrades', () =
     assert.ok(took < CONNECT_TIMEOUT_MS * 3, `closed after ${took} ms, not when the trickle ended (${40 * 200} ms)`);
   });
 
-  test('mutated WebSocket upgrades and frames', async () => {
+  test('mutated WebSocket upgrades and frames', { timeout: 120_000 + fuzzRuns(100) * 400 }, async () => {
     const runs = fuzzRuns(100);
     const statuses: Record<string, number> = {};
     await fc.assert(
