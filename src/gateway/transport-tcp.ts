@@ -75,8 +75,9 @@ export function createTcpListener(hub: Hub, tls?: TlsOptions): Server {
     if (tls) sock.setNoDelay(true);
     new TcpSession(hub, sock);
   });
-  // Failed handshakes (scanners, plain MQTT on the TLS port, expired client trust) are the peer's problem.
-  if (tls) server.on('tlsClientError', () => undefined);
+  // A failed or timed-out handshake (scanners, plain MQTT on the TLS port, a stalled ClientHello):
+  // with a listener here Node leaves the socket open, so close it (found by the slowloris fuzz).
+  if (tls) server.on('tlsClientError', (_err, sock) => sock.destroy());
   server.on('error', (err) => hub.log.error({ err }, 'gateway: TCP listener error'));
   return server;
 }

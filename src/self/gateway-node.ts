@@ -12,13 +12,14 @@ import {
   GatewayServer,
   HEARTBEAT_TOPIC,
   deviceTokenAuthenticator,
+  type Authenticate,
   type DropDetail,
   type DropReason,
   type OfflineReason,
   type SessionInfo,
 } from '../gateway/index.js';
 import { AckWriter } from './ack-writer.js';
-import { BusPublisher, BusSubscriber, type BusKick, type BusMessage, type BusPush, type BusRevoke } from './bus.js';
+import { BusPublisher, BusSubscriber, type BusClose, type BusKick, type BusMessage, type BusPush, type BusRevoke } from './bus.js';
 import { DeviceCredentials } from './device-credentials.js';
 import { KeepAliveAdvisor } from './keepalive-advisor.js';
 import { NODE_TTL_MS, Presence, type PresenceEntry } from './presence.js';
@@ -56,6 +57,10 @@ export class GatewayNode {
   private readonly inFlight = new Set<Promise<unknown>>();
   /** What each online session's presence entry says, to rewrite it only when it changes. */
   private readonly written = new Map<string, string>();
+  /** When each CONNECT still being answered began its credential check (see authenticator()). */
+  private readonly authStarted = new Map<string, number>();
+  /** Devices whose password was revoked or rotated lately, and when the news came. */
+  private readonly recentlyRevoked = new Map<string, number>();
   private aliveTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -69,13 +74,15 @@ export class GatewayNode {
     this.sessions = new SelfSessions(redis, ctx.config.QUEUE_PREFIX, (p) => this.track(p));
     this.subscriber = new BusSubscriber(ctx.redis, ctx.config.QUEUE_PREFIX, this.id, (m) => this.onBus(m), this.log);
     this.gw = new GatewayServer({
-      // The password's epoch must be the device's current one: deleted devices and rotated passwords are refused.
-      authenticate: deviceTokenAuthenticator(ctx.secrets.deviceTokenSecret, new DeviceCredentials(ctx).current),
+      authenticate: this.authenticator(deviceTokenAuthenticator(ctx.secrets.deviceTokenSecret, new DeviceCredentials(ctx).current)),
       adviseKeepAlive: this.advisor.advise,
       sessions: this.sessions,
       logger: this.log,
       hooks: {
-        onOnline: (s) => this.track(this.online(s)),
+        onOnline: (s) => {
+          if (this.revokedWhileAuthenticating(s)) this.gw.kick(s.appId, s.deviceId, 'closed');
+          else this.track(this.online(s));
+        },
         onOffline: (s, why) => this.offline(s, why),
         onAck: (appId, deviceId, messageId) => this.acks.add(appId, { event: 'delivered', messageId, deviceId, at: Date.now() }),
         onControl: (appId, deviceId, topic, payload) => this.control(appId, deviceId, topic, payload),
@@ -115,6 +122,40 @@ export class GatewayNode {
     await this.acks.close();
     await this.subscriber.close();
     await this.presence.markDead(this.id).catch(() => undefined);
+  }
+
+  // ------------------------------------------------------------------ credentials
+
+  /**
+   * The password's epoch must be the device's current one: deleted devices and rotated passwords
+   * are refused. A revocation published while a CONNECT is between its epoch read and its CONNACK
+   * finds no session to close; onOnline closes it then (the revocation came after the check began).
+   */
+  private authenticator(check: Authenticate): Authenticate {
+    return async (clientId, username, password) => {
+      const started = Date.now();
+      const id = await check(clientId, username, password);
+      // Entries go in onOnline; one whose connection died before its CONNACK stays: bound them.
+      if (this.authStarted.size > 100_000) this.authStarted.clear();
+      if (id) this.authStarted.set(`${id.appId}\u0000${id.deviceId}`, started);
+      return id;
+    };
+  }
+
+  private revokedWhileAuthenticating(s: SessionInfo): boolean {
+    const key = `${s.appId}\u0000${s.deviceId}`;
+    const started = this.authStarted.get(key);
+    this.authStarted.delete(key);
+    const revoked = this.recentlyRevoked.get(key);
+    return started !== undefined && revoked !== undefined && revoked >= started;
+  }
+
+  private onClose(msg: BusClose): void {
+    const now = Date.now();
+    // Rare (a delete or a rotation): prune old marks here instead of with a timer.
+    for (const [k, at] of this.recentlyRevoked) if (now - at > 60_000) this.recentlyRevoked.delete(k);
+    this.recentlyRevoked.set(`${msg.appId}\u0000${msg.deviceId}`, now);
+    this.gw.kick(msg.appId, msg.deviceId, 'closed');
   }
 
   // ------------------------------------------------------------------ sessions
@@ -249,7 +290,7 @@ export class GatewayNode {
     else if (msg.t === 'kick') this.track(this.onKick(msg));
     else if (msg.t === 'revoke') this.onRevoke(msg);
     // Its password was revoked or rotated: the device must reconnect with the current one.
-    else if (msg.t === 'close') this.gw.kick(msg.appId, msg.deviceId, 'closed');
+    else if (msg.t === 'close') this.onClose(msg);
   }
 
   private onPush(msg: BusPush): void {

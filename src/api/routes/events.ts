@@ -7,12 +7,19 @@ import { route } from '../define.js';
 import { ApiError } from '../errors.js';
 import { deviceIdSchema } from './devices.js';
 
+/** 9999-12-31T23:59:59.999Z. */
+const MAX_EPOCH_MS = 253_402_300_799_999;
+
 const eventSchema = z
   .object({
     deviceId: deviceIdSchema.optional().describe('Required with an API key; implied by device authentication'),
     messageId: z.string().min(1).max(128),
     event: z.enum(['delivered', 'opened']),
-    at: z.union([z.iso.datetime({ offset: true }), z.number().int().positive()]).optional().describe('When it happened (default: now)'),
+    // Bounded to what a PostgreSQL timestamp and an ISO string both hold: a 5-digit year failed the write (500).
+    at: z
+      .union([z.iso.datetime({ offset: true }), z.number().int().positive().max(MAX_EPOCH_MS, 'epoch milliseconds up to the year 9999')])
+      .optional()
+      .describe('When it happened (default: now)'),
   })
   .strict();
 
