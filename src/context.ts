@@ -12,6 +12,7 @@ import { DevicesRepo } from './db/devices-repo.js';
 import { LastSeenWriter } from './db/last-seen.js';
 import { MessagesRepo } from './db/messages-repo.js';
 import { SelfRepo } from './db/self-repo.js';
+import { StatsRepo } from './db/stats-repo.js';
 import type { DB } from './db/schema.js';
 import { Queues } from './queues.js';
 
@@ -35,6 +36,7 @@ export interface Context {
     deliveries: DeliveriesRepo;
     self: SelfRepo;
     counters: CountersRepo;
+    stats: StatsRepo;
   };
 }
 
@@ -56,6 +58,7 @@ export function createContext(config: Config, logger: Logger, db: Kysely<DB>, re
       deliveries: new DeliveriesRepo(db),
       self: new SelfRepo(db),
       counters: new CountersRepo(db),
+      stats: new StatsRepo(db),
     },
   };
 }

@@ -16,6 +16,7 @@ import { healthRouter } from './routes/health.js';
 import { inboxRouter } from './routes/inbox.js';
 import { messagesRouter } from './routes/messages.js';
 import { receiptsRouter } from './routes/receipts.js';
+import { statsRouter } from './routes/stats.js';
 
 export interface ApiOptions {
   /** The MQTT port devices are told (`self.mqtt`) when GATEWAY_MQTT_PORT is 0 (bound at start). */
@@ -62,7 +63,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
     }
     next();
   });
-  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, { mqtt: opts.mqttPort, mqtts: opts.mqttsPort, wss: opts.wssPort }), messagesRouter(ctx, opts.recall), consoleRouter(ctx), campaignsRouter(ctx));
+  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, { mqtt: opts.mqttPort, mqtts: opts.mqttsPort, wss: opts.wssPort }), messagesRouter(ctx, opts.recall), consoleRouter(ctx), campaignsRouter(ctx), statsRouter(ctx));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 
   app.use((req, _res, next) => next(new ApiError('not_found', `no route for ${req.method} ${req.path}`)));
