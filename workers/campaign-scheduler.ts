@@ -37,7 +37,8 @@ export interface RunState {
   zones: RunZone[];
 }
 
-type Step = { kind: 'wait'; ms: number } | { kind: 'stop' } | { kind: 'lost' };
+/** `at`: the scheduling-clock instant to come back at, when the wait is for one. */
+type Step = { kind: 'wait'; ms: number; at?: number } | { kind: 'stop' } | { kind: 'lost' };
 type Enqueue = { messageId: string; leased: Map<string, string[]>; pending: Map<string, string[]>; leasedUntil: number };
 
 /** Longest wait a driver sleeps through holding its claim; longer ones release the campaign. */
@@ -115,7 +116,7 @@ export class CampaignScheduler {
       }
       if (step.kind === 'lost') return;
       if (step.kind === 'stop') return this.repo.release(appId, id, this.id, null);
-      if (step.ms > HOLD_MS) return this.repo.release(appId, id, this.id, this.ctx.clock.now() + step.ms);
+      if (step.ms > HOLD_MS) return this.repo.release(appId, id, this.id, step.at ?? this.ctx.clock.now() + step.ms);
       if (step.ms > 0) await new Promise((r) => setTimeout(r, step.ms));
     }
   }
@@ -131,13 +132,13 @@ export class CampaignScheduler {
       const now = this.ctx.clock.now();
       if (c.state === 'scheduled') {
         const at = c.next_run_at?.getTime() ?? now;
-        if (at > now) return { kind: 'wait', ms: at - now };
+        if (at > now) return { kind: 'wait', ms: at - now, at };
         await this.startRun(tx, c, spec, now);
         return { kind: 'wait', ms: 0 };
       }
       const run = c.run as unknown as RunState;
       if (run.phase === 'wait') {
-        if (now < run.decideAt!) return { kind: 'wait', ms: run.decideAt! - now };
+        if (now < run.decideAt!) return { kind: 'wait', ms: run.decideAt! - now, at: run.decideAt! };
         const counts = await this.ctx.repos.counters.forCampaign(appId, id);
         const best = winner(spec.variants!.map((v) => v.name), counts.byVariant, spec.abTest!.metric);
         for (const z of run.zones) Object.assign(z, { cursor: null, started: false, done: false });
@@ -146,7 +147,7 @@ export class CampaignScheduler {
       }
       const zone = run.zones.filter((z) => !z.done).sort((a, b) => a.dueAt - b.dueAt)[0];
       if (!zone) return this.finishPhase(tx, c, spec, run, now);
-      if (zone.dueAt > now) return { kind: 'wait', ms: zone.dueAt - now };
+      if (zone.dueAt > now) return { kind: 'wait', ms: zone.dueAt - now, at: zone.dueAt };
       const tz = zoneOr(zone.tz, defaultZone(spec));
       const late = now - zone.dueAt;
       if (spec.schedule?.localTime && !zone.started && run.phase !== 'rest' && late > durationMs(spec.schedule.lateWindow, DEFAULT_LATE_WINDOW)) {
@@ -226,13 +227,13 @@ export class CampaignScheduler {
     if (run.phase === 'test') {
       const decideAt = now + durationMs(spec.abTest!.decideAfter, 0);
       await this.save(tx, c, { run: { ...run, phase: 'wait', decideAt } });
-      return { kind: 'wait', ms: decideAt - now };
+      return { kind: 'wait', ms: decideAt - now, at: decideAt };
     }
     await tx.updateTable('messages').set({ state: 'routed', routed_at: new Date() }).where('id', '=', run.messageId).where('state', '=', 'dispatching').execute();
     const next = spec.schedule?.cron ? nextTick(spec, now) : null;
     if (next !== null) {
       await this.save(tx, c, { state: 'scheduled', run: null, next_run_at: new Date(next) });
-      return { kind: 'wait', ms: next - now };
+      return { kind: 'wait', ms: next - now, at: next };
     }
     await this.save(tx, c, { state: 'completed', next_run_at: null });
     return { kind: 'stop' };
@@ -296,7 +297,8 @@ export function defaultZone(spec: CampaignSpec): string {
 /** The next cron tick after `after`, or null past `until`. */
 export function nextTick(spec: CampaignSpec, after: number): number | null {
   const s = spec.schedule!;
-  const next = CronExpressionParser.parse(s.cron!, { tz: s.timezone ?? 'UTC', currentDate: new Date(after) }).next().getTime();
+  // cron-parser carries the milliseconds of currentDate into the tick: start from a whole second.
+  const next = CronExpressionParser.parse(s.cron!, { tz: s.timezone ?? 'UTC', currentDate: new Date(Math.floor(after / 1000) * 1000) }).next().getTime();
   return s.until && next > Date.parse(s.until) ? null : next;
 }
 
