@@ -12,6 +12,7 @@ import { routeDevice, type Platform } from '../src/core/routing.js';
 import { randomId } from '../src/core/secrets.js';
 import type { Context } from '../src/context.js';
 import { CampaignsRepo } from '../src/db/campaigns-repo.js';
+import { CountersRepo } from '../src/db/counters-repo.js';
 import { DeliveriesRepo, type NewDeliveryRow } from '../src/db/deliveries-repo.js';
 import type { CampaignRow, DB } from '../src/db/schema.js';
 import { ROUTER_LEASE_MS, sendJobId } from '../src/queues.js';
@@ -39,6 +40,11 @@ export interface RunState {
 
 /** `at`: the scheduling-clock instant to come back at, when the wait is for one. */
 type Step = { kind: 'wait'; ms: number; at?: number } | { kind: 'stop' } | { kind: 'lost' };
+interface AppRouting {
+  configured: ReadonlySet<Channel>;
+  strategy?: 'self-first' | 'vendor-first' | 'vendor-only';
+  at: number;
+}
 type Enqueue = { messageId: string; leased: Map<string, string[]>; pending: Map<string, string[]>; leasedUntil: number };
 
 /** Longest wait a driver sleeps through holding its claim; longer ones release the campaign. */
@@ -60,6 +66,7 @@ export class CampaignScheduler {
   private polling = false;
   private stopping = false;
   private lastPurge = 0;
+  private readonly routings = new Map<string, AppRouting>();
 
   constructor(
     private readonly ctx: Context,
@@ -124,6 +131,9 @@ export class CampaignScheduler {
   /** One step of one campaign: start a run, decide a winner, or dispatch one page. */
   async step(appId: string, id: string): Promise<Step> {
     let enqueue: Enqueue | undefined;
+    // Read before the transaction: every query inside it goes through `tx` (the embedded PGlite
+    // has one connection, which the transaction holds).
+    const routing = await this.routing(appId);
     const step = await this.ctx.db.transaction().execute(async (tx): Promise<Step> => {
       const c = await this.repo.lockForStep(tx, appId, id, this.id, this.opts.leaseMs);
       if (!c) return { kind: 'lost' };
@@ -139,7 +149,7 @@ export class CampaignScheduler {
       const run = c.run as unknown as RunState;
       if (run.phase === 'wait') {
         if (now < run.decideAt!) return { kind: 'wait', ms: run.decideAt! - now, at: run.decideAt! };
-        const counts = await this.ctx.repos.counters.forCampaign(appId, id);
+        const counts = await new CountersRepo(tx).forCampaign(appId, id);
         const best = winner(spec.variants!.map((v) => v.name), counts.byVariant, spec.abTest!.metric);
         for (const z of run.zones) Object.assign(z, { cursor: null, started: false, done: false });
         await this.save(tx, c, { run: { ...run, phase: 'rest' }, winner: best });
@@ -176,7 +186,7 @@ export class CampaignScheduler {
       zone.started = true;
       if (page.length < limit) zone.done = true;
       if (page.length > 0) zone.cursor = page[page.length - 1]!.id;
-      const result = await this.dispatchPage(tx, c, spec, run, tz, page, now);
+      const result = await this.dispatchPage(tx, routing, c, spec, run, tz, page, now);
       enqueue = result.enqueue;
       await this.save(tx, c, {
         run,
@@ -190,8 +200,19 @@ export class CampaignScheduler {
     return step;
   }
 
+  /** The app's credentials and Android policy, re-read at most every few seconds. */
+  private async routing(appId: string): Promise<AppRouting> {
+    const hit = this.routings.get(appId);
+    if (hit && Date.now() - hit.at < 5000) return hit;
+    const configured = new Set((await this.ctx.repos.credentials.providers(appId)) as Channel[]);
+    const strategy = (await this.ctx.repos.apps.get(appId))?.settings.androidStrategy;
+    const fresh: AppRouting = { configured, ...(strategy ? { strategy } : {}), at: Date.now() };
+    this.routings.set(appId, fresh);
+    return fresh;
+  }
+
   private async startRun(tx: Kysely<DB>, c: CampaignRow, spec: CampaignSpec, now: number): Promise<void> {
-    const zones = await this.repo.zones(c.app_id, spec.audience, now);
+    const zones = await this.repo.zones(tx, c.app_id, spec.audience, now);
     const fallback = defaultZone(spec);
     const dueOf = (tz: string | null) => (spec.schedule?.localTime ? wallTimeIn(spec.schedule.localTime, zoneOr(tz, fallback)) : now);
     const runZones: RunZone[] = zones.map((z) => ({ tz: z.tz, n: z.n, dueAt: dueOf(z.tz), cursor: null, started: false, done: false }));
@@ -240,7 +261,7 @@ export class CampaignScheduler {
   }
 
   /** Routes one page and inserts its deliveries, skipping capped and channel-less devices. */
-  private async dispatchPage(tx: Kysely<DB>, c: CampaignRow, spec: CampaignSpec, run: RunState, tz: string, page: { id: string; platform: Platform; brand: string | null; tokens: Partial<Record<Channel, string>> }[], now: number) {
+  private async dispatchPage(tx: Kysely<DB>, routing: AppRouting, c: CampaignRow, spec: CampaignSpec, run: RunState, tz: string, page: { id: string; platform: Platform; brand: string | null; tokens: Partial<Record<Channel, string>> }[], now: number) {
     const appId = c.app_id;
     const skipped = { capped: 0, noChannel: 0 };
     const byVariant: Record<string, number> = {};
@@ -253,8 +274,7 @@ export class CampaignScheduler {
       skipped.capped = capped.size;
       devices = devices.filter((d) => !capped.has(d.id));
     }
-    const configured = new Set((await this.ctx.repos.credentials.providers(appId)) as Channel[]);
-    const strategy = (await this.ctx.repos.apps.get(appId))?.settings.androidStrategy;
+    const { configured, strategy } = routing;
     const pinned = spec.options.channels;
     const reachable = devices.filter((d) => d.platform !== 'ios').map((d) => d.id);
     const online = reachable.length > 0 ? await this.presence(appId, reachable) : new Set<string>();

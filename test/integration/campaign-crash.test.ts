@@ -33,7 +33,7 @@ after(async () => {
   await mocks?.close();
 });
 
-test('a scheduler killed with SIGKILL mid-dispatch: after a restart (two schedulers) every audience device is dispatched exactly once', async (tc) => {
+test('a scheduler killed with SIGKILL mid-dispatch: after a restart (two schedulers) every audience device is dispatched exactly once', { timeout: 300_000 }, async (tc) => {
   const { appId, api } = await newApp(t);
   assert.equal((await api('PUT', `/v1/apps/${appId}/credentials/apns`, mocks.credentials.apns)).status, 200);
   await sql`
