@@ -12,6 +12,7 @@ import { routeDevice, type Platform } from '../src/core/routing.js';
 import { randomId } from '../src/core/secrets.js';
 import type { Context } from '../src/context.js';
 import { CampaignsRepo } from '../src/db/campaigns-repo.js';
+import { CountersRepo } from '../src/db/counters-repo.js';
 import { DeliveriesRepo, type NewDeliveryRow } from '../src/db/deliveries-repo.js';
 import type { CampaignRow, DB } from '../src/db/schema.js';
 import { ROUTER_LEASE_MS, sendJobId } from '../src/queues.js';
@@ -37,7 +38,13 @@ export interface RunState {
   zones: RunZone[];
 }
 
-type Step = { kind: 'wait'; ms: number } | { kind: 'stop' } | { kind: 'lost' };
+/** `at`: the scheduling-clock instant to come back at, when the wait is for one. */
+type Step = { kind: 'wait'; ms: number; at?: number } | { kind: 'stop' } | { kind: 'lost' };
+interface AppRouting {
+  configured: ReadonlySet<Channel>;
+  strategy?: 'self-first' | 'vendor-first' | 'vendor-only';
+  at: number;
+}
 type Enqueue = { messageId: string; leased: Map<string, string[]>; pending: Map<string, string[]>; leasedUntil: number };
 
 /** Longest wait a driver sleeps through holding its claim; longer ones release the campaign. */
@@ -59,6 +66,7 @@ export class CampaignScheduler {
   private polling = false;
   private stopping = false;
   private lastPurge = 0;
+  private readonly routings = new Map<string, AppRouting>();
 
   constructor(
     private readonly ctx: Context,
@@ -115,7 +123,7 @@ export class CampaignScheduler {
       }
       if (step.kind === 'lost') return;
       if (step.kind === 'stop') return this.repo.release(appId, id, this.id, null);
-      if (step.ms > HOLD_MS) return this.repo.release(appId, id, this.id, this.ctx.clock.now() + step.ms);
+      if (step.ms > HOLD_MS) return this.repo.release(appId, id, this.id, step.at ?? this.ctx.clock.now() + step.ms);
       if (step.ms > 0) await new Promise((r) => setTimeout(r, step.ms));
     }
   }
@@ -123,6 +131,9 @@ export class CampaignScheduler {
   /** One step of one campaign: start a run, decide a winner, or dispatch one page. */
   async step(appId: string, id: string): Promise<Step> {
     let enqueue: Enqueue | undefined;
+    // Read before the transaction: every query inside it goes through `tx` (the embedded PGlite
+    // has one connection, which the transaction holds).
+    const routing = await this.routing(appId);
     const step = await this.ctx.db.transaction().execute(async (tx): Promise<Step> => {
       const c = await this.repo.lockForStep(tx, appId, id, this.id, this.opts.leaseMs);
       if (!c) return { kind: 'lost' };
@@ -131,14 +142,14 @@ export class CampaignScheduler {
       const now = this.ctx.clock.now();
       if (c.state === 'scheduled') {
         const at = c.next_run_at?.getTime() ?? now;
-        if (at > now) return { kind: 'wait', ms: at - now };
+        if (at > now) return { kind: 'wait', ms: at - now, at };
         await this.startRun(tx, c, spec, now);
         return { kind: 'wait', ms: 0 };
       }
       const run = c.run as unknown as RunState;
       if (run.phase === 'wait') {
-        if (now < run.decideAt!) return { kind: 'wait', ms: run.decideAt! - now };
-        const counts = await this.ctx.repos.counters.forCampaign(appId, id);
+        if (now < run.decideAt!) return { kind: 'wait', ms: run.decideAt! - now, at: run.decideAt! };
+        const counts = await new CountersRepo(tx).forCampaign(appId, id);
         const best = winner(spec.variants!.map((v) => v.name), counts.byVariant, spec.abTest!.metric);
         for (const z of run.zones) Object.assign(z, { cursor: null, started: false, done: false });
         await this.save(tx, c, { run: { ...run, phase: 'rest' }, winner: best });
@@ -146,7 +157,7 @@ export class CampaignScheduler {
       }
       const zone = run.zones.filter((z) => !z.done).sort((a, b) => a.dueAt - b.dueAt)[0];
       if (!zone) return this.finishPhase(tx, c, spec, run, now);
-      if (zone.dueAt > now) return { kind: 'wait', ms: zone.dueAt - now };
+      if (zone.dueAt > now) return { kind: 'wait', ms: zone.dueAt - now, at: zone.dueAt };
       const tz = zoneOr(zone.tz, defaultZone(spec));
       const late = now - zone.dueAt;
       if (spec.schedule?.localTime && !zone.started && run.phase !== 'rest' && late > durationMs(spec.schedule.lateWindow, DEFAULT_LATE_WINDOW)) {
@@ -175,7 +186,7 @@ export class CampaignScheduler {
       zone.started = true;
       if (page.length < limit) zone.done = true;
       if (page.length > 0) zone.cursor = page[page.length - 1]!.id;
-      const result = await this.dispatchPage(tx, c, spec, run, tz, page, now);
+      const result = await this.dispatchPage(tx, routing, c, spec, run, tz, page, now);
       enqueue = result.enqueue;
       await this.save(tx, c, {
         run,
@@ -189,8 +200,19 @@ export class CampaignScheduler {
     return step;
   }
 
+  /** The app's credentials and Android policy, re-read at most every few seconds. */
+  private async routing(appId: string): Promise<AppRouting> {
+    const hit = this.routings.get(appId);
+    if (hit && Date.now() - hit.at < 5000) return hit;
+    const configured = new Set((await this.ctx.repos.credentials.providers(appId)) as Channel[]);
+    const strategy = (await this.ctx.repos.apps.get(appId))?.settings.androidStrategy;
+    const fresh: AppRouting = { configured, ...(strategy ? { strategy } : {}), at: Date.now() };
+    this.routings.set(appId, fresh);
+    return fresh;
+  }
+
   private async startRun(tx: Kysely<DB>, c: CampaignRow, spec: CampaignSpec, now: number): Promise<void> {
-    const zones = await this.repo.zones(c.app_id, spec.audience, now);
+    const zones = await this.repo.zones(tx, c.app_id, spec.audience, now);
     const fallback = defaultZone(spec);
     const dueOf = (tz: string | null) => (spec.schedule?.localTime ? wallTimeIn(spec.schedule.localTime, zoneOr(tz, fallback)) : now);
     const runZones: RunZone[] = zones.map((z) => ({ tz: z.tz, n: z.n, dueAt: dueOf(z.tz), cursor: null, started: false, done: false }));
@@ -226,20 +248,20 @@ export class CampaignScheduler {
     if (run.phase === 'test') {
       const decideAt = now + durationMs(spec.abTest!.decideAfter, 0);
       await this.save(tx, c, { run: { ...run, phase: 'wait', decideAt } });
-      return { kind: 'wait', ms: decideAt - now };
+      return { kind: 'wait', ms: decideAt - now, at: decideAt };
     }
     await tx.updateTable('messages').set({ state: 'routed', routed_at: new Date() }).where('id', '=', run.messageId).where('state', '=', 'dispatching').execute();
     const next = spec.schedule?.cron ? nextTick(spec, now) : null;
     if (next !== null) {
       await this.save(tx, c, { state: 'scheduled', run: null, next_run_at: new Date(next) });
-      return { kind: 'wait', ms: next - now };
+      return { kind: 'wait', ms: next - now, at: next };
     }
     await this.save(tx, c, { state: 'completed', next_run_at: null });
     return { kind: 'stop' };
   }
 
   /** Routes one page and inserts its deliveries, skipping capped and channel-less devices. */
-  private async dispatchPage(tx: Kysely<DB>, c: CampaignRow, spec: CampaignSpec, run: RunState, tz: string, page: { id: string; platform: Platform; brand: string | null; tokens: Partial<Record<Channel, string>> }[], now: number) {
+  private async dispatchPage(tx: Kysely<DB>, routing: AppRouting, c: CampaignRow, spec: CampaignSpec, run: RunState, tz: string, page: { id: string; platform: Platform; brand: string | null; tokens: Partial<Record<Channel, string>> }[], now: number) {
     const appId = c.app_id;
     const skipped = { capped: 0, noChannel: 0 };
     const byVariant: Record<string, number> = {};
@@ -252,8 +274,7 @@ export class CampaignScheduler {
       skipped.capped = capped.size;
       devices = devices.filter((d) => !capped.has(d.id));
     }
-    const configured = new Set((await this.ctx.repos.credentials.providers(appId)) as Channel[]);
-    const strategy = (await this.ctx.repos.apps.get(appId))?.settings.androidStrategy;
+    const { configured, strategy } = routing;
     const pinned = spec.options.channels;
     const reachable = devices.filter((d) => d.platform !== 'ios').map((d) => d.id);
     const online = reachable.length > 0 ? await this.presence(appId, reachable) : new Set<string>();
@@ -296,7 +317,8 @@ export function defaultZone(spec: CampaignSpec): string {
 /** The next cron tick after `after`, or null past `until`. */
 export function nextTick(spec: CampaignSpec, after: number): number | null {
   const s = spec.schedule!;
-  const next = CronExpressionParser.parse(s.cron!, { tz: s.timezone ?? 'UTC', currentDate: new Date(after) }).next().getTime();
+  // cron-parser carries the milliseconds of currentDate into the tick: start from a whole second.
+  const next = CronExpressionParser.parse(s.cron!, { tz: s.timezone ?? 'UTC', currentDate: new Date(Math.floor(after / 1000) * 1000) }).next().getTime();
   return s.until && next > Date.parse(s.until) ? null : next;
 }
 

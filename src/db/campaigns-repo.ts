@@ -115,9 +115,9 @@ export class CampaignsRepo {
   }
 
   /** The audience's time zones (null: none registered) and how many devices each holds. */
-  async zones(appId: string, audience: Audience, now: number): Promise<{ tz: string | null; n: number }[]> {
+  async zones(db: Kysely<DB>, appId: string, audience: Audience, now: number): Promise<{ tz: string | null; n: number }[]> {
     const res = await sql<{ tz: string | null; n: string }>`
-      SELECT d.timezone AS tz, count(*) AS n FROM devices d WHERE ${audienceFilter(appId, audience, now)} GROUP BY 1 ORDER BY 1`.execute(this.db);
+      SELECT d.timezone AS tz, count(*) AS n FROM devices d WHERE ${audienceFilter(appId, audience, now)} GROUP BY 1 ORDER BY 1`.execute(db);
     return res.rows.map((r) => ({ tz: r.tz, n: Number(r.n) }));
   }
 

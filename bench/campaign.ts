@@ -1,0 +1,194 @@
+/**
+ * Campaign benchmark (SPEC §10): devices inserted with COPY, Relay (all roles, forked workers)
+ * against the APNs mock in its own process. Per audience size, on a fresh schema and a fresh
+ * Relay: the fan-out pipeline's own rate (`POST /v1/push` to everyone, the baseline), an
+ * unthrottled campaign to the same audience (rate as a ratio to the pipeline, time to first send),
+ * the peak RSS of every Relay process; then, once, a throttled campaign measured per minute
+ * against its throttle. Prints one JSON line.
+ *
+ *   npm run bench:campaign -- [--sizes 20000,100000] [--throttle 30000] [--throttle-seconds 60]
+ *   npm run bench:campaign -- --sizes 100000,1000000          # the SPEC's flat-memory check
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { testPki } from '../test/mocks/tls.js';
+import { Isolation, PG_URL, client } from '../test/helpers/harness.js';
+import { family, peakRssMb } from './lib/process-stats.js';
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '20000,100000' },
+    throttle: { type: 'string', default: '30000' },
+    'throttle-seconds': { type: 'string', default: '60' },
+  },
+});
+const SIZES = values.sizes.split(',').map(Number);
+const THROTTLE = Number(values.throttle);
+const THROTTLE_SECONDS = Number(values['throttle-seconds']);
+const TEAM = 'TEAMBENCH1';
+const KID = 'KEYBENCH01';
+const BUNDLE = 'com.example.bench';
+
+const dir = mkdtempSync(join(tmpdir(), 'relay-bench-'));
+const p8 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const keyPem = p8.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+writeFileSync(join(dir, 'pub.pem'), p8.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+const pki = testPki();
+const childEnv = { ...process.env, NODE_EXTRA_CA_CERTS: pki.caPath };
+const ZONES = ['Asia/Shanghai', 'Europe/Berlin', 'America/New_York', 'Asia/Tokyo', 'UTC'];
+
+async function startMock(): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'test/mocks/apns-server.ts', '--port', '0', '--max-streams', '1000', '--team', TEAM, '--key-id', KID, '--public-key-file', join(dir, 'pub.pem'), '--bundle-id', BUNDLE],
+    { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const rl = createInterface({ input: child.stdout! });
+  const [line] = (await once(rl, 'line')) as [string];
+  rl.close();
+  return { child, port: (JSON.parse(line) as { port: number }).port };
+}
+
+/** `n` iOS devices (and their APNs tokens) with COPY: tagged `t`, spread over a few zones. */
+async function copyDevices(db: pg.Client, n: number, offset: number, tag: string): Promise<void> {
+  const rows = function* (line: (i: number) => string) {
+    for (let i = offset; i < offset + n; i += 10_000) {
+      let chunk = '';
+      for (let k = i; k < Math.min(i + 10_000, offset + n); k++) chunk += line(k);
+      yield chunk;
+    }
+  };
+  const id = (i: number) => `d${String(i).padStart(8, '0')}`;
+  await pipeline(Readable.from(rows((i) => `bench\t${id(i)}\tios\t{${tag}}\t${ZONES[i % ZONES.length]}\n`)), db.query(copyFrom('COPY devices (app_id, id, platform, tags, timezone) FROM STDIN')));
+  await pipeline(Readable.from(rows((i) => `bench\t${id(i)}\tapns\ta${i.toString(16).padStart(63, '0')}\n`)), db.query(copyFrom('COPY device_tokens (app_id, device_id, channel, token) FROM STDIN')));
+  await db.query('ANALYZE devices, device_tokens');
+}
+
+async function startRelay(port: number, iso: Isolation) {
+  const env = iso.env({ APNS_ENDPOINT: `https://127.0.0.1:${port}`, APNS_MAX_STREAMS: '1000', LOG_LEVEL: 'info', WORKER_PROCESSES: 'auto', CAMPAIGN_TICK: '100ms' });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...childEnv, ...env, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const rl = createInterface({ input: child.stdout! });
+  let apiPort = 0;
+  let ready = 0;
+  let workers = 0;
+  for await (const line of rl) {
+    const m = /"port":(\d+)/.exec(line);
+    if (m && line.includes('relay started')) apiPort = Number(m[1]);
+    if (line.includes('relay started')) ready++;
+    const w = /"workerProcesses":(\d+)/.exec(line);
+    if (w) workers = Number(w[1]);
+    if (apiPort && ready >= 1 + workers) break;
+  }
+  rl.on('line', () => undefined);
+  const base = `http://127.0.0.1:${apiPort}`;
+  const op = client(base, env.ADMIN_TOKEN);
+  await op('POST', '/v1/apps', { id: 'bench', name: 'bench' });
+  const key = (await op('POST', '/v1/apps/bench/keys', { scopes: ['admin', 'campaigns', 'push'] })).body.key as string;
+  const api = client(base, key);
+  const cred = await api('PUT', '/v1/apps/bench/credentials/apns', { teamId: TEAM, keyId: KID, key: keyPem, bundleId: BUNDLE, production: false });
+  if (cred.status !== 200) throw new Error(`credentials: ${JSON.stringify(cred.body)}`);
+  return { child, api };
+}
+
+type Api = ReturnType<typeof client>;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function pushAll(api: Api, tag: string, n: number): Promise<number> {
+  const started = performance.now();
+  const pushed = await api('POST', '/v1/push', { to: { tags: { all: [tag] } }, notification: { title: 'bench', body: 'pipeline' } });
+  for (;;) {
+    const m = await api('GET', `/v1/messages/${pushed.body.id}`);
+    if (m.body.state === 'done') {
+      if (m.body.counts.sent !== n) throw new Error(`pipeline ended with ${JSON.stringify(m.body.counts)}`);
+      return n / ((performance.now() - started) / 1000);
+    }
+    await sleep(100);
+  }
+}
+
+async function campaign(api: Api, body: Record<string, unknown>, n: number) {
+  const started = performance.now();
+  const c = await api('POST', '/v1/campaigns', { notification: { title: 'bench', body: 'Hi {{first_name|there}}' }, ...body });
+  if (c.status !== 201) throw new Error(`campaign: ${JSON.stringify(c.body)}`);
+  let firstSendMs = 0;
+  const samples: { at: number; sent: number }[] = [];
+  for (;;) {
+    const g = (await api('GET', `/v1/campaigns/${c.body.id}`)).body;
+    const sent = g.counts.sent as number;
+    samples.push({ at: performance.now() - started, sent });
+    if (!firstSendMs && sent > 0) firstSendMs = Math.round(performance.now() - started);
+    if (g.state === 'completed' && g.counts.queued === 0) {
+      if (sent !== n) throw new Error(`campaign ended with ${JSON.stringify(g.counts)}`);
+      return { rate: n / ((performance.now() - started) / 1000), firstSendMs, samples };
+    }
+    await sleep(200);
+  }
+}
+
+const mock = await startMock();
+const perSize: Record<string, unknown>[] = [];
+let throttled: Record<string, unknown> | undefined;
+try {
+  for (const [k, n] of SIZES.entries()) {
+    const iso = new Isolation();
+    const relay = await startRelay(mock.port, iso);
+    try {
+      const db = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${iso.schema}` });
+      await db.connect();
+      const copyStart = performance.now();
+      await copyDevices(db, n, 0, 'bench');
+      const copySeconds = (performance.now() - copyStart) / 1000;
+      const pipelineRate = await pushAll(relay.api, 'bench', n);
+      const unthrottled = await campaign(relay.api, { name: 'unthrottled', audience: { tags: { all: ['bench'] } } }, n);
+      if (k === SIZES.length - 1 && THROTTLE_SECONDS > 0) {
+        const m = Math.round((THROTTLE * THROTTLE_SECONDS) / 60);
+        await copyDevices(db, m, n, 'paced');
+        const run = await campaign(relay.api, { name: 'paced', audience: { tags: { all: ['paced'] } }, throttle: { perMinute: THROTTLE } }, m);
+        // Per-minute rate over the steady part (after the first send, before the last).
+        const first = run.samples.find((s) => s.sent > 0)!;
+        const last = run.samples.find((s) => s.sent >= m)!;
+        const perMinute = ((m - first.sent) / (last.at - first.at)) * 60_000;
+        throttled = { devices: m, throttlePerMinute: THROTTLE, measuredPerMinute: Math.round(perMinute), errorPct: Number(((Math.abs(perMinute - THROTTLE) / THROTTLE) * 100).toFixed(1)), goalPct: 5 };
+      }
+      await db.end();
+      const rss = family(relay.child.pid!).map(peakRssMb);
+      perSize.push({
+        devices: n,
+        copySeconds: Number(copySeconds.toFixed(1)),
+        pipelineSendsPerSec: Math.round(pipelineRate),
+        campaignSendsPerSec: Math.round(unthrottled.rate),
+        ratioToPipeline: Number((unthrottled.rate / pipelineRate).toFixed(3)),
+        firstSendMs: unthrottled.firstSendMs,
+        peakRssMbPerProcess: rss,
+      });
+    } finally {
+      relay.child.kill('SIGTERM');
+      await once(relay.child, 'exit');
+      await iso.drop();
+    }
+  }
+  const rssOf = (i: number) => Math.max(...(perSize[i]!.peakRssMbPerProcess as number[]));
+  console.log(
+    JSON.stringify({
+      bench: 'campaign',
+      provider: 'apns',
+      sizes: perSize,
+      rssGrowth: perSize.length > 1 ? Number((rssOf(perSize.length - 1) / rssOf(0)).toFixed(2)) : null,
+      rssGoal: 1.5,
+      ratioGoal: 0.8,
+      throttled,
+    }),
+  );
+} finally {
+  mock.child.kill('SIGTERM');
+}
