@@ -76,6 +76,8 @@ const schema = z.object({
   DEFAULT_TTL: duration.default(2_419_200_000),
   /** Tokens a provider declared dead stay quarantined this long before they are purged. */
   TOKEN_RETENTION: duration.default(2_592_000_000),
+  /** Minute stats rollups older than this are deleted by the scheduler's sweep. */
+  STATS_RETENTION: duration.default(2_592_000_000),
   /** Tokens per send job; a vendor whose requests take more (Huawei, OPPO, vivo: 1,000) gets full ones. */
   SEND_BATCH_SIZE: positiveInt.max(1000).default(500),
   /** Devices the router reads and writes per page. */

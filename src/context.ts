@@ -10,6 +10,7 @@ import { DeliveriesRepo } from './db/deliveries-repo.js';
 import { DevicesRepo } from './db/devices-repo.js';
 import { MessagesRepo } from './db/messages-repo.js';
 import { SelfRepo } from './db/self-repo.js';
+import { StatsRepo } from './db/stats-repo.js';
 import type { DB } from './db/schema.js';
 import { Queues } from './queues.js';
 
@@ -29,6 +30,7 @@ export interface Context {
     deliveries: DeliveriesRepo;
     self: SelfRepo;
     counters: CountersRepo;
+    stats: StatsRepo;
   };
 }
 
@@ -48,6 +50,7 @@ export function createContext(config: Config, logger: Logger, db: Kysely<DB>, re
       deliveries: new DeliveriesRepo(db),
       self: new SelfRepo(db),
       counters: new CountersRepo(db),
+      stats: new StatsRepo(db),
     },
   };
 }

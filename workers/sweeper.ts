@@ -6,7 +6,7 @@ import { ROUTE_JOB_OPTIONS, SEND_JOB_OPTIONS, sendJobId } from '../src/queues.js
  * The scheduler role's safety net, so that every delivery reaches exactly one end state even when
  * Redis lost jobs: expire what outlived its TTL (self-channel messages still waiting for their
  * device's ack included), re-queue what no job holds, re-route messages
- * whose route job vanished, and purge quarantined tokens past their retention.
+ * whose route job vanished, and purge quarantined tokens and minute stats past their retention.
  */
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
@@ -62,8 +62,9 @@ export class Sweeper {
     }
     await repos.deliveries.pruneOpen();
     const purged = await repos.devices.purgeQuarantined(config.TOKEN_RETENTION);
-    if (expired + stranded.length + purged > 0) {
-      this.ctx.logger.info({ expired, requeued: stranded.length, rerouted: unrouted.length, purged }, 'sweep');
+    const statsPruned = await repos.stats.prune(config.STATS_RETENTION);
+    if (expired + stranded.length + purged + statsPruned > 0) {
+      this.ctx.logger.info({ expired, requeued: stranded.length, rerouted: unrouted.length, purged, statsPruned }, 'sweep');
     }
     return { expired, requeued: stranded.length, rerouted: unrouted.length, purged };
   }

@@ -14,6 +14,7 @@ import { healthRouter } from './routes/health.js';
 import { inboxRouter } from './routes/inbox.js';
 import { messagesRouter } from './routes/messages.js';
 import { receiptsRouter } from './routes/receipts.js';
+import { statsRouter } from './routes/stats.js';
 
 export interface ApiOptions {
   /** The MQTT port devices are told (`self.mqtt`) when GATEWAY_MQTT_PORT is 0 (bound at start). */
@@ -55,7 +56,8 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
     }
     next();
   });
-  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall), consoleRouter(ctx));
+  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall), statsRouter(ctx));
+  v1.use(consoleRouter(ctx));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`)));
