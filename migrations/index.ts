@@ -6,6 +6,7 @@ import * as m0004 from './0004_hot_outcomes.js';
 import * as m0005 from './0005_webpush_canonical_tokens.js';
 import * as m0006 from './0006_campaign_columns.js';
 import * as m0007 from './0007_minute_stats_and_counters.js';
+import * as m0010 from './0010_campaigns.js';
 
 /** Append-only: a new migration is a new numbered file added here, never an edit of an old one. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '0005_webpush_canonical_tokens': m0005,
   '0006_campaign_columns': m0006,
   '0007_minute_stats_and_counters': m0007,
+  '0010_campaigns': m0010,
 };

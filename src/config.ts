@@ -102,6 +102,10 @@ const schema = z.object({
   /** How often the scheduler role sweeps expired deliveries and purges old quarantined tokens. */
   SWEEP_INTERVAL: duration.default(30_000),
   MAX_BODY_BYTES: positiveInt.default(1_048_576),
+  /** How often the scheduler role looks for campaigns that are due. */
+  CAMPAIGN_TICK: duration.default(250),
+  /** A scheduler's claim on a campaign it drives; a dead scheduler's campaigns move on after this. */
+  CAMPAIGN_LEASE: duration.default(15_000),
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;

@@ -2,12 +2,14 @@ import type { Kysely } from 'kysely';
 import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Secrets } from './bootstrap.js';
+import { Clock } from './campaigns/clock.js';
 import type { Config } from './config.js';
 import { AppsRepo } from './db/apps-repo.js';
 import { CountersRepo } from './db/counters-repo.js';
 import { CredentialsRepo } from './db/credentials-repo.js';
 import { DeliveriesRepo } from './db/deliveries-repo.js';
 import { DevicesRepo } from './db/devices-repo.js';
+import { LastSeenWriter } from './db/last-seen.js';
 import { MessagesRepo } from './db/messages-repo.js';
 import { SelfRepo } from './db/self-repo.js';
 import { StatsRepo } from './db/stats-repo.js';
@@ -22,6 +24,10 @@ export interface Context {
   redis: RedisOptions;
   secrets: Secrets;
   queues: Queues;
+  /** Campaign scheduling time (tests move it). */
+  clock: Clock;
+  /** Batched, throttled `devices.last_seen_at` updates (SDK events, self-channel connects). */
+  lastSeen: LastSeenWriter;
   repos: {
     apps: AppsRepo;
     credentials: CredentialsRepo;
@@ -42,6 +48,8 @@ export function createContext(config: Config, logger: Logger, db: Kysely<DB>, re
     redis,
     secrets,
     queues: new Queues(redis, config.QUEUE_PREFIX),
+    clock: new Clock(),
+    lastSeen: new LastSeenWriter(db, logger),
     repos: {
       apps: new AppsRepo(db),
       credentials: new CredentialsRepo(db, secrets.credentialsKey),

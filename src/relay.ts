@@ -9,6 +9,9 @@ import { createRouteWorker } from '../workers/route.js';
 import { createSelfAckWorker } from '../workers/self-ack.js';
 import { createSendWorker, type ProviderSource } from '../workers/send.js';
 import { Sweeper } from '../workers/sweeper.js';
+import { CampaignScheduler } from '../workers/campaign-scheduler.js';
+import { CampaignSendHooks } from './campaigns/send-hooks.js';
+import { CampaignsRepo } from './db/campaigns-repo.js';
 import { createApi } from './api/app.js';
 import { loadSecrets } from './bootstrap.js';
 import type { Config, Role } from './config.js';
@@ -34,6 +37,8 @@ export interface Relay {
   mqttPort?: number;
   /** Runs one sweep now (tests, operators). */
   sweeper?: Sweeper;
+  /** The scheduler role's campaign driver. */
+  campaigns?: CampaignScheduler;
   /** The worker role's provider clients, as the send workers get them (`self` is built in). Read-only. */
   readonly providers?: ProviderSource;
   stop(): Promise<void>;
@@ -73,7 +78,8 @@ function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { wo
   const workers: Worker[] = [createRouteWorker(ctx, presence.lookup), createSelfAckWorker(ctx)];
   const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
   const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
-  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps }));
+  const campaigns = new CampaignSendHooks(ctx.db, new CampaignsRepo(ctx.db));
+  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps, campaigns }));
   for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
   return { workers, registry };
 }
@@ -97,9 +103,12 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
   const { workers, registry } = roles.has('worker') ? startWorkers(ctx, presence, bus) : { workers: [], registry: undefined };
 
   let sweeper: Sweeper | undefined;
+  let campaigns: CampaignScheduler | undefined;
   if (roles.has('scheduler')) {
     sweeper = new Sweeper(ctx);
     sweeper.start();
+    campaigns = new CampaignScheduler(ctx, presence.lookup, { tickMs: config.CAMPAIGN_TICK, leaseMs: config.CAMPAIGN_LEASE });
+    campaigns.start();
   }
 
   let gateway: GatewayNode | undefined;
@@ -148,8 +157,10 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
         await new Promise<void>((r) => server!.close(() => r()));
       }
       await sweeper?.stop();
+      await campaigns?.stop();
       await Promise.all(workers.map((w) => w.close()));
       await registry?.close();
+      await ctx.lastSeen.flush();
       await ctx.queues.close();
       await database.close();
       await redis.stop();
@@ -162,6 +173,7 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
     ...(gateway ? { gateway } : {}),
     ...(mqttPort !== undefined ? { mqttPort } : {}),
     ...(sweeper ? { sweeper } : {}),
+    ...(campaigns ? { campaigns } : {}),
     ...(registry ? { providers: registry } : {}),
     stop,
   };

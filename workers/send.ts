@@ -9,6 +9,7 @@ import { deliveryOutcomes, providerLatency } from '../src/metrics.js';
 import { SEND_JOB_OPTIONS, sendJobId, type SendJob } from '../src/queues.js';
 import { isMarketing, type MarketingCaps } from '../src/marketing-caps.js';
 import type { RateLimiter } from '../src/rate-limiter.js';
+import type { CampaignSendHooks } from '../src/campaigns/send-hooks.js';
 
 export interface ProviderSource {
   get(appId: string, channel: Channel): Promise<Provider | null>;
@@ -41,10 +42,12 @@ class PlanCache {
 export interface SendWorkerOptions {
   limiter?: RateLimiter;
   caps?: MarketingCaps;
+  /** Campaign messages: paused ones wait, and each device gets its own rendered content. */
+  campaigns?: CampaignSendHooks;
 }
 
 export function createSendWorker(ctx: Context, channel: Channel, providers: ProviderSource, opts: SendWorkerOptions = {}): Worker<SendJob> {
-  const { limiter, caps } = opts;
+  const { limiter, caps, campaigns } = opts;
   const { repos, config, logger } = ctx;
   const plans = new PlanCache(ctx);
   const leaseMs = config.WORKER_LOCK_DURATION * 2;
@@ -90,6 +93,20 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     }
   }
 
+  /** A campaign's personalised content goes out in groups that share one rendering. */
+  async function attemptAll(appId: string, messageId: string, plan: MessagePlan, claimed: ClaimedDelivery[]): Promise<Outcome[]> {
+    const groups = campaigns ? await campaigns.personalize(messageId, plan, claimed) : null;
+    if (!groups) return attempt(appId, plan, claimed);
+    const out: Outcome[] = new Array<Outcome>(claimed.length);
+    await Promise.all(
+      groups.map(async (g) => {
+        const res = await attempt(appId, { ...plan, content: g.content }, g.members.map((i) => claimed[i]!));
+        g.members.forEach((i, k) => (out[i] = res[k]!));
+      }),
+    );
+    return out;
+  }
+
   /** Turns outcomes into row updates, and collects the rows to try again. */
   function settle(plan: MessagePlan, claimed: ClaimedDelivery[], outcomes: Outcome[]) {
     const rows: OutcomeRow[] = [];
@@ -114,6 +131,11 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     const { appId, messageId, ids } = job.data;
     const plan = await plans.get(messageId);
     if (!plan) return;
+    // A paused campaign: its queued deliveries wait (checked again every half second).
+    if (campaigns && token && (await campaigns.paused(messageId))) {
+      await job.moveToDelayed(Date.now() + 500, token);
+      throw new DelayedError();
+    }
     // Over the vendor's rate for this credential: wait for the next window instead of burning
     // requests the vendor will refuse.
     const qps = limiter && providers.qps ? await providers.qps(appId, channel) : undefined;
@@ -137,7 +159,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
       const { rows, retries } =
         Date.now() >= plan.content.expiresAt
           ? { rows: claimed.map((c) => expiredRow(c.id)), retries: [] }
-          : settle(plan, claimed, await attempt(appId, plan, claimed));
+          : settle(plan, claimed, await attemptAll(appId, messageId, plan, claimed));
       const t2 = performance.now();
       // The retry job is queued before the outcomes are written: if this process dies in between,
       // the retry still runs, and finds the rows claimable once their lease ends.

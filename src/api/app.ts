@@ -5,6 +5,7 @@ import { Authenticator, authenticate } from './auth.js';
 import { adminQueuesRouter } from './admin-queues.js';
 import { ApiError, errorHandler } from './errors.js';
 import { appsRouter } from './routes/apps.js';
+import { campaignsRouter } from './routes/campaigns.js';
 import { consoleRouter } from './routes/console.js';
 import { credentialsRouter } from './routes/credentials.js';
 import { dashboardRouter } from './routes/dashboard.js';
@@ -56,7 +57,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
     }
     next();
   });
-  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall), statsRouter(ctx));
+  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall), statsRouter(ctx), campaignsRouter(ctx));
   v1.use(consoleRouter(ctx));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 

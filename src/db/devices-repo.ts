@@ -16,6 +16,7 @@ export interface DeviceInput {
   locale?: string | null;
   timezone?: string | null;
   appVersion?: string | null;
+  attributes?: Record<string, string>;
 }
 
 export interface RoutingDevice {
@@ -44,6 +45,7 @@ export class DevicesRepo {
         ...(input.locale !== undefined ? { locale: input.locale } : {}),
         ...(input.timezone !== undefined ? { timezone: input.timezone } : {}),
         ...(input.appVersion !== undefined ? { app_version: input.appVersion } : {}),
+        ...(input.attributes !== undefined ? { attributes: JSON.stringify(input.attributes) } : {}),
         last_seen_at: now,
         updated_at: now,
       };

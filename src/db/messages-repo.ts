@@ -3,7 +3,8 @@ import type { PushRequest, Target } from '../core/push-request.js';
 import type { DB, MessageRow } from './schema.js';
 
 /** Stored message states; the API derives `sending` / `done` from these and the delivery counts. */
-export type MessageState = 'scheduled' | 'queued' | 'routing' | 'routed' | 'cancelled';
+/** `dispatching`: a campaign run the campaign scheduler is still expanding (the router leaves it alone). */
+export type MessageState = 'scheduled' | 'queued' | 'routing' | 'routed' | 'cancelled' | 'dispatching';
 
 export interface NewMessage {
   id: string;

@@ -167,7 +167,38 @@ export interface ProviderRequestsTable {
   created_at: ColumnType<Date, Date | undefined, never>;
 }
 
+export interface CampaignsTable {
+  app_id: string;
+  id: string;
+  name: string;
+  spec: Json<Record<string, unknown>>;
+  state: string;
+  audience_size: ColumnType<string, number | string | undefined, number | string>;
+  dispatched: ColumnType<string, number | string | undefined, number | string>;
+  skipped: ColumnType<Record<string, number>, string | undefined, string>;
+  variant_dispatched: ColumnType<Record<string, number>, string | undefined, string>;
+  run: Json<Record<string, unknown> | null> | null;
+  runs: ColumnType<number, number | undefined, number>;
+  winner: string | null;
+  next_run_at: NullableTimestamp;
+  pace_at: NullableTimestamp;
+  pace_base: ColumnType<string, number | string | undefined, number | string>;
+  claimed_by: string | null;
+  claimed_until: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface CampaignCapsTable {
+  app_id: string;
+  day: string;
+  device_id: string;
+  count: number;
+}
+
 export interface DB {
+  campaigns: CampaignsTable;
+  campaign_caps: CampaignCapsTable;
   apps: AppsTable;
   api_keys: ApiKeysTable;
   credentials: CredentialsTable;
@@ -184,6 +215,7 @@ export interface DB {
 }
 
 export type DeviceRow = Selectable<DevicesTable>;
+export type CampaignRow = Selectable<CampaignsTable>;
 export type DeviceTokenRow = Selectable<DeviceTokensTable>;
 export type MessageRow = Selectable<MessagesTable>;
 export type DeliveryRow = Selectable<DeliveriesTable>;

@@ -126,6 +126,7 @@ export class GatewayNode {
 
   private async online(s: SessionInfo): Promise<void> {
     const { appId, deviceId } = s;
+    this.ctx.lastSeen.touch(appId, deviceId);
     // Sent before anything can end this session, so its close always comes after.
     const written = this.sessions.open(appId, deviceId, this.tag(s)).catch((err: Error) => {
       this.log.warn({ err: err.message, appId, deviceId }, 'gateway: session record not read (pending messages go out with DUP)');

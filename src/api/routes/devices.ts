@@ -6,6 +6,7 @@ import { signDeviceToken } from '../../core/device-token.js';
 import { maskToken } from '../../core/secrets.js';
 import type { Context } from '../../context.js';
 import type { DeviceRow, DeviceTokenRow } from '../../db/schema.js';
+import { isIanaZone } from '../../core/timezone.js';
 import { appOf } from '../auth.js';
 import { route } from '../define.js';
 import { notFound } from '../errors.js';
@@ -48,6 +49,11 @@ const tokensSchema = z
   .strict()
   .describe('Channel tokens; null removes one');
 
+/** At most 50 string keys (SPEC §2), named like template variables so `{{name}}` can reach each. */
+export const deviceAttributesSchema = z
+  .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'attribute names are letters, digits, _ . -, starting with a letter or _'), z.string().max(1024))
+  .refine((a) => Object.keys(a).length <= 50, 'at most 50 attributes');
+
 export const deviceBodySchema = z
   .object({
     platform: z.enum(['ios', 'android', 'web']),
@@ -56,8 +62,14 @@ export const deviceBodySchema = z
     userId: z.string().min(1).max(256).nullable().optional(),
     tags: z.array(z.string().min(1).max(128)).max(100).optional(),
     locale: z.string().max(35).nullable().optional(),
-    timezone: z.string().max(64).nullable().optional(),
+    timezone: z
+      .string()
+      .max(64)
+      .refine(isIanaZone, 'an IANA time zone name such as Asia/Shanghai or America/New_York')
+      .nullable()
+      .optional(),
     appVersion: z.string().max(64).nullable().optional(),
+    attributes: deviceAttributesSchema.optional().describe('Flat string map for campaign personalisation ({{first_name|there}}); replaces the stored map'),
   })
   .strict();
 
@@ -78,6 +90,7 @@ const deviceView = z.object({
   locale: z.string().nullable(),
   timezone: z.string().nullable(),
   appVersion: z.string().nullable(),
+  attributes: z.record(z.string(), z.string()),
   tokens: z.array(tokenView),
   self: z
     .object({ mqtt: z.string(), ws: z.string(), clientId: z.string(), username: z.string(), password: z.string(), topic: z.string() })
@@ -134,6 +147,7 @@ export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
     locale: d.locale,
     timezone: d.timezone,
     appVersion: d.app_version,
+    attributes: d.attributes ?? {},
     tokens: tokens.map(tokenJson),
     ...(d.platform !== 'ios' ? { self: selfInfo(req, appId, d.id) } : {}),
     lastSeenAt: d.last_seen_at?.toISOString() ?? null,
@@ -166,6 +180,7 @@ export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
         ...(body.locale !== undefined ? { locale: body.locale } : {}),
         ...(body.timezone !== undefined ? { timezone: body.timezone } : {}),
         ...(body.appVersion !== undefined ? { appVersion: body.appVersion } : {}),
+        ...(body.attributes !== undefined ? { attributes: body.attributes } : {}),
       });
       const found = (await devices.get(appId, params.id))!;
       res.json(view(req, appId, found.device, found.tokens));

@@ -56,6 +56,7 @@ export function eventsRouter(ctx: Context, auth: Authenticator): Router {
         const i = events.findIndex((e) => !e.deviceId);
         if (i >= 0) throw new ApiError(400, 'validation_failed', `body${'events' in body ? `.events[${i}]` : ''}.deviceId: required with an API key`);
       }
+      for (const e of events) ctx.lastSeen.touch(appId, device?.deviceId ?? e.deviceId!);
       const result = await ctx.repos.deliveries.applyEvents(
         appId,
         null,
