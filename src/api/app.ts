@@ -6,8 +6,8 @@ import { Authenticator, authenticate } from './auth.js';
 import { adminQueuesRouter } from './admin-queues.js';
 import { ApiError, errorHandler } from './errors.js';
 import { appsRouter } from './routes/apps.js';
-import { consoleRouter } from './routes/console.js';
 import { campaignsRouter } from './routes/campaigns.js';
+import { consoleRouter } from './routes/console.js';
 import { credentialsRouter } from './routes/credentials.js';
 import { dashboardRouter } from './routes/dashboard.js';
 import { devicesRouter } from './routes/devices.js';
@@ -63,7 +63,8 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
     }
     next();
   });
-  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, { mqtt: opts.mqttPort, mqtts: opts.mqttsPort, wss: opts.wssPort }), messagesRouter(ctx, opts.recall), consoleRouter(ctx), campaignsRouter(ctx), statsRouter(ctx));
+  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, { mqtt: opts.mqttPort, mqtts: opts.mqttsPort, wss: opts.wssPort }), messagesRouter(ctx, opts.recall), statsRouter(ctx), campaignsRouter(ctx));
+  v1.use(consoleRouter(ctx));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 
   app.use((req, _res, next) => next(new ApiError('not_found', `no route for ${req.method} ${req.path}`)));
