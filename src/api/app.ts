@@ -4,6 +4,7 @@ import { httpRequests } from '../metrics.js';
 import type { Readiness } from '../readiness.js';
 import { Authenticator, authenticate } from './auth.js';
 import { ApiError, errorHandler } from './errors.js';
+import { ApiRateLimits } from './rate-limits.js';
 import { appsRouter } from './routes/apps.js';
 import { credentialsRouter } from './routes/credentials.js';
 import { devicesRouter } from './routes/devices.js';
@@ -39,6 +40,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
 
   app.use(healthRouter(ctx, opts.readiness));
   const auth = new Authenticator(ctx.repos.apps, ctx.secrets.adminToken);
+  app.use(new ApiRateLimits(ctx.queues.connection, ctx.config, auth, ctx.secrets.deviceTokenSecret, ctx.logger).middleware());
   // Vendors and devices authenticate differently: these come before the bearer-key gate.
   app.use(receiptsRouter(ctx), eventsRouter(ctx, auth), inboxRouter(ctx, auth));
   const v1 = express.Router();

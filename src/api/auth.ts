@@ -60,7 +60,8 @@ export function principal(res: Response): Principal {
 
 export function authenticate(auth: Authenticator) {
   return async (req: Request, res: Response, next: NextFunction) => {
-    res.locals.principal = await auth.resolve(req.headers.authorization);
+    // The rate limiter may have resolved it already (ApiRateLimits).
+    res.locals.principal ??= await auth.resolve(req.headers.authorization);
     next();
   };
 }

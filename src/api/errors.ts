@@ -17,6 +17,16 @@ export class ApiError extends Error {
 
 export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} not found`);
 
+/** 429: a request budget (API key, app or device; RATE_LIMIT_*) is spent until its window resets. */
+export const rateLimited = (scope: 'key' | 'app' | 'device', limit: { points: number; seconds: number }, retryAfterS: number, headers: Record<string, string>) =>
+  new ApiError(
+    429,
+    'rate_limited',
+    `rate limit of this ${scope === 'key' ? 'API key' : scope} (${limit.points} requests per ${limit.seconds} s) reached; retry after ${retryAfterS} s`,
+    { scope, limit: limit.points, windowSeconds: limit.seconds, retryAfter: retryAfterS },
+    headers,
+  );
+
 /** Turns zod issues into a 400 that names each field by its path, e.g. `body.to.devices[2]`. */
 export function validationError(where: string, error: z.ZodError): ApiError {
   const details = error.issues.flatMap(unionBranch).map((i) => ({ path: formatPath(where, i.path), message: i.message, code: i.code }));
