@@ -24,6 +24,21 @@ export function parseDuration(text: string): number {
   return Math.round(Number(m[1]) * unit);
 }
 
+/** A request budget, `<requests>/<window>` (`1000/1s`, `600/1m`), or `off`. */
+export interface RateLimit {
+  points: number;
+  seconds: number;
+}
+const rateLimit = z
+  .string()
+  .regex(/^(off|\d+\/\d+(s|m|h))$/, 'expected <requests>/<window> such as 1000/1s or 600/1m, or off')
+  .transform((s): RateLimit | null => {
+    if (s === 'off') return null;
+    const [points, window] = s.split('/') as [string, string];
+    return { points: Number(points), seconds: parseDuration(window) / 1000 };
+  })
+  .refine((l) => l === null || (l.points > 0 && l.seconds > 0), 'a rate limit needs at least 1 request per window');
+
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: port.default(3000),
@@ -113,6 +128,10 @@ const schema = z.object({
   CAMPAIGN_TICK: duration.default(250),
   /** A scheduler's claim on a campaign it drives; a dead scheduler's campaigns move on after this. */
   CAMPAIGN_LEASE: duration.default(15_000),
+  /** API requests per API key, per app (all its keys) and per device (SDK endpoints), in Redis. */
+  RATE_LIMIT_API_KEY: rateLimit.prefault('10000/1s'),
+  RATE_LIMIT_APP: rateLimit.prefault('20000/1s'),
+  RATE_LIMIT_DEVICE: rateLimit.prefault('20/1s'),
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;

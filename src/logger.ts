@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 /** Paths that may carry secrets; pino replaces them before a line is written. */
 const REDACT = [
@@ -16,6 +16,8 @@ const REDACT = [
   '*.vapidPrivateKey',
 ];
 
-export function createLogger(level: string, name = 'relay'): Logger {
-  return pino({ name, level, redact: { paths: REDACT, censor: '[redacted]' } });
+/** A logger to stdout, or to `destination` (tests capture every line to scan it for secrets). */
+export function createLogger(level: string, name = 'relay', destination?: DestinationStream): Logger {
+  const options = { name, level, redact: { paths: REDACT, censor: '[redacted]' } };
+  return destination ? pino(options, destination) : pino(options);
 }

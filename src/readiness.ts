@@ -18,16 +18,16 @@ export class Readiness {
   }
 
   async report(): Promise<{ ready: boolean; body: { status: 'ready' | 'not ready'; checks: Record<string, string> } }> {
-    const checks: Record<string, string> = {};
-    await Promise.all(
+    const results = await Promise.all(
       [...this.checks].map(async ([name, check]) => {
         try {
-          checks[name] = await check();
+          return [name, await check()] as const;
         } catch (err) {
-          checks[name] = err instanceof Error ? err.message : String(err);
+          return [name, err instanceof Error ? err.message : String(err)] as const;
         }
       }),
     );
+    const checks = Object.fromEntries(results);
     const ready = Object.values(checks).every((v) => v === 'ok');
     return { ready, body: { status: ready ? 'ready' : 'not ready', checks } };
   }

@@ -5,6 +5,7 @@ import type { Readiness } from '../readiness.js';
 import { Authenticator, authenticate } from './auth.js';
 import { adminQueuesRouter } from './admin-queues.js';
 import { ApiError, errorHandler } from './errors.js';
+import { ApiRateLimits } from './rate-limits.js';
 import { appsRouter } from './routes/apps.js';
 import { campaignsRouter } from './routes/campaigns.js';
 import { consoleRouter } from './routes/console.js';
@@ -47,6 +48,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
 
   app.use(healthRouter(ctx, opts.readiness));
   const auth = new Authenticator(ctx.repos.apps, ctx.secrets.adminToken);
+  app.use(new ApiRateLimits(ctx.queues.connection, ctx.config, auth, ctx.secrets.deviceTokenSecret, ctx.logger).middleware());
   // Vendors and devices authenticate differently: these come before the bearer-key gate.
   app.use(receiptsRouter(ctx), eventsRouter(ctx, auth), inboxRouter(ctx, auth));
   app.use(dashboardRouter(), adminQueuesRouter(ctx.queues, auth, ctx.secrets.adminToken));

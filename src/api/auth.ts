@@ -61,7 +61,8 @@ export function principal(res: Response): Principal {
 
 export function authenticate(auth: Authenticator, apps: AppsRepo) {
   return async (req: Request, res: Response, next: NextFunction) => {
-    const p = await auth.resolve(req.headers.authorization);
+    // The rate limiter may have resolved it already (ApiRateLimits).
+    const p = (res.locals.principal as Principal | undefined) ?? (await auth.resolve(req.headers.authorization));
     // The operator may read and act on any app (it can mint that app's keys anyway) by naming it;
     // without the header it stays the app manager, refused on app-scoped endpoints.
     const actAs = req.get('x-relay-app');

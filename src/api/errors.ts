@@ -25,6 +25,7 @@ export const API_ERRORS: Readonly<Record<ErrorCode, { status: number; headers?: 
   idempotency_in_progress: { status: 409, headers: { 'Retry-After': '1' } },
   credential_unreadable: { status: 409 },
   payload_too_large: { status: 413 },
+  rate_limited: { status: 429 },
   unsupported_media_type: { status: 415 },
   internal: { status: 500 },
 };
@@ -47,6 +48,15 @@ export class ApiError extends DomainError {
 }
 
 export const notFound = (what: string) => new ApiError('not_found', `${what} not found`);
+
+/** 429: a request budget (API key, app or device; RATE_LIMIT_*) is spent until its window resets. */
+export const rateLimited = (scope: 'key' | 'app' | 'device', limit: { points: number; seconds: number }, retryAfterS: number, headers: Record<string, string>) =>
+  new ApiError(
+    'rate_limited',
+    `rate limit of this ${scope === 'key' ? 'API key' : scope} (${limit.points} requests per ${limit.seconds} s) reached; retry after ${retryAfterS} s`,
+    { scope, limit: limit.points, windowSeconds: limit.seconds, retryAfter: retryAfterS },
+    headers,
+  );
 
 /** Turns zod issues into a 400 that names each field by its path, e.g. `body.to.devices[2]`. */
 export function validationError(where: string, error: z.ZodError): ApiError {

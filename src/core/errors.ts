@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'idempotency_in_progress',
   'credential_unreadable',
   'payload_too_large',
+  'rate_limited',
   'unsupported_media_type',
   'internal',
 ] as const;

@@ -21,7 +21,8 @@ describe('REST API against real PostgreSQL and Redis', () => {
     assert.equal((await anon('GET', '/healthz')).status, 200);
     const ready = await anon('GET', '/readyz');
     assert.equal(ready.status, 200);
-    assert.deepEqual(ready.body.checks, { database: 'ok', redis: 'ok' });
+    // Every role of this process is checked, besides the database and Redis.
+    assert.deepEqual(ready.body.checks, { database: 'ok', redis: 'ok', draining: 'ok', workers: 'ok' });
     const metrics = await anon('GET', '/metrics');
     assert.match(metrics.body, /relay_queue_jobs\{queue="route",state="waiting"\}/);
     const doc = await anon('GET', '/openapi.json');
