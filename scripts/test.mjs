@@ -4,15 +4,18 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-function walk(dir) {
+function walk(dir, suffix) {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);
-    return statSync(p).isDirectory() ? walk(p) : p.endsWith('.test.ts') ? [p] : [];
+    return statSync(p).isDirectory() ? walk(p, suffix) : p.endsWith(suffix) ? [p] : [];
   });
 }
 
-const filters = process.argv.slice(2);
-const files = walk('test')
+// `npm run test:chaos` (--chaos): the fault-injection suites, test/chaos/*.chaos.ts, on their own.
+const chaos = process.argv.includes('--chaos');
+const filters = process.argv.slice(2).filter((a) => a !== '--chaos');
+const suffix = chaos ? '.chaos.ts' : '.test.ts';
+const files = walk(chaos ? 'test/chaos' : 'test', suffix)
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
 if (files.length === 0) {
@@ -32,7 +35,7 @@ if (pki.status !== 0) {
 }
 const res = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=180000', ...files],
+  ['--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${chaos ? 900_000 : 180_000}`, ...files],
   { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test', NODE_EXTRA_CA_CERTS: pki.stdout.trim() } },
 );
 process.exit(res.status ?? 1);

@@ -32,10 +32,12 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       max: opts.poolSize,
       options: `-c search_path=${opts.schema}`,
     });
-    // An idle client whose server went away (a PostgreSQL restart) emits 'error' on the pool;
-    // unhandled, that kills the process. The pool drops that client and connects anew on the next
+    // A client whose server went away (a PostgreSQL restart) emits 'error'; unhandled, that
+    // kills the process. The pool drops that client and connects anew on the next
     // query, which is all a restart needs (https://node-postgres.com/apis/pool#error).
     pool.on('error', (err) => opts.onIdleError?.(err));
+    // A checked-out client (a transaction between two statements) emits it on itself instead.
+    pool.on('connect', (c) => c.on('error', (err) => opts.onIdleError?.(err)));
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
