@@ -173,6 +173,15 @@ describe('fuzzing every route of the route table', () => {
     assert.match(receipt.message, /body\[0\]\.token: must not contain/);
   });
 
+  test('regression: JSON nested 20,000 deep is a 400 naming where, not a 500 (stack overflow)', async () => {
+    const deep = `{"subject":"mailto:a@example.com","data":${'['.repeat(20_000)}${']'.repeat(20_000)}}`;
+    for (const [path, key] of [[`/v1/apps/${f.appA}/credentials/webpush`, f.keys.only.admin], ['/v1/push', f.keys.only.push]] as const) {
+      const r = await fetch(`${t.base}${path}`, { method: path === '/v1/push' ? 'POST' : 'PUT', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: deep });
+      assert.equal(r.status, 400, path);
+      assert.match(((await r.json()) as { error: { message: string } }).error.message, /^body\.data(\[0\])+: nested deeper than 64 levels$/);
+    }
+  });
+
   test('no input to any route gets a 5xx; errors name the field; nothing unhandled; RSS bounded', { timeout: 120_000 + runs * 4_000 }, async () => {
     const started = Date.now();
     for (const doc of ROUTES) {
