@@ -10,6 +10,7 @@ import { DeviceCredentials } from '../../self/device-credentials.js';
 import { appOf, appOrOperator } from '../auth.js';
 import { route } from '../define.js';
 import { notFound } from '../errors.js';
+import { appIdSchema } from './apps.js';
 
 /** Device ids double as MQTT client ids and topic levels, so topic wildcards and `/` are out. */
 export const deviceIdSchema = z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'letters, digits and . _ : @ -, at most 128');
@@ -111,7 +112,7 @@ const deviceView = z.object({
 });
 
 /** The app an operator acts on (quarantine review); a key may name only its own. */
-const appIdQuery = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'an app id').optional().describe('The app (required with the operator token)');
+const appIdQuery = appIdSchema.optional().describe('The app (required with the operator token)');
 
 export function tokenJson(t: DeviceTokenRow) {
   return {
@@ -142,12 +143,11 @@ export function devicesRouter(ctx: Context, bound: BoundPorts = {}): Router {
   const { devices } = ctx.repos;
   const { config } = ctx;
   const creds = new DeviceCredentials(ctx);
-  const boundMqttPort = bound.mqtt;
 
   const selfInfo = (req: Request, appId: string, id: string, epoch: string) => {
     const host = config.PUBLIC_HOST ?? req.hostname;
     // Port 0 in the config means "bind an ephemeral port": tell devices the one actually bound.
-    const mqttPort = config.GATEWAY_MQTT_PORT || boundMqttPort || config.GATEWAY_MQTT_PORT;
+    const mqttPort = config.GATEWAY_MQTT_PORT || bound.mqtt || config.GATEWAY_MQTT_PORT;
     const httpPort = config.PORT || req.socket.localPort || config.PORT;
     const tls = config.GATEWAY_TLS_CERT !== undefined;
     return {
@@ -194,7 +194,7 @@ export function devicesRouter(ctx: Context, bound: BoundPorts = {}): Router {
         if (value === undefined) continue;
         tokens[channel as Channel] = value;
       }
-      await devices.upsert(appId, params.id, {
+      const { created } = await devices.upsert(appId, params.id, {
         platform: body.platform,
         ...(body.brand !== undefined ? { brand: body.brand } : {}),
         tokens,
@@ -206,7 +206,8 @@ export function devicesRouter(ctx: Context, bound: BoundPorts = {}): Router {
         ...(body.attributes !== undefined ? { attributes: body.attributes } : {}),
       });
       const found = (await devices.get(appId, params.id))!;
-      await creds.registered(appId, params.id, found.device.credential_epoch);
+      // A new row has a new credential epoch (the cache may still say "deleted"); an update keeps it.
+      if (created) await creds.registered(appId, params.id, found.device.credential_epoch);
       res.json(view(req, appId, found.device, found.tokens));
     },
   );

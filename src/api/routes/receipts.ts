@@ -5,6 +5,7 @@ import type { ReceiptEvent } from '../../../providers/types.js';
 import { safeEqual } from '../../core/secrets.js';
 import type { Context } from '../../context.js';
 import { route } from '../define.js';
+import { checkJson } from '../validate.js';
 import { ApiError } from '../errors.js';
 
 const receiptProviders = Object.entries(PROVIDER_MODULES)
@@ -48,6 +49,7 @@ export function receiptsRouter(ctx: Context): Router {
       let events: ReceiptEvent[];
       try {
         events = mod.receipts!.parse(request);
+        checkJson(events, 'body');
       } catch (err) {
         throw new ApiError('invalid_receipt', `malformed ${params.provider} receipt: ${(err as Error).message}`);
       }
