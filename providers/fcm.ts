@@ -24,6 +24,10 @@ import {
   channelOverrides,
   RELAY_CODES,
   httpStatusCode,
+  type EndpointSetting,
+  type TuningSetting,
+  tuningOf,
+  endpointOf,
 } from './types.js';
 import { APNS_MAX_COLLAPSE_ID_BYTES } from './apns.js';
 import { RELAY_ID_KEY, createLimiter, expiredOutcome, relayDataStrings, remainingTtlSeconds, retryAfterMs, type Limiter } from './vendor-common.js';
@@ -840,9 +844,9 @@ class FcmProvider implements Provider {
 
   constructor(cred: FcmCredential, ctx: ProviderContext) {
     const sa = cred.serviceAccount;
-    const concurrency = Math.max(1, ctx.tuning.fcmConcurrency);
+    const concurrency = Math.max(1, tuningOf(ctx, FCM_TUNING, 'fcmConcurrency'));
     const trust = trustOptions(ctx);
-    const endpoint = ctx.endpoints.fcm || FCM_DEFAULT_ENDPOINT;
+    const endpoint = endpointOf(ctx, FCM_ENDPOINTS, 'fcm');
     const target = endpointTarget(endpoint);
     if (new URL(endpoint).pathname.replace(/\/+$/, '') !== '') {
       ctx.logger.warn({ endpoint }, 'FCM_ENDPOINT path is ignored; requests go to /v1/projects/{project}/messages:send');
@@ -924,8 +928,18 @@ class FcmProvider implements Provider {
   }
 }
 
-const fcmModule: ProviderModule<FcmCredential> = {
-  channel: 'fcm',
+export const FCM_ENDPOINTS = {
+  fcm: { env: 'FCM_ENDPOINT', default: FCM_DEFAULT_ENDPOINT, doc: 'FCM HTTP v1 base URL' },
+} as const satisfies Record<string, EndpointSetting>;
+
+export const FCM_TUNING = {
+  fcmConcurrency: { env: 'FCM_CONCURRENCY', default: 64, doc: 'Concurrent FCM requests per credential' },
+} as const satisfies Record<string, TuningSetting>;
+
+const fcmModule = {
+  channel: 'fcm' as const,
+  endpoints: FCM_ENDPOINTS,
+  tuning: FCM_TUNING,
   overridesSchema: fcmOverridesSchema,
   credentialSchema: fcmCredentialSchema,
   checkCredential(cred) {
@@ -938,6 +952,6 @@ const fcmModule: ProviderModule<FcmCredential> = {
   create(cred, ctx) {
     return new FcmProvider(cred, ctx);
   },
-};
+} satisfies ProviderModule<FcmCredential>;
 
 export default fcmModule;
