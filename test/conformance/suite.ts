@@ -25,7 +25,7 @@ const TITLES: Record<ScenarioId, string> = {
   authExpiry: '4. auth expiry → exactly one refresh, then sent (or the documented failed class)',
   batch: '5. mixed batch → one outcome per target, in target order (across chunks)',
   payloadTooLarge: '6. payload too large → failed, refused locally where the provider checks',
-  expired: '7. expired content → failed "expired", nothing sent',
+  expired: '7. expired content → expired, nothing sent',
   neverThrows: '8. mock closed → send() resolves, one retry per target (transport error)',
 };
 
