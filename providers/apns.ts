@@ -27,6 +27,8 @@ import {
   type TuningSetting,
   tuningOf,
 } from './types.js';
+import { isRecord } from './json.js';
+import { RELAY_CLICK_KEY, RELAY_ID_KEY, RELAY_IMAGE_KEY } from './relay-keys.js';
 
 /**
  * APNs channel: Apple's HTTP/2 provider API through `@parse/node-apn` 8.x.
@@ -225,10 +227,7 @@ export const APNS_MAX_PAYLOAD_BYTES = 4096;
 export const APNS_MAX_VOIP_PAYLOAD_BYTES = 5120;
 export const APNS_MAX_COLLAPSE_ID_BYTES = 64;
 
-/** Top-level payload keys Relay writes (the device SDK reads them). */
-export const RELAY_ID_KEY = 'relay_id';
-export const RELAY_IMAGE_KEY = 'relay_image';
-export const RELAY_CLICK_KEY = 'relay_click';
+export { RELAY_CLICK_KEY, RELAY_ID_KEY, RELAY_IMAGE_KEY } from './relay-keys.js';
 
 /** Everything node-apn needs for one message; identical for every token of the message. */
 export interface ApnsRequest {
@@ -251,16 +250,12 @@ const localFail = (code: string, message: string, extra: Record<string, unknown>
   outcome: failed({ code, message, evidence: { local: true, ...extra } }),
 });
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** Deep merge for `overrides.apns.aps`: objects merge, other values replace, `null` deletes. */
 export function mergeAps(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     if (v === null) delete out[k];
-    else if (isPlainObject(v) && isPlainObject(out[k])) out[k] = mergeAps(out[k] as Record<string, unknown>, v);
+    else if (isRecord(v) && isRecord(out[k])) out[k] = mergeAps(out[k] as Record<string, unknown>, v);
     else out[k] = v;
   }
   return out;
