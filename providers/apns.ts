@@ -23,7 +23,12 @@ import {
   channelOverrides,
   RELAY_CODES,
   httpStatusCode,
+  type EndpointSetting,
+  type TuningSetting,
+  tuningOf,
 } from './types.js';
+import { isRecord } from './json.js';
+import { RELAY_CLICK_KEY, RELAY_ID_KEY, RELAY_IMAGE_KEY } from './relay-keys.js';
 
 /**
  * APNs channel: Apple's HTTP/2 provider API through `@parse/node-apn` 8.x.
@@ -222,10 +227,7 @@ export const APNS_MAX_PAYLOAD_BYTES = 4096;
 export const APNS_MAX_VOIP_PAYLOAD_BYTES = 5120;
 export const APNS_MAX_COLLAPSE_ID_BYTES = 64;
 
-/** Top-level payload keys Relay writes (the device SDK reads them). */
-export const RELAY_ID_KEY = 'relay_id';
-export const RELAY_IMAGE_KEY = 'relay_image';
-export const RELAY_CLICK_KEY = 'relay_click';
+export { RELAY_CLICK_KEY, RELAY_ID_KEY, RELAY_IMAGE_KEY } from './relay-keys.js';
 
 /** Everything node-apn needs for one message; identical for every token of the message. */
 export interface ApnsRequest {
@@ -248,16 +250,12 @@ const localFail = (code: string, message: string, extra: Record<string, unknown>
   outcome: failed({ code, message, evidence: { local: true, ...extra } }),
 });
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** Deep merge for `overrides.apns.aps`: objects merge, other values replace, `null` deletes. */
 export function mergeAps(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     if (v === null) delete out[k];
-    else if (isPlainObject(v) && isPlainObject(out[k])) out[k] = mergeAps(out[k] as Record<string, unknown>, v);
+    else if (isRecord(v) && isRecord(out[k])) out[k] = mergeAps(out[k] as Record<string, unknown>, v);
     else out[k] = v;
   }
   return out;
@@ -560,7 +558,8 @@ export function apnOptions(cred: ApnsCredential, ctx: ProviderContext & ApnsCont
   }
   const extraCa = ctx.tls?.ca;
   if (extraCa !== undefined) opts.ca = [...rootCertificates, ...(typeof extraCa === 'string' ? [extraCa] : extraCa)];
-  if (ctx.tuning.apnsConnections > 1) opts.clientCount = ctx.tuning.apnsConnections;
+  const connections = tuningOf(ctx, APNS_TUNING, 'apnsConnections');
+  if (connections > 1) opts.clientCount = connections;
   return opts;
 }
 
@@ -613,8 +612,8 @@ export class ApnsProvider implements Provider {
   ) {
     this.log = ctx.logger.child({ channel: 'apns', bundleId: cred.bundleId });
     this.requestTimeoutMs = ctx.apnsRequestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    const connections = Math.max(1, ctx.tuning.apnsConnections);
-    this.streams = new Semaphore(Math.max(1, ctx.tuning.apnsMaxStreams) * connections);
+    const connections = Math.max(1, tuningOf(ctx, APNS_TUNING, 'apnsConnections'));
+    this.streams = new Semaphore(Math.max(1, tuningOf(ctx, APNS_TUNING, 'apnsMaxStreams')) * connections);
     let client: ApnClient | undefined;
     let createError: string | undefined;
     try {
@@ -781,13 +780,26 @@ function internalSessions(client: ApnClient): Array<{ holder: SessionHolder; fie
   return holders.flatMap((holder) => (['session', 'manageChannelsSession'] as const).map((field) => ({ holder, field })));
 }
 
-const apnsModule: ProviderModule<ApnsCredential> = {
-  channel: 'apns',
+/** APNS_ENDPOINT: unset → node-apn's own production host (api.push.apple.com). */
+export const APNS_ENDPOINTS = {
+  apns: { env: 'APNS_ENDPOINT', doc: 'APNs base URL (e.g. https://api.sandbox.push.apple.com); unset: production' },
+} as const satisfies Record<string, EndpointSetting>;
+
+export const APNS_TUNING = {
+  apnsMaxStreams: { env: 'APNS_MAX_STREAMS', default: 500, doc: 'Upper bound of concurrent HTTP/2 streams per APNs connection; Apple advertises ~1000' },
+  apnsConnections: { env: 'APNS_CONNECTIONS', default: 1, doc: 'HTTP/2 connections per APNs credential' },
+} as const satisfies Record<string, TuningSetting>;
+
+const apnsModule = {
+  channel: 'apns' as const,
+  tokenSchema: z.string().regex(/^[0-9a-fA-F]{32,200}$/, 'an APNs device token is hex'),
+  endpoints: APNS_ENDPOINTS,
+  tuning: APNS_TUNING,
   overridesSchema: apnsOverridesSchema,
   credentialSchema: apnsCredentialSchema,
   checkCredential: checkApnsCredential,
   describe: describeApnsCredential,
   create: (cred, ctx) => new ApnsProvider(cred, ctx as ProviderContext & ApnsContextExtras),
-};
+} satisfies ProviderModule<ApnsCredential>;
 
 export default apnsModule;

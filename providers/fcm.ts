@@ -24,9 +24,15 @@ import {
   channelOverrides,
   RELAY_CODES,
   httpStatusCode,
+  type EndpointSetting,
+  type TuningSetting,
+  tuningOf,
+  endpointOf,
 } from './types.js';
 import { APNS_MAX_COLLAPSE_ID_BYTES } from './apns.js';
-import { RELAY_ID_KEY, createLimiter, expiredOutcome, relayDataStrings, remainingTtlSeconds, retryAfterMs, type Limiter } from './vendor-common.js';
+import { deepMerge, isRecord } from './json.js';
+import { RELAY_ID_KEY } from './relay-keys.js';
+import { createLimiter, expiredOutcome, relayDataStrings, remainingTtlSeconds, retryAfterMs, type Limiter } from './vendor-common.js';
 
 /**
  * FCM HTTP v1 through firebase-admin 13.x (`messaging.send()`, one HTTP/1.1 request per token).
@@ -509,18 +515,6 @@ export const fcmOverridesSchema = z.strictObject({
 export type FcmOverrides = z.infer<typeof fcmOverridesSchema>;
 
 type Plain = Record<string, unknown>;
-const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Objects merge key by key; arrays, scalars and `undefined`-free values from `over` replace. */
-export function deepMerge(base: Plain, over: Plain): Plain {
-  const out: Plain = { ...base };
-  for (const [k, v] of Object.entries(over)) {
-    if (v === undefined) continue;
-    const cur = out[k];
-    out[k] = isPlain(cur) && isPlain(v) ? deepMerge(cur, v) : v;
-  }
-  return out;
-}
 
 /**
  * Bytes FCM counts against the 4096-byte limit: keys and values of `data` (top level and
@@ -530,7 +524,7 @@ export function deepMerge(base: Plain, over: Plain): Plain {
 export function fcmPayloadBytes(message: BaseMessage): number {
   let n = 0;
   const count = (o: unknown) => {
-    if (!isPlain(o)) return;
+    if (!isRecord(o)) return;
     for (const [k, v] of Object.entries(o)) {
       if (v === undefined || v === null) continue;
       n += Buffer.byteLength(k);
@@ -603,7 +597,7 @@ export function buildFcmMessage(content: PushContent, now = Date.now()): FcmMess
   const mergedAndroid = merged.android as Plain;
   mergedAndroid.ttl = Math.min(Number(mergedAndroid.ttl), ttlMs);
   const an = mergedAndroid.notification;
-  if (isPlain(an) && typeof an.eventTimestamp === 'string') an.eventTimestamp = new Date(an.eventTimestamp);
+  if (isRecord(an) && typeof an.eventTimestamp === 'string') an.eventTimestamp = new Date(an.eventTimestamp);
 
   const reserved = [...Object.keys(merged.data as Plain), ...Object.keys((mergedAndroid.data as Plain | undefined) ?? {})].filter((k) =>
     RESERVED_DATA_KEY.test(k),
@@ -685,18 +679,18 @@ function parseRpcStatus(body: string | undefined): RpcStatus | undefined {
   } catch {
     return undefined;
   }
-  const error = isPlain(json) ? json.error : undefined;
-  if (!isPlain(error)) return undefined;
+  const error = isRecord(json) ? json.error : undefined;
+  if (!isRecord(error)) return undefined;
   const out: RpcStatus = { fieldViolations: [] };
   if (typeof error.message === 'string') out.message = error.message;
   if (typeof error.status === 'string') out.status = error.status;
   for (const d of Array.isArray(error.details) ? error.details : []) {
-    if (!isPlain(d)) continue;
+    if (!isRecord(d)) continue;
     const type = String(d['@type'] ?? '');
     if (type.endsWith('google.firebase.fcm.v1.FcmError') && typeof d.errorCode === 'string') out.fcmErrorCode = d.errorCode;
     else if (type.endsWith('google.firebase.fcm.v1.ApnsError')) out.apnsError = { statusCode: d.statusCode, reason: d.reason };
     else if (type.endsWith('google.rpc.BadRequest') && Array.isArray(d.fieldViolations)) {
-      for (const fv of d.fieldViolations) if (isPlain(fv) && typeof fv.field === 'string') out.fieldViolations.push(fv.field);
+      for (const fv of d.fieldViolations) if (isRecord(fv) && typeof fv.field === 'string') out.fieldViolations.push(fv.field);
     }
   }
   return out;
@@ -840,9 +834,9 @@ class FcmProvider implements Provider {
 
   constructor(cred: FcmCredential, ctx: ProviderContext) {
     const sa = cred.serviceAccount;
-    const concurrency = Math.max(1, ctx.tuning.fcmConcurrency);
+    const concurrency = Math.max(1, tuningOf(ctx, FCM_TUNING, 'fcmConcurrency'));
     const trust = trustOptions(ctx);
-    const endpoint = ctx.endpoints.fcm || FCM_DEFAULT_ENDPOINT;
+    const endpoint = endpointOf(ctx, FCM_ENDPOINTS, 'fcm');
     const target = endpointTarget(endpoint);
     if (new URL(endpoint).pathname.replace(/\/+$/, '') !== '') {
       ctx.logger.warn({ endpoint }, 'FCM_ENDPOINT path is ignored; requests go to /v1/projects/{project}/messages:send');
@@ -924,8 +918,18 @@ class FcmProvider implements Provider {
   }
 }
 
-const fcmModule: ProviderModule<FcmCredential> = {
-  channel: 'fcm',
+export const FCM_ENDPOINTS = {
+  fcm: { env: 'FCM_ENDPOINT', default: FCM_DEFAULT_ENDPOINT, doc: 'FCM HTTP v1 base URL' },
+} as const satisfies Record<string, EndpointSetting>;
+
+export const FCM_TUNING = {
+  fcmConcurrency: { env: 'FCM_CONCURRENCY', default: 64, doc: 'Concurrent FCM requests per credential' },
+} as const satisfies Record<string, TuningSetting>;
+
+const fcmModule = {
+  channel: 'fcm' as const,
+  endpoints: FCM_ENDPOINTS,
+  tuning: FCM_TUNING,
   overridesSchema: fcmOverridesSchema,
   credentialSchema: fcmCredentialSchema,
   checkCredential(cred) {
@@ -938,6 +942,6 @@ const fcmModule: ProviderModule<FcmCredential> = {
   create(cred, ctx) {
     return new FcmProvider(cred, ctx);
   },
-};
+} satisfies ProviderModule<FcmCredential>;
 
 export default fcmModule;

@@ -15,6 +15,8 @@ import {
   type SendTarget,
   channelOverrides,
   httpStatusCode,
+  type EndpointSetting,
+  endpointOf,
 } from './types.js';
 import {
   acquireTokenCache,
@@ -222,8 +224,8 @@ class HonorProvider implements Provider {
     private readonly cred: HonorCredential,
     private readonly ctx: ProviderContext,
   ) {
-    const oauthBase = trimSlash(ctx.endpoints.honorOauth);
-    this.sendUrl = `${trimSlash(ctx.endpoints.honor)}/api/v1/${encodeURIComponent(cred.appId)}/sendMessage`;
+    const oauthBase = trimSlash(endpointOf(ctx, HONOR_ENDPOINTS, 'honorOauth'));
+    this.sendUrl = `${trimSlash(endpointOf(ctx, HONOR_ENDPOINTS, 'honor'))}/api/v1/${encodeURIComponent(cred.appId)}/sendMessage`;
     this.tokens = acquireTokenCache(['honor', oauthBase, cred.clientId, cred.clientSecret], () => this.fetchToken(oauthBase));
   }
 
@@ -328,8 +330,16 @@ export function parseHonorReceipt(req: ReceiptRequest): ReceiptEvent[] {
   return events;
 }
 
-const honor: ProviderModule<HonorCredential> = {
-  channel: 'honor',
+export const HONOR_ENDPOINTS = {
+  honor: { env: 'HONOR_ENDPOINT', default: 'https://push-api.cloud.honor.com', doc: 'Honor Push API' },
+  honorOauth: { env: 'HONOR_OAUTH_ENDPOINT', default: 'https://iam.developer.honor.com', doc: 'Honor OAuth 2.0 token endpoint host' },
+} as const satisfies Record<string, EndpointSetting>;
+
+const honor = {
+  channel: 'honor' as const,
+  androidBrand: true as const,
+  endpoints: HONOR_ENDPOINTS,
+  marketingDailyCap: 2,
   overridesSchema: honorOverridesSchema,
   batchMax: HONOR_MAX_TOKENS,
   credentialSchema: honorCredentialSchema,
@@ -342,6 +352,6 @@ const honor: ProviderModule<HonorCredential> = {
   create: (cred, ctx) => new HonorProvider(cred, ctx),
   receipts: { parse: parseHonorReceipt },
   qps: (cred) => cred.qps ?? 3000,
-};
+} satisfies ProviderModule<HonorCredential>;
 
 export default honor;

@@ -15,6 +15,8 @@ import {
   type SendTarget,
   channelOverrides,
   httpStatusCode,
+  type EndpointSetting,
+  endpointOf,
 } from './types.js';
 import {
   acquireTokenCache,
@@ -268,8 +270,8 @@ class HuaweiProvider implements Provider {
     private readonly cred: HuaweiCredential,
     private readonly ctx: ProviderContext,
   ) {
-    const oauthUrl = `${trimSlash(ctx.endpoints.huaweiOauth)}/oauth2/v3/token`;
-    this.sendUrl = `${trimSlash(ctx.endpoints.huawei)}/v1/${encodeURIComponent(cred.appId)}/messages:send`;
+    const oauthUrl = `${trimSlash(endpointOf(ctx, HUAWEI_ENDPOINTS, 'huaweiOauth'))}/oauth2/v3/token`;
+    this.sendUrl = `${trimSlash(endpointOf(ctx, HUAWEI_ENDPOINTS, 'huawei'))}/v1/${encodeURIComponent(cred.appId)}/messages:send`;
     this.tokens = acquireTokenCache(['huawei', oauthUrl, cred.appId, cred.clientSecret], () =>
       fetchClientCredentialsToken({ vendor: 'huawei', url: oauthUrl, clientId: cred.appId, clientSecret: cred.clientSecret }),
     );
@@ -355,8 +357,16 @@ export function parseHuaweiReceipt(req: ReceiptRequest): ReceiptEvent[] {
   return events;
 }
 
-const huawei: ProviderModule<HuaweiCredential> = {
-  channel: 'huawei',
+export const HUAWEI_ENDPOINTS = {
+  huawei: { env: 'HUAWEI_ENDPOINT', default: 'https://push-api.cloud.huawei.com', doc: 'Huawei Push Kit API' },
+  huaweiOauth: { env: 'HUAWEI_OAUTH_ENDPOINT', default: 'https://oauth-login.cloud.huawei.com', doc: 'Huawei OAuth 2.0 token endpoint host' },
+} as const satisfies Record<string, EndpointSetting>;
+
+const huawei = {
+  channel: 'huawei' as const,
+  androidBrand: true as const,
+  endpoints: HUAWEI_ENDPOINTS,
+  marketingDailyCap: 2,
   overridesSchema: huaweiOverridesSchema,
   batchMax: HUAWEI_MAX_TOKENS,
   credentialSchema: huaweiCredentialSchema,
@@ -371,6 +381,6 @@ const huawei: ProviderModule<HuaweiCredential> = {
   receipts: { parse: parseHuaweiReceipt },
   // MAU × weight × 0.00072, at least 6000 (QALI, QTC): the floor is safe without knowing the MAU.
   qps: (cred) => cred.qps ?? 6000,
-};
+} satisfies ProviderModule<HuaweiCredential>;
 
 export default huawei;

@@ -18,6 +18,8 @@ import {
   channelOverrides,
   RELAY_CODES,
   httpStatusCode,
+  type EndpointSetting,
+  endpointOf,
 } from './types.js';
 import {
   categoryMapSchema,
@@ -239,7 +241,7 @@ class MeizuProvider implements Provider {
     private readonly cred: MeizuCredential,
     private readonly ctx: ProviderContext,
   ) {
-    this.endpoint = (ctx.endpoints.meizu || MEIZU_DEFAULT_ENDPOINT).replace(/\/+$/, '');
+    this.endpoint = endpointOf(ctx, MEIZU_ENDPOINTS, 'meizu').replace(/\/+$/, '');
   }
 
   async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
@@ -295,8 +297,16 @@ export function parseMeizuReceipt(req: ReceiptRequest): ReceiptEvent[] {
   return events;
 }
 
-const meizuModule: ProviderModule<MeizuCredential> = {
-  channel: 'meizu',
+export const MEIZU_ENDPOINTS = {
+  meizu: { env: 'MEIZU_ENDPOINT', default: MEIZU_DEFAULT_ENDPOINT, doc: 'Meizu push API' },
+} as const satisfies Record<string, EndpointSetting>;
+
+const meizuModule = {
+  channel: 'meizu' as const,
+  androidBrand: true as const,
+  wantsCallbackUrl: true as const,
+  endpoints: MEIZU_ENDPOINTS,
+  marketingDailyCap: 3,
   overridesSchema: meizuOverridesSchema,
   batchMax: MEIZU_BATCH_MAX,
   credentialSchema: meizuCredentialSchema,
@@ -318,6 +328,6 @@ const meizuModule: ProviderModule<MeizuCredential> = {
   },
   receipts: { parse: parseMeizuReceipt },
   qps: (cred) => cred.qps ?? 200,
-};
+} satisfies ProviderModule<MeizuCredential>;
 
 export default meizuModule;

@@ -18,6 +18,8 @@ import {
   channelOverrides,
   RELAY_CODES,
   httpStatusCode,
+  type EndpointSetting,
+  endpointOf,
 } from './types.js';
 import {
   VendorAuthError,
@@ -306,7 +308,7 @@ class OppoProvider implements Provider {
 
   /** The configured host for everything, unless it is OPPO's CN default and the device is abroad. */
   private hostFor(regId: string): HostState {
-    const configured = (this.ctx.endpoints.oppo || OPPO_DEFAULT_ENDPOINT).replace(/\/+$/, '');
+    const configured = endpointOf(this.ctx, OPPO_ENDPOINTS, 'oppo').replace(/\/+$/, '');
     const endpoint = configured === OPPO_DEFAULT_ENDPOINT && !oppoIsChinaRegId(regId) ? OPPO_INTL_ENDPOINT : configured;
     let h = this.hosts.get(endpoint);
     if (!h) {
@@ -449,8 +451,16 @@ export function parseOppoReceipt(req: ReceiptRequest): ReceiptEvent[] {
   return events;
 }
 
-const oppoModule: ProviderModule<OppoCredential> = {
-  channel: 'oppo',
+export const OPPO_ENDPOINTS = {
+  oppo: { env: 'OPPO_ENDPOINT', default: OPPO_DEFAULT_ENDPOINT, doc: 'OPPO push API (registration ids outside China go to the international host)' },
+} as const satisfies Record<string, EndpointSetting>;
+
+const oppoModule = {
+  channel: 'oppo' as const,
+  androidBrand: true as const,
+  wantsCallbackUrl: true as const,
+  endpoints: OPPO_ENDPOINTS,
+  marketingDailyCap: 2,
   overridesSchema: oppoOverridesSchema,
   batchMax: OPPO_BATCH_MAX,
   credentialSchema: oppoCredentialSchema,
@@ -474,6 +484,6 @@ const oppoModule: ProviderModule<OppoCredential> = {
   receipts: { parse: parseOppoReceipt },
   // QPS = reference × weight × coefficient; the smallest reference (apps under 10 M users) is 5000.
   qps: (cred) => cred.qps ?? 5000,
-};
+} satisfies ProviderModule<OppoCredential>;
 
 export default oppoModule;

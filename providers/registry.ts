@@ -1,45 +1,8 @@
 import type { Logger } from 'pino';
-import { z } from 'zod';
-import apns from './apns.js';
-import fcm from './fcm.js';
-import honor from './honor.js';
-import huawei from './huawei.js';
-import meizu from './meizu.js';
-import oppo from './oppo.js';
-import vivo from './vivo.js';
-import webpush from './webpush.js';
-import xiaomi from './xiaomi.js';
-import { selfOverridesSchema } from './self.js';
-import { CHANNELS, type Channel, type Provider, type ProviderContext, type ProviderModule } from './types.js';
+import { PROVIDER_MODULES, type Channel } from './channels.js';
+import type { Provider, ProviderContext } from './types.js';
 
-/** Every channel that is configured with credentials, by name. */
-export const PROVIDER_MODULES: Partial<Record<Channel, ProviderModule<unknown>>> = {
-  apns: apns as ProviderModule<unknown>,
-  fcm: fcm as ProviderModule<unknown>,
-  huawei: huawei as ProviderModule<unknown>,
-  honor: honor as ProviderModule<unknown>,
-  xiaomi: xiaomi as ProviderModule<unknown>,
-  oppo: oppo as ProviderModule<unknown>,
-  vivo: vivo as ProviderModule<unknown>,
-  meizu: meizu as ProviderModule<unknown>,
-  webpush: webpush as ProviderModule<unknown>,
-};
-
-/**
- * `overrides` of `POST /v1/push`: one optional object per channel, each checked by its channel's
- * own schema when the push is accepted, so a typo is a 400 naming `body.overrides.<channel>.<field>`.
- */
-export const overridesSchema = z
-  .strictObject(
-    Object.fromEntries(
-      CHANNELS.map((c) => [c, (c === 'self' ? selfOverridesSchema : PROVIDER_MODULES[c]!.overridesSchema).optional()]),
-    ) as Record<Channel, z.ZodOptional<z.ZodType<Record<string, unknown>>>>,
-  )
-  .describe('Provider-specific fields merged last, per channel');
-
-export function providerModule(channel: string): ProviderModule<unknown> | undefined {
-  return PROVIDER_MODULES[channel as Channel];
-}
+export { PROVIDER_MODULES, providerModule } from './channels.js';
 
 export interface CredentialSource {
   load(appId: string, provider: string): Promise<{ version: number; credential: unknown } | null>;

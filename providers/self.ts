@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_MAX_PACKET_BYTES, pushBody, pushPacketBytes } from '../src/gateway/downlink.js';
-import { expired, failed, invalid, retry, sent, type Outcome, type Provider, type PushContent, type SendTarget, RELAY_CODES } from './types.js';
+import { expired, failed, type ChannelModule, invalid, retry, sent, type Outcome, type Provider, type PushContent, type SendTarget, RELAY_CODES } from './types.js';
 
 /**
  * What the self channel needs from the rest of Relay (src/self/dispatch.ts): PostgreSQL for the
@@ -128,3 +128,15 @@ export function createSelfProvider(appId: string, dispatch: SelfDispatch): Provi
     async close() {},
   };
 }
+
+/**
+ * The self channel as the registry sees it: built in (no credentials; its provider is made per app
+ * by the worker role with the gateway bus), reached by device id, overrides merged into the payload.
+ */
+const selfModule = {
+  channel: 'self' as const,
+  builtin: true as const,
+  overridesSchema: selfOverridesSchema,
+} satisfies ChannelModule;
+
+export default selfModule;

@@ -3,12 +3,9 @@ import type { Logger } from 'pino';
 import { RELAY_CODES } from '../src/core/outcome-codes.js';
 import type { Outcome, OutcomeReason } from '../src/core/outcome.js';
 
-/** Every delivery channel Relay routes to. The order is the default fallback order for Android. */
-export const CHANNELS = ['apns', 'fcm', 'self', 'huawei', 'xiaomi', 'oppo', 'vivo', 'honor', 'meizu', 'webpush'] as const;
-export type Channel = (typeof CHANNELS)[number];
-
-export const VENDOR_CHANNELS = ['huawei', 'xiaomi', 'oppo', 'vivo', 'honor', 'meizu'] as const satisfies readonly Channel[];
-export type VendorChannel = (typeof VENDOR_CHANNELS)[number];
+// A channel's name and the list of channels come from the registry (providers/channels.ts): one
+// line there per module. Only the types are re-exported here.
+export type { Channel, VendorChannel } from './channels.js';
 
 export const APNS_PUSH_TYPES = [
   'alert', 'background', 'location', 'voip', 'complication', 'fileprovider', 'mdm', 'liveactivity', 'pushtotalk', 'widgets',
@@ -55,14 +52,14 @@ export interface PushContent {
    * Per-channel overrides from the request (`overrides.apns`, `overrides.fcm`, …), merged last.
    * Each was checked against its channel's `overridesSchema` when the push was accepted.
    */
-  overrides?: Partial<Record<Channel, Record<string, unknown>>>;
+  overrides?: Readonly<Partial<Record<string, Record<string, unknown>>>>;
 }
 
 /**
  * `overrides.<channel>` of a message, as its channel's `overridesSchema` accepted it at the API
  * (an invalid one never gets past `POST /v1/push`); `{}` when the request gave none.
  */
-export function channelOverrides<T extends object>(content: Pick<PushContent, 'overrides'>, channel: Channel): T {
+export function channelOverrides<T extends object>(content: Pick<PushContent, 'overrides'>, channel: string): T {
   return (content.overrides?.[channel] ?? {}) as T;
 }
 
@@ -80,7 +77,7 @@ export interface SendTarget {
  * version and reused for every batch.
  */
 export interface Provider {
-  readonly channel: Channel;
+  readonly channel: string;
   /**
    * Sends one message to many tokens. Returns one outcome per target, in the same order.
    * Never throws for per-token or transport errors: those are outcomes (`retry` for transport).
@@ -90,32 +87,46 @@ export interface Provider {
   close(): Promise<void>;
 }
 
-/** Endpoints and policy a provider may need; filled from the validated config. */
+/** One endpoint URL a channel calls; its environment variable and default feed the config. */
+export interface EndpointSetting {
+  env: string;
+  /** Absent: the variable is optional and the client library's own default applies. */
+  default?: string;
+  doc: string;
+}
+
+/** One concurrency or size knob of a channel, read from an environment variable. */
+export interface TuningSetting {
+  env: string;
+  default: number;
+  doc: string;
+}
+
+/**
+ * Endpoints and policy a provider may need; built from the validated config by the registry
+ * (every module's `endpoints` and `tuning`, under the keys the module declares).
+ */
 export interface ProviderContext {
-  endpoints: {
-    apns?: string;
-    fcm: string;
-    huawei: string;
-    huaweiOauth: string;
-    xiaomi: string;
-    oppo: string;
-    vivo: string;
-    honor: string;
-    honorOauth: string;
-    meizu: string;
-  };
+  endpoints: Readonly<Record<string, string | undefined>>;
   /**
    * Extra CAs a provider trusts besides Node's roots. Production uses NODE_EXTRA_CA_CERTS; this
    * lets a test (or an embedding) hand a private CA to one provider instance.
    */
   tls?: { ca?: string | readonly string[] };
-  /** Concurrency knobs from the config. */
-  tuning: {
-    apnsMaxStreams: number;
-    apnsConnections: number;
-    fcmConcurrency: number;
-  };
+  tuning: Readonly<Record<string, number | undefined>>;
   logger: Logger;
+}
+
+/** The URL of endpoint `key`: the configured one, else the module's default. */
+export function endpointOf<E extends Readonly<Record<string, EndpointSetting>>>(ctx: Pick<ProviderContext, 'endpoints'>, specs: E, key: keyof E & string): string {
+  const url = ctx.endpoints[key] || specs[key]?.default;
+  if (!url) throw new Error(`no ${specs[key]?.env ?? key} configured`);
+  return url;
+}
+
+/** Tuning knob `key`: the configured value, else the module's default. */
+export function tuningOf<T extends Readonly<Record<string, TuningSetting>>>(ctx: Pick<ProviderContext, 'tuning'>, specs: T, key: keyof T & string): number {
+  return ctx.tuning[key] ?? specs[key]!.default;
 }
 
 /** One fact a vendor receipt webhook reported, matched back to a delivery by the receipts worker. */
@@ -152,19 +163,63 @@ export class CredentialError extends Error {
   }
 }
 
+/** Why a raw token cannot be sent to, with the field of the token it is about. */
+export interface TokenIssue {
+  path: PropertyKey[];
+  message: string;
+}
+
 /**
- * What each file in `providers/` exports as its default: the credential contract and a factory.
- * The registry knows channels only through these modules.
+ * Everything Relay knows about a channel, in one object: the registry (providers/channels.ts)
+ * derives the channel list, the config variables, the provider context, the device tokens schema
+ * and the push request's overrides from these. Built-in channels (the self channel) are only this;
+ * channels with credentials are a {@link ProviderModule}.
  */
-export interface ProviderModule<C = unknown> {
-  channel: Channel;
-  /** The `PUT /v1/apps/:app/credentials/:provider` body. */
-  credentialSchema: z.ZodType<C>;
+export interface ChannelModule {
+  readonly channel: string;
+  /** Android devices whose `brand` is this channel's name are routed to it (a vendor channel). */
+  readonly androidBrand?: boolean;
+  /** Built in (no credentials): the registry makes its provider through a factory, once per app. */
+  readonly builtin?: boolean;
   /**
    * `overrides.<channel>` of `POST /v1/push`: checked when the push is accepted (a bad field is a
    * 400 naming it) and documented in the OpenAPI from this schema. Unknown fields must be refused.
    */
   overridesSchema: z.ZodType<Record<string, unknown>>;
+  /**
+   * `tokens.<channel>` of `PUT /v1/devices/:id`: what a device registers, turned into the stored
+   * token string. Absent: a channel token string (1 to 4096 characters). Built-in channels have none.
+   */
+  tokenSchema?: z.ZodType<string, unknown>;
+  /** A raw token (`to.token.value`) in its stored form, or why it cannot be sent to. Absent: as given. */
+  normaliseToken?(raw: string): string | TokenIssue;
+  /** The part of a stored token safe to show (masked by the API); absent: the token itself. */
+  displayToken?(token: string): string;
+  /** Endpoint URLs, by the key the provider reads in `ProviderContext.endpoints`. */
+  endpoints?: Readonly<Record<string, EndpointSetting>>;
+  /** Concurrency knobs, by the key the provider reads in `ProviderContext.tuning`. */
+  tuning?: Readonly<Record<string, TuningSetting>>;
+  /** Marketing-class messages the vendor allows per device per day (send worker counts them). */
+  marketingDailyCap?: number;
+  /**
+   * Tokens one request to the provider can carry. The router makes first-attempt send jobs at
+   * least this large, so a job is one full request rather than half of one.
+   */
+  batchMax?: number;
+}
+
+/**
+ * What each file in `providers/` exports as its default: the channel's facts, its credential
+ * contract and a factory. The registry knows channels only through these modules.
+ */
+export interface ProviderModule<C = unknown> extends ChannelModule {
+  /** The `PUT /v1/apps/:app/credentials/:provider` body. */
+  credentialSchema: z.ZodType<C>;
+  /**
+   * The vendor posts receipts only to a URL sent with each message: the credential's `callbackUrl`
+   * defaults to this app's receipt URL when the PUT body names none.
+   */
+  wantsCallbackUrl?: boolean;
   /** Deeper checks than the schema (parse keys, certificates); throws CredentialError. */
   checkCredential?(cred: C): void;
   /** May fill generated parts (e.g. VAPID keys) before the credential is stored. */
@@ -182,9 +237,4 @@ export interface ProviderModule<C = unknown> {
   };
   /** Requests per second the vendor allows for one credential (BullMQ limiter per credential). */
   qps?(cred: C): number | undefined;
-  /**
-   * Tokens one request to the provider can carry. The router makes first-attempt send jobs at
-   * least this large, so a job is one full request rather than half of one.
-   */
-  batchMax?: number;
 }

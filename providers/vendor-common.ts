@@ -493,7 +493,8 @@ export function shortIdFrom(key: string, len = 20): string {
 }
 
 /** The key under which every vendor payload carries Relay's message id for the device SDK. */
-export const RELAY_ID_KEY = 'relay_id';
+export { RELAY_ID_KEY } from './relay-keys.js';
+import { RELAY_ID_KEY } from './relay-keys.js';
 
 /**
  * The custom data every vendor message carries: the request's `data` plus `relay_id`
@@ -691,39 +692,8 @@ export function messageClass(
 // Small utilities
 // ---------------------------------------------------------------------------------------------
 
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-export function stripUndefined<T extends Record<string, unknown>>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-}
-
-/** Deep-merges plain objects (arrays and scalars from `b` replace); used to apply raw overrides last. */
-export function deepMerge<T extends Record<string, unknown>>(a: T, b: Record<string, unknown> | undefined): T {
-  if (!b) return a;
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    if (v === undefined) continue;
-    const prev = out[k];
-    out[k] = isRecord(prev) && isRecord(v) ? deepMerge(prev, v) : v;
-  }
-  return out as T;
-}
-
-/** A bounded copy of a vendor answer for `evidence` (long bodies are cut). */
-export function clip(v: unknown, max = 2000): unknown {
-  if (v === undefined) return undefined;
-  const s = typeof v === 'string' ? v : JSON.stringify(v);
-  if (s === undefined) return undefined;
-  if (s.length <= max) return v;
-  return `${s.slice(0, max)}…`;
-}
-
-/** Masks a device token for logs and evidence (`…a1b2`). */
-export function maskToken(token: string): string {
-  return token.length <= 4 ? '…' : `…${token.slice(-4)}`;
-}
+export { clip, deepMerge, isRecord, stripUndefined } from './json.js';
+import { clip, isRecord, stripUndefined } from './json.js';
 
 /** A header value from a `ReceiptRequest` (first value, case-insensitive). */
 export function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {

@@ -18,6 +18,8 @@ import {
   channelOverrides,
   RELAY_CODES,
   httpStatusCode,
+  type EndpointSetting,
+  endpointOf,
 } from './types.js';
 import {
   VendorAuthError,
@@ -316,7 +318,7 @@ class VivoProvider implements Provider {
     private readonly cred: VivoCredential,
     private readonly ctx: ProviderContext,
   ) {
-    this.endpoint = (ctx.endpoints.vivo || VIVO_DEFAULT_ENDPOINT).replace(/\/+$/, '');
+    this.endpoint = endpointOf(ctx, VIVO_ENDPOINTS, 'vivo').replace(/\/+$/, '');
     const held = acquireTokenCache(['vivo', this.endpoint, cred.appId, cred.appKey, cred.appSecret], () => this.fetchToken(), {
       defaultLifetimeSec: TOKEN_LIFETIME_S,
     });
@@ -470,8 +472,16 @@ export function parseVivoReceipt(req: ReceiptRequest): ReceiptEvent[] {
   return events;
 }
 
-const vivoModule: ProviderModule<VivoCredential> = {
-  channel: 'vivo',
+export const VIVO_ENDPOINTS = {
+  vivo: { env: 'VIVO_ENDPOINT', default: VIVO_DEFAULT_ENDPOINT, doc: 'vivo push API' },
+} as const satisfies Record<string, EndpointSetting>;
+
+const vivoModule = {
+  channel: 'vivo' as const,
+  androidBrand: true as const,
+  wantsCallbackUrl: true as const,
+  endpoints: VIVO_ENDPOINTS,
+  marketingDailyCap: 2,
   overridesSchema: vivoOverridesSchema,
   batchMax: VIVO_BATCH_MAX,
   credentialSchema: vivoCredentialSchema,
@@ -496,6 +506,6 @@ const vivoModule: ProviderModule<VivoCredential> = {
   },
   receipts: { parse: parseVivoReceipt },
   qps: (cred) => cred.qps ?? 3000,
-};
+} satisfies ProviderModule<VivoCredential>;
 
 export default vivoModule;

@@ -354,8 +354,44 @@ class WebPushProvider implements Provider {
   }
 }
 
-const webpushModule: ProviderModule<WebPushCredential> = {
-  channel: 'webpush',
+/**
+ * `tokens.webpush` of `PUT /v1/devices/:id`: the browser's PushSubscription JSON. The shape is here
+ * for the docs and to refuse unknown fields; what makes a subscription sendable is
+ * checkSubscription(), so registration refuses what a send would quarantine. The value becomes the
+ * canonical token string (subscriptionToken()).
+ */
+export const webPushSubscriptionSchema = z
+  .object({
+    endpoint: z.string(),
+    expirationTime: z.number().nullable().optional(),
+    keys: z.object({ p256dh: z.string(), auth: z.string() }).strict(),
+  })
+  .strict()
+  .transform((sub, ctx) => {
+    const checked = checkSubscription(sub);
+    if (!('message' in checked)) return subscriptionToken(checked);
+    ctx.addIssue({ code: 'custom', path: checked.path, message: checked.message });
+    return z.NEVER;
+  })
+  .describe("The browser's PushSubscription JSON");
+
+/** The endpoint of a stored subscription (what the API shows, masked), or the token when it is not JSON. */
+export function subscriptionEndpoint(token: string): string {
+  try {
+    return String((JSON.parse(token) as { endpoint?: string }).endpoint ?? token);
+  } catch {
+    return token;
+  }
+}
+
+const webpushModule = {
+  channel: 'webpush' as const,
+  tokenSchema: webPushSubscriptionSchema,
+  normaliseToken(raw) {
+    const sub = parseSubscription(raw);
+    return typeof sub === 'string' ? { path: [], message: sub } : subscriptionToken(sub);
+  },
+  displayToken: subscriptionEndpoint,
   overridesSchema: webpushOverridesSchema,
   credentialSchema: webpushCredentialSchema,
   checkCredential,
@@ -374,6 +410,6 @@ const webpushModule: ProviderModule<WebPushCredential> = {
     checkCredential(cred);
     return new WebPushProvider({ vapidPublicKey: cred.vapidPublicKey, vapidPrivateKey: cred.vapidPrivateKey, subject: cred.subject.trim() }, ctx);
   },
-};
+} satisfies ProviderModule<WebPushCredential>;
 
 export default webpushModule;

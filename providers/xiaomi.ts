@@ -17,6 +17,8 @@ import {
   channelOverrides,
   RELAY_CODES,
   httpStatusCode,
+  type EndpointSetting,
+  endpointOf,
 } from './types.js';
 import {
   categoryMapSchema,
@@ -274,7 +276,7 @@ class XiaomiProvider implements Provider {
     private readonly cred: XiaomiCredential,
     private readonly ctx: ProviderContext,
   ) {
-    this.sendUrl = `${ctx.endpoints.xiaomi.replace(/\/+$/, '')}/v3/message/regid`;
+    this.sendUrl = `${endpointOf(ctx, XIAOMI_ENDPOINTS, 'xiaomi').replace(/\/+$/, '')}/v3/message/regid`;
   }
 
   async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
@@ -372,8 +374,16 @@ export function parseXiaomiReceipt(req: ReceiptRequest): ReceiptEvent[] {
   return events;
 }
 
-const xiaomi: ProviderModule<XiaomiCredential> = {
-  channel: 'xiaomi',
+export const XIAOMI_ENDPOINTS = {
+  xiaomi: { env: 'XIAOMI_ENDPOINT', default: 'https://api.xmpush.xiaomi.com', doc: 'Xiaomi push API' },
+} as const satisfies Record<string, EndpointSetting>;
+
+const xiaomi = {
+  channel: 'xiaomi' as const,
+  androidBrand: true as const,
+  wantsCallbackUrl: true as const,
+  endpoints: XIAOMI_ENDPOINTS,
+  marketingDailyCap: 5,
   overridesSchema: xiaomiOverridesSchema,
   batchMax: XIAOMI_MAX_REGIDS,
   credentialSchema: xiaomiCredentialSchema,
@@ -389,6 +399,6 @@ const xiaomi: ProviderModule<XiaomiCredential> = {
   receipts: { parse: parseXiaomiReceipt },
   // The lowest documented tier (500 for <100k daily online devices); `qps` raises it.
   qps: (cred) => cred.qps ?? 500,
-};
+} satisfies ProviderModule<XiaomiCredential>;
 
 export default xiaomi;

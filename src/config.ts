@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { channelConfigShape } from '../providers/channels.js';
 
 /**
  * The one place environment variables are read. Everything else receives a frozen `Config`.
@@ -75,21 +76,6 @@ const schema = z.object({
   DEVICE_TOKEN_SECRET: z.string().min(16).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
-  APNS_ENDPOINT: url.optional(),
-  /** Upper bound of concurrent HTTP/2 streams per APNs connection; Apple advertises ~1000. */
-  APNS_MAX_STREAMS: positiveInt.default(500),
-  APNS_CONNECTIONS: positiveInt.default(1),
-  FCM_ENDPOINT: url.default('https://fcm.googleapis.com'),
-  FCM_CONCURRENCY: positiveInt.default(64),
-  HUAWEI_ENDPOINT: url.default('https://push-api.cloud.huawei.com'),
-  HUAWEI_OAUTH_ENDPOINT: url.default('https://oauth-login.cloud.huawei.com'),
-  XIAOMI_ENDPOINT: url.default('https://api.xmpush.xiaomi.com'),
-  OPPO_ENDPOINT: url.default('https://api.push.oppomobile.com'),
-  VIVO_ENDPOINT: url.default('https://api-push.vivo.com.cn'),
-  HONOR_ENDPOINT: url.default('https://push-api.cloud.honor.com'),
-  HONOR_OAUTH_ENDPOINT: url.default('https://iam.developer.honor.com'),
-  MEIZU_ENDPOINT: url.default('https://server-api-push.meizu.com'),
-
   MAX_ATTEMPTS: positiveInt.max(100).default(8),
   /** First retry delay; doubles per attempt, with full jitter, capped by RETRY_MAX_DELAY. */
   RETRY_BASE_DELAY: duration.default(1000),
@@ -134,7 +120,18 @@ const schema = z.object({
   RATE_LIMIT_DEVICE: rateLimit.prefault('20/1s'),
 });
 
-export type Config = Readonly<z.infer<typeof schema>>;
+/**
+ * Each channel's endpoint and tuning variables (APNS_ENDPOINT, HUAWEI_OAUTH_ENDPOINT,
+ * FCM_CONCURRENCY, …) come from its provider module, with the module's defaults.
+ */
+const channelSchema = z.object(channelConfigShape());
+
+export type Config = Readonly<
+  z.infer<typeof schema> & {
+    /** The channels' variables by name, for the provider context (providers/channels.ts). */
+    CHANNEL_SETTINGS: Readonly<Record<string, string | number | undefined>>;
+  }
+>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -143,12 +140,14 @@ export class ConfigError extends Error {
 /** Parses the environment once; the message names every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
+  const channels = channelSchema.safeParse(env);
+  if (!parsed.success || !channels.success) {
+    const issues = [...(parsed.error?.issues ?? []), ...(channels.error?.issues ?? [])];
+    const lines = issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   if ((parsed.data.GATEWAY_TLS_CERT === undefined) !== (parsed.data.GATEWAY_TLS_KEY === undefined)) {
     throw new ConfigError('invalid configuration:\n  GATEWAY_TLS_CERT and GATEWAY_TLS_KEY: set both (MQTT over TLS and wss) or neither');
   }
-  return Object.freeze(parsed.data);
+  return Object.freeze({ ...parsed.data, CHANNEL_SETTINGS: Object.freeze(channels.data) });
 }

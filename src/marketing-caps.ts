@@ -1,20 +1,14 @@
 import type { Redis } from 'ioredis';
 import { MARKETING_CATEGORIES, chinaDay } from '../providers/vendor-common.js';
-import type { Channel, PushContent } from '../providers/types.js';
+import { MARKETING_DAILY_CAPS, type Channel } from '../providers/channels.js';
+import type { PushContent } from '../providers/types.js';
 
 /**
  * Vendors cap marketing-class (资讯营销 / 公信 / 运营) notifications per device per day and silently
  * drop or refuse the rest (vendors.md limits): counting here means Relay does not spend requests
  * and quota on messages the vendor will refuse. Service-class messages are uncapped.
  */
-export const MARKETING_DAILY_CAPS: Partial<Record<Channel, number>> = {
-  huawei: 2,
-  honor: 2,
-  xiaomi: 5,
-  oppo: 2,
-  vivo: 2,
-  meizu: 3,
-};
+export { MARKETING_DAILY_CAPS } from '../providers/channels.js';
 
 export function isMarketing(content: PushContent): boolean {
   return (MARKETING_CATEGORIES as readonly string[]).includes(content.options.category ?? '');

@@ -1,6 +1,6 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { CHANNELS, type Channel } from '../providers/types.js';
+import { CHANNELS, type Channel } from '../providers/channels.js';
 
 export const ROUTE_QUEUE = 'route';
 /** Delayed checks that self-channel deliveries to online devices were acked (SELF_ACK_TIMEOUT). */

@@ -6,7 +6,8 @@ import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { ProviderRegistry } from '../providers/registry.js';
 import { createSelfProvider } from '../providers/self.js';
-import { CHANNELS, type ProviderContext } from '../providers/types.js';
+import { CHANNELS, providerContextFrom } from '../providers/channels.js';
+import { type ProviderContext } from '../providers/types.js';
 import { createRouteWorker } from '../workers/route.js';
 import { createSelfAckWorker } from '../workers/self-ack.js';
 import { createSendWorker, type ProviderSource } from '../workers/send.js';
@@ -65,22 +66,7 @@ export interface RelayOptions {
 
 /** Provider endpoints and tuning, from the config. */
 function providerContext(config: Config, logger: Logger): ProviderContext {
-  return {
-    endpoints: {
-      ...(config.APNS_ENDPOINT ? { apns: config.APNS_ENDPOINT } : {}),
-      fcm: config.FCM_ENDPOINT,
-      huawei: config.HUAWEI_ENDPOINT,
-      huaweiOauth: config.HUAWEI_OAUTH_ENDPOINT,
-      xiaomi: config.XIAOMI_ENDPOINT,
-      oppo: config.OPPO_ENDPOINT,
-      vivo: config.VIVO_ENDPOINT,
-      honor: config.HONOR_ENDPOINT,
-      honorOauth: config.HONOR_OAUTH_ENDPOINT,
-      meizu: config.MEIZU_ENDPOINT,
-    },
-    tuning: { apnsMaxStreams: config.APNS_MAX_STREAMS, apnsConnections: config.APNS_CONNECTIONS, fcmConcurrency: config.FCM_CONCURRENCY },
-    logger: logger.child({ component: 'provider' }),
-  };
+  return providerContextFrom(config.CHANNEL_SETTINGS, { logger: logger.child({ component: 'provider' }) });
 }
 
 /** The worker role: the router, one send worker per channel queue, the self-channel ack check. */

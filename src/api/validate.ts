@@ -48,5 +48,5 @@ function fail(where: string, n: Node, message: string): never {
   const path: (string | number)[] = [];
   for (let at: Node | undefined = n; at?.key !== undefined; at = at.parent) path.unshift(at.key);
   const field = formatPath(where, path);
-  throw new ApiError(400, 'validation_failed', `${field}: ${message}`, [{ path: field, message, code: 'invalid_value' }]);
+  throw new ApiError('validation_failed', `${field}: ${message}`, [{ path: field, message, code: 'invalid_value' }]);
 }

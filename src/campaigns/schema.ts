@@ -1,7 +1,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { parseDuration } from '../config.js';
-import { overridesSchema } from '../../providers/registry.js';
+import { overridesSchema } from '../../providers/channels.js';
 import { notificationSchema, pushOptionsSchema } from '../core/push-request.js';
 import { isIanaZone } from '../core/timezone.js';
 import { compileTemplate, TemplateError } from './template.js';

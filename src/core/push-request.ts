@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { APNS_PUSH_TYPES, CHANNELS } from '../../providers/types.js';
-import { overridesSchema } from '../../providers/registry.js';
-import { parseSubscription, subscriptionToken } from '../../providers/webpush.js';
+import { CHANNELS, TOKEN_CHANNELS, normaliseToken, overridesSchema } from '../../providers/channels.js';
+import { APNS_PUSH_TYPES } from '../../providers/types.js';
 
 /** The longest TTL any provider honours (FCM and APNs both keep a message 28 days at most). */
 export const MAX_TTL_SECONDS = 2_419_200;
@@ -31,7 +30,6 @@ export const retryPolicySchema = z
   .strict();
 export type RetryPolicyInput = z.infer<typeof retryPolicySchema>;
 
-const tokenChannels = CHANNELS.filter((c) => c !== 'self') as [string, ...string[]];
 
 /** Exactly one addressing mode; an object with optional keys gives errors that name the field. */
 export const targetSchema = z
@@ -47,15 +45,14 @@ export const targetSchema = z
       .refine((t) => t.all !== undefined || t.any !== undefined, { message: 'give tags.all, tags.any or both' })
       .optional(),
     token: z
-      .object({ channel: z.enum(tokenChannels), value: z.string().min(1).max(8192) })
+      .object({ channel: z.enum(TOKEN_CHANNELS), value: z.string().min(1).max(8192) })
       .strict()
       .transform((t, ctx) => {
-        if (t.channel !== 'webpush') return t;
-        // The same checks and stored form as a registered subscription, so a quarantined one is
-        // recognised whatever its key order, and a bad one is refused here rather than at send time.
-        const sub = parseSubscription(t.value);
-        if (typeof sub !== 'string') return { ...t, value: subscriptionToken(sub) };
-        ctx.addIssue({ code: 'custom', path: ['value'], message: sub });
+        // The channel's own stored form (a Web Push subscription in canonical key order), so a
+        // quarantined token is recognised, and a bad one is refused here rather than at send time.
+        const value = normaliseToken(t.channel, t.value);
+        if (typeof value === 'string') return { ...t, value };
+        ctx.addIssue({ code: 'custom', path: ['value'], message: value.message });
         return z.NEVER;
       })
       .optional()

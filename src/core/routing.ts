@@ -1,4 +1,4 @@
-import { VENDOR_CHANNELS, type Channel, type VendorChannel } from '../../providers/types.js';
+import { VENDOR_CHANNELS, type Channel, type VendorChannel } from '../../providers/channels.js';
 
 export type Platform = 'ios' | 'android' | 'web';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
-import { PROVIDER_MODULES } from '../../providers/registry.js';
-import type { Channel, Outcome, Provider, ProviderContext, PushContent, SendTarget } from '../../providers/types.js';
+import { providerModule } from '../../providers/channels.js';
+import type { Outcome, Provider, ProviderContext, PushContent, SendTarget } from '../../providers/types.js';
 import { testPki } from '../mocks/tls.js';
 
 /**
@@ -61,7 +61,7 @@ export interface AuthExpiryCase {
 }
 
 export interface ConformanceAdapter {
-  readonly channel: Channel;
+  readonly channel: string;
   /**
    * Starts the mock (ephemeral port) and creates the provider through its ProviderModule (a
    * built-in channel: through the provider registry of a running Relay, as the send worker does).
@@ -137,8 +137,8 @@ export function context(endpoints: Partial<ProviderContext['endpoints']>, extra:
 }
 
 /** Creates a provider the way the registry does: schema-parse the credential, then `create()`. */
-export function createProvider(channel: Channel, credential: unknown, ctx: ProviderContext): Provider {
-  const mod = PROVIDER_MODULES[channel];
+export function createProvider(channel: string, credential: unknown, ctx: ProviderContext): Provider {
+  const mod = providerModule(channel);
   if (!mod) throw new Error(`no ProviderModule registered for ${channel}`);
   let cred = mod.credentialSchema.parse(credential);
   if (mod.complete) cred = mod.complete(cred);

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { CHANNELS } from '../../../providers/types.js';
+import { CHANNELS } from '../../../providers/channels.js';
 import { CampaignService } from '../../campaigns/service.js';
 import { audienceSchema, campaignSchema, campaignStates } from '../../campaigns/schema.js';
 import { DELIVERY_STATUSES } from '../../core/delivery-status.js';

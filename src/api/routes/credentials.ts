@@ -66,10 +66,9 @@ export function credentialsRouter(ctx: Context): Router {
       const app = await apps.get(params.app);
       if (!app) throw new ApiError('not_found', 'app not found');
       const mod = providerModule(params.provider)!;
-      // Vendors that post receipts only to a URL sent with each message (Xiaomi, OPPO, vivo) get
-      // this app's receipt URL unless the body names another.
-      const shape = (mod.credentialSchema as unknown as { shape?: Record<string, unknown> }).shape;
-      if (shape && 'callbackUrl' in shape && body.callbackUrl === undefined) {
+      // Vendors that post receipts only to a URL sent with each message get this app's receipt URL
+      // unless the body names another.
+      if (mod.wantsCallbackUrl && body.callbackUrl === undefined) {
         body.callbackUrl = receiptUrl(baseUrl(req), params.provider, params.app, app.receipt_secret);
       }
       const parsed = mod.credentialSchema.safeParse(body);

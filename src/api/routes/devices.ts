@@ -1,7 +1,6 @@
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import { CHANNELS, type Channel } from '../../../providers/types.js';
-import { checkSubscription, subscriptionToken } from '../../../providers/webpush.js';
+import { CHANNELS, deviceTokensSchema, displayToken, type Channel } from '../../../providers/channels.js';
 import { maskToken } from '../../core/secrets.js';
 import type { Context } from '../../context.js';
 import type { DeviceRow, DeviceTokenRow } from '../../db/schema.js';
@@ -15,41 +14,6 @@ import { appIdSchema } from './apps.js';
 /** Device ids double as MQTT client ids and topic levels, so topic wildcards and `/` are out. */
 export const deviceIdSchema = z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'letters, digits and . _ : @ -, at most 128');
 
-/**
- * The shape is here for the docs and to refuse unknown fields; what makes a subscription sendable
- * is the provider's checkSubscription(), so registration refuses what a send would quarantine.
- * The value becomes the canonical token string (subscriptionToken()).
- */
-const webPushSubscription = z
-  .object({
-    endpoint: z.string(),
-    expirationTime: z.number().nullable().optional(),
-    keys: z.object({ p256dh: z.string(), auth: z.string() }).strict(),
-  })
-  .strict()
-  .transform((sub, ctx) => {
-    const checked = checkSubscription(sub);
-    if (!('message' in checked)) return subscriptionToken(checked);
-    ctx.addIssue({ code: 'custom', path: checked.path, message: checked.message });
-    return z.NEVER;
-  });
-
-const tokenValue = z.string().min(1).max(4096);
-const tokensSchema = z
-  .object({
-    apns: z.string().regex(/^[0-9a-fA-F]{32,200}$/, 'an APNs device token is hex').nullable().optional(),
-    fcm: tokenValue.nullable().optional(),
-    huawei: tokenValue.nullable().optional(),
-    xiaomi: tokenValue.nullable().optional(),
-    oppo: tokenValue.nullable().optional(),
-    vivo: tokenValue.nullable().optional(),
-    honor: tokenValue.nullable().optional(),
-    meizu: tokenValue.nullable().optional(),
-    webpush: webPushSubscription.nullable().optional().describe("The browser's PushSubscription JSON"),
-  })
-  .strict()
-  .describe('Channel tokens; null removes one');
-
 /** At most 50 string keys (SPEC §2), named like template variables so `{{name}}` can reach each. */
 export const deviceAttributesSchema = z
   .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'attribute names are letters, digits, _ . -, starting with a letter or _'), z.string().max(1024))
@@ -59,7 +23,7 @@ export const deviceBodySchema = z
   .object({
     platform: z.enum(['ios', 'android', 'web']),
     brand: z.string().min(1).max(32).nullable().optional().describe('huawei, xiaomi, oppo, vivo, honor, meizu or another maker'),
-    tokens: tokensSchema.optional(),
+    tokens: deviceTokensSchema.optional(),
     userId: z.string().min(1).max(256).nullable().optional(),
     tags: z.array(z.string().min(1).max(128)).max(100).optional(),
     locale: z.string().max(35).nullable().optional(),
@@ -117,18 +81,10 @@ const appIdQuery = appIdSchema.optional().describe('The app (required with the o
 export function tokenJson(t: DeviceTokenRow) {
   return {
     channel: t.channel,
-    token: maskToken(t.channel === 'webpush' ? safeEndpoint(t.token) : t.token),
+    token: maskToken(displayToken(t.channel, t.token)),
     state: t.state as 'active' | 'invalid',
     ...(t.state === 'invalid' ? { reason: t.invalid_reason ?? 'unknown', invalidAt: t.invalid_at?.toISOString() } : {}),
   };
-}
-
-function safeEndpoint(sub: string): string {
-  try {
-    return String((JSON.parse(sub) as { endpoint?: string }).endpoint ?? sub);
-  } catch {
-    return sub;
-  }
 }
 
 /** Ports the gateway bound (0 in the config binds an ephemeral one): what devices are told. */

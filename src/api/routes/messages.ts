@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { CHANNELS } from '../../../providers/types.js';
+import { CHANNELS } from '../../../providers/channels.js';
 import { DELIVERY_STATUSES } from '../../core/delivery-status.js';
 import { pushRequestSchema } from '../../core/push-request.js';
 import { maskToken } from '../../core/secrets.js';
