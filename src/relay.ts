@@ -74,6 +74,9 @@ function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { wo
   const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
   const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
   for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps }));
+  // The transactional lane: single pushes have workers of their own, so a fan-out's backlog on
+  // the bulk queue never stands between them and the provider.
+  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps, lane: 'tx' }));
   for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
   return { workers, registry };
 }
@@ -114,7 +117,7 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
   let server: Server | undefined;
   let port: number | undefined;
   if (roles.has('api')) {
-    server = createServer(createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort } : {}), recall: selfRecall(ctx, presence, bus) }));
+    server = createServer(createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort } : {}), recall: selfRecall(ctx, presence, bus), presence: presence.lookup }));
     server.keepAliveTimeout = 65_000;
   } else if (gateway) {
     // A gateway-only process serves MQTT over WebSocket, /healthz and /metrics on its own HTTP server.

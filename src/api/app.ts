@@ -10,6 +10,7 @@ import { eventsRouter } from './routes/events.js';
 import { healthRouter } from './routes/health.js';
 import { inboxRouter } from './routes/inbox.js';
 import { messagesRouter } from './routes/messages.js';
+import type { PresenceLookup } from '../../workers/route.js';
 import { receiptsRouter } from './routes/receipts.js';
 
 export interface ApiOptions {
@@ -17,6 +18,8 @@ export interface ApiOptions {
   mqttPort?: number;
   /** Withdraws a message from the self channel on `DELETE /v1/messages/:id` (recall). */
   recall?: (appId: string, messageId: string) => Promise<number>;
+  /** Self-channel presence, for pushes routed at accept time (services/direct-push.ts). */
+  presence?: PresenceLookup;
 }
 
 /** The express app: public health/docs routes, then everything under /v1 behind a bearer key. */
@@ -51,7 +54,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
     }
     next();
   });
-  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall));
+  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, opts.mqttPort), messagesRouter(ctx, opts.recall, opts.presence));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`)));
