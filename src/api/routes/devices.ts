@@ -157,7 +157,7 @@ export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
         if (value === undefined) continue;
         tokens[channel as Channel] = value;
       }
-      await devices.upsert(appId, params.id, {
+      const stored = await devices.upsert(appId, params.id, {
         platform: body.platform,
         ...(body.brand !== undefined ? { brand: body.brand } : {}),
         tokens,
@@ -167,8 +167,7 @@ export function devicesRouter(ctx: Context, boundMqttPort?: number): Router {
         ...(body.timezone !== undefined ? { timezone: body.timezone } : {}),
         ...(body.appVersion !== undefined ? { appVersion: body.appVersion } : {}),
       });
-      const found = (await devices.get(appId, params.id))!;
-      res.json(view(req, appId, found.device, found.tokens));
+      res.json(view(req, appId, stored.device, stored.tokens));
     },
   );
 
