@@ -9,18 +9,11 @@
  * Needs Redis and PostgreSQL (TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test);
  * uses a fresh schema and queue prefix and removes both afterwards.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import apn from '@parse/node-apn';
 import pg from 'pg';
-import { testPki } from '../test/mocks/tls.js';
-import { Isolation, PG_URL, client } from '../test/helpers/harness.js';
+import { Isolation, PG_URL } from '../test/helpers/harness.js';
+import { BUNDLE, apnProvider, startBenchRelay, startMock, stopBenchRelay, token } from './lib/apns-bench.js';
 import { cpuDelta, cpuNow, family, peakRssMb } from './lib/process-stats.js';
 
 const { values } = parseArgs({
@@ -29,45 +22,10 @@ const { values } = parseArgs({
 const ROUNDS = Math.max(1, Number(values.rounds));
 const N = Number(values.devices);
 const CHUNK = Number(values.chunk);
-const TEAM = 'TEAMBENCH1';
-const KID = 'KEYBENCH01';
-const BUNDLE = 'com.example.bench';
-
-const dir = mkdtempSync(join(tmpdir(), 'relay-bench-'));
-const p8 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const keyPem = p8.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-writeFileSync(join(dir, 'pub.pem'), p8.publicKey.export({ type: 'spki', format: 'pem' }).toString());
-const pki = testPki();
-const childEnv = { ...process.env, NODE_EXTRA_CA_CERTS: pki.caPath };
-const token = (i: number) => 'a' + i.toString(16).padStart(63, '0');
-
-async function firstLine(child: ChildProcess): Promise<string> {
-  const rl = createInterface({ input: child.stdout! });
-  const [line] = (await once(rl, 'line')) as [string];
-  rl.close();
-  return line;
-}
-
-async function startMock(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'test/mocks/apns-server.ts', '--port', '0', '--max-streams', '1000',
-      '--team', TEAM, '--key-id', KID, '--public-key-file', join(dir, 'pub.pem'), '--bundle-id', BUNDLE],
-    { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  return { child, port: (JSON.parse(await firstLine(child)) as { port: number }).port };
-}
 
 /** The same client Relay uses, in a plain loop: the ceiling the pipeline is measured against. */
 async function bareLoop(port: number, mockPid: number): Promise<{ rate: number; cpu: Record<string, number> }> {
-  const provider = new apn.Provider({
-    token: { key: keyPem, keyId: KID, teamId: TEAM },
-    address: '127.0.0.1',
-    port,
-    ca: [pki.caPem],
-    production: false,
-    connectionRetryLimit: 0,
-  } as apn.ProviderOptions);
+  const provider = apnProvider(port);
   const note = new apn.Notification({ alert: { title: 'bench', body: 'bare loop' }, topic: BUNDLE, payload: { relay_id: 'bench' } });
   const cpu0 = cpuNow(mockPid);
   const started = performance.now();
@@ -84,47 +42,10 @@ async function bareLoop(port: number, mockPid: number): Promise<{ rate: number; 
   return { rate: N / seconds, cpu };
 }
 
-
-
 async function relayPipeline(port: number, mockPid: number, iso: Isolation) {
-  const env = iso.env({
-    APNS_ENDPOINT: `https://127.0.0.1:${port}`,
-    APNS_MAX_STREAMS: '1000',
-    LOG_LEVEL: 'info',
-    WORKER_PROCESSES: 'auto',
-    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_RELAY_')).map(([k, v]) => [k.slice('BENCH_RELAY_'.length), v!])),
-  });
-  const profile = process.env.RELAY_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.RELAY_CPU_PROF] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/main.ts'], {
-    env: { ...childEnv, ...env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const relay = await startBenchRelay(iso, port);
+  const { child, base, api } = relay;
   try {
-    // The API port is in the "relay started" log line.
-    // Ready when the API has its port and every forked worker process has started.
-    const rl = createInterface({ input: child.stdout! });
-    let apiPort = 0;
-    let ready = 0;
-    let workers = 0;
-    for await (const line of rl) {
-      const m = /"port":(\d+)/.exec(line);
-      if (m && line.includes('relay started')) apiPort = Number(m[1]);
-      if (line.includes('relay started')) ready++;
-      const w = /"workerProcesses":(\d+)/.exec(line);
-      if (w) workers = Number(w[1]);
-      if (apiPort && ready >= 1 + workers) break;
-    }
-    rl.on('line', (l) => {
-      if (process.env.BENCH_LOG) console.error(l);
-    });
-    const base = `http://127.0.0.1:${apiPort}`;
-    const op = client(base, env.ADMIN_TOKEN);
-    await op('POST', '/v1/apps', { id: 'bench', name: 'bench' });
-    const key = (await op('POST', '/v1/apps/bench/keys', { scopes: ['admin'] })).body.key as string;
-    const api = client(base, key);
-    const cred = await api('PUT', '/v1/apps/bench/credentials/apns', { teamId: TEAM, keyId: KID, key: keyPem, bundleId: BUNDLE, production: false });
-    if (cred.status !== 200) throw new Error(`credentials: ${JSON.stringify(cred.body)}`);
-
     const db = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${iso.schema}` });
     await db.connect();
     await db.query(`INSERT INTO devices (app_id, id, platform, tags) SELECT 'bench', 'd' || lpad(i::text, 7, '0'), 'ios', '{bench}' FROM generate_series(0, $1 - 1) i`, [N]);
@@ -160,8 +81,7 @@ async function relayPipeline(port: number, mockPid: number, iso: Isolation) {
     const rss = family(child.pid!).map(peakRssMb);
     return { rate: N / seconds, cpu, peakRssMb: rss.reduce((a, b) => a + b, 0), processes: rss.length, acceptMs: Math.round(acceptMs) };
   } finally {
-    child.kill('SIGTERM');
-    await once(child, 'exit');
+    await stopBenchRelay(relay);
   }
 }
 

@@ -27,7 +27,23 @@ export interface SendJob {
    * lost job may have made.
    */
   reclaimed?: true;
+  /**
+   * A transactional-lane job carries deliveries of several messages of one app (`ids` is all of
+   * them): each message's ids, and its request when small enough to spare the worker a read.
+   */
+  parts?: SendPart[];
 }
+
+export interface SendPart {
+  messageId: string;
+  ids: string[];
+  request?: unknown;
+  /** The message's TTL end, epoch ms (with `request`). */
+  expiresAt?: number;
+}
+
+/** The transactional lane's queue of a channel: single pushes, ahead of and apart from bulk sends. */
+export const txQueueName = (channel: Channel) => `tx-${channel}`;
 
 /**
  * How long the router leases new rows to their first send job. Long enough for a deep backlog
@@ -105,6 +121,7 @@ export class Queues {
   readonly routeAdder: BulkAdder<RouteJob>;
   readonly selfAck: Queue<SelfAckJob>;
   private readonly sendQueues = new Map<Channel, Queue<SendJob>>();
+  private readonly txQueues = new Map<Channel, Queue<SendJob>>();
 
   constructor(
     redis: RedisOptions,
@@ -115,10 +132,16 @@ export class Queues {
     this.routeAdder = new BulkAdder(this.route);
     this.selfAck = new Queue<SelfAckJob>(SELF_ACK_QUEUE, { connection: this.connection, prefix });
     for (const c of CHANNELS) this.sendQueues.set(c, new Queue<SendJob>(c, { connection: this.connection, prefix }));
+    for (const c of CHANNELS) this.txQueues.set(c, new Queue<SendJob>(txQueueName(c), { connection: this.connection, prefix }));
   }
 
   send(channel: Channel): Queue<SendJob> {
     return this.sendQueues.get(channel)!;
+  }
+
+  /** The channel's transactional lane (services/direct-push.ts). */
+  sendTx(channel: Channel): Queue<SendJob> {
+    return this.txQueues.get(channel)!;
   }
 
   /**
@@ -153,7 +176,7 @@ export class Queues {
   }
 
   all(): Queue[] {
-    return [this.route, ...this.sendQueues.values(), this.selfAck] as Queue[];
+    return [this.route, ...this.sendQueues.values(), ...this.txQueues.values(), this.selfAck] as Queue[];
   }
 
   async close(): Promise<void> {

@@ -85,6 +85,9 @@ function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { wo
   const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
   const campaigns = new CampaignSendHooks(ctx.db, new CampaignsRepo(ctx.db));
   for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps, campaigns }));
+  // The transactional lane: single pushes have workers of their own, so a fan-out's backlog on
+  // the bulk queue never stands between them and the provider.
+  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps, campaigns, lane: 'tx' }));
   for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
   return { workers, registry };
 }
@@ -152,7 +155,7 @@ export async function startRelay(
   let server: Server | undefined;
   let port: number | undefined;
   if (roles.has('api')) {
-    server = createServer(createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort, mqttsPort, wssPort } : {}), recall: selfRecall(ctx, presence, bus), readiness }));
+    server = createServer(createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort, mqttsPort, wssPort } : {}), recall: selfRecall(ctx, presence, bus), readiness, presence: presence.lookup }));
     server.keepAliveTimeout = 65_000;
   } else if (gateway || opts.listen !== false) {
     // Without the API, a process still answers /healthz, /readyz and /metrics: the gateway on its

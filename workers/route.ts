@@ -2,11 +2,10 @@ import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { providerModule } from '../providers/registry.js';
 import type { Channel } from '../providers/types.js';
 import type { PushRequest } from '../src/core/push-request.js';
-import { routeDevice, type Platform } from '../src/core/routing.js';
 import type { Context } from '../src/context.js';
 import type { NewDeliveryRow } from '../src/db/deliveries-repo.js';
+import { deviceRow, tokenRow } from '../src/services/route-rows.js';
 import { ROUTE_QUEUE, ROUTER_LEASE_MS, sendJobId, type RouteJob } from '../src/queues.js';
-import { RELAY_CODES } from '../src/core/outcome-codes.js';
 
 /** Which devices are online on the self channel right now (the gateway's presence). */
 export type PresenceLookup = (appId: string, deviceIds: string[]) => Promise<ReadonlySet<string>>;
@@ -49,12 +48,7 @@ export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobod
 
     if (request.to.token) {
       const { channel, value } = request.to.token;
-      const row: NewDeliveryRow = { deviceId: '', platform: null, channel, token: value, status: 'queued', error: null };
-      if (await repos.devices.isQuarantined(appId, channel, value)) {
-        Object.assign(row, { status: 'failed', error: { code: RELAY_CODES.tokenQuarantined, message: 'the provider declared this token invalid earlier' } });
-      } else if (!configured.has(channel as Channel)) {
-        Object.assign(row, { status: 'failed', error: { code: RELAY_CODES.noChannel, message: `the app has no ${channel} credentials` } });
-      }
+      const row = tokenRow(channel, value, await repos.devices.isQuarantined(appId, channel, value), configured);
       await insertAndEnqueue(appId, messageId, [row]);
     } else {
       let after: string | null = null;
@@ -65,14 +59,8 @@ export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobod
         // iOS devices never take the self channel: only the others are worth a presence lookup.
         const reachable = page.filter((d) => d.platform !== 'ios').map((d) => d.id);
         const online = reachable.length > 0 ? await presence(appId, reachable) : new Set<string>();
-        const rows = page.map((d): NewDeliveryRow => {
-          const route = routeDevice({ platform: d.platform as Platform, brand: d.brand, tokens: d.tokens, online: online.has(d.id) }, { configured, ...(strategy ? { strategy } : {}), ...(pinned ? { pinned } : {}) });
-          if (route.channel === null) {
-            const message = route.reason === 'NoChannel' ? 'the app has no credentials for any channel this device has a token for' : 'the device has no active token for any usable channel';
-            return { deviceId: d.id, platform: d.platform, channel: null, token: null, status: 'failed', error: { code: route.reason, message } };
-          }
-          return { deviceId: d.id, platform: d.platform, channel: route.channel, token: route.token, status: 'queued', error: null };
-        });
+        const routing = { configured, ...(strategy ? { strategy } : {}), ...(pinned ? { pinned } : {}) };
+        const rows = page.map((d) => deviceRow(d, online.has(d.id), routing));
         await insertAndEnqueue(appId, messageId, rows);
         if (page.length < config.ROUTE_PAGE_SIZE) break;
         const now = await repos.messages.byId(messageId);

@@ -6,7 +6,7 @@ import { decide } from '../src/core/retry.js';
 import type { Context } from '../src/context.js';
 import type { ClaimedDelivery, OutcomeRow } from '../src/db/deliveries-repo.js';
 import { deliveryOutcomes, providerLatency } from '../src/metrics.js';
-import { SEND_JOB_OPTIONS, sendJobId, type SendJob } from '../src/queues.js';
+import { SEND_JOB_OPTIONS, sendJobId, txQueueName, type SendJob, type SendPart } from '../src/queues.js';
 import { isMarketing, type MarketingCaps } from '../src/marketing-caps.js';
 import type { RateLimiter } from '../src/rate-limiter.js';
 import type { CampaignSendHooks } from '../src/campaigns/send-hooks.js';
@@ -41,6 +41,8 @@ class PlanCache {
  * picks up what a dead one left.
  */
 export interface SendWorkerOptions {
+  /** `tx`: the channel's transactional lane (single pushes routed at accept), apart from bulk sends. */
+  lane?: 'bulk' | 'tx';
   limiter?: RateLimiter;
   caps?: MarketingCaps;
   /** Campaign messages: paused ones wait, and each device gets its own rendered content. */
@@ -128,15 +130,30 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     return { rows, retries };
   }
 
+  /** A message's plan: from the job when the request travels in it, else read (and cached). */
+  function planOf(part: SendPart): Promise<MessagePlan | null> | MessagePlan {
+    if (part.request === undefined || part.expiresAt === undefined) return plans.get(part.messageId);
+    return buildPlan(part.messageId, part.request as PushRequest, new Date(part.expiresAt), config);
+  }
+
+  /** One message's claimed rows: expired, or attempted and settled. */
+  async function sendPart(appId: string, messageId: string, plan: MessagePlan, claimed: ClaimedDelivery[]) {
+    if (Date.now() >= plan.content.expiresAt) return { rows: claimed.map((c) => expiredRow(c.id)), retries: [] };
+    return settle(plan, claimed, await attemptAll(appId, messageId, plan, claimed));
+  }
+
   async function handle(job: Job<SendJob>, token?: string) {
-    const { appId, messageId, ids } = job.data;
-    const plan = await plans.get(messageId);
-    if (!plan) return;
-    // A paused campaign: its queued deliveries wait (checked again every half second).
-    if (campaigns && token && (await campaigns.paused(messageId))) {
+    const { appId, ids } = job.data;
+    // A bulk job is one message's batch; a transactional one gathers several messages of the app.
+    const parts = job.data.parts ?? [{ messageId: job.data.messageId, ids }];
+    // A paused campaign: its queued deliveries wait (checked again every half second). Campaign
+    // messages travel in bulk jobs, one message each.
+    if (campaigns && token && !job.data.parts && (await campaigns.paused(job.data.messageId))) {
       await job.moveToDelayed(Date.now() + 500, token);
       throw new DelayedError();
     }
+    const planned = await Promise.all(parts.map(async (part) => ({ part, plan: await planOf(part) })));
+    if (planned.every((p) => !p.plan)) return;
     // Over the vendor's rate for this credential: wait for the next window instead of burning
     // requests the vendor will refuse.
     const qps = limiter && providers.qps ? await providers.qps(appId, channel) : undefined;
@@ -157,19 +174,25 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     const t1 = performance.now();
 
     if (claimed.length > 0) {
-      const { rows, retries } =
-        Date.now() >= plan.content.expiresAt
-          ? { rows: claimed.map((c) => expiredRow(c.id)), retries: [] }
-          : settle(plan, claimed, await attemptAll(appId, messageId, plan, claimed));
+      const partOf = new Map<string, number>();
+      parts.forEach((p, k) => p.ids.forEach((id) => partOf.set(id, k)));
+      const groups = planned.map(() => [] as ClaimedDelivery[]);
+      for (const c of claimed) groups[partOf.get(c.id)!]!.push(c);
+      // Each message goes to the provider at once; their outcomes are written together.
+      const done = await Promise.all(
+        planned.map(async ({ part, plan }, k) => ({ messageId: part.messageId, ...(plan && groups[k]!.length > 0 ? await sendPart(appId, part.messageId, plan, groups[k]!) : { rows: [], retries: [] }) })),
+      );
       const t2 = performance.now();
       // The retry job is queued before the outcomes are written: if this process dies in between,
       // the retry still runs, and finds the rows claimable once their lease ends.
-      if (retries.length > 0) {
+      for (const { messageId, retries } of done) {
+        if (retries.length === 0) continue;
         const retryIds = retries.map((r) => r.id);
         const at = Math.max(...retries.map((r) => r.at));
         const attempts = Math.max(...retries.map((r) => r.attempts));
         await ctx.queues.send(channel).add('send', { appId, messageId, ids: retryIds }, { ...SEND_JOB_OPTIONS, jobId: sendJobId(messageId, retryIds[0]!, attempts), delay: Math.max(0, at - Date.now()) });
       }
+      const rows = done.flatMap((d) => d.rows);
       // A vendor's per-device daily quota: apps that opt in (MobPush-style) get the message over
       // their own channel instead. The row is released as queued, then moved to `self`.
       const overQuota = rows.filter((r) => r.status === 'failed' && r.error?.code === 'quota');
@@ -177,10 +200,10 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
       if (fallback) for (const r of overQuota) Object.assign(r, { status: 'queued', nextAttemptAt: null });
       await writeWithRetry(rows, readOnly);
       if (fallback) {
-        const moved = await repos.deliveries.moveQueued(overQuota.map((r) => r.id), 'self');
-        await ctx.queues.quotaFallback(appId, messageId, moved);
+        const moved = new Set(await repos.deliveries.moveQueued(overQuota.map((r) => r.id), 'self'));
+        for (const part of parts) await ctx.queues.quotaFallback(appId, part.messageId, part.ids.filter((id) => moved.has(id)));
       }
-      logger.debug({ channel, n: claimed.length, claimMs: Math.round(t1 - t0), sendMs: Math.round(t2 - t1), writeMs: Math.round(performance.now() - t2) }, 'batch');
+      logger.debug({ channel, n: claimed.length, messages: parts.length, claimMs: Math.round(t1 - t0), sendMs: Math.round(t2 - t1), writeMs: Math.round(performance.now() - t2) }, 'batch');
     }
 
     // Rows another (possibly dead) worker still leases: come back when the lease has run out.
@@ -193,7 +216,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     }
   }
 
-  return new Worker<SendJob>(channel, handle, {
+  return new Worker<SendJob>(opts.lane === 'tx' ? txQueueName(channel) : channel, handle, {
     connection: ctx.redis as ConnectionOptions,
     prefix: config.QUEUE_PREFIX,
     concurrency: config.SEND_CONCURRENCY,

@@ -16,6 +16,7 @@ import { eventsRouter } from './routes/events.js';
 import { healthRouter } from './routes/health.js';
 import { inboxRouter } from './routes/inbox.js';
 import { messagesRouter } from './routes/messages.js';
+import type { PresenceLookup } from '../../workers/route.js';
 import { receiptsRouter } from './routes/receipts.js';
 import { statsRouter } from './routes/stats.js';
 
@@ -29,6 +30,8 @@ export interface ApiOptions {
   recall?: (appId: string, messageId: string) => Promise<number>;
   /** What `/readyz` checks (the process's roles); database and Redis only when not given. */
   readiness?: Readiness;
+  /** Self-channel presence, for pushes routed at accept time (services/direct-push.ts). */
+  presence?: PresenceLookup;
 }
 
 /** The express app: public health/docs routes, then everything under /v1 behind a bearer key. */
@@ -65,7 +68,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
     }
     next();
   });
-  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, { mqtt: opts.mqttPort, mqtts: opts.mqttsPort, wss: opts.wssPort }), messagesRouter(ctx, opts.recall), statsRouter(ctx), campaignsRouter(ctx));
+  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, { mqtt: opts.mqttPort, mqtts: opts.mqttsPort, wss: opts.wssPort }), messagesRouter(ctx, opts.recall, opts.presence), statsRouter(ctx), campaignsRouter(ctx));
   v1.use(consoleRouter(ctx));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 

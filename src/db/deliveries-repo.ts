@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { VENDOR_CHANNELS } from '../../providers/channels.js';
 import type { OutcomeReason } from '../../providers/types.js';
-import { emptyCounts, type DeliveryStatus } from '../core/delivery-status.js';
+import type { DeliveryStatus } from '../core/delivery-status.js';
 import { idArray, textArray } from './array-literal.js';
 import { withPlanner } from './planner.js';
 import type { DB, DeliveryRow } from './schema.js';

@@ -30,45 +30,69 @@ export class DevicesRepo {
   constructor(private readonly db: Kysely<DB>) {}
 
   /**
-   * Registers or updates a device. A token that changes value becomes active again; the same
-   * value keeps its state, so re-registering a quarantined token does not revive it.
+   * Registers or updates a device and returns it as stored: one statement (the device, removed
+   * and changed tokens, the current tokens), since apps register on every launch. A token that
+   * changes value becomes active again; the same value keeps its state, so re-registering a
+   * quarantined token does not revive it.
    */
-  async upsert(appId: string, id: string, input: DeviceInput): Promise<{ created: boolean }> {
-    return this.db.transaction().execute(async (tx) => {
-      const existed = await tx.selectFrom('devices').select('id').where('app_id', '=', appId).where('id', '=', id).executeTakeFirst();
-      const now = new Date();
-      const fields = {
-        platform: input.platform,
-        ...(input.brand !== undefined ? { brand: input.brand?.toLowerCase() ?? null } : {}),
-        ...(input.userId !== undefined ? { user_id: input.userId } : {}),
-        ...(input.tags !== undefined ? { tags: input.tags } : {}),
-        ...(input.locale !== undefined ? { locale: input.locale } : {}),
-        ...(input.timezone !== undefined ? { timezone: input.timezone } : {}),
-        ...(input.appVersion !== undefined ? { app_version: input.appVersion } : {}),
-        ...(input.attributes !== undefined ? { attributes: JSON.stringify(input.attributes) } : {}),
-        last_seen_at: now,
-        updated_at: now,
-      };
-      await tx
-        .insertInto('devices')
-        .values({ app_id: appId, id, ...fields })
-        .onConflict((oc) => oc.columns(['app_id', 'id']).doUpdateSet(fields))
-        .execute();
-      for (const [channel, token] of Object.entries(input.tokens ?? {})) {
-        if (token === null) {
-          await tx.deleteFrom('device_tokens').where('app_id', '=', appId).where('device_id', '=', id).where('channel', '=', channel).execute();
-          continue;
-        }
-        if (token === undefined) continue;
-        await sql`
-          INSERT INTO device_tokens (app_id, device_id, channel, token, state, updated_at)
-          VALUES (${appId}, ${id}, ${channel}, ${token}, 'active', now())
-          ON CONFLICT (app_id, device_id, channel) DO UPDATE
-          SET token = EXCLUDED.token, state = 'active', invalid_reason = NULL, invalid_at = NULL, evidence = NULL, updated_at = now()
-          WHERE device_tokens.token IS DISTINCT FROM EXCLUDED.token`.execute(tx);
-      }
-      return { created: !existed };
-    });
+  async upsert(appId: string, id: string, input: DeviceInput): Promise<{ created: boolean; device: DeviceRow; tokens: DeviceTokenRow[] }> {
+    const now = new Date();
+    const set: [string, unknown][] = [['platform', input.platform]];
+    if (input.brand !== undefined) set.push(['brand', input.brand?.toLowerCase() ?? null]);
+    if (input.userId !== undefined) set.push(['user_id', input.userId]);
+    if (input.tags !== undefined) set.push(['tags', textArray(input.tags)]);
+    if (input.locale !== undefined) set.push(['locale', input.locale]);
+    if (input.timezone !== undefined) set.push(['timezone', input.timezone]);
+    if (input.appVersion !== undefined) set.push(['app_version', input.appVersion]);
+    if (input.attributes !== undefined) set.push(['attributes', JSON.stringify(input.attributes)]);
+    set.push(['last_seen_at', now], ['updated_at', now]);
+    const tokens = Object.entries(input.tokens ?? {}).filter(([, v]) => v !== undefined);
+    const put = tokens.filter((e): e is [string, string] => e[1] !== null);
+    const removed = tokens.filter(([, v]) => v === null).map(([c]) => c);
+    const value = (c: string, v: unknown) => (c === 'tags' ? sql`${v}::text[]` : c === 'attributes' ? sql`${v}::jsonb` : sql`${v}`);
+    // The statement's parts share one snapshot: the tokens it returns are the ones it read,
+    // minus those it removed, with those it wrote in their place.
+    const res = await sql<DeviceRow & { created: boolean; token_list: [string, string, string, string | null, string | null][] }>`
+      WITH dev AS (
+        INSERT INTO devices (app_id, id, ${sql.join(set.map(([c]) => sql.ref(c)))})
+        VALUES (${appId}, ${id}, ${sql.join(set.map(([c, v]) => value(c, v)))})
+        ON CONFLICT (app_id, id) DO UPDATE SET ${sql.join(set.map(([c]) => sql`${sql.ref(c)} = EXCLUDED.${sql.ref(c)}`))}
+        RETURNING *, (xmax = 0) AS created
+      ), removed AS (
+        DELETE FROM device_tokens WHERE app_id = ${appId} AND device_id = ${id} AND channel = ANY(${textArray(removed)}::text[])
+        RETURNING channel
+      ), put AS (
+        INSERT INTO device_tokens (app_id, device_id, channel, token, state, updated_at)
+        SELECT ${appId}, ${id}, v.channel, v.token, 'active', now()
+        FROM unnest(${textArray(put.map(([c]) => c))}::text[], ${textArray(put.map(([, t]) => t))}::text[]) AS v(channel, token)
+        ON CONFLICT (app_id, device_id, channel) DO UPDATE
+        SET token = EXCLUDED.token, state = 'active', invalid_reason = NULL, invalid_at = NULL, evidence = NULL, updated_at = now()
+        WHERE device_tokens.token IS DISTINCT FROM EXCLUDED.token
+        RETURNING channel, token, state, invalid_reason, invalid_at
+      ), cur AS (
+        SELECT channel, token, state, invalid_reason, invalid_at FROM device_tokens WHERE app_id = ${appId} AND device_id = ${id}
+      )
+      SELECT dev.*, (
+        SELECT coalesce(json_agg(json_build_array(channel, token, state, invalid_reason, invalid_at) ORDER BY channel), '[]')
+        FROM (SELECT * FROM put
+              UNION ALL
+              SELECT * FROM cur WHERE channel NOT IN (SELECT channel FROM put) AND channel NOT IN (SELECT channel FROM removed)) x
+      ) AS token_list
+      FROM dev`.execute(this.db);
+    const { created, token_list, ...device } = res.rows[0]!;
+    return {
+      created,
+      device: device as DeviceRow,
+      tokens: token_list.map(([channel, token, state, reason, at]) => ({
+        app_id: appId,
+        device_id: id,
+        channel,
+        token,
+        state,
+        invalid_reason: reason,
+        invalid_at: at === null ? null : new Date(at),
+      })) as DeviceTokenRow[],
+    };
   }
 
   async get(appId: string, id: string): Promise<{ device: DeviceRow; tokens: DeviceTokenRow[] } | undefined> {

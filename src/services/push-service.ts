@@ -5,6 +5,7 @@ import type { DeliveriesRepo } from '../db/deliveries-repo.js';
 import type { MessagesRepo } from '../db/messages-repo.js';
 import { DomainError } from '../core/errors.js';
 import { ROUTE_JOB_OPTIONS, type Queues } from '../queues.js';
+import { isDirect, type DirectPush } from './direct-push.js';
 
 export interface Accepted {
   id: string;
@@ -13,7 +14,10 @@ export interface Accepted {
   replayed: boolean;
 }
 
-/** Accepting a push: store it, count its audience, hand it to the router. Nothing is sent here. */
+/**
+ * Accepting a push: store it, count its audience, hand it to the router. Nothing is sent here. A
+ * small direct push (a few devices or users, a raw token) is routed here instead (DirectPush).
+ */
 export class PushService {
   constructor(
     private readonly config: Config,
@@ -22,6 +26,8 @@ export class PushService {
     private readonly queues: Queues,
     /** Self-channel recall (src/self/recall.ts); without it, sent self copies stay as they are. */
     private readonly recall?: (appId: string, messageId: string) => Promise<number>,
+    /** The transactional path for small direct pushes; without it every push goes through the router. */
+    private readonly direct?: DirectPush,
   ) {}
 
   async accept(appId: string, request: PushRequest, idempotencyKey?: string): Promise<Accepted> {
@@ -43,6 +49,9 @@ export class PushService {
       const ttl = request.options.ttl;
       const ttlMs = ttl === undefined ? this.config.DEFAULT_TTL : ttl === 0 ? NOW_OR_NEVER_MS : ttl * 1000;
       const scheduled = start > now + 1000;
+      if (this.direct && isDirect(request, scheduled)) {
+        return { id, recipients: await this.direct.accept({ id, appId, request, expiresAt: new Date(start + ttlMs) }), replayed: false };
+      }
       const recipients = await this.messages.insertCounting(
         { id, appId, request, state: scheduled ? 'scheduled' : 'queued', sendAt, expiresAt: new Date(start + ttlMs) },
         request.to,

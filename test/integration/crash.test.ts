@@ -88,3 +88,68 @@ test('a worker killed with SIGKILL mid-batch loses nothing: every delivery ends 
   tc.diagnostic(`provider had seen ${seenAtKill} at the kill; ${resent} tokens were sent again after the restart`);
   assert.ok(resent <= 8 * 100, `at most the in-flight batches are sent again (${resent})`);
 });
+
+test('single pushes on the transactional lane: a worker killed mid-stream loses nothing, and each ends once', async (tc) => {
+  const SINGLES = 1200;
+  const { appId, api } = await newApp(t);
+  assert.equal((await api('PUT', `/v1/apps/${appId}/credentials/apns`, mocks.credentials.apns)).status, 200);
+  await sql`
+    INSERT INTO devices (app_id, id, platform)
+    SELECT ${appId}, 'one-' || lpad(i::text, 6, '0'), 'ios' FROM generate_series(1, ${SINGLES}) AS i`.execute(t.relay.ctx.db);
+  await sql`
+    INSERT INTO device_tokens (app_id, device_id, channel, token)
+    SELECT ${appId}, 'one-' || lpad(i::text, 6, '0'), 'apns', 'c' || lpad(to_hex(i), 63, '0') FROM generate_series(1, ${SINGLES}) AS i`.execute(t.relay.ctx.db);
+  const workerEnv = { ...t.iso.env(mocks.env), SEND_BATCH_SIZE: '50', SEND_CONCURRENCY: '8', APNS_MAX_STREAMS: '40', WORKER_LOCK_DURATION: '2s' };
+  const first = spawnWorker(workerEnv);
+  children.push(first);
+  const before = mocks.apns.stats.received;
+
+  // One push per device, 32 in flight, while the worker is killed and replaced.
+  const ids: string[] = [];
+  let next = 0;
+  const pushing = Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < SINGLES) {
+        const i = ++next;
+        const res = await api('POST', '/v1/push', { to: { devices: [`one-${String(i).padStart(6, '0')}`] }, notification: { title: `code ${i}` } });
+        assert.equal(res.status, 202);
+        assert.equal(res.body.recipients, 1);
+        ids.push(res.body.id);
+      }
+    }),
+  );
+  await eventually(async () => (mocks.apns.stats.received - before >= SINGLES / 4 ? true : undefined), 60_000, 'the first worker to be busy');
+  first.kill('SIGKILL');
+  await once(first, 'exit');
+  const seenAtKill = mocks.apns.stats.received - before;
+  const second = spawnWorker(workerEnv);
+  children.push(second);
+  await pushing;
+  assert.ok(seenAtKill < SINGLES, 'killed before every push was sent');
+
+  await eventually(async () => {
+    const open = await sql<{ n: string }>`SELECT count(*) AS n FROM deliveries WHERE message_id = ANY(${ids}::text[]) AND status = 'queued'`.execute(t.relay.ctx.db);
+    return Number(open.rows[0]!.n) === 0 ? true : undefined;
+  }, 120_000, 'every single push to end');
+  second.kill('SIGTERM');
+
+  const rows = await sql<{ message_id: string; token: string; attempts: number; status: string }>`
+    SELECT message_id, token, attempts, status FROM deliveries WHERE message_id = ANY(${ids}::text[])`.execute(t.relay.ctx.db);
+  assert.equal(rows.rows.length, SINGLES, 'exactly one delivery per message');
+  assert.equal(new Set(rows.rows.map((r) => r.message_id)).size, SINGLES);
+  const seen = new Map<string, number>();
+  for (const r of mocks.apns.requests) seen.set(r.token, (seen.get(r.token) ?? 0) + 1);
+  let resent = 0;
+  for (const r of rows.rows) {
+    assert.equal(r.status, 'sent', `every single push sent (${r.message_id}: ${r.status})`);
+    const n = seen.get(r.token) ?? 0;
+    assert.ok(n >= 1, `APNs saw ${r.token}`);
+    assert.ok(n <= r.attempts, `token seen ${n} times but only ${r.attempts} attempts recorded`);
+    if (n > 1) resent++;
+  }
+  const states = await api('GET', `/v1/messages/${ids[0]}`);
+  assert.equal(states.body.state, 'done');
+  // Routed at accept: no route job was ever queued for these messages.
+  assert.equal(await t.relay.ctx.queues.route.getJob(ids[0]!), undefined, 'a single push never takes the router');
+  tc.diagnostic(`provider had seen ${seenAtKill} at the kill; ${resent} tokens were sent again after the restart`);
+});

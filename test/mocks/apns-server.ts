@@ -463,9 +463,10 @@ export async function startApnsMock(opts: ApnsMockOptions = {}): Promise<ApnsMoc
       const auth = headers.authorization as string | undefined;
       const jwt = auth !== undefined && /^bearer /i.test(auth) ? checkJwt(auth.slice(7).trim()) : undefined;
 
-      // The client may have torn its session down meanwhile: nobody is left to answer.
-      if (!stream.session) return;
-      let answer = check(stream.session, headers, rawHeaders ?? [], token, body, jwt);
+      // The client may have closed the connection while the body was arriving: nobody to answer.
+      const session = stream.session;
+      if (!session) return;
+      let answer = check(session, headers, rawHeaders ?? [], token, body, jwt);
       let behavior: ApnsMockBehavior | undefined;
       if (!answer && token !== undefined) {
         behavior = behaviors.get(token) ?? prefixBehavior(token, slowMs);

@@ -150,7 +150,7 @@ export function devicesRouter(ctx: Context, bound: BoundPorts = {}): Router {
         if (value === undefined) continue;
         tokens[channel as Channel] = value;
       }
-      const { created } = await devices.upsert(appId, params.id, {
+      const stored = await devices.upsert(appId, params.id, {
         platform: body.platform,
         ...(body.brand !== undefined ? { brand: body.brand } : {}),
         tokens,
@@ -161,10 +161,9 @@ export function devicesRouter(ctx: Context, bound: BoundPorts = {}): Router {
         ...(body.appVersion !== undefined ? { appVersion: body.appVersion } : {}),
         ...(body.attributes !== undefined ? { attributes: body.attributes } : {}),
       });
-      const found = (await devices.get(appId, params.id))!;
       // A new row has a new credential epoch (the cache may still say "deleted"); an update keeps it.
-      if (created) await creds.registered(appId, params.id, found.device.credential_epoch);
-      res.json(view(req, appId, found.device, found.tokens));
+      if (stored.created) await creds.registered(appId, params.id, stored.device.credential_epoch);
+      res.json(view(req, appId, stored.device, stored.tokens));
     },
   );
 

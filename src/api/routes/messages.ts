@@ -6,6 +6,9 @@ import { pushRequestSchema } from '../../core/push-request.js';
 import { maskToken } from '../../core/secrets.js';
 import type { Context } from '../../context.js';
 import type { MessageRow } from '../../db/schema.js';
+import { DirectPushRepo } from '../../db/direct-push-repo.js';
+import { DirectPush } from '../../services/direct-push.js';
+import type { PresenceLookup } from '../../../workers/route.js';
 import { PushService } from '../../services/push-service.js';
 import { appOf } from '../auth.js';
 import { route } from '../define.js';
@@ -49,10 +52,11 @@ function publicState(m: MessageRow, queued: number): z.infer<typeof messageView>
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
-export function messagesRouter(ctx: Context, recall?: (appId: string, messageId: string) => Promise<number>): Router {
+export function messagesRouter(ctx: Context, recall?: (appId: string, messageId: string) => Promise<number>, presence?: PresenceLookup): Router {
   const r = Router();
   const { messages, deliveries, counters } = ctx.repos;
-  const push = new PushService(ctx.config, messages, deliveries, ctx.queues, recall);
+  const direct = new DirectPush(ctx.config, new DirectPushRepo(ctx.db), ctx.queues, presence ?? (async () => new Set()), ctx.logger);
+  const push = new PushService(ctx.config, messages, deliveries, ctx.queues, recall, direct);
 
   route(
     r,
