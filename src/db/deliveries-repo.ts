@@ -267,7 +267,7 @@ export class DeliveriesRepo {
       ), locked AS (
         -- The status each row leaves, for the counters: locked first, so no concurrent writer can
         -- change it between this read and the update below.
-        SELECT d.id, d.status FROM deliveries d WHERE d.id IN (SELECT id FROM target) ORDER BY d.id FOR UPDATE
+        SELECT d.id, d.status FROM deliveries d WHERE d.id = ANY(ARRAY(SELECT id FROM target)) ORDER BY d.id FOR UPDATE
       ), changed AS (
         UPDATE deliveries d
         SET status = CASE
