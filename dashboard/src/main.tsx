@@ -6,7 +6,7 @@ import { NewCampaign } from './pages/campaign-new';
 import { MessageLookup } from './pages/message';
 import { Overview } from './pages/overview';
 import type { AppSummary, Me, Scope } from './types';
-import { Failure } from './ui';
+import { Choice, Failure } from './ui';
 import './styles.css';
 
 // Hash routes (#/overview, #/campaigns/<id>, #/messages/<id>): the server serves one file.
@@ -83,14 +83,7 @@ function AppPicker({ app, setApp }: { app: string | null; setApp: (a: string | n
   }, []);
   if (error) return <Failure error={error} />;
   return (
-    <label class="inline">
-      App
-      <select value={app ?? ''} onChange={(e) => setApp((e.target as HTMLSelectElement).value || null)}>
-        {(apps ?? []).map((a) => (
-          <option value={a.id}>{a.name === a.id ? a.id : `${a.name} (${a.id})`}</option>
-        ))}
-      </select>
-    </label>
+    <Choice label="App" id="app-picker" inline value={app ?? ''} options={(apps ?? []).map((a) => [a.id, a.name === a.id ? a.id : `${a.name} (${a.id})`] as const)} onChange={(v) => setApp(v || null)} />
   );
 }
 

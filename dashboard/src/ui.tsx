@@ -103,3 +103,17 @@ export function Pager({ paging, next, label, prevLabel, nextLabel }: { paging: R
     </nav>
   );
 }
+
+/** A select with its own <label for>: the label names the control, not the options' text. */
+export function Choice({ label, id, value, onChange, options, inline }: { label: string; id: string; value: string; onChange: (v: string) => void; options: readonly (readonly [string, string])[]; inline?: boolean }) {
+  return (
+    <div class={inline ? 'ctl inline' : 'ctl'}>
+      <label for={id}>{label}</label>
+      <select id={id} value={value} onChange={(e) => onChange((e.target as HTMLSelectElement).value)}>
+        {options.map(([v, l]) => (
+          <option value={v}>{l}</option>
+        ))}
+      </select>
+    </div>
+  );
+}

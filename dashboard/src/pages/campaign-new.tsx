@@ -57,7 +57,12 @@ export function NewCampaign({ go }: { go: (path: string) => void }) {
   const [preview, setPreview] = useState<Preview>();
   const [failure, setFailure] = useState<ApiFailure>();
   const [busy, setBusy] = useState(false);
-  const set = (k: keyof Draft) => (v: string) => (setD({ ...d, [k]: v }), setPreview(undefined));
+  // A preview counts the audience it was asked for: changing a filter clears it, content does not.
+  const AUDIENCE: (keyof Draft)[] = ['platforms', 'tagsAny', 'tagsAll', 'tagsNone', 'locales', 'lastSeen'];
+  const set = (k: keyof Draft) => (v: string) => {
+    setD({ ...d, [k]: v });
+    if (AUDIENCE.includes(k)) setPreview(undefined);
+  };
 
   async function run<T>(f: () => Promise<T>): Promise<T | undefined> {
     setBusy(true);

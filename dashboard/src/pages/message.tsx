@@ -3,7 +3,7 @@ import { api, qs } from '../api';
 import { num, time } from '../format';
 import { useLoad } from '../hooks';
 import { STATUSES, type Delivery, type Message, type Page } from '../types';
-import { CountsTable, EmptyRow, Failure, Pager, Section, useCursors } from '../ui';
+import { Choice, CountsTable, EmptyRow, Failure, Pager, Section, useCursors } from '../ui';
 
 const CHANNELS = ['apns', 'fcm', 'self', 'huawei', 'xiaomi', 'oppo', 'vivo', 'honor', 'meizu', 'webpush'];
 
@@ -20,10 +20,10 @@ export function MessageLookup({ id, go }: { id: string | undefined; go: (path: s
           if (draft.trim()) go(`/messages/${encodeURIComponent(draft.trim())}`);
         }}
       >
-        <label>
-          Message id
-          <input name="message" value={draft} onInput={(e) => setDraft((e.target as HTMLInputElement).value)} placeholder="msg_…" class="id" autoComplete="off" spellcheck={false} required />
-        </label>
+        <div class="ctl">
+          <label for="message-id">Message id</label>
+          <input id="message-id" name="message" value={draft} onInput={(e) => setDraft((e.target as HTMLInputElement).value)} placeholder="msg_…" class="id" autoComplete="off" spellcheck={false} required />
+        </div>
         <button type="submit">Look up</button>
       </form>
       {id ? <MessageView id={id} key={id} /> : <p class="muted">Enter the id `POST /v1/push` answered (or a campaign run's message id).</p>}
@@ -71,24 +71,8 @@ function MessageView({ id }: { id: string }) {
       </Section>
       <Section title="Per-token fates" id="fates">
         <form class="toolbar" aria-label="Filter deliveries" onSubmit={(e) => e.preventDefault()}>
-          <label>
-            Status
-            <select value={status} onChange={(e) => (setStatus((e.target as HTMLSelectElement).value), paging.reset())}>
-              <option value="">any</option>
-              {STATUSES.map((s) => (
-                <option value={s}>{s}</option>
-              ))}
-            </select>
-          </label>
-          <label>
-            Channel
-            <select value={channel} onChange={(e) => (setChannel((e.target as HTMLSelectElement).value), paging.reset())}>
-              <option value="">any</option>
-              {CHANNELS.map((c) => (
-                <option value={c}>{c}</option>
-              ))}
-            </select>
-          </label>
+          <Choice label="Status" id="status" value={status} options={[['', 'any'], ...STATUSES.map((x) => [x, x] as const)]} onChange={(v) => (setStatus(v), paging.reset())} />
+          <Choice label="Channel" id="channel" value={channel} options={[['', 'any'], ...CHANNELS.map((x) => [x, x] as const)]} onChange={(v) => (setChannel(v), paging.reset())} />
         </form>
         <Failure error={page.error} />
         <div class="scroll">

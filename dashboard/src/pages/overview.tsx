@@ -4,7 +4,7 @@ import { TimeChart, type Line } from '../chart';
 import { keyLabel, num, pct, rate } from '../format';
 import { useLoad } from '../hooks';
 import { POINT_FIELDS, type StatsErrors, type PointField, type QueueDepth, type Stats } from '../types';
-import { EmptyRow, Failure, Section, Stat } from '../ui';
+import { Choice, EmptyRow, Failure, Section, Stat } from '../ui';
 
 const RANGES = {
   hour: { label: 'Last hour', ms: 3_600_000, interval: 'minute' },
@@ -68,30 +68,18 @@ export function Overview({ app }: { app: string | null }) {
 
   return (
     <>
-      <form class="toolbar" aria-label="Time range" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Range
-          <select
-            value={range}
-            onChange={(e) => {
-              const r = (e.target as HTMLSelectElement).value as Range;
-              setRange(r);
-              setBucket(RANGES[r].interval);
-            }}
-          >
-            {Object.entries(RANGES).map(([k, v]) => (
-              <option value={k}>{v.label}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Buckets
-          <select value={interval} onChange={(e) => setBucket((e.target as HTMLSelectElement).value as Interval)}>
-            <option value="minute">Minute</option>
-            <option value="hour">Hour</option>
-            <option value="day">Day</option>
-          </select>
-        </label>
+      <form class="toolbar" aria-label="Chart options" onSubmit={(e) => e.preventDefault()}>
+        <Choice
+          label="Range"
+          id="range"
+          value={range}
+          options={Object.entries(RANGES).map(([k, v]) => [k, v.label] as const)}
+          onChange={(v) => {
+            setRange(v as Range);
+            setBucket(RANGES[v as Range].interval);
+          }}
+        />
+        <Choice label="Buckets" id="buckets" value={interval} options={[['minute', 'Minute'], ['hour', 'Hour'], ['day', 'Day']]} onChange={(v) => setBucket(v as Interval)} />
         <button type="button" onClick={() => (stats.reload(), grouped.reload(), errors.reload())}>
           Refresh
         </button>
@@ -114,14 +102,7 @@ export function Overview({ app }: { app: string | null }) {
       </Section>
 
       <Section title="Split">
-        <label class="inline">
-          Split by
-          <select value={split} onChange={(e) => setSplit((e.target as HTMLSelectElement).value as Split)}>
-            {SPLITS.map((s) => (
-              <option value={s}>{s}</option>
-            ))}
-          </select>
-        </label>
+        <Choice label="Split by" id="split" inline value={split} options={SPLITS.map((x) => [x, x] as const)} onChange={(v) => setSplit(v as Split)} />
         <Failure error={grouped.error} />
         {split$ && split$.times.length > 0 ? <TimeChart title={`Sent per ${split}`} times={split$.times} lines={split$.lines} /> : null}
         <div class="scroll">
