@@ -26,7 +26,7 @@ function destroySelf(this: Socket): void {
 /** MQTT over a plain TCP socket. */
 export class TcpSession extends Session {
   constructor(
-    hub: Hub,
+    hub: Hub<Session>,
     private readonly sock: Socket,
   ) {
     super(hub, `${sock.remoteAddress}:${sock.remotePort}`);
@@ -61,7 +61,7 @@ export class TcpSession extends Session {
 }
 
 /** A TCP listener feeding sessions into the hub. */
-export function createTcpListener(hub: Hub): Server {
+export function createTcpListener(hub: Hub<Session>): Server {
   const server = createServer({ noDelay: true });
   server.on('connection', (sock: Socket) => {
     if (hub.closing) {
