@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_MAX_PACKET_BYTES, pushBody, pushPacketBytes } from '../src/gateway/downlink.js';
+import { DEFAULT_MAX_PACKET_BYTES, pushBody, pushPacketBytes } from '../src/core/self-wire.js';
 import { expired, failed, type ChannelModule, invalid, retry, sent, type Outcome, type Provider, type PushContent, type SendTarget, RELAY_CODES } from './types.js';
 
 /**

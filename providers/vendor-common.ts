@@ -14,9 +14,11 @@ import {
 } from './types.js';
 
 /**
- * Helpers shared by the six vendor providers (Huawei, Honor, Xiaomi, OPPO, vivo, Meizu).
- * Nothing here knows a vendor's wire format; every vendor-specific fact lives in its provider.
- * The exported names are a contract for the other vendor providers: add, do not rename.
+ * Helpers shared by the vendor providers (Huawei, Honor, Xiaomi, OPPO, vivo, Meizu; FCM and Web
+ * Push use some): the single-flight access-token cache, `vendorFetch`, the concurrency limiter,
+ * chunking, China-time days, text cutting, and the neutral-category → vendor message class map
+ * (which still holds each vendor's class tables: see `builtinClass`). Plain-JSON helpers are in
+ * json.ts and Relay's payload keys in relay-keys.ts.
  */
 
 // ---------------------------------------------------------------------------------------------

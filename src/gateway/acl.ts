@@ -3,18 +3,18 @@
  * so a device id containing `+`, `#` or `/` cannot widen its reach (it simply cannot subscribe).
  */
 
+import { DEVICE_PREFIX, deviceTopic } from '../core/self-wire.js';
+
+export { deviceTopic };
+
 export const HEARTBEAT_TOPIC = '$relay/heartbeat';
 export const CONTROL_TOPIC = '$relay/control';
-const DEVICE_PREFIX = 'devices/';
 
 /** Subscription bits kept per session. */
 export const SUB_DEVICE = 1;
 export const SUB_HEARTBEAT = 2;
 export const SUB_CONTROL = 4;
 
-export function deviceTopic(deviceId: string): string {
-  return DEVICE_PREFIX + deviceId;
-}
 
 /**
  * The subscription bit a device gets for `topic`, or 0 when the subscription is refused.

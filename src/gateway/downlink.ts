@@ -1,11 +1,9 @@
-import { deviceTopic } from './acl.js';
+import { buildBody, KIND_PUSH, KIND_REVOKE } from '../core/self-wire.js';
 import type { DeliverMessage, PendingDelivery } from './types.js';
 
-export const KIND_PUSH = 0;
-export const KIND_REVOKE = 1;
-
-/** The gateway's default Maximum Packet Size (`GatewayOptions.maxPacketBytes`): 256 KiB. */
-export const DEFAULT_MAX_PACKET_BYTES = 256 * 1024;
+// The self channel's wire format is shared with the provider (providers/self.ts sizes a push
+// before it is sent): it lives in core/self-wire.ts, which neither side owns.
+export { DEFAULT_MAX_PACKET_BYTES, KIND_PUSH, KIND_REVOKE, pushBody, pushPacketBytes } from '../core/self-wire.js';
 
 /**
  * One downlink held by a session: queued (body set) or in flight (body released). The JSON body
@@ -54,35 +52,4 @@ export class Downlink {
       written: this.written,
     };
   }
-}
-
-/** The JSON body of a push as devices receive it (what `Downlink.push` writes). */
-export function pushBody(id: string, seq: number, expiresAt: number, payload: Record<string, unknown>): string {
-  return buildBody(KIND_PUSH, id, seq, expiresAt, payload);
-}
-
-/**
- * Bytes of the QoS 1 PUBLISH that carries a push body of `bodyBytes` to `deviceId`, in its MQTT 5
- * form (3.1.1 has no properties, so it is smaller): fixed header, remaining length, topic, packet
- * id, properties (length, Payload Format Indicator, Message Expiry Interval), body. Compare it with
- * a Maximum Packet Size, which counts the whole packet.
- */
-export function pushPacketBytes(deviceId: string, bodyBytes: number): number {
-  const rest = 2 + Buffer.byteLength(deviceTopic(deviceId)) + 2 + (1 + 2 + 5) + bodyBytes;
-  return 1 + (rest < 128 ? 1 : rest < 16_384 ? 2 : rest < 2_097_152 ? 3 : 4) + rest;
-}
-
-/**
- * The JSON body devices receive on `devices/<id>`:
- * push `{"type":"push","id","seq",…payload,"expiresAt"}`, revoke `{"type":"revoke","id","seq"}`.
- * The gateway's own fields win over same-named fields in the payload.
- */
-function buildBody(kind: number, id: string, seq: number, expiresAt: number, payload: Record<string, unknown> | null): string {
-  if (kind === KIND_REVOKE) return JSON.stringify({ type: 'revoke', id, seq });
-  const o: Record<string, unknown> = { type: 'push', id, seq, ...payload };
-  o.type = 'push';
-  o.id = id;
-  o.seq = seq;
-  o.expiresAt = expiresAt;
-  return JSON.stringify(o);
 }

@@ -1,8 +1,7 @@
 import { pino, type Logger } from 'pino';
 import { DEFAULT_MAX_PACKET_BYTES } from './downlink.js';
 import { defaultAdviseKeepAlive } from './heartbeat.js';
-import { TimerWheel } from './timer-wheel.js';
-import type { Session } from './session.js';
+import { TimerWheel, type WheelEntry } from './timer-wheel.js';
 import type {
   AdviseInput,
   Authenticate,
@@ -62,14 +61,25 @@ export function resolveOptions(o: GatewayOptions): ResolvedOptions {
  * devices, all open connections and the one timer wheel. Transports create sessions against it;
  * GatewayServer is its public face.
  */
-export class Hub {
+/**
+ * What the hub needs of a session. Sessions (session.ts) depend on the hub, never the other way:
+ * the hub holds them only through this shape.
+ */
+export interface HubMember extends WheelEntry {
+  readonly key: string;
+  kick(reason: OfflineReason): void;
+  /** Called by the timer wheel: returns the next deadline, or -1 once closed. */
+  onDeadline(now: number): number;
+}
+
+export class Hub<S extends HubMember = HubMember> {
   readonly opts: ResolvedOptions;
   readonly log: Logger;
   /** Online sessions by appId NUL deviceId. */
-  readonly online = new Map<string, Session>();
+  readonly online = new Map<string, S>();
   /** Every open connection, authenticated or not. */
-  readonly connections = new Set<Session>();
-  readonly wheel: TimerWheel<Session>;
+  readonly connections = new Set<S>();
+  readonly wheel: TimerWheel<S>;
   closing = false;
   private readonly sweepTimer: NodeJS.Timeout;
 
@@ -79,7 +89,7 @@ export class Hub {
   ) {
     this.opts = resolveOptions(options);
     this.log = options.logger ?? pino({ level: 'silent' });
-    this.wheel = new TimerWheel<Session>(this.opts.sweepIntervalMs, (s, now) => s.onDeadline(now), Date.now());
+    this.wheel = new TimerWheel<S>(this.opts.sweepIntervalMs, (s, now) => s.onDeadline(now), Date.now());
     this.sweepTimer = setInterval(() => this.wheel.advance(Date.now()), this.opts.sweepIntervalMs);
     this.sweepTimer.unref();
   }
@@ -88,19 +98,19 @@ export class Hub {
     return `${appId}\u0000${deviceId}`;
   }
 
-  get(appId: string, deviceId: string): Session | undefined {
+  get(appId: string, deviceId: string): S | undefined {
     return this.online.get(Hub.key(appId, deviceId));
   }
 
   /** Registers a newly authenticated session; an older one for the same device is taken over first. */
-  register(s: Session): void {
+  register(s: S): void {
     const old = this.online.get(s.key);
     if (old && old !== s) old.kick('takeover');
     this.online.set(s.key, s);
   }
 
   /** Called once by a session when it closes. */
-  forget(s: Session): void {
+  forget(s: S): void {
     this.connections.delete(s);
     this.wheel.unschedule(s);
     if (this.online.get(s.key) === s) this.online.delete(s.key);

@@ -4,6 +4,7 @@ import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { TlsOptions } from 'node:tls';
 import { Downlink } from './downlink.js';
 import { Hub } from './hub.js';
+import type { Session } from './session.js';
 import { createTcpListener } from './transport-tcp.js';
 import { attachWebSocket } from './transport-ws.js';
 import type { DeliverMessage, GatewayOptions, OfflineReason, PendingDelivery, SessionInfo } from './types.js';
@@ -14,13 +15,13 @@ import type { DeliverMessage, GatewayOptions, OfflineReason, PendingDelivery, Se
  * Protocol contract: docs/self-channel.md.
  */
 export class GatewayServer {
-  private readonly hub: Hub;
+  private readonly hub: Hub<Session>;
   private readonly listeners: NetServer[] = [];
   private readonly detachers: (() => void)[] = [];
   private closed = false;
 
   constructor(options: GatewayOptions) {
-    this.hub = new Hub(options, options.hooks);
+    this.hub = new Hub<Session>(options, options.hooks);
   }
 
   /**

@@ -139,7 +139,7 @@ export abstract class Session implements WheelEntry {
   private readonly parser: Parser;
 
   constructor(
-    protected readonly hub: Hub,
+    protected readonly hub: Hub<Session>,
     readonly remote: string,
   ) {
     const now = Date.now();

@@ -27,7 +27,7 @@ function destroySelf(this: Socket): void {
 /** MQTT over a plain TCP socket. */
 export class TcpSession extends Session {
   constructor(
-    hub: Hub,
+    hub: Hub<Session>,
     private readonly sock: Socket,
   ) {
     super(hub, `${sock.remoteAddress}:${sock.remotePort}`);
@@ -65,7 +65,7 @@ export class TcpSession extends Session {
  * A TCP listener feeding sessions into the hub; with `tls` (a certificate and key), MQTT over TLS.
  * A TLS handshake gets no longer than a CONNECT would: a client that stalls it is cut off.
  */
-export function createTcpListener(hub: Hub, tls?: TlsOptions): Server {
+export function createTcpListener(hub: Hub<Session>, tls?: TlsOptions): Server {
   const server = tls ? createTlsServer({ ...tls, handshakeTimeout: hub.opts.connectTimeoutMs }) : createServer({ noDelay: true });
   server.on(tls ? 'secureConnection' : 'connection', (sock: Socket) => {
     if (hub.closing) {

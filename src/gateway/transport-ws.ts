@@ -36,7 +36,7 @@ function onError(this: WebSocket): void {
 /** MQTT over a WebSocket (binary frames, any packet/frame boundaries). */
 export class WsSession extends Session {
   constructor(
-    hub: Hub,
+    hub: Hub<Session>,
     private readonly ws: WebSocket,
     remote: string,
   ) {
@@ -76,7 +76,7 @@ function remoteOf(req: IncomingMessage): string {
  * event. Upgrades for other paths are left to other listeners (or refused with 404 when there
  * are none). Returns a function that detaches it.
  */
-export function attachWebSocket(hub: Hub, server: HttpServer | HttpsServer, path: string): () => void {
+export function attachWebSocket(hub: Hub<Session>, server: HttpServer | HttpsServer, path: string): () => void {
   const wss = new WebSocketServer({
     noServer: true,
     clientTracking: false,

@@ -254,7 +254,7 @@ describe('APNs provider against the APNs mock', () => {
     await p.close();
     const n = mock.stats.received;
     const out = await p.send(message(), targets([mockToken('ok', 70)]));
-    assert.deepEqual(summary(out), ['retry:ProviderClosed']);
+    assert.deepEqual(summary(out), ['retry:closed']);
     assert.equal(mock.stats.received, n);
   });
 });
