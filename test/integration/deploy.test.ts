@@ -54,11 +54,14 @@ after(async () => {
 });
 
 test('the compiled build runs each role alone; every role answers /healthz and /readyz; forked workers’ metrics add up', async () => {
+  // The API first (it migrates the schema), then the others side by side; two forked worker
+  // processes run under one supervisor, which answers health and metrics on HEALTH_PORT.
   const api = await startRole('api');
-  // Two forked worker processes under one supervisor, which answers health and metrics on HEALTH_PORT.
-  const worker = await startRole('worker', { WORKER_PROCESSES: '2', HEALTH_PORT: '0' });
-  const gateway = await startRole('gateway');
-  const scheduler = await startRole('scheduler', { HEALTH_PORT: '0' });
+  const [worker, gateway, scheduler] = await Promise.all([
+    startRole('worker', { WORKER_PROCESSES: '2', HEALTH_PORT: '0' }),
+    startRole('gateway'),
+    startRole('scheduler', { HEALTH_PORT: '0' }),
+  ]);
   const roles = { api, worker, gateway, scheduler };
 
   for (const [name, { port }] of Object.entries(roles)) {

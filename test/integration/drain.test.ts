@@ -52,7 +52,7 @@ test('SIGTERM drains in-flight sends: the worker exits 0, nothing is stranded, n
   const pushed = await api('POST', '/v1/push', { to: { tags: { all: ['drain'] } }, notification: { title: 'drain test' } });
   assert.equal(pushed.body.recipients, DEVICES);
 
-  await eventually(async () => (mocks.apns.stats.received >= DEVICES / 6 ? true : undefined), 60_000, 'the worker to be busy');
+  await eventually(async () => (mocks.apns.stats.received >= DEVICES / 6 ? true : undefined), 120_000, 'the worker to be busy');
   first.kill('SIGTERM');
   const [code] = (await once(first, 'exit')) as [number | null];
   assert.equal(code, 0, 'the worker shut down cleanly');
