@@ -52,6 +52,8 @@ export interface Example {
    * Routes that act on the caller's own app (create, list) answer B like any owner.
    */
   otherApp?: number;
+  /** Consumes its target (besides DELETEs): the matrix re-creates the fixture before each call. */
+  destructive?: boolean;
   /** The scope a key needs, for `device` routes (authenticated by the device password or a key). */
   scope?: Scope;
 }
@@ -80,7 +82,7 @@ export const EXAMPLES: Record<string, Example> = {
   'DELETE /v1/devices/:id': { ok: 204, req: (f) => ({ params: { id: f.deviceA } }) },
   'POST /v1/devices/:id/credentials/rotate': { ok: 200, req: (f) => ({ params: { id: f.deviceA } }) },
   'GET /v1/tokens': { ok: 200, req: (f) => ({ query: { app: f.appA, channel: 'fcm', limit: '10' } }) },
-  'POST /v1/devices/:id/tokens/:channel/restore': { ok: 200, req: (f) => ({ params: { id: f.deviceA, channel: 'fcm' }, query: { app: f.appA } }) },
+  'POST /v1/devices/:id/tokens/:channel/restore': { ok: 200, destructive: true, req: (f) => ({ params: { id: f.deviceA, channel: 'fcm' }, query: { app: f.appA } }) },
   'GET /v1/devices/:id/inbox': { ok: 200, scope: 'devices', req: (f) => ({ params: { id: f.deviceA }, query: { after: '0', limit: '5' } }) },
   'POST /v1/events': {
     ok: 200,
