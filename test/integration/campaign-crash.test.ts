@@ -11,13 +11,17 @@ const DEVICES = 1200;
 /** The scheduler role as its own OS process, so the test can SIGKILL it mid-dispatch. */
 function spawnScheduler(env: Record<string, string>): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, ...env, ROLES: 'scheduler' },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env, ROLES: 'scheduler', LOG_LEVEL: 'error' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stderr?.on('data', () => undefined);
+  // Kept for the failure message: a scheduler that cannot start says why.
+  const log = (b: Buffer) => void (output = (output + b.toString()).slice(-4000));
+  child.stdout?.on('data', log);
+  child.stderr?.on('data', log);
   return child;
 }
 
+let output = '';
 let t: TestRelay;
 let mocks: Awaited<ReturnType<typeof startProviderMocks>>;
 const children: ChildProcess[] = [];
@@ -58,7 +62,9 @@ test('a scheduler killed with SIGKILL mid-dispatch: after a restart (two schedul
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const id = created.body.id as string;
 
-  await eventually(async () => ((await api('GET', `/v1/campaigns/${id}`)).body.dispatched >= DEVICES / 5 ? true : undefined), 60_000, 'dispatch under way');
+  await eventually(async () => ((await api('GET', `/v1/campaigns/${id}`)).body.dispatched >= DEVICES / 5 ? true : undefined), 120_000, 'dispatch under way').catch((err: Error) => {
+    throw new Error(`${err.message}; scheduler output: ${output}`);
+  });
   first.kill('SIGKILL');
   await once(first, 'exit');
   const killedAt = Date.now() - t0;
