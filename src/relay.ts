@@ -109,6 +109,7 @@ export async function startRelay(config: Config, logger: Logger, announce: (line
     sweeper.start();
     campaigns = new CampaignScheduler(ctx, presence.lookup, { tickMs: config.CAMPAIGN_TICK, leaseMs: config.CAMPAIGN_LEASE });
     campaigns.start();
+    logger.info({ scheduler: campaigns.id }, 'campaign scheduler started');
   }
 
   let gateway: GatewayNode | undefined;
