@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import { eventually, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
 import { startProviderMocks } from '../helpers/providers.js';
 
-const DEVICES = 1200;
+const DEVICES = 600;
 
 /** Scheduler id (as it claims campaigns) → its process. */
 const byScheduler = new Map<string, ChildProcess>();
@@ -64,7 +64,7 @@ test('a scheduler killed with SIGKILL mid-dispatch: the other schedulers finish 
     name: 'crash',
     audience: { tags: { all: ['crash'] } },
     notification: { title: 'crash test' },
-    throttle: { perMinute: 6000 },
+    throttle: { perMinute: 3600 },
     frequencyCap: { perDay: 5 },
   });
   assert.equal(created.status, 201, JSON.stringify(created.body));
