@@ -3,7 +3,7 @@
  * against the APNs mock in its own process. Per audience size, on a fresh schema and a fresh
  * Relay: the fan-out pipeline's own rate (`POST /v1/push` to everyone, the baseline), an
  * unthrottled campaign to the same audience (rate as a ratio to the pipeline, time to first send),
- * the peak RSS of every Relay process; then, once, a throttled campaign measured per minute
+ * the peak RSS of every Relay process, the time of a filtered preview; then, once, a throttled campaign measured per minute
  * against its throttle. Prints one JSON line.
  *
  *   npm run bench:campaign -- [--sizes 20000,100000] [--throttle 30000] [--throttle-seconds 60]
@@ -148,6 +148,10 @@ try {
       const copyStart = performance.now();
       await copyDevices(db, n, 0, 'bench');
       const copySeconds = (performance.now() - copyStart) / 1000;
+      const p0 = performance.now();
+      const preview = await relay.api('POST', '/v1/campaigns/preview', { audience: { platforms: ['ios'], tags: { all: ['bench'] }, timezones: ZONES.slice(0, 3) } });
+      const previewMs = Math.round(performance.now() - p0);
+      if (preview.status !== 200) throw new Error(`preview: ${JSON.stringify(preview.body)}`);
       const pipelineRate = await pushAll(relay.api, 'bench', n);
       const unthrottled = await campaign(relay.api, { name: 'unthrottled', audience: { tags: { all: ['bench'] } } }, n);
       if (k === SIZES.length - 1 && THROTTLE_SECONDS > 0) {
@@ -169,6 +173,7 @@ try {
         campaignSendsPerSec: Math.round(unthrottled.rate),
         ratioToPipeline: Number((unthrottled.rate / pipelineRate).toFixed(3)),
         firstSendMs: unthrottled.firstSendMs,
+        previewMs,
         peakRssMbPerProcess: rss,
       });
     } finally {

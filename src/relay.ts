@@ -127,6 +127,7 @@ export async function startRelay(
     sweeper.start();
     campaigns = new CampaignScheduler(ctx, presence.lookup, { tickMs: config.CAMPAIGN_TICK, leaseMs: config.CAMPAIGN_LEASE });
     campaigns.start();
+    logger.info({ scheduler: campaigns.id }, 'campaign scheduler started');
   }
 
   let gateway: GatewayNode | undefined;

@@ -83,8 +83,9 @@ describe('campaigns: schedules, pace, politeness, A/B, control', () => {
     assert.equal(c.state, 'scheduled');
     assert.equal(c.nextRunAt, '2026-12-24T01:00:00.000Z');
     clock().set(Date.parse('2026-12-24T01:00:02Z'));
-    c = await until(id, (c) => (c.runs.length === 1 && c.state === 'scheduled' ? c : undefined), 10_000, 'first run');
-    assert.equal(c.nextRunAt, '2026-12-25T01:00:00.000Z');
+    // The next tick is the next day's 09:00 in Shanghai.
+    c = await until(id, (c) => (c.runs.length === 1 && c.state === 'scheduled' && c.nextRunAt === '2026-12-25T01:00:00.000Z' ? c : undefined), 10_000, 'first run, next tick');
+    assert.equal(c.runs.length, 1);
     clock().set(Date.parse('2026-12-25T01:00:02Z'));
     c = await until(id, (c) => (c.state === 'completed' && c.counts.queued === 0 ? c : undefined), 10_000, 'second run, then done');
     assert.equal(c.runs.length, 2);

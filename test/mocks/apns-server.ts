@@ -310,8 +310,11 @@ export async function startApnsMock(opts: ApnsMockOptions = {}): Promise<ApnsMoc
     if (!jwt) return { status: 403, reason: 'InvalidProviderToken' };
     if (!jwt.ok) return { status: 403, reason: jwt.reason ?? 'InvalidProviderToken' };
     if (Math.floor(Date.now() / 1000) - jwt.iat! > JWT_MAX_AGE_SEC) return { status: 403, reason: 'ExpiredProviderToken' };
-    const firstKid = sessionKid.get(session);
-    if (firstKid === undefined) sessionKid.set(session, jwt.kid!);
+    // A stream can end after its session closed (the client went away mid-request): no session to key by.
+    const firstKid = session ? sessionKid.get(session) : undefined;
+    if (firstKid === undefined) {
+      if (session) sessionKid.set(session, jwt.kid!);
+    }
     else if (firstKid !== jwt.kid) return { status: 403, reason: 'UnrelatedKeyIdInToken' };
 
     // Duplicate apns-* headers (Node joins or drops repeats, so look at the raw list).
