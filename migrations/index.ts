@@ -6,8 +6,8 @@ import * as m0004 from './0004_hot_outcomes.js';
 import * as m0005 from './0005_webpush_canonical_tokens.js';
 import * as m0006 from './0006_campaign_columns.js';
 import * as m0007 from './0007_minute_stats_and_counters.js';
-import * as m0030 from './0030_device_credential_epoch.js';
-import * as m0010 from './0010_campaigns.js';
+import * as m0008 from './0008_campaigns.js';
+import * as m0009 from './0009_device_credential_epoch.js';
 
 /** Append-only: a new migration is a new numbered file added here, never an edit of an old one. */
 export const migrations: Record<string, Migration> = {
@@ -18,6 +18,6 @@ export const migrations: Record<string, Migration> = {
   '0005_webpush_canonical_tokens': m0005,
   '0006_campaign_columns': m0006,
   '0007_minute_stats_and_counters': m0007,
-  '0030_device_credential_epoch': m0030,
-  '0010_campaigns': m0010,
+  '0008_campaigns': m0008,
+  '0009_device_credential_epoch': m0009,
 };

@@ -11,7 +11,7 @@ function localePatterns(locales: readonly string[]): string[] {
 
 /**
  * The audience as one SQL condition over `devices d` (SPEC §7): every filter ANDed, each one an
- * index the planner can use (migration 0010), app versions compared as versions through
+ * index the planner can use (migration 0008), app versions compared as versions through
  * relay_version_key. `now` is the scheduling clock's, for `lastSeen`.
  */
 export function audienceFilter(appId: string, a: Audience, now: number): RawBuilder<unknown> {

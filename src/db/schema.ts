@@ -55,7 +55,7 @@ export interface DevicesTable {
   /** A flat string map for campaign personalisation (`{{first_name|there}}`). */
   attributes: ColumnType<Record<string, string>, string | Record<string, string> | undefined, string | Record<string, string>>;
   self_seq: ColumnType<string, string | number | undefined, string | number>;
-  /** Version of the self-channel password (migration 0030); int8, so a string from pg. */
+  /** Version of the self-channel password (migration 0009); int8, so a string from pg. */
   credential_epoch: ColumnType<string, string | number | undefined, string | number>;
   last_seen_at: NullableTimestamp;
   created_at: Timestamp;

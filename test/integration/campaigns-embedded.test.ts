@@ -7,7 +7,7 @@ import { startRelay, type Relay } from '../../src/relay.js';
 import { Isolation, eventually, newApp, type TestRelay } from '../helpers/harness.js';
 import { startProviderMocks } from '../helpers/providers.js';
 
-/** Campaigns on the zero-setup default, the embedded PGlite: migration 0010, audience SQL, dispatch. */
+/** Campaigns on the zero-setup default, the embedded PGlite: migration 0008, audience SQL, dispatch. */
 let t: TestRelay;
 let relay: Relay;
 let mocks: Awaited<ReturnType<typeof startProviderMocks>>;

@@ -136,7 +136,7 @@ describe('device credentials: revoke on delete, rotation, MQTT over TLS and wss'
   test('devices registered before credential versions (epoch 0) keep their original password until rotated', async () => {
     await register('legacy-1');
     await t.relay.ctx.db.updateTable('devices').set({ credential_epoch: 0 }).where('app_id', '=', app.appId).where('id', '=', 'legacy-1').execute();
-    // As after migration 0030: the row says 0 and no gateway has cached the device yet.
+    // As after migration 0009: the row says 0 and no gateway has cached the device yet.
     await t.relay.ctx.queues.connection.del(`${t.config.QUEUE_PREFIX}:devcred:${app.appId}/legacy-1`);
     const self = await register('legacy-1');
     assert.equal(self.password, signDeviceToken(t.relay.ctx.secrets.deviceTokenSecret, app.appId, 'legacy-1'));
