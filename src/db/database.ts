@@ -70,11 +70,23 @@ export async function migrate(db: Kysely<DB>, schema: string, logger?: Logger): 
     provider: { getMigrations: async () => migrations },
     migrationTableSchema: schema === 'public' ? undefined : schema,
   });
-  const { error, results } = await migrator.migrateToLatest();
-  for (const r of results ?? []) {
-    if (r.status === 'Success') logger?.info({ migration: r.migrationName }, 'migration applied');
+  for (let attempt = 1; ; attempt++) {
+    const { error, results } = await migrator.migrateToLatest();
+    for (const r of results ?? []) {
+      if (r.status === 'Success') logger?.info({ migration: r.migrationName }, 'migration applied');
+    }
+    if (!error) return;
+    // Kysely's introspector reads every schema's tables through pg_get_serial_sequence(), which
+    // fails (3F000) when another schema is dropped while it runs: another tenant of a shared
+    // server, or a test's isolation schema. That schema is none of ours: look again.
+    const e = error as { code?: string; message?: string };
+    if (attempt < 5 && e.code === '3F000' && !e.message?.includes(`"${schema}"`)) {
+      logger?.warn({ err: error, attempt }, 'another schema was dropped while migrating; retrying');
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+      continue;
+    }
+    throw error instanceof Error ? error : new Error(String(error));
   }
-  if (error) throw error instanceof Error ? error : new Error(String(error));
 }
 
 export async function ping(db: Kysely<DB>): Promise<void> {

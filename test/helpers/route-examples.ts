@@ -17,6 +17,8 @@ export interface Fixture {
   /** A's device's FCM token (quarantined by ensure()). */
   tokenA: string;
   messageA: string;
+  /** A campaign of A scheduled an hour ahead (pause, resume and cancel answer 200 in that order). */
+  campaignA: string;
   /** A key of A made for each run of `DELETE /v1/apps/:app/keys/:key`. */
   spareKeyA: string;
   keys: {
@@ -99,12 +101,28 @@ export const EXAMPLES: Record<string, Example> = {
   'GET /v1/messages/:id': { ok: 200, req: (f) => ({ params: { id: f.messageA } }) },
   'GET /v1/messages/:id/deliveries': { ok: 200, req: (f) => ({ params: { id: f.messageA }, query: { limit: '10' } }) },
   'DELETE /v1/messages/:id': { ok: 200, req: (f) => ({ params: { id: f.messageA } }) },
+  'GET /v1/stats': { ok: 200, req: () => ({ query: { interval: 'hour', groupBy: 'channel' } }) },
+  'GET /v1/stats/errors': { ok: 200, req: () => ({}) },
+  'GET /v1/queues': { ok: 200, otherApp: 200, req: () => ({}) },
+  'GET /v1/me': { ok: 200, otherApp: 200, req: () => ({}) },
+  'POST /v1/campaigns/preview': { ok: 200, otherApp: 200, req: () => ({ body: { audience: { platforms: ['android'] } } }) },
+  'POST /v1/campaigns': { ok: 201, otherApp: 201, req: () => ({ body: campaignBody() }) },
+  'GET /v1/campaigns': { ok: 200, otherApp: 200, req: () => ({ query: { limit: '5' } }) },
+  'GET /v1/campaigns/:id': { ok: 200, req: (f) => ({ params: { id: f.campaignA } }) },
+  'POST /v1/campaigns/:id/pause': { ok: 200, req: (f) => ({ params: { id: f.campaignA } }) },
+  'POST /v1/campaigns/:id/resume': { ok: 200, req: (f) => ({ params: { id: f.campaignA } }) },
+  'POST /v1/campaigns/:id/cancel': { ok: 200, req: (f) => ({ params: { id: f.campaignA } }) },
   'POST /v1/receipts/:provider/:app': {
     ok: 200,
     otherApp: 200,
     req: (f) => ({ params: { provider: 'huawei', app: f.appA }, query: { secret: f.receiptSecretA }, body: { statuses: [{ token: 'unknown', status: 2 }] } }),
   },
 };
+
+/** A campaign to A's device, an hour ahead: nothing is sent while the matrix runs. */
+function campaignBody() {
+  return { name: 'matrix', audience: { platforms: ['android'] }, notification: { title: 'hi', body: 'there' }, schedule: { at: new Date(Date.now() + 3_600_000).toISOString() } };
+}
 
 /** The URL path of a route with its params filled in. */
 export function urlOf(path: string, req: Request): string {
@@ -147,6 +165,7 @@ export async function createFixture(t: TestRelay): Promise<Fixture> {
     deviceA,
     tokenA,
     messageA: '',
+    campaignA: '',
     spareKeyA: '',
     keys: { only, without, otherApp, revoked: revoked.key },
     operator: t.adminToken,
@@ -168,5 +187,6 @@ export async function createFixture(t: TestRelay): Promise<Fixture> {
   };
   await f.ensure();
   f.messageA = (await must(admin('POST', '/v1/push', { to: { devices: [deviceA] }, data: { k: 'v' }, options: { sendAt: new Date(Date.now() + 3_600_000).toISOString() } }), 202)).id;
+  f.campaignA = (await must(admin('POST', '/v1/campaigns', campaignBody()), 201)).id;
   return f;
 }
