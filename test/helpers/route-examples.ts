@@ -54,6 +54,8 @@ export interface Example {
    * Routes that act on the caller's own app (create, list) answer B like any owner.
    */
   otherApp?: number;
+  /** What the operator token gets, where the route's auth does not say (a view of every app). */
+  operator?: number;
   /** Consumes its target (besides DELETEs): the matrix re-creates the fixture before each call. */
   destructive?: boolean;
   /** The scope a key needs, for `device` routes (authenticated by the device password or a key). */
@@ -101,9 +103,10 @@ export const EXAMPLES: Record<string, Example> = {
   'GET /v1/messages/:id': { ok: 200, req: (f) => ({ params: { id: f.messageA } }) },
   'GET /v1/messages/:id/deliveries': { ok: 200, req: (f) => ({ params: { id: f.messageA }, query: { limit: '10' } }) },
   'DELETE /v1/messages/:id': { ok: 200, req: (f) => ({ params: { id: f.messageA } }) },
-  'GET /v1/stats': { ok: 200, req: () => ({ query: { interval: 'hour', groupBy: 'channel' } }) },
-  'GET /v1/stats/errors': { ok: 200, req: () => ({}) },
-  'GET /v1/queues': { ok: 200, otherApp: 200, req: () => ({}) },
+  'GET /v1/stats': { ok: 200, otherApp: 200, req: () => ({ query: { interval: 'hour', groupBy: 'channel' } }) },
+  'GET /v1/stats/errors': { ok: 200, otherApp: 200, req: () => ({}) },
+  // The queues are shared by every app; the operator reads them too (the dashboard's overview).
+  'GET /v1/queues': { ok: 200, otherApp: 200, operator: 200, req: () => ({}) },
   'GET /v1/me': { ok: 200, otherApp: 200, req: () => ({}) },
   'POST /v1/campaigns/preview': { ok: 200, otherApp: 200, req: () => ({ body: { audience: { platforms: ['android'] } } }) },
   'POST /v1/campaigns': { ok: 201, otherApp: 201, req: () => ({ body: campaignBody() }) },

@@ -35,7 +35,7 @@ function expected(doc: RouteDoc, ex: Example, who: Caller): number {
     case 'device-password':
       return doc.auth === 'device' ? ex.ok : 401;
     case 'operator':
-      return operatorAllowed ? ex.ok : 403;
+      return ex.operator ?? (operatorAllowed ? ex.ok : 403);
     case 'other-app-key':
       return doc.auth === 'operator' ? 403 : (ex.otherApp ?? 404);
     case 'own-key-without-scope':
