@@ -47,6 +47,11 @@ export class Sweeper {
       .catch((err: unknown) => this.ctx.logger.error({ err }, 'sweep failed'));
   }
 
+  /** Resolves when the pass under way (the one start() began, say) has ended. */
+  idle(): Promise<void> {
+    return this.running;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
