@@ -9,8 +9,13 @@ import { compileTemplate, TemplateError } from './template.js';
 const id = z.string().min(1).max(256);
 const tag = z.string().min(1).max(128);
 const zone = z.string().max(64).refine(isIanaZone, 'an IANA time zone name such as Asia/Shanghai');
+/** The longest duration a campaign takes: far past any device's life, yet a date PostgreSQL can hold. */
+const MAX_DURATION_MS = 100 * 365 * 86_400_000;
 /** A duration such as `30d`, `2h`, `15m`: stored as written, read with parseDuration. */
-const duration = z.string().regex(/^\d{1,9}(ms|s|m|h|d)$/, 'a duration such as 30d, 2h, 15m or 90s');
+const duration = z
+  .string()
+  .regex(/^\d{1,9}(ms|s|m|h|d)$/, 'a duration such as 30d, 2h, 15m or 90s')
+  .refine((d) => parseDuration(d) <= MAX_DURATION_MS, 'at most 100 years (36500d)');
 const version = z.string().regex(/^[vV]?\d{1,9}(\.\d{1,9}){0,3}$/, 'a version such as 2.10.0');
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a wall-clock time HH:MM');
 const localeKey = z.string().regex(/^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$/, 'a locale such as zh, zh-CN or pt-BR');

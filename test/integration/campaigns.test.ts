@@ -105,6 +105,10 @@ describe('campaigns: audiences, content, control', () => {
     const bad = await app.api('POST', '/v1/campaigns/preview', { audience: { appVersion: { gte: 'two' } } });
     assert.equal(bad.status, 400);
     assert.match(bad.body.error.message, /body\.audience\.appVersion\.gte/);
+    // A span no date can reach back to was a 500 (found by the fuzzer): now a 400 naming the field.
+    const ages = await app.api('POST', '/v1/campaigns/preview', { audience: { lastSeen: { within: '3310400d' } } });
+    assert.equal(ages.status, 400);
+    assert.match(ages.body.error.message, /body\.audience\.lastSeen\.within/);
     for (const id of ids) await app.api('DELETE', `/v1/devices/${id}`);
   });
 
