@@ -42,8 +42,9 @@ const ADMIN = 'chaos-operator-token-0123456789';
 let env: Record<string, string>;
 let base: string;
 
+/** A process of these roles; one without the API answers /healthz on an ephemeral port of its own. */
 function spawnRelay(roles: string): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, ...env, ROLES: roles }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, ...env, ROLES: roles, ...(roles.includes('api') ? {} : { HEALTH_PORT: '0' }) }, stdio: ['ignore', 'ignore', 'pipe'] });
   let tail = '';
   child.stderr?.on('data', (b: Buffer) => {
     tail = (tail + b.toString()).slice(-4000);
