@@ -23,6 +23,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { testPki } from '../test/mocks/tls.js';
 import { Isolation, PG_URL, client } from '../test/helpers/harness.js';
+import { apiPortWhenReady } from './lib/apns-bench.js';
 import { family, peakRssMb } from './lib/process-stats.js';
 
 const { values } = parseArgs({
@@ -77,19 +78,7 @@ async function copyDevices(db: pg.Client, n: number, offset: number, tag: string
 async function startRelay(port: number, iso: Isolation) {
   const env = iso.env({ APNS_ENDPOINT: `https://127.0.0.1:${port}`, APNS_MAX_STREAMS: '1000', LOG_LEVEL: 'info', WORKER_PROCESSES: 'auto', CAMPAIGN_TICK: '100ms' });
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...childEnv, ...env, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const rl = createInterface({ input: child.stdout! });
-  let apiPort = 0;
-  let ready = 0;
-  let workers = 0;
-  for await (const line of rl) {
-    const m = /"port":(\d+)/.exec(line);
-    if (m && line.includes('relay started')) apiPort = Number(m[1]);
-    if (line.includes('relay started')) ready++;
-    const w = /"workerProcesses":(\d+)/.exec(line);
-    if (w) workers = Number(w[1]);
-    if (apiPort && ready >= 1 + workers) break;
-  }
-  rl.on('line', () => undefined);
+  const apiPort = await apiPortWhenReady(child);
   const base = `http://127.0.0.1:${apiPort}`;
   const op = client(base, env.ADMIN_TOKEN);
   await op('POST', '/v1/apps', { id: 'bench', name: 'bench' });

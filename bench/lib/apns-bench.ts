@@ -33,6 +33,27 @@ export async function firstLine(child: ChildProcess): Promise<string> {
   return line;
 }
 
+/**
+ * Reads a started Relay's log until the API process and each forked worker process have said
+ * `relay started`; returns the API's port. Later lines go to `rest`.
+ */
+export async function apiPortWhenReady(child: ChildProcess, rest: (line: string) => void = () => undefined): Promise<number> {
+  const rl = createInterface({ input: child.stdout! });
+  let apiPort = 0;
+  let ready = 0;
+  let workers = 0;
+  for await (const line of rl) {
+    const m = /"port":(\d+)/.exec(line);
+    if (m && line.includes('relay started')) apiPort = Number(m[1]);
+    if (line.includes('relay started')) ready++;
+    const w = /"workerProcesses":(\d+)/.exec(line);
+    if (w) workers = Number(w[1]);
+    if (apiPort && ready >= 1 + workers) break;
+  }
+  rl.on('line', rest);
+  return apiPort;
+}
+
 export async function startMock(): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(
     process.execPath,
@@ -82,19 +103,7 @@ export async function startBenchRelay(iso: Isolation, mockPort: number): Promise
     env: { ...childEnv, ...env, PORT: '0' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const rl = createInterface({ input: child.stdout! });
-  let apiPort = 0;
-  let ready = 0;
-  let workers = 0;
-  for await (const line of rl) {
-    const m = /"port":(\d+)/.exec(line);
-    if (m && line.includes('relay started')) apiPort = Number(m[1]);
-    if (line.includes('relay started')) ready++;
-    const w = /"workerProcesses":(\d+)/.exec(line);
-    if (w) workers = Number(w[1]);
-    if (apiPort && ready >= 1 + workers) break;
-  }
-  rl.on('line', (l) => {
+  const apiPort = await apiPortWhenReady(child, (l) => {
     if (process.env.BENCH_LOG) console.error(l);
   });
   const base = `http://127.0.0.1:${apiPort}`;
