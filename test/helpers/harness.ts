@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { Redis } from 'ioredis';
@@ -59,6 +60,16 @@ export interface TestRelay {
   adminToken: string;
   iso: Isolation;
   stop(): Promise<void>;
+}
+
+/** A worker-only Relay as its own OS process, so a test can SIGKILL or SIGTERM it mid-batch. */
+export function spawnWorker(env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { ...process.env, ...env, ROLES: 'worker' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr?.on('data', () => undefined);
+  return child;
 }
 
 /** Starts Relay in this process on its own schema and prefix, with every role unless told. */

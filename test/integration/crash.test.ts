@@ -1,22 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
-import { eventually, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
+import { eventually, newApp, spawnWorker, startTestRelay, type TestRelay } from '../helpers/harness.js';
 import { startProviderMocks } from '../helpers/providers.js';
 
 const DEVICES = 4000;
 
-/** A worker as its own OS process, so the test can SIGKILL it mid-batch. */
-function spawnWorker(env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, ...env, ROLES: 'worker' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.stderr?.on('data', () => undefined);
-  return child;
-}
 
 let t: TestRelay;
 let mocks: Awaited<ReturnType<typeof startProviderMocks>>;
