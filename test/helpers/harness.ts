@@ -63,13 +63,43 @@ export interface TestRelay {
 }
 
 /** A worker-only Relay as its own OS process, so a test can SIGKILL or SIGTERM it mid-batch. */
-export function spawnWorker(env: Record<string, string>): ChildProcess {
+export interface WorkerProcess extends ChildProcess {
+  /** The last lines the worker wrote, to say why it died or stalled when a test times out. */
+  output(): string;
+}
+
+export function spawnWorker(env: Record<string, string>): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     env: { ...process.env, ...env, ROLES: 'worker' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.stderr?.on('data', () => undefined);
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }) as WorkerProcess;
+  const tail: string[] = [];
+  const keep = (chunk: Buffer) => {
+    tail.push(...chunk.toString().split('\n').filter(Boolean));
+    tail.splice(0, Math.max(0, tail.length - 40));
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  child.output = () => tail.join('\n');
   return child;
+}
+
+/**
+ * Waits like eventually() for a spawned worker to reach a state, failing at once (with its last
+ * output) if it exits first, instead of timing out with no clue.
+ */
+export async function eventuallyWhileAlive<T>(child: WorkerProcess, check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check().catch(() => undefined);
+    if (v !== undefined) return v;
+    const exited = child.exitCode !== null || child.signalCode !== null;
+    if (exited || Date.now() > until) {
+      const why = exited ? `the worker exited (${child.exitCode ?? child.signalCode}) before` : 'timed out waiting for';
+      throw new Error(`${why} ${what}\n--- worker output ---\n${child.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Starts Relay in this process on its own schema and prefix, with every role unless told. */

@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
-import { eventually, newApp, spawnWorker, startTestRelay, type TestRelay } from '../helpers/harness.js';
+import { eventually, eventuallyWhileAlive, newApp, spawnWorker, startTestRelay, type TestRelay } from '../helpers/harness.js';
 import { startProviderMocks } from '../helpers/providers.js';
 
 const DEVICES = 4000;
@@ -47,7 +47,7 @@ test('a worker killed with SIGKILL mid-batch loses nothing: every delivery ends 
   const pushed = await api('POST', '/v1/push', { to: { tags: { all: ['crash'] } }, notification: { title: 'crash test' } });
   assert.equal(pushed.body.recipients, DEVICES);
 
-  await eventually(async () => (mocks.apns.stats.received >= DEVICES / 4 ? true : undefined), 60_000, 'the first worker to be busy');
+  await eventuallyWhileAlive(first, async () => (mocks.apns.stats.received >= DEVICES / 4 ? true : undefined), 120_000, 'the first worker to be busy');
   first.kill('SIGKILL');
   await once(first, 'exit');
   const seenAtKill = mocks.apns.stats.received;
@@ -109,7 +109,7 @@ test('single pushes on the transactional lane: a worker killed mid-stream loses 
       }
     }),
   );
-  await eventually(async () => (mocks.apns.stats.received - before >= SINGLES / 4 ? true : undefined), 60_000, 'the first worker to be busy');
+  await eventuallyWhileAlive(first, async () => (mocks.apns.stats.received - before >= SINGLES / 4 ? true : undefined), 120_000, 'the first worker to be busy');
   first.kill('SIGKILL');
   await once(first, 'exit');
   const seenAtKill = mocks.apns.stats.received - before;
