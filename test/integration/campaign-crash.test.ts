@@ -119,7 +119,10 @@ test('a scheduler killed with SIGKILL mid-dispatch: the other schedulers finish 
   const atKill = (await api('GET', `/v1/campaigns/${id}`)).body.dispatched as number;
   assert.ok(atKill < DEVICES, 'killed before the campaign was dispatched');
 
-  // The two others take the orphaned campaign over once the dead one's lease ends.
+  // The killed one is restarted; it and the two others race for the orphaned campaign once the
+  // dead one's lease ends.
+  const restarted = spawnWorker(env, 'scheduler');
+  children.push(restarted);
   const done = await waitFor(async () => {
     const c = await api('GET', `/v1/campaigns/${id}`);
     return c.body.state === 'completed' && c.body.counts.queued === 0 ? c.body : undefined;
