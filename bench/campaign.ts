@@ -3,11 +3,13 @@
  * against the APNs mock in its own process. Per audience size, on a fresh schema and a fresh
  * Relay: the fan-out pipeline's own rate (`POST /v1/push` to everyone, the baseline), an
  * unthrottled campaign to the same audience (rate as a ratio to the pipeline, time to first send),
- * the peak RSS of every Relay process, the time of a filtered preview; then, once, a throttled campaign measured per minute
- * against its throttle. Prints one JSON line.
+ * the peak RSS of every Relay process; `POST /v1/campaigns/preview` timed per audience filter,
+ * with the plan PostgreSQL chose for each (a `Seq Scan` on devices for a selective filter means
+ * an index is missing); then, once, a throttled campaign measured per minute against its
+ * throttle. Prints one JSON line.
  *
  *   npm run bench:campaign -- [--sizes 20000,100000] [--throttle 30000] [--throttle-seconds 60]
- *   npm run bench:campaign -- --sizes 100000,1000000          # the SPEC's flat-memory check
+ *   npm run bench:campaign -- --sizes 100000,1000000          # the flat-memory check, 1M devices
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
@@ -19,8 +21,11 @@ import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { audienceFilter } from '../src/campaigns/audience.js';
+import type { Audience } from '../src/campaigns/schema.js';
 import { testPki } from '../test/mocks/tls.js';
 import { Isolation, PG_URL, client } from '../test/helpers/harness.js';
 import { apiPortWhenReady } from './lib/apns-bench.js';
@@ -47,6 +52,57 @@ writeFileSync(join(dir, 'pub.pem'), p8.publicKey.export({ type: 'spki', format: 
 const pki = testPki();
 const childEnv = { ...process.env, NODE_EXTRA_CA_CERTS: pki.caPath };
 const ZONES = ['Asia/Shanghai', 'Europe/Berlin', 'America/New_York', 'Asia/Tokyo', 'UTC'];
+/** `sony`: 1 device in 100, a selective brand. */
+const brandOf = (i: number) => (i % 100 === 11 ? 'sony' : ['apple', 'apple', 'apple', 'samsung', 'xiaomi', 'huawei', 'oppo', 'vivo', 'google'][i % 9]!);
+const LOCALES = ['en-US', 'en-GB', 'zh-CN', 'zh-TW', 'de-DE', 'ja-JP', 'fr-FR', 'es-ES'];
+
+/** Each audience filter alone (a selective value where it can be), and all of them together. */
+const FILTERS: Record<string, Audience> = {
+  all: {},
+  platforms: { platforms: ['ios'] },
+  brands: { brands: ['sony'] },
+  tagsAll: { tags: { all: ['vip'] } },
+  tagsAny: { tags: { any: ['vip', 'beta'] } },
+  tagsNone: { tags: { none: ['churned'] } },
+  locales: { locales: ['ja'] },
+  appVersion: { appVersion: { gte: '2.10.0', lt: '2.11.0' } },
+  users: { users: ['u00000042', 'u00000043'] },
+  devices: { devices: ['d00000042', 'd00000043'] },
+  lastSeenWithin: { lastSeen: { within: '1d' } },
+  lastSeenNotWithin: { lastSeen: { notWithin: '300d' } },
+  timezones: { timezones: ['Asia/Tokyo'] },
+  combined: { platforms: ['ios'], tags: { any: ['vip'], none: ['churned'] }, locales: ['zh'], appVersion: { gte: '2.3.0' }, lastSeen: { within: '30d' } },
+};
+
+/** The scan nodes of a plan (`Index Scan using devices_zone`, `Seq Scan on devices`, …). */
+function scans(plan: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const walk = (n: Record<string, unknown>) => {
+    const type = n['Node Type'] as string;
+    if (/Scan/.test(type) && n['Relation Name'] === 'devices') out.push(`${type}${n['Index Name'] ? ` using ${String(n['Index Name'])}` : ''}`);
+    for (const c of (n.Plans as Record<string, unknown>[] | undefined) ?? []) walk(c);
+  };
+  walk(plan);
+  return out;
+}
+
+/** Preview time through the API, and the plan of the audience's count, per filter. */
+async function previews(api: Api, db: pg.Client, schema: string): Promise<Record<string, { ms: number; total: number; plan: string[] }>> {
+  const out: Record<string, { ms: number; total: number; plan: string[] }> = {};
+  const compiler = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ max: 1 }) }) });
+  for (const [name, audience] of Object.entries(FILTERS)) {
+    const t0 = performance.now();
+    const r = await api('POST', '/v1/campaigns/preview', { audience });
+    const ms = Math.round(performance.now() - t0);
+    if (r.status !== 200) throw new Error(`preview ${name}: ${JSON.stringify(r.body)}`);
+    const q = sql`EXPLAIN (FORMAT JSON) SELECT count(*) FROM devices d WHERE ${audienceFilter('bench', audience, Date.now())}`.compile(compiler);
+    await db.query(`SET search_path = ${schema}`);
+    const plan = (await db.query(q.sql, q.parameters as unknown[])).rows[0]['QUERY PLAN'][0].Plan as Record<string, unknown>;
+    out[name] = { ms, total: r.body.total as number, plan: scans(plan) };
+  }
+  await compiler.destroy();
+  return out;
+}
 
 async function startMock(): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(
@@ -70,7 +126,16 @@ async function copyDevices(db: pg.Client, n: number, offset: number, tag: string
     }
   };
   const id = (i: number) => `d${String(i).padStart(8, '0')}`;
-  await pipeline(Readable.from(rows((i) => `bench\t${id(i)}\tios\t{${tag}}\t${ZONES[i % ZONES.length]}\n`)), db.query(copyFrom('COPY devices (app_id, id, platform, tags, timezone) FROM STDIN')));
+  // Every filter has something to select: brands, locales, versions (2.9.x to 2.11.x), users,
+  // last seen over a year, a few tags (vip 1 %, beta 5 %, churned 10 %).
+  const seenAt = (i: number) => new Date(Date.now() - ((i * 7919) % 365) * 86_400_000).toISOString();
+  const tags = (i: number) => [tag, ...(i % 100 === 7 ? ['vip'] : []), ...(i % 20 === 3 ? ['beta'] : []), ...(i % 10 === 5 ? ['churned'] : [])].join(',');
+  const device = (i: number) =>
+    [
+      'bench', id(i), 'ios', brandOf(i), `u${String(i).padStart(8, '0')}`, `{${tags(i)}}`, LOCALES[(i >> 3) % LOCALES.length], ZONES[i % ZONES.length],
+      `2.${9 + (i % 3)}.${i % 7}`, seenAt(i),
+    ].join('\t') + '\n';
+  await pipeline(Readable.from(rows(device)), db.query(copyFrom('COPY devices (app_id, id, platform, brand, user_id, tags, locale, timezone, app_version, last_seen_at) FROM STDIN')));
   await pipeline(Readable.from(rows((i) => `bench\t${id(i)}\tapns\ta${i.toString(16).padStart(63, '0')}\n`)), db.query(copyFrom('COPY device_tokens (app_id, device_id, channel, token) FROM STDIN')));
   await db.query('ANALYZE devices, device_tokens');
 }
@@ -137,10 +202,7 @@ try {
       const copyStart = performance.now();
       await copyDevices(db, n, 0, 'bench');
       const copySeconds = (performance.now() - copyStart) / 1000;
-      const p0 = performance.now();
-      const preview = await relay.api('POST', '/v1/campaigns/preview', { audience: { platforms: ['ios'], tags: { all: ['bench'] }, timezones: ZONES.slice(0, 3) } });
-      const previewMs = Math.round(performance.now() - p0);
-      if (preview.status !== 200) throw new Error(`preview: ${JSON.stringify(preview.body)}`);
+      const preview = await previews(relay.api, db, iso.schema);
       const pipelineRate = await pushAll(relay.api, 'bench', n);
       const unthrottled = await campaign(relay.api, { name: 'unthrottled', audience: { tags: { all: ['bench'] } } }, n);
       if (k === SIZES.length - 1 && THROTTLE_SECONDS > 0) {
@@ -162,7 +224,8 @@ try {
         campaignSendsPerSec: Math.round(unthrottled.rate),
         ratioToPipeline: Number((unthrottled.rate / pipelineRate).toFixed(3)),
         firstSendMs: unthrottled.firstSendMs,
-        previewMs,
+        previewMsMax: Math.max(...Object.values(preview).map((p) => p.ms)),
+        preview,
         peakRssMbPerProcess: rss,
       });
     } finally {
@@ -172,12 +235,17 @@ try {
     }
   }
   const rssOf = (i: number) => Math.max(...(perSize[i]!.peakRssMbPerProcess as number[]));
+  // Per process (the API/scheduler process, then each forked worker, in the same order every run).
+  const first = perSize[0]?.peakRssMbPerProcess as number[] | undefined;
+  const last = perSize[perSize.length - 1]?.peakRssMbPerProcess as number[] | undefined;
+  const rssGrowthPerProcess = perSize.length > 1 && first && last ? last.map((mb, i) => (first[i] ? Number((mb / first[i]).toFixed(2)) : null)) : null;
   console.log(
     JSON.stringify({
       bench: 'campaign',
       provider: 'apns',
       sizes: perSize,
       rssGrowth: perSize.length > 1 ? Number((rssOf(perSize.length - 1) / rssOf(0)).toFixed(2)) : null,
+      rssGrowthPerProcess,
       rssGoal: 1.5,
       ratioGoal: 0.8,
       throttled,

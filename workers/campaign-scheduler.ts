@@ -36,6 +36,21 @@ export interface RunState {
   phase: 'all' | 'test' | 'wait' | 'rest';
   decideAt?: number;
   zones: RunZone[];
+  /**
+   * The send jobs of the last page dispatched, written in the page's transaction (an outbox):
+   * a scheduler killed after the commit and before it queued them leaves them here, and the next
+   * one to drive the campaign queues them again under the same job ids (BullMQ adds a job id once).
+   */
+  outbox?: Outbox;
+}
+
+/** Delivery ids as runs of consecutive ids: [first id, count] (a page's ids mostly are one run). */
+type IdRuns = [string, number][];
+export interface Outbox {
+  messageId: string;
+  leasedUntil: number;
+  leased: [channel: string, ids: IdRuns][];
+  pending: [channel: string, ids: IdRuns][];
 }
 
 /** `at`: the scheduling-clock instant to come back at, when the wait is for one. */
@@ -45,7 +60,7 @@ interface AppRouting {
   strategy?: 'self-first' | 'vendor-first' | 'vendor-only';
   at: number;
 }
-type Enqueue = { messageId: string; leased: Map<string, string[]>; pending: Map<string, string[]>; leasedUntil: number };
+export type Enqueue = { messageId: string; leased: Map<string, string[]>; pending: Map<string, string[]>; leasedUntil: number };
 
 /** Longest wait a driver sleeps through holding its claim; longer ones release the campaign. */
 const HOLD_MS = 2000;
@@ -67,6 +82,8 @@ export class CampaignScheduler {
   private stopping = false;
   private lastPurge = 0;
   private readonly routings = new Map<string, AppRouting>();
+  /** Campaign → the outbox this instance queued last: only another's (a dead one's) is queued again. */
+  private readonly queued = new Map<string, string>();
 
   constructor(
     private readonly ctx: Context,
@@ -137,6 +154,13 @@ export class CampaignScheduler {
     const step = await this.ctx.db.transaction().execute(async (tx): Promise<Step> => {
       const c = await this.repo.lockForStep(tx, appId, id, this.id, this.opts.leaseMs);
       if (!c) return { kind: 'lost' };
+      const outbox = (c.run as unknown as RunState | null)?.outbox;
+      if (outbox && this.queued.get(id) !== outboxKey(outbox)) {
+        // Left by a scheduler that may have died before queueing it: queued now, not after the
+        // rows' five-minute router lease (the same job ids make this a no-op if it had).
+        await this.enqueue(appId, fromOutbox(outbox));
+        this.queued.set(id, outboxKey(outbox));
+      }
       if (c.state !== 'running' && c.state !== 'scheduled') return { kind: 'stop' };
       const spec = c.spec as unknown as CampaignSpec;
       const now = this.ctx.clock.now();
@@ -188,6 +212,7 @@ export class CampaignScheduler {
       if (page.length > 0) zone.cursor = page[page.length - 1]!.id;
       const result = await this.dispatchPage(tx, routing, c, spec, run, tz, page, now);
       enqueue = result.enqueue;
+      run.outbox = toOutbox(result.enqueue);
       await this.save(tx, c, {
         run,
         dispatched: Number(c.dispatched) + result.dispatched,
@@ -196,7 +221,10 @@ export class CampaignScheduler {
       });
       return { kind: 'wait', ms: 0 };
     });
-    if (enqueue) await this.enqueue(appId, enqueue);
+    if (enqueue) {
+      await this.enqueue(appId, enqueue);
+      this.queued.set(id, outboxKey(toOutbox(enqueue)));
+    }
     return step;
   }
 
@@ -295,8 +323,8 @@ export class CampaignScheduler {
     return { dispatched: rows.length, skipped, byVariant, enqueue: { messageId: run.messageId, leased, pending, leasedUntil } };
   }
 
-  /** Hands a committed page to the send queues, as the router does. */
-  private async enqueue(appId: string, e: Enqueue): Promise<void> {
+  /** Hands a committed page to the send queues, as the router does (protected: tests cut in here). */
+  protected async enqueue(appId: string, e: Enqueue): Promise<void> {
     const batch = (channel: string) => Math.max(this.ctx.config.SEND_BATCH_SIZE, providerModule(channel)?.batchMax ?? 0);
     const jobId = (first: string) => sendJobId(e.messageId, first);
     for (const [channel, ids] of e.leased) await this.ctx.queues.sendInBatches(channel as Channel, appId, e.messageId, ids, batch(channel), jobId, e.leasedUntil);
@@ -320,6 +348,39 @@ export function nextTick(spec: CampaignSpec, after: number): number | null {
   // cron-parser carries the milliseconds of currentDate into the tick: start from a whole second.
   const next = CronExpressionParser.parse(s.cron!, { tz: s.timezone ?? 'UTC', currentDate: new Date(Math.floor(after / 1000) * 1000) }).next().getTime();
   return s.until && next > Date.parse(s.until) ? null : next;
+}
+
+function toRuns(ids: readonly string[]): IdRuns {
+  const runs: IdRuns = [];
+  let prev: bigint | null = null;
+  for (const id of ids) {
+    const n = BigInt(id);
+    const last = runs[runs.length - 1];
+    if (last && prev !== null && n === prev + 1n) last[1]++;
+    else runs.push([id, 1]);
+    prev = n;
+  }
+  return runs;
+}
+
+function fromRuns(runs: IdRuns): string[] {
+  const ids: string[] = [];
+  for (const [first, count] of runs) for (let i = 0n; i < BigInt(count); i++) ids.push(String(BigInt(first) + i));
+  return ids;
+}
+
+export function toOutbox(e: Enqueue): Outbox {
+  const enc = (m: Map<string, string[]>) => [...m].map(([ch, ids]): [string, IdRuns] => [ch, toRuns(ids)]);
+  return { messageId: e.messageId, leasedUntil: e.leasedUntil, leased: enc(e.leased), pending: enc(e.pending) };
+}
+
+export function fromOutbox(o: Outbox): Enqueue {
+  const dec = (l: [string, IdRuns][]) => new Map(l.map(([ch, runs]) => [ch, fromRuns(runs)]));
+  return { messageId: o.messageId, leasedUntil: o.leasedUntil, leased: dec(o.leased), pending: dec(o.pending) };
+}
+
+function outboxKey(o: Outbox): string {
+  return JSON.stringify([o.messageId, o.leased[0]?.[1][0]?.[0] ?? o.pending[0]?.[1][0]?.[0] ?? null, o.leasedUntil]);
 }
 
 function bump(base: Record<string, number>, add: Record<string, number>): Record<string, number> {

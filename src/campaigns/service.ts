@@ -76,8 +76,22 @@ export class CampaignService {
   }
 
   async pause(appId: string, id: string): Promise<CampaignRow> {
-    const moved = await this.repo.transition(appId, id, ['scheduled', 'running'], 'paused');
+    const moved = (await this.repo.transition(appId, id, ['scheduled', 'running'], 'paused')) ?? (await this.fromSending(appId, id, 'paused'));
     return moved ?? this.refuse(appId, id, 'paused', ['paused']);
+  }
+
+  /**
+   * A campaign whose dispatch is complete while its last run still has deliveries waiting in the
+   * send queues (a backlog, a throttled vendor) can still be paused or cancelled: those are sends
+   * that have not left yet. Resuming it lets them go and completes it again.
+   */
+  private async fromSending(appId: string, id: string, to: 'paused' | 'cancelled'): Promise<CampaignRow | undefined> {
+    const c = await this.repo.get(appId, id);
+    const run = c?.run as RunState | null | undefined;
+    if (!c || c.state !== 'completed' || !run) return undefined;
+    const queued = (await this.ctx.repos.counters.forMessages(appId, [run.messageId])).get(run.messageId)?.counts.queued ?? 0;
+    if (queued === 0) return undefined;
+    return this.repo.transition(appId, id, ['completed'], to, to === 'cancelled' ? { next_run_at: null } : {});
   }
 
   async resume(appId: string, id: string): Promise<CampaignRow> {
@@ -93,7 +107,7 @@ export class CampaignService {
 
   /** Ends the campaign: nothing more is dispatched, and what is queued ends `cancelled`. */
   async cancel(appId: string, id: string): Promise<CampaignRow> {
-    const moved = await this.repo.transition(appId, id, ['draft', 'scheduled', 'running', 'paused'], 'cancelled', { next_run_at: null });
+    const moved = (await this.repo.transition(appId, id, ['draft', 'scheduled', 'running', 'paused'], 'cancelled', { next_run_at: null })) ?? (await this.fromSending(appId, id, 'cancelled'));
     if (!moved) return this.refuse(appId, id, 'cancelled', ['cancelled']);
     const run = moved.run as RunState | null;
     if (run) {

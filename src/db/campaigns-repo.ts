@@ -1,4 +1,5 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { CHANNELS } from '../../providers/channels.js';
 import type { Channel } from '../../providers/types.js';
 import { audienceFilter } from '../campaigns/audience.js';
 import type { Audience } from '../campaigns/schema.js';
@@ -99,19 +100,31 @@ export class CampaignsRepo {
 
   /**
    * The audience by platform, brand, active channels and presence: a handful of groups the
-   * caller routes, instead of a million devices.
+   * caller routes, instead of a million devices. Each device's active channels are a bit mask
+   * (bit i: CHANNELS[i]), cheaper to aggregate than an array. A small audience looks its devices'
+   * tokens up one by one; a large one (most of the app) joins the app's tokens aggregated once,
+   * which is several times faster at a million devices (bench:campaign times both cases). The
+   * planner's row estimates pick the plan: it cannot make that choice across the aggregate itself.
    */
   async audienceGroups(appId: string, audience: Audience, now: number, online: readonly string[]) {
-    const res = await sql<{ platform: Platform; brand: string | null; channels: Channel[] | null; online: boolean; n: string }>`
-      SELECT d.platform, lower(d.brand) AS brand, t.channels, ${online.length > 0 ? sql`d.id = ANY(${textArray(online)}::text[])` : sql`false`} AS online, count(*) AS n
-      FROM devices d
-      LEFT JOIN LATERAL (
-        SELECT array_agg(channel ORDER BY channel) AS channels FROM device_tokens t
-        WHERE t.app_id = d.app_id AND t.device_id = d.id AND t.state = 'active'
-      ) t ON true
-      WHERE ${audienceFilter(appId, audience, now)}
-      GROUP BY 1, 2, 3, 4`.execute(this.db);
-    return res.rows.map((r) => ({ ...r, channels: r.channels ?? [], n: Number(r.n) }));
+    const where = audienceFilter(appId, audience, now);
+    const channels = textArray(CHANNELS);
+    const maskOf = sql`1 << (array_position(${channels}::text[], t.channel) - 1)`;
+    return this.db.transaction().execute(async (tx) => {
+      const [inAudience, inApp] = [await estimate(tx, where), await estimate(tx, sql`d.app_id = ${appId}`)];
+      const large = inAudience > 10_000 && inAudience > inApp * 0.3;
+      // JIT compilation costs a quarter of a second and saves nothing on these plans.
+      await sql`SET LOCAL jit = off`.execute(tx);
+      const masks = large
+        ? sql`LEFT JOIN (SELECT device_id, bit_or(${maskOf}) AS mask FROM device_tokens t WHERE t.app_id = ${appId} AND t.state = 'active' GROUP BY device_id) t ON t.device_id = d.id`
+        : sql`LEFT JOIN LATERAL (SELECT bit_or(${maskOf}) AS mask FROM device_tokens t WHERE t.app_id = d.app_id AND t.device_id = d.id AND t.state = 'active') t ON true`;
+      const res = await sql<{ platform: Platform; brand: string | null; mask: number; online: boolean; n: string }>`
+        SELECT d.platform, lower(d.brand) AS brand, coalesce(t.mask, 0) AS mask, ${online.length > 0 ? sql`d.id = ANY(${textArray(online)}::text[])` : sql`false`} AS online, count(*) AS n
+        FROM devices d ${masks}
+        WHERE ${where}
+        GROUP BY 1, 2, 3, 4`.execute(tx);
+      return res.rows.map((r) => ({ platform: r.platform, brand: r.brand, online: r.online, channels: CHANNELS.filter((_, i) => r.mask & (1 << i)), n: Number(r.n) }));
+    });
   }
 
   /** The audience's time zones (null: none registered) and how many devices each holds. */
@@ -187,4 +200,12 @@ export class CampaignsRepo {
       WHERE m.id = ${messageId}`.execute(this.db);
     return { campaignId: res.rows[0]?.campaign_id ?? null, state: res.rows[0]?.state ?? null };
   }
+}
+
+/** The planner's estimate of the devices a condition selects (a plan, not a count: no scan). */
+async function estimate(db: Kysely<DB>, where: RawBuilder<unknown>): Promise<number> {
+  const res = await sql<{ 'QUERY PLAN': unknown }>`EXPLAIN (FORMAT JSON) SELECT 1 FROM devices d WHERE ${where}`.execute(db);
+  const raw = res.rows[0]?.['QUERY PLAN'];
+  const plan = (typeof raw === 'string' ? JSON.parse(raw) : raw) as [{ Plan: { 'Plan Rows': number } }];
+  return plan[0].Plan['Plan Rows'];
 }

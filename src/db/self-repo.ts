@@ -1,4 +1,6 @@
 import { sql, type Kysely } from 'kysely';
+import { CampaignContent } from '../campaigns/content.js';
+import type { CampaignSpec } from '../campaigns/schema.js';
 import { compareIds } from './deliveries-repo.js';
 import type { DB } from './schema.js';
 import { TALLIES } from './tallies.js';
@@ -71,14 +73,39 @@ export class SelfRepo {
    * (re)connecting device and what the inbox returns.
    */
   async pending(appId: string, deviceId: string, after: number, limit: number): Promise<PendingSelfMessage[]> {
-    const res = await sql<{ message_id: string; seq: string; request: Record<string, unknown>; expires_at: Date }>`
-      SELECT d.message_id, d.seq, m.request, m.expires_at
+    const res = await sql<{ message_id: string; seq: string; request: Record<string, unknown>; expires_at: Date; campaign_id: string | null; variant: string | null }>`
+      SELECT d.message_id, d.seq, m.request, m.expires_at, m.campaign_id, d.variant
       FROM deliveries d JOIN messages m ON m.id = d.message_id
       WHERE d.app_id = ${appId} AND d.device_id = ${deviceId} AND d.pending_seq IS NOT NULL AND d.pending_seq > ${after}
         AND d.status IN ('queued', 'sent') AND m.expires_at > now()
       ORDER BY d.pending_seq
       LIMIT ${limit}`.execute(this.db);
-    return res.rows.map((r) => ({ messageId: r.message_id, seq: Number(r.seq), request: r.request, expiresAt: r.expires_at }));
+    const out = res.rows.map((r) => ({ messageId: r.message_id, seq: Number(r.seq), request: r.request, expiresAt: r.expires_at }));
+    const campaign = res.rows.filter((r) => r.campaign_id !== null);
+    if (campaign.length === 0) return out;
+    // A campaign's stored message is its default text: the device gets its own copy again (its
+    // variant, locale and attributes), as the send worker rendered it the first time.
+    const device = await this.db.selectFrom('devices').select(['locale', 'attributes']).where('app_id', '=', appId).where('id', '=', deviceId).executeTakeFirst();
+    const facts = { locale: device?.locale ?? null, attributes: (device?.attributes ?? {}) as Record<string, string> };
+    for (const [i, r] of res.rows.entries()) {
+      if (r.campaign_id === null) continue;
+      const content = await this.campaignContent(appId, r.campaign_id);
+      if (content && !content.uniform) out[i]!.request = { ...r.request, ...content.render({ ...facts, variant: r.variant }) };
+    }
+    return out;
+  }
+
+  /** Compiled campaign contents (a campaign's content never changes once created). */
+  private readonly contents = new Map<string, CampaignContent | null>();
+
+  private async campaignContent(appId: string, campaignId: string): Promise<CampaignContent | null> {
+    const key = `${appId}\u0000${campaignId}`;
+    if (this.contents.has(key)) return this.contents.get(key)!;
+    const row = await this.db.selectFrom('campaigns').select('spec').where('app_id', '=', appId).where('id', '=', campaignId).executeTakeFirst();
+    const content = row ? new CampaignContent(row.spec as unknown as CampaignSpec) : null;
+    if (this.contents.size >= 1000) this.contents.delete(this.contents.keys().next().value!);
+    this.contents.set(key, content);
+    return content;
   }
 
   /** Ends self deliveries the device never acked once their message's TTL is over. */

@@ -62,15 +62,15 @@ export interface TestRelay {
   stop(): Promise<void>;
 }
 
-/** A worker-only Relay as its own OS process, so a test can SIGKILL or SIGTERM it mid-batch. */
+/** A Relay role (the worker, unless told) as its own OS process, so a test can SIGKILL or SIGTERM it mid-batch. */
 export interface WorkerProcess extends ChildProcess {
   /** The last lines the worker wrote, to say why it died or stalled when a test times out. */
   output(): string;
 }
 
-export function spawnWorker(env: Record<string, string>): WorkerProcess {
+export function spawnWorker(env: Record<string, string>, roles = 'worker'): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, ...env, ROLES: 'worker' },
+    env: { ...process.env, ...env, ROLES: roles },
     stdio: ['ignore', 'pipe', 'pipe'],
   }) as WorkerProcess;
   const tail: string[] = [];

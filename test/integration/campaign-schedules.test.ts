@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { eventually, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
 import { startProviderMocks } from '../helpers/providers.js';
+import { CampaignScheduler } from '../../workers/campaign-scheduler.js';
+import { Presence } from '../../src/self/presence.js';
 
 type App = Awaited<ReturnType<typeof newApp>>;
 type Mocks = Awaited<ReturnType<typeof startProviderMocks>>;
@@ -73,6 +75,36 @@ describe('campaigns: schedules, pace, politeness, A/B, control', () => {
     assert.equal(done.dispatched, 4);
     assert.equal(done.skipped.missed, 1);
     clock().set(Date.now());
+  });
+
+  test('at: fires at its time, once, with two schedulers racing for it', async () => {
+    // A second scheduler instance on the same database, Redis and clock as the relay's own.
+    const ctx = t.relay.ctx;
+    const second = new CampaignScheduler(ctx, new Presence(ctx.queues.connection, ctx.config.QUEUE_PREFIX).lookup, { tickMs: 50, leaseMs: 3000 });
+    second.start();
+    try {
+      for (let i = 0; i < 5; i++) await android(`at-${i}`, { tags: ['at'] });
+      clock().set(Date.parse('2026-12-24T08:00:00Z'));
+      const id = await create({ name: 'at nine', audience: { tags: { all: ['at'] } }, schedule: { at: '2026-12-24T09:00:00Z' } });
+      const c = await get(id);
+      assert.equal(c.state, 'scheduled');
+      assert.equal(c.nextRunAt, '2026-12-24T09:00:00.000Z');
+      await sleep(500);
+      assert.equal(received(mocks, 'fcm-at-').size, 0, 'nothing before its time');
+      assert.equal((await get(id)).state, 'scheduled');
+      clock().set(Date.parse('2026-12-24T09:00:01Z'));
+      const done = await until(id, (c) => (c.state === 'completed' && c.counts.sent === 5 ? c : undefined), 20_000, 'sent at 09:00');
+      assert.equal(done.runs.length, 1, 'one run');
+      assert.equal(done.dispatched, 5);
+      assert.equal(done.nextRunAt, null);
+      await sleep(500);
+      const sends = mocks.fcm.requests.filter((r) => r.token?.startsWith('fcm-at-') && r.status === 200);
+      assert.equal(sends.length, 5, 'each device once');
+      assert.equal((await get(id)).runs.length, 1);
+    } finally {
+      await second.stop();
+      clock().set(Date.now());
+    }
   });
 
   test('cron: a run per tick, each its own message, nextRunAt shown, until honoured', async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { eventually, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
 import { startProviderMocks } from '../helpers/providers.js';
+import { MqttDevice, type SelfInfo } from '../helpers/self-devices.js';
 
 type App = Awaited<ReturnType<typeof newApp>>;
 
@@ -151,6 +152,47 @@ describe('campaigns: audiences, content, control', () => {
     const list = await app.api('GET', '/v1/campaigns?limit=1');
     assert.equal(list.status, 200);
     assert.equal(list.body.items[0].id, r.body.id);
+  });
+
+  test('a self-channel device offline at dispatch gets its own localized, personalised copy on connect and in its inbox', async () => {
+    const register = async (id: string, body: Record<string, unknown>) => {
+      const r = await app.api('PUT', `/v1/devices/${id}`, { platform: 'android', brand: 'samsung', tags: ['self-copy'], ...body });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body.self as SelfInfo;
+    };
+    const zh = await register('sc-zh', { locale: 'zh-CN', attributes: { first_name: '小明' } });
+    const en = await register('sc-en', { locale: 'en-GB', attributes: { first_name: 'Ada' } });
+    const r = await app.api('POST', '/v1/campaigns', {
+      name: 'self copy',
+      audience: { tags: { all: ['self-copy'] } },
+      notification: { title: 'Sale', body: 'Hi {{first_name|there}}' },
+      localized: { zh: { title: '促销', body: '{{first_name|你好}},全场七折' } },
+      options: { channels: ['self'] },
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    // Stored for the (offline) devices: `sent` on the self channel, waiting for their ack.
+    const c = await eventually(async () => {
+      const c = (await app.api('GET', `/v1/campaigns/${r.body.id}`)).body;
+      return c.state === 'completed' && c.counts.sent === 2 ? c : undefined;
+    }, 30_000, 'stored for both devices');
+    const messageId = c.runs[0].messageId as string;
+    const inbox = await app.api('GET', '/v1/devices/sc-zh/inbox');
+    assert.equal(inbox.status, 200, JSON.stringify(inbox.body));
+    assert.deepEqual(inbox.body.items.map((m: any) => [m.id, m.notification]), [[messageId, { title: '促销', body: '小明,全场七折' }]]);
+
+    for (const [self, expected] of [
+      [zh, { title: '促销', body: '小明,全场七折' }],
+      [en, { title: 'Sale', body: 'Hi Ada' }],
+    ] as const) {
+      const dev = await MqttDevice.connect(self.mqtt, self);
+      try {
+        const got = await dev.waitFor(messageId);
+        assert.deepEqual(got.body.notification, expected, self.clientId);
+      } finally {
+        await dev.end();
+      }
+    }
+    await eventually(async () => ((await app.api('GET', `/v1/campaigns/${r.body.id}`)).body.counts.delivered === 2 ? true : undefined), 20_000, 'both acked');
   });
 
   test('the campaigns scope guards the routes', async () => {
