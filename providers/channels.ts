@@ -28,6 +28,9 @@ export type VendorChannel = Extract<AnyModule, { androidBrand: true }>['channel'
 export const CHANNELS = CHANNEL_MODULES.map((m) => m.channel) as [Channel, ...Channel[]];
 export const VENDOR_CHANNELS = CHANNEL_MODULES.filter((m) => 'androidBrand' in m && m.androidBrand).map((m) => m.channel) as VendorChannel[];
 
+/** Channels with receipt webhooks: their provider message ids are recorded so receipts find the delivery. */
+export const RECEIPT_CHANNELS: string[] = CHANNEL_MODULES.filter((m) => 'receipts' in m && m.receipts).map((m) => m.channel);
+
 /** A vendor's device token: an opaque string. */
 export const vendorTokenSchema = z.string().min(1).max(4096);
 
