@@ -26,8 +26,10 @@ export function createSmsFallbackWorker(ctx: Context): Worker<SmsFallbackJob> {
     if (!msg || msg.app_id !== appId || msg.state === 'cancelled') return;
     const fallback = (msg.request as unknown as PushRequest).options.fallback?.sms;
     if (!fallback) return;
-    // Still being routed (a large audience): its deliveries are not all there yet.
-    if (msg.state !== 'routed' && token) {
+    // Still being routed (a large audience): its deliveries are not all there yet. A message that
+    // is still not routed an hour after its top-up was due gets it for the deliveries it has.
+    const due = job.timestamp + (job.opts.delay ?? 0);
+    if (msg.state !== 'routed' && Date.now() < due + 3_600_000 && token) {
       await job.moveToDelayed(Date.now() + 2000, token);
       throw new DelayedError();
     }

@@ -205,6 +205,8 @@ describe('the sms channel: generic HTTP and Twilio drivers, the SMS top-up and t
       return m.status === 200 && m.body.state === 'done' && m.body.recipients === 2 ? m.body : undefined;
     }, 30_000, 'the top-up message done');
     assert.deepEqual(linked.byChannel, { sms: { sent: 2 } });
+    assert.equal(linked.fallbackOf, id);
+    assert.deepEqual((await app.api('GET', `/v1/messages/${id}`)).body.fallback, { sms: { after: '10m', messageId: `${id}-sms` } });
     assert.deepEqual(sentTo(Object.values(numbers)).map((m) => m.to).sort(), [numbers.f3, numbers.f4]);
     assert.ok(sentTo(Object.values(numbers)).every((m) => m.body === 'Your order is ready: open the app'));
     const fates = await deliveries(app, `${id}-sms`);
