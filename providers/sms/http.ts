@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CredentialError, failed, invalid, retry, sent, httpStatusCode, type Outcome, type OutcomeReason } from '../types.js';
-import { clip, networkRetry, redactUrl, retryAfterMs, vendorFetch, type VendorFetchResult } from '../vendor-common.js';
+import { networkRetry, redactUrl, retryAfterMs, vendorFetch, type VendorFetchResult } from '../shared/http.js';
+import { clip } from '../shared/json.js';
 import { atPath } from './common.js';
 
 /**

@@ -12,7 +12,10 @@ import {
   type PushContent,
   type SendTarget,
 } from '../types.js';
-import { createLimiter, expiredOutcome, fill, redactUrl, remainingTtlSeconds } from '../vendor-common.js';
+import { fill } from '../shared/batches.js';
+import { expiredOutcome, remainingTtlSeconds } from '../shared/expiry.js';
+import { redactUrl } from '../shared/http.js';
+import { createLimiter } from '../shared/limiter.js';
 import { normaliseSmsToken, smsOverridesSchema, smsText, smsTokenSchema } from './common.js';
 import { checkHttpCredential, httpSmsCredentialSchema, sendHttpSms } from './http.js';
 import { checkTwilioCredential, parseTwilioReceipt, sendTwilioSms, TWILIO_DEFAULT_ENDPOINT, twilioSmsCredentialSchema, verifyTwilioReceipt } from './twilio.js';

@@ -2,7 +2,9 @@ import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { safeEqual } from '../../src/core/secrets.js';
 import { CredentialError, failed, invalid, retry, sent, httpStatusCode, type Outcome, type OutcomeReason, type ReceiptEvent, type ReceiptRequest } from '../types.js';
-import { clip, header, isRecord, networkRetry, retryAfterMs, vendorFetchForm, type VendorFetchResult } from '../vendor-common.js';
+import { networkRetry, retryAfterMs, vendorFetchForm, type VendorFetchResult } from '../shared/http.js';
+import { clip, isRecord } from '../shared/json.js';
+import { header } from '../shared/receipts.js';
 
 /**
  * Twilio Programmable Messaging, the Messages resource (docs/sms.md lists each fact with its

@@ -4,7 +4,7 @@ import { smsText, normaliseSmsToken } from '../../providers/sms/common.js';
 import { checkHttpCredential, classifyHttpAnswer, httpSmsCredentialSchema, renderHttpRequest } from '../../providers/sms/http.js';
 import { classifyTwilioAnswer, parseTwilioReceipt, twilioSignature, verifyTwilioReceipt, twilioSmsCredentialSchema } from '../../providers/sms/twilio.js';
 import { CredentialError } from '../../providers/types.js';
-import type { VendorFetchResult } from '../../providers/vendor-common.js';
+import type { VendorFetchResult } from '../../providers/shared/http.js';
 import { fallbackAfterMs, pushRequestSchema } from '../../src/core/push-request.js';
 
 const answer = (status: number, json: unknown, headers: Record<string, string> = {}): VendorFetchResult => ({
