@@ -87,7 +87,8 @@ function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { wo
   const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
   const campaigns = new CampaignSendHooks(ctx.db, new CampaignsRepo(ctx.db));
   // SMS costs money: the sms channel's providers count against the app's daily cap.
-  const sms = cappedSms(registry, new SmsDailyCap(ctx.queues.connection, config.QUEUE_PREFIX, config.SMS_DAILY_CAP));
+  const smsCap = new SmsDailyCap(ctx.queues.connection, config.QUEUE_PREFIX, config.SMS_DAILY_CAP, async (appId) => (await ctx.repos.apps.get(appId))?.settings.smsDailyCap);
+  const sms = cappedSms(registry, smsCap);
   const source = (channel: string) => (channel === 'sms' ? sms : registry);
   for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, source(channel), { limiter, caps, campaigns }));
   // The transactional lane: single pushes have workers of their own, so a fan-out's backlog on

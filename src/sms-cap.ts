@@ -24,19 +24,40 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return out`;
 
+/** An app's own cap (its `smsDailyCap` setting), if it set one. */
+export type AppSmsCap = (appId: string) => Promise<number | undefined>;
+
 export class SmsDailyCap {
+  private readonly appCaps = new Map<string, { cap: number | undefined; at: number }>();
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
+    /** SMS_DAILY_CAP: the operator's ceiling for every app; 0 sets none. */
     readonly cap: number,
+    private readonly appCap: AppSmsCap = async () => undefined,
   ) {}
 
-  /** Per delivery id, whether it may be sent today. */
-  async admit(appId: string, deliveryIds: readonly string[], now = Date.now()): Promise<boolean[]> {
-    if (this.cap === 0 || deliveryIds.length === 0) return deliveryIds.map(() => true);
+  /** The app's cap for today: its own setting under the operator's; 0 when there is none. Read at most every 10 s. */
+  async capOf(appId: string): Promise<number> {
+    let entry = this.appCaps.get(appId);
+    if (!entry || Date.now() - entry.at > 10_000) {
+      entry = { cap: await this.appCap(appId), at: Date.now() };
+      if (this.appCaps.size > 10_000) this.appCaps.clear();
+      this.appCaps.set(appId, entry);
+    }
+    const own = entry.cap;
+    if (own === undefined) return this.cap;
+    return this.cap === 0 ? own : Math.min(own, this.cap);
+  }
+
+  /** Per delivery id, whether it may be sent today, and the cap it was held to. */
+  async admit(appId: string, deliveryIds: readonly string[], now = Date.now()): Promise<{ admitted: boolean[]; cap: number }> {
+    const cap = await this.capOf(appId);
+    if (cap === 0 || deliveryIds.length === 0) return { admitted: deliveryIds.map(() => true), cap };
     const day = new Date(now).toISOString().slice(0, 10);
-    const res = (await this.redis.eval(ADMIT, 1, `${this.prefix}:smscap:${appId}:${day}`, this.cap, 2 * 86_400, ...deliveryIds)) as number[];
-    return deliveryIds.map((_, i) => res[i] === 1);
+    const res = (await this.redis.eval(ADMIT, 1, `${this.prefix}:smscap:${appId}:${day}`, cap, 2 * 86_400, ...deliveryIds)) as number[];
+    return { admitted: deliveryIds.map((_, i) => res[i] === 1), cap };
   }
 }
 
@@ -46,16 +67,16 @@ export function cappedSms(source: ProviderSource, cap: SmsDailyCap): ProviderSou
     ...(source.qps ? { qps: (appId: string, channel: Channel) => source.qps!(appId, channel) } : {}),
     async get(appId, channel) {
       const provider = await source.get(appId, channel);
-      if (!provider || cap.cap === 0) return provider;
+      if (!provider) return provider;
       const capped: Provider = {
         channel: provider.channel,
         close: () => provider.close(),
         async send(content, targets) {
-          const admitted = await cap.admit(appId, targets.map((t) => t.deliveryId));
+          const { admitted, cap: limit } = await cap.admit(appId, targets.map((t) => t.deliveryId));
           const sendable = targets.filter((_, i) => admitted[i]);
           const results = sendable.length > 0 ? await provider.send(content, sendable) : [];
           let k = 0;
-          const over: Outcome = failed({ code: RELAY_CODES.smsDailyCap, message: `the app's SMS for today are used up (SMS_DAILY_CAP=${cap.cap})` });
+          const over: Outcome = failed({ code: RELAY_CODES.smsDailyCap, message: `the app's ${limit} SMS for today are used up` });
           return admitted.map((ok) => (ok ? results[k++]! : over));
         },
       };

@@ -239,5 +239,15 @@ describe('the sms channel: generic HTTP and Twilio drivers, the SMS top-up and t
     const errors = await app.api('GET', '/v1/stats/errors?channel=sms');
     const reasons = errors.body.channels[0].reasons.map((x: { code: string; status: string; count: number }) => `${x.status}:${x.code}:${x.count}`);
     assert.deepEqual(reasons, ['failed:SmsDailyCap:2']);
+
+    // An app may hold itself to less (its smsDailyCap setting), never to more than the operator's cap.
+    const small = await twilioApp();
+    assert.equal((await small.api('PUT', `/v1/apps/${small.appId}/settings`, { smsDailyCap: 1 })).status, 200);
+    const mine = ['+14155550401', '+14155550402'];
+    for (const [i, n] of mine.entries()) await device(small, `s${i}`, { sms: n });
+    const p = await small.api('POST', '/v1/push', { to: { devices: ['s0', 's1'] }, notification: { body: 'hi' }, options: { channels: ['sms'] } });
+    assert.deepEqual((await done(small, p.body.id)).byChannel, { sms: { sent: 1, failed: 1 } });
+    assert.equal(sentTo(mine).length, 1);
+    assert.equal((await small.api('PUT', `/v1/apps/${small.appId}/settings`, { smsDailyCap: 0 })).status, 400);
   });
 });
