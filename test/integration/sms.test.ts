@@ -251,3 +251,36 @@ describe('the sms channel: generic HTTP and Twilio drivers, the SMS top-up and t
     assert.equal((await small.api('PUT', `/v1/apps/${small.appId}/settings`, { smsDailyCap: 0 })).status, 400);
   });
 });
+
+describe('the SMS top-up survives a restart: its delayed job waits in Redis, not in the process', () => {
+  test('a Relay stopped after the push and started again sends the top-up when it falls due', async () => {
+    const twilio = await startTwilioMock();
+    const env = { TWILIO_ENDPOINT: twilio.url };
+    let t = await startTestRelay(env);
+    try {
+      const app = await newApp(t);
+      const put = await app.api('PUT', `/v1/apps/${app.appId}/credentials/sms`, { driver: 'twilio', accountSid: twilio.accountSid, authToken: twilio.authToken, from: '+15005550006' });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      assert.equal((await app.api('PUT', '/v1/devices/r1', { platform: 'android', tokens: { sms: '+14155550501' } })).status, 200);
+      const push = await app.api('POST', '/v1/push', {
+        to: { devices: ['r1'] },
+        notification: { body: 'restart' },
+        options: { channels: ['self'], fallback: { sms: { after: '10m', text: 'after the restart' } } },
+      });
+      const id = push.body.id as string;
+      await done(app, id);
+
+      await t.stop();
+      t = await startTestRelay(env, t.iso);
+      const job = await t.relay.ctx.queues.smsFallback.getJob(`smsfb.${id}`);
+      assert.ok(job && (await job.isDelayed()), 'the job outlived the process');
+      await job.promote();
+      await eventually(async () => (twilio.messages.some((m) => m.to === '+14155550501') ? true : undefined), 30_000, 'the top-up SMS');
+      assert.deepEqual(twilio.messages.map((m) => [m.to, m.body]), [['+14155550501', 'after the restart']]);
+    } finally {
+      await t.stop();
+      await t.iso.drop();
+      await twilio.close();
+    }
+  });
+});
