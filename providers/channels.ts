@@ -6,6 +6,7 @@ import huawei from './huawei.js';
 import meizu from './meizu.js';
 import oppo from './oppo.js';
 import self from './self.js';
+import sms from './sms/index.js';
 import vivo from './vivo.js';
 import webpush from './webpush.js';
 import xiaomi from './xiaomi.js';
@@ -17,7 +18,7 @@ import type { ChannelModule, ProviderContext, ProviderModule, TokenIssue } from 
  * tokens schema, the push request's overrides, marketing caps) is derived from this list.
  * The order is the order of queues, docs and validation messages; routing has its own order.
  */
-export const CHANNEL_MODULES = [apns, fcm, self, huawei, xiaomi, oppo, vivo, honor, meizu, webpush] as const;
+export const CHANNEL_MODULES = [apns, fcm, self, huawei, xiaomi, oppo, vivo, honor, meizu, webpush, sms] as const;
 
 type AnyModule = (typeof CHANNEL_MODULES)[number];
 export type Channel = AnyModule['channel'];
@@ -26,6 +27,9 @@ export type VendorChannel = Extract<AnyModule, { androidBrand: true }>['channel'
 
 export const CHANNELS = CHANNEL_MODULES.map((m) => m.channel) as [Channel, ...Channel[]];
 export const VENDOR_CHANNELS = CHANNEL_MODULES.filter((m) => 'androidBrand' in m && m.androidBrand).map((m) => m.channel) as VendorChannel[];
+
+/** Channels with receipt webhooks: their provider message ids are recorded so receipts find the delivery. */
+export const RECEIPT_CHANNELS: string[] = CHANNEL_MODULES.filter((m) => 'receipts' in m && m.receipts).map((m) => m.channel);
 
 /** A vendor's device token: an opaque string. */
 export const vendorTokenSchema = z.string().min(1).max(4096);

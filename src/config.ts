@@ -81,6 +81,8 @@ const schema = z.object({
   RETRY_BASE_DELAY: duration.default(1000),
   RETRY_MAX_DELAY: duration.default(600_000),
   SELF_ACK_TIMEOUT: duration.default(10_000),
+  /** SMS each app may send per UTC day (explicit sms pushes and fallbacks alike); 0 turns the cap off. */
+  SMS_DAILY_CAP: z.coerce.number().int().min(0).default(10_000),
   DEFAULT_TTL: duration.default(2_419_200_000),
   /** Tokens a provider declared dead stay quarantined this long before they are purged. */
   TOKEN_RETENTION: duration.default(2_592_000_000),

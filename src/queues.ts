@@ -6,6 +6,14 @@ export const ROUTE_QUEUE = 'route';
 /** Delayed checks that self-channel deliveries to online devices were acked (SELF_ACK_TIMEOUT). */
 export const SELF_ACK_QUEUE = 'self-ack';
 
+/** Delayed SMS top-ups (`options.fallback.sms`): one job per message, due when its window ends. */
+export const SMS_FALLBACK_QUEUE = 'sms-fallback';
+
+export interface SmsFallbackJob {
+  appId: string;
+  messageId: string;
+}
+
 export interface RouteJob {
   appId: string;
   messageId: string;
@@ -70,6 +78,13 @@ const keep: JobsOptions = {
 export const ROUTE_JOB_OPTIONS: JobsOptions = { ...keep, attempts: 8, backoff: { type: 'exponential', delay: 1000 } };
 /** Infrastructure failures (database down) retry the whole job; provider outcomes never throw. */
 export const SEND_JOB_OPTIONS: JobsOptions = { ...keep, attempts: 12, backoff: { type: 'exponential', delay: 1000 } };
+/** Kept a week: a completed job's id is what stops a re-added top-up from running twice. */
+export const SMS_FALLBACK_JOB_OPTIONS: JobsOptions = {
+  removeOnComplete: { age: 7 * 86_400 },
+  removeOnFail: { age: 7 * 86_400 },
+  attempts: 10,
+  backoff: { type: 'exponential', delay: 1000 },
+};
 export const SELF_ACK_JOB_OPTIONS: JobsOptions = {
   removeOnComplete: { age: 600, count: 10_000 },
   removeOnFail: { age: 86_400 },
@@ -120,6 +135,7 @@ export class Queues {
   /** Route jobs from accepted requests, batched per event-loop turn. */
   readonly routeAdder: BulkAdder<RouteJob>;
   readonly selfAck: Queue<SelfAckJob>;
+  readonly smsFallback: Queue<SmsFallbackJob>;
   private readonly sendQueues = new Map<Channel, Queue<SendJob>>();
   private readonly txQueues = new Map<Channel, Queue<SendJob>>();
 
@@ -131,6 +147,7 @@ export class Queues {
     this.route = new Queue<RouteJob>(ROUTE_QUEUE, { connection: this.connection, prefix });
     this.routeAdder = new BulkAdder(this.route);
     this.selfAck = new Queue<SelfAckJob>(SELF_ACK_QUEUE, { connection: this.connection, prefix });
+    this.smsFallback = new Queue<SmsFallbackJob>(SMS_FALLBACK_QUEUE, { connection: this.connection, prefix });
     for (const c of CHANNELS) this.sendQueues.set(c, new Queue<SendJob>(c, { connection: this.connection, prefix }));
     for (const c of CHANNELS) this.txQueues.set(c, new Queue<SendJob>(txQueueName(c), { connection: this.connection, prefix }));
   }
@@ -176,7 +193,7 @@ export class Queues {
   }
 
   all(): Queue[] {
-    return [this.route, ...this.sendQueues.values(), ...this.txQueues.values(), this.selfAck] as Queue[];
+    return [this.route, ...this.sendQueues.values(), ...this.txQueues.values(), this.selfAck, this.smsFallback] as Queue[];
   }
 
   async close(): Promise<void> {

@@ -10,6 +10,7 @@ import { CHANNELS, providerContextFrom } from '../providers/channels.js';
 import { type ProviderContext } from '../providers/types.js';
 import { createRouteWorker } from '../workers/route.js';
 import { createSelfAckWorker } from '../workers/self-ack.js';
+import { createSmsFallbackWorker } from '../workers/sms-fallback.js';
 import { createSendWorker, type ProviderSource } from '../workers/send.js';
 import { Sweeper } from '../workers/sweeper.js';
 import { CampaignScheduler } from '../workers/campaign-scheduler.js';
@@ -22,6 +23,7 @@ import { createContext, type Context } from './context.js';
 import { migrate, openDatabase } from './db/database.js';
 import { serveHealth } from './health-server.js';
 import { MarketingCaps } from './marketing-caps.js';
+import { SmsDailyCap, cappedSms } from './sms-cap.js';
 import { registerGatewayMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limiter.js';
 import { coreReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
@@ -80,14 +82,18 @@ function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { wo
     10_000,
     logger,
   );
-  const workers: Worker[] = [createRouteWorker(ctx, presence.lookup), createSelfAckWorker(ctx)];
+  const workers: Worker[] = [createRouteWorker(ctx, presence.lookup), createSelfAckWorker(ctx), createSmsFallbackWorker(ctx)];
   const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
   const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
   const campaigns = new CampaignSendHooks(ctx.db, new CampaignsRepo(ctx.db));
-  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps, campaigns }));
+  // SMS costs money: the sms channel's providers count against the app's daily cap.
+  const smsCap = new SmsDailyCap(ctx.queues.connection, config.QUEUE_PREFIX, config.SMS_DAILY_CAP, async (appId) => (await ctx.repos.apps.get(appId))?.settings.smsDailyCap);
+  const sms = cappedSms(registry, smsCap);
+  const source = (channel: string) => (channel === 'sms' ? sms : registry);
+  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, source(channel), { limiter, caps, campaigns }));
   // The transactional lane: single pushes have workers of their own, so a fan-out's backlog on
   // the bulk queue never stands between them and the provider.
-  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps, campaigns, lane: 'tx' }));
+  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, source(channel), { limiter, caps, campaigns, lane: 'tx' }));
   for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
   return { workers, registry };
 }

@@ -14,6 +14,8 @@ export const RELAY_CODES = {
   tokenQuarantined: 'TokenQuarantined',
   /** A vendor's daily cap (marketing messages, per device) is reached: not retried today. */
   quota: 'quota',
+  /** The app's SMS for the day (SMS_DAILY_CAP, UTC days) are used up: not sent, not retried. */
+  smsDailyCap: 'SmsDailyCap',
   /** The payload is larger than the channel allows (checked before sending). */
   payloadTooLarge: 'PayloadTooLarge',
   /** The channel carries notifications only, and the message has only data. */

@@ -104,12 +104,38 @@ export const pushOptionsSchema = z
   })
   .strict();
 
+/** How long after acceptance (or `sendAt`) an undelivered push gets its SMS: `90s`, `5m`, `2h`; 1 s to 72 h. */
+export const FALLBACK_AFTER = /^(\d{1,6})(s|m|h)$/;
+export const FALLBACK_MAX_AFTER_MS = 72 * 3_600_000;
+export function fallbackAfterMs(after: string): number {
+  const m = FALLBACK_AFTER.exec(after);
+  if (!m) throw new Error(`not a fallback delay: ${after}`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
+}
+
+/** `options.fallback` of `POST /v1/push`: an SMS to each device the push did not reach in time. */
+export const fallbackSchema = z
+  .object({
+    sms: z
+      .object({
+        after: z
+          .string()
+          .regex(FALLBACK_AFTER, 'a delay such as 90s, 5m or 2h')
+          .refine((a) => !FALLBACK_AFTER.test(a) || (fallbackAfterMs(a) >= 1000 && fallbackAfterMs(a) <= FALLBACK_MAX_AFTER_MS), 'between 1s and 72h')
+          .describe('Send the SMS when the push has not been delivered (or opened) this long after it was accepted'),
+        text: z.string().min(1).max(1600).describe('The SMS text'),
+      })
+      .strict(),
+  })
+  .strict()
+  .describe('SMS top-up: devices with an sms token the push did not reach in time get this SMS, once');
+
 export const pushRequestSchema = z
   .object({
     to: targetSchema,
     notification: notificationSchema.optional(),
     data: z.record(z.string().min(1).max(256), z.unknown()).optional().describe('Custom key/values delivered to the app'),
-    options: pushOptionsSchema.default({ priority: 'high' }),
+    options: pushOptionsSchema.extend({ fallback: fallbackSchema.optional() }).default({ priority: 'high' }),
     overrides: overridesSchema.optional(),
   })
   .strict()

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import { VENDOR_CHANNELS } from '../../providers/channels.js';
+import { RECEIPT_CHANNELS } from '../../providers/channels.js';
 import type { OutcomeReason } from '../../providers/types.js';
 import type { DeliveryStatus } from '../core/delivery-status.js';
 import { idArray, textArray } from './array-literal.js';
@@ -217,7 +217,7 @@ export class DeliveriesRepo {
       ), requests AS (
         INSERT INTO provider_requests (app_id, channel, provider_id, ids)
         SELECT app_id, channel, new_provider_id, array_agg(id ORDER BY id) FROM changed
-        WHERE new_provider_id IS NOT NULL AND channel = ANY(${VENDOR_CHANNELS as readonly string[]}::text[])
+        WHERE new_provider_id IS NOT NULL AND channel = ANY(${RECEIPT_CHANNELS}::text[])
         GROUP BY app_id, channel, new_provider_id
       ), quarantined AS (${quarantine}), ${TALLIES}
       SELECT (SELECT count(*) FROM changed) AS updated, (SELECT count(*) FROM quarantined) AS quarantined`.execute(tx));

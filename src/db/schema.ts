@@ -21,6 +21,8 @@ export interface AppSettings {
   androidStrategy?: 'self-first' | 'vendor-first' | 'vendor-only';
   /** `self`: a vendor's per-device daily quota sends the message over the self channel instead. */
   quotaFallback?: 'self' | 'none';
+  /** SMS per UTC day for this app, below the operator's SMS_DAILY_CAP (src/sms-cap.ts). */
+  smsDailyCap?: number;
 }
 
 export interface ApiKeysTable {

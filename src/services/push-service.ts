@@ -1,10 +1,11 @@
 import { sha256, randomId } from '../core/secrets.js';
-import { NOW_OR_NEVER_MS, type PushRequest } from '../core/push-request.js';
+import { NOW_OR_NEVER_MS, fallbackAfterMs, type PushRequest } from '../core/push-request.js';
 import type { Config } from '../config.js';
 import type { DeliveriesRepo } from '../db/deliveries-repo.js';
 import type { MessagesRepo } from '../db/messages-repo.js';
 import { DomainError } from '../core/errors.js';
-import { ROUTE_JOB_OPTIONS, type Queues } from '../queues.js';
+import { ROUTE_JOB_OPTIONS, SMS_FALLBACK_JOB_OPTIONS, type Queues } from '../queues.js';
+import { smsFallbackJobId } from './sms-fallback.js';
 import { isDirect, type DirectPush } from './direct-push.js';
 
 export interface Accepted {
@@ -49,6 +50,12 @@ export class PushService {
       const ttl = request.options.ttl;
       const ttlMs = ttl === undefined ? this.config.DEFAULT_TTL : ttl === 0 ? NOW_OR_NEVER_MS : ttl * 1000;
       const scheduled = start > now + 1000;
+      const fallback = request.options.fallback?.sms;
+      if (fallback) {
+        // Queued before the message is stored: a job whose message never got stored finds nothing
+        // and ends, while a stored message can never miss its top-up.
+        await this.queues.smsFallback.add('fallback', { appId, messageId: id }, { ...SMS_FALLBACK_JOB_OPTIONS, jobId: smsFallbackJobId(id), delay: start - now + fallbackAfterMs(fallback.after) });
+      }
       if (this.direct && isDirect(request, scheduled)) {
         return { id, recipients: await this.direct.accept({ id, appId, request, expiresAt: new Date(start + ttlMs) }), replayed: false };
       }

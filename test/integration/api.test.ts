@@ -34,7 +34,7 @@ describe('REST API against real PostgreSQL and Redis', () => {
     assert.ok(pushBody.properties.to && pushBody.properties.options, 'push schema comes from zod');
     // Every channel's overrides are documented with their own fields.
     const overrides = pushBody.properties.overrides.properties;
-    assert.deepEqual(Object.keys(overrides).sort(), ['apns', 'fcm', 'honor', 'huawei', 'meizu', 'oppo', 'self', 'vivo', 'webpush', 'xiaomi']);
+    assert.deepEqual(Object.keys(overrides).sort(), ['apns', 'fcm', 'honor', 'huawei', 'meizu', 'oppo', 'self', 'sms', 'vivo', 'webpush', 'xiaomi']);
     assert.ok(overrides.huawei.properties.importance && overrides.apns.properties.topic && overrides.fcm.properties.android, 'per-channel fields');
     assert.equal(overrides.huawei.additionalProperties, false);
     const docs = await anon('GET', '/docs');

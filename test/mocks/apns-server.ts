@@ -1,4 +1,5 @@
-import { createPublicKey, randomUUID, verify, type KeyObject } from 'node:crypto';
+import { X509Certificate, createPublicKey, randomUUID, verify, type KeyObject } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import { readFileSync, realpathSync } from 'node:fs';
 import http2 from 'node:http2';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +12,9 @@ import { testPki } from './tls.js';
  * notification responses from APNs" (see shared notes §1, §5):
  *
  * - `POST /3/device/<hex token>` only (405 `MethodNotAllowed`, 404 `BadPath`).
+ * - Certificate-based trust (with `clientCerts`): a request without a JWT must come over a TLS
+ *   connection whose client certificate is registered (403 `MissingProviderToken` without one,
+ *   `BadCertificate` with an unknown one).
  * - ES256 provider JWT: `kid` registered, `iss` = the key's team, `iat` at most 1 h old
  *   (403 `MissingProviderToken` / `InvalidProviderToken` / `ExpiredProviderToken`); a key id that
  *   changes on one connection gives 403 `UnrelatedKeyIdInToken`. Verification is cached per
@@ -117,6 +121,13 @@ export interface ApnsMockOptions {
   strictBackgroundPriority?: boolean;
   /** TLS key and certificate (default: `testPki()`). */
   tls?: { key: string; cert: string };
+  /**
+   * Provider certificates (PEM) accepted for certificate-based trust: the server then asks every
+   * client for a certificate, and a request without a JWT must come over a connection whose
+   * client certificate is one of these (else 403 `MissingProviderToken` without one,
+   * `BadCertificate` with another). Unset: token auth only.
+   */
+  clientCerts?: string[];
 }
 
 export interface ApnsMockRequest {
@@ -306,16 +317,22 @@ export async function startApnsMock(opts: ApnsMockOptions = {}): Promise<ApnsMoc
     if (token === undefined) return { status: 404, reason: 'BadPath' };
 
     const auth = h.authorization;
-    if (auth === undefined) return { status: 403, reason: 'MissingProviderToken' };
-    if (!jwt) return { status: 403, reason: 'InvalidProviderToken' };
-    if (!jwt.ok) return { status: 403, reason: jwt.reason ?? 'InvalidProviderToken' };
-    if (Math.floor(Date.now() / 1000) - jwt.iat! > JWT_MAX_AGE_SEC) return { status: 403, reason: 'ExpiredProviderToken' };
-    // A stream can end after its session closed (the client went away mid-request): no session to key by.
-    const firstKid = session ? sessionKid.get(session) : undefined;
-    if (firstKid === undefined) {
-      if (session) sessionKid.set(session, jwt.kid!);
+    if (auth === undefined) {
+      // Certificate-based trust: no JWT, the TLS client certificate authenticates the provider.
+      const cert = clientCertOf(session);
+      if (cert === undefined) return { status: 403, reason: 'MissingProviderToken' };
+      if (!cert.ok) return { status: 403, reason: 'BadCertificate' };
+    } else {
+      if (!jwt) return { status: 403, reason: 'InvalidProviderToken' };
+      if (!jwt.ok) return { status: 403, reason: jwt.reason ?? 'InvalidProviderToken' };
+      if (Math.floor(Date.now() / 1000) - jwt.iat! > JWT_MAX_AGE_SEC) return { status: 403, reason: 'ExpiredProviderToken' };
+      // A stream can end after its session closed (the client went away mid-request): no session to key by.
+      const firstKid = session ? sessionKid.get(session) : undefined;
+      if (firstKid === undefined) {
+        if (session) sessionKid.set(session, jwt.kid!);
+      }
+      else if (firstKid !== jwt.kid) return { status: 403, reason: 'UnrelatedKeyIdInToken' };
     }
-    else if (firstKid !== jwt.kid) return { status: 403, reason: 'UnrelatedKeyIdInToken' };
 
     // Duplicate apns-* headers (Node joins or drops repeats, so look at the raw list).
     const seen = new Set<string>();
@@ -434,9 +451,20 @@ export async function startApnsMock(opts: ApnsMockOptions = {}): Promise<ApnsMoc
     timers.add(t);
   }
 
+  const clientFingerprints = new Set((opts.clientCerts ?? []).map((pem) => new X509Certificate(pem).fingerprint256));
+  /** The connection's client certificate: undefined without one, ok when it is registered. */
+  function clientCertOf(session: http2.Http2Session | undefined): { ok: boolean; fingerprint: string } | undefined {
+    const socket = session?.socket as TLSSocket | undefined;
+    const peer = socket?.getPeerCertificate?.();
+    if (!peer || !peer.fingerprint256) return undefined;
+    return { ok: clientFingerprints.has(peer.fingerprint256), fingerprint: peer.fingerprint256 };
+  }
+
   const server = http2.createSecureServer({
     key: tlsMaterial.key,
     cert: tlsMaterial.cert,
+    // The provider certificates are self-issued test certificates: the mock checks them itself.
+    ...(opts.clientCerts ? { requestCert: true, rejectUnauthorized: false } : {}),
     allowHTTP1: false,
     settings: { maxConcurrentStreams: opts.maxConcurrentStreams ?? 1000 },
   });

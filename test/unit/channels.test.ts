@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { CHANNELS, CHANNEL_MODULES, VENDOR_CHANNELS, channelConfigShape, deviceTokensSchema } from '../../providers/channels.js';
 
 test('the registry derives the channel lists from the modules', () => {
-  assert.deepEqual(CHANNELS, ['apns', 'fcm', 'self', 'huawei', 'xiaomi', 'oppo', 'vivo', 'honor', 'meizu', 'webpush']);
+  assert.deepEqual(CHANNELS, ['apns', 'fcm', 'self', 'huawei', 'xiaomi', 'oppo', 'vivo', 'honor', 'meizu', 'webpush', 'sms']);
   assert.deepEqual([...VENDOR_CHANNELS].sort(), ['honor', 'huawei', 'meizu', 'oppo', 'vivo', 'xiaomi']);
   assert.deepEqual(Object.keys(deviceTokensSchema.shape).sort(), CHANNELS.filter((c) => c !== 'self').sort());
 });

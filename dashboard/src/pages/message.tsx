@@ -5,7 +5,7 @@ import { useLoad } from '../hooks';
 import { STATUSES, type Delivery, type Message, type Page } from '../types';
 import { Choice, CountsTable, EmptyRow, Failure, Pager, Section, useCursors } from '../ui';
 
-const CHANNELS = ['apns', 'fcm', 'self', 'huawei', 'xiaomi', 'oppo', 'vivo', 'honor', 'meizu', 'webpush'];
+const CHANNELS = ['apns', 'fcm', 'self', 'huawei', 'xiaomi', 'oppo', 'vivo', 'honor', 'meizu', 'webpush', 'sms'];
 
 export function MessageLookup({ id, go }: { id: string | undefined; go: (path: string) => void }) {
   const [draft, setDraft] = useState(id ?? '');

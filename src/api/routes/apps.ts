@@ -57,6 +57,13 @@ export function appsRouter(ctx: Context, auth: Authenticator): Router {
         .enum(['self', 'none'])
         .optional()
         .describe("When a vendor's per-device daily quota refuses a message, send it over the self channel (`self`) or fail it (`none`, default)"),
+      smsDailyCap: z
+        .number()
+        .int()
+        .min(1)
+        .max(100_000_000)
+        .optional()
+        .describe('SMS this app may send per UTC day; never more than the operator’s SMS_DAILY_CAP'),
     })
     .strict();
 

@@ -10,6 +10,7 @@ import { DirectPushRepo } from '../../db/direct-push-repo.js';
 import { DirectPush } from '../../services/direct-push.js';
 import type { PresenceLookup } from '../../../workers/route.js';
 import { PushService } from '../../services/push-service.js';
+import { smsFallbackId } from '../../services/sms-fallback.js';
 import { appOf } from '../auth.js';
 import { route } from '../define.js';
 import { ApiError, notFound } from '../errors.js';
@@ -27,7 +28,22 @@ const messageView = z.object({
   sendAt: z.string().nullable(),
   expiresAt: z.string(),
   createdAt: z.string(),
+  fallback: z
+    .object({ sms: z.object({ after: z.string(), messageId: z.string().describe('The linked message that carries the SMS deliveries') }) })
+    .optional()
+    .describe('The SMS top-up this push asked for (options.fallback)'),
+  fallbackOf: z.string().optional().describe('This message is the SMS top-up of that push'),
 });
+
+/** The SMS top-up links between a push and its `<id>-sms` message (docs/sms.md). */
+function fallbackLinks(m: MessageRow) {
+  const request = m.request as { options?: { fallback?: { sms?: { after?: string } } }; fallbackOf?: unknown };
+  const after = request.options?.fallback?.sms?.after;
+  return {
+    ...(typeof after === 'string' ? { fallback: { sms: { after, messageId: smsFallbackId(m.id) } } } : {}),
+    ...(typeof request.fallbackOf === 'string' ? { fallbackOf: request.fallbackOf } : {}),
+  };
+}
 
 const deliveryView = z.object({
   deviceId: z.string().nullable(),
@@ -102,6 +118,7 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
         sendAt: iso(m.send_at),
         expiresAt: m.expires_at.toISOString(),
         createdAt: m.created_at.toISOString(),
+        ...fallbackLinks(m),
       });
     },
   );

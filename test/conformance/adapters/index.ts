@@ -7,6 +7,7 @@ import { huaweiAdapter } from './huawei.js';
 import { meizuAdapter } from './meizu.js';
 import { oppoAdapter } from './oppo.js';
 import { selfAdapter } from './self.js';
+import { smsAdapter } from './sms.js';
 import { vivoAdapter } from './vivo.js';
 import { webpushAdapter } from './webpush.js';
 import { xiaomiAdapter } from './xiaomi.js';
@@ -23,4 +24,5 @@ export const ADAPTERS: Record<Channel, AdapterFactory> = {
   vivo: vivoAdapter,
   meizu: meizuAdapter,
   webpush: webpushAdapter,
+  sms: smsAdapter,
 };

@@ -1,0 +1,56 @@
+import { sql, type Kysely } from 'kysely';
+import type { DB } from './schema.js';
+
+export interface FallbackCandidate {
+  deviceId: string;
+  platform: string | null;
+  token: string;
+}
+
+/** The reads and writes of the SMS top-up (src/services/sms-fallback.ts). */
+export class SmsFallbackRepo {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  /**
+   * A page of the push's devices, in device order from `afterDevice`, that it has not reached and
+   * that have an active sms token. The (message_id, device_id) key walks the message in order, so
+   * a page costs the same at any depth of a large audience. Raw-token pushes have no device.
+   */
+  async candidates(appId: string, messageId: string, afterDevice: string, limit: number): Promise<FallbackCandidate[]> {
+    const res = await sql<{ device_id: string; platform: string | null; token: string }>`
+      SELECT d.device_id, d.platform, t.token
+      FROM deliveries d
+      JOIN device_tokens t ON t.app_id = d.app_id AND t.device_id = d.device_id AND t.channel = 'sms' AND t.state = 'active'
+      WHERE d.message_id = ${messageId} AND d.app_id = ${appId} AND d.device_id > ${afterDevice}
+        AND d.status NOT IN ('delivered', 'opened', 'cancelled') AND d.channel IS DISTINCT FROM 'sms'
+      ORDER BY d.device_id
+      LIMIT ${limit}`.execute(this.db);
+    return res.rows.map((r) => ({ deviceId: r.device_id, platform: r.platform, token: r.token }));
+  }
+
+  /**
+   * The linked message that carries the top-up's deliveries, stored once (a re-run finds it). It is
+   * born routed: the worker, not the router, adds its deliveries.
+   */
+  async ensureMessage(m: { id: string; appId: string; parentId: string; text: string; expiresAt: Date }): Promise<void> {
+    const request = {
+      to: { devices: [] },
+      notification: { body: m.text },
+      options: { priority: 'high', channels: ['sms'], ttl: Math.round((m.expiresAt.getTime() - Date.now()) / 1000) },
+      overrides: { sms: { text: m.text } },
+      fallbackOf: m.parentId,
+    };
+    await sql`
+      INSERT INTO messages (id, app_id, request, state, recipients, expires_at, routed_at)
+      VALUES (${m.id}, ${m.appId}, ${JSON.stringify(request)}::jsonb, 'routed', 0, ${m.expiresAt.toISOString()}::timestamptz, now())
+      ON CONFLICT (id) DO NOTHING`.execute(this.db);
+  }
+
+  /** The linked message's recipients: its deliveries, counted once every page is in. */
+  async countRecipients(id: string): Promise<number> {
+    const res = await sql<{ n: number }>`
+      UPDATE messages SET recipients = (SELECT count(*) FROM deliveries WHERE message_id = ${id}) WHERE id = ${id}
+      RETURNING recipients AS n`.execute(this.db);
+    return Number(res.rows[0]?.n ?? 0);
+  }
+}
