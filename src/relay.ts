@@ -106,7 +106,7 @@ export async function startRelay(
   const secrets = loadSecrets(config, announce);
   const redis = await ensureRedis(config.REDIS_URL, config.DATA_DIR, logger);
   const database = await openDatabase({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, poolSize: config.DATABASE_POOL_SIZE, dataDir: config.DATA_DIR, onIdleError: (err) => logger.warn({ err }, 'an idle database connection failed') });
-  await migrate(database.db, config.DATABASE_SCHEMA, logger);
+  await migrate(database.db, config.DATABASE_SCHEMA, logger, { credentialsKey: secrets.credentialsKey });
   const ctx = createContext(config, logger, database.db, redis.options, secrets);
 
   // Presence and the gateway bus live in Redis; every role that routes, sends or recalls uses them.
