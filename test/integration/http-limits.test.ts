@@ -11,10 +11,10 @@ import { startTestRelay, type TestRelay } from '../helpers/harness.js';
 let api: TestRelay;
 let health: TestRelay;
 before(async () => {
-  const limits = { HTTP_HEADERS_TIMEOUT: '1s', HTTP_REQUEST_TIMEOUT: '2s', HTTP_KEEPALIVE_TIMEOUT: '1s', HTTP_MAX_HEADER_BYTES: '4096' };
-  api = await startTestRelay({ ROLES: 'api', ...limits });
+  const limits = { HTTP_HEADERS_TIMEOUT: '1s', HTTP_REQUEST_TIMEOUT: '2s', HTTP_MAX_HEADER_BYTES: '4096' };
+  api = await startTestRelay({ ROLES: 'api', ...limits, HTTP_KEEPALIVE_TIMEOUT: '4s' });
   // A scheduler-only process answers /healthz on its own listener: the same limits apply there.
-  health = await startTestRelay({ ROLES: 'scheduler', HEALTH_PORT: '0', HTTP_MAX_CONNECTIONS: '3', ...limits });
+  health = await startTestRelay({ ROLES: 'scheduler', HEALTH_PORT: '0', HTTP_MAX_CONNECTIONS: '3', HTTP_KEEPALIVE_TIMEOUT: '1s', ...limits });
 });
 after(async () => {
   for (const t of [api, health]) {
@@ -86,12 +86,19 @@ test('headers above HTTP_MAX_HEADER_BYTES are refused with a 431', async () => {
   assert.match(c.received(), /^HTTP\/1\.1 431 /);
 });
 
-test('a prompt request is answered, and its idle keep-alive socket is closed by the server', async () => {
+test('a keep-alive socket idle longer than the headers timeout still serves its next request, and closes after HTTP_KEEPALIVE_TIMEOUT', async () => {
   const c = await open(api.relay.port!);
-  c.socket.write('GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n');
-  await c.closed; // HTTP_KEEPALIVE_TIMEOUT (1 s) after the answer, without a byte from the client
+  const get = 'GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n';
+  c.socket.write(get);
+  for (let i = 0; i < 500 && !/\r\n\r\n/.test(c.received()); i++) await new Promise((r) => setTimeout(r, 10));
   assert.match(c.received(), /^HTTP\/1\.1 200 /);
-  assert.match(c.received(), /Keep-Alive: timeout=1/);
+  assert.match(c.received(), /Keep-Alive: timeout=4/);
+  // Idle between requests is the keep-alive timeout's business, not the headers timeout's (1 s).
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.ok(!c.isClosed(), 'still open after 2.5 s idle');
+  c.socket.write(get);
+  await c.closed; // HTTP_KEEPALIVE_TIMEOUT after the second answer, without a byte from the client
+  assert.equal(c.received().match(/HTTP\/1\.1 200 /g)?.length, 2, c.received());
 });
 
 test('past HTTP_MAX_CONNECTIONS a listener drops new sockets; a freed slot serves again', async () => {
