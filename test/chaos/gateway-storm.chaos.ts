@@ -31,10 +31,13 @@ interface Child {
 }
 
 function spawnRelay(env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, [...(process.env.STORM_PROF && env.ROLES === 'gateway' ? ['--cpu-prof', '--cpu-prof-dir=/tmp/stormprof'] : []), '--import', 'tsx', 'src/main.ts'], { env: { ...process.env, ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Debug level: every connect, refusal and takeover is logged, and every line is scanned for the
+  // devices' passwords and the API key at the end.
+  const proc = spawn(process.execPath, [...(process.env.STORM_PROF && env.ROLES === 'gateway' ? ['--cpu-prof', '--cpu-prof-dir=/tmp/stormprof'] : []), '--import', 'tsx', 'src/main.ts'], { env: { ...process.env, ...env, LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stderr?.on('data', () => undefined);
   const started = new Promise<{ mqttPort?: number; node?: string; port?: number }>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).on('line', (line) => {
+      logLines.push(line);
       try {
         const rec = JSON.parse(line) as { msg?: string; mqttPort?: number; node?: string; port?: number };
         if (rec.msg === 'relay started') resolve(rec);
@@ -64,6 +67,9 @@ function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 1024) : NaN;
 }
+
+/** Every log line the spawned processes wrote. */
+const logLines: string[] = [];
 
 let t: TestRelay;
 let front: NatProxy;
@@ -98,7 +104,7 @@ test(`${DEVICES} SDK devices: their gateway node is killed, all reconnect to the
   front = new NatProxy({ target });
   await front.listen();
 
-  const { api } = await newApp(t);
+  const { api, key } = await newApp(t);
   const passwords = new Map<string, string>();
   const ids = Array.from({ length: DEVICES }, (_, i) => `storm-${i}`);
   for (let i = 0; i < ids.length; i += 100) {
@@ -188,9 +194,25 @@ test(`${DEVICES} SDK devices: their gateway node is killed, all reconnect to the
   const perDeviceKb = ((rssB - rssB0) * 1024) / DEVICES;
   assert.ok(perDeviceKb < 100, `node B grew ${rssB - rssB0} MB for ${DEVICES} devices`);
 
+  // No device password (nor its signature alone) and no API key in any line the nodes and the worker wrote.
+  const secrets = new Map<string, string>([[key, 'the API key'], [key.split('_').at(-1)!, 'the API key secret']]);
+  for (const [id, password] of passwords) {
+    secrets.set(password, `the password of ${id}`);
+    secrets.set(password.split('.').at(-1)!, `the password signature of ${id}`);
+  }
+  const leaks: string[] = [];
+  for (const line of logLines) {
+    for (const word of line.match(/[A-Za-z0-9_.-]{16,}/g) ?? []) {
+      for (const part of [word, ...word.split('.'), ...word.split('_')]) if (secrets.has(part)) leaks.push(`${secrets.get(part)}: ${line.slice(0, 200)}`);
+    }
+  }
+  assert.ok(logLines.length > DEVICES, `the nodes logged each connect (${logLines.length} lines)`);
+  assert.deepEqual(leaks.slice(0, 5), [], `${leaks.length} secrets in ${logLines.length} log lines`);
+
   console.log(
     JSON.stringify({
       chaos: 'gateway-storm',
+      logLinesScanned: logLines.length,
       devices: DEVICES,
       connectMs,
       reconnectAllMs: reconnectMs,
