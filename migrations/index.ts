@@ -9,9 +9,24 @@ import * as m0007 from './0007_minute_stats_and_counters.js';
 import * as m0008 from './0008_campaigns.js';
 import * as m0009 from './0009_device_credential_epoch.js';
 import * as m0025 from './0025_devices_brand_index.js';
+import * as m0030 from './0030_relay_state.js';
+import { sealReceiptSecrets } from './0031_sealed_receipt_secrets.js';
+
+/** What a data migration may need beyond the database: the key that seals secrets at rest. */
+export interface MigrationEnv {
+  credentialsKey?: Buffer;
+}
 
 /** Append-only: a new migration is a new numbered file added here, never an edit of an old one. */
-export const migrations: Record<string, Migration> = {
+export function migrationsFor(env: MigrationEnv): Record<string, Migration> {
+  return {
+    ...schemaMigrations,
+    '0030_relay_state': m0030,
+    '0031_sealed_receipt_secrets': sealReceiptSecrets(env.credentialsKey),
+  };
+}
+
+const schemaMigrations: Record<string, Migration> = {
   '0001_init': m0001,
   '0002_self_channel': m0002,
   '0003_deliveries_without_message_fk': m0003,
@@ -23,3 +38,6 @@ export const migrations: Record<string, Migration> = {
   '0009_device_credential_epoch': m0009,
   '0025_devices_brand_index': m0025,
 };
+
+/** Every migration, for callers with no CREDENTIALS_KEY (they can migrate only schemas with no app yet). */
+export const migrations: Record<string, Migration> = migrationsFor({});

@@ -112,6 +112,19 @@ const schema = z.object({
   /** How often the scheduler role sweeps expired deliveries and purges old quarantined tokens. */
   SWEEP_INTERVAL: duration.default(30_000),
   MAX_BODY_BYTES: positiveInt.default(1_048_576),
+  /**
+   * HTTP listeners (API, health, MQTT over WebSocket): a client must send its request headers
+   * within HTTP_HEADERS_TIMEOUT and the whole request within HTTP_REQUEST_TIMEOUT (0: no limit),
+   * or its connection is closed (408): slowloris clients hold a socket that long at most. An idle
+   * keep-alive connection closes after HTTP_KEEPALIVE_TIMEOUT (above a load balancer's usual
+   * 60 s idle timeout, so the balancer closes first); headers above HTTP_MAX_HEADER_BYTES are a
+   * 431; past HTTP_MAX_CONNECTIONS open sockets per listener new ones are closed at once (0: no cap).
+   */
+  HTTP_HEADERS_TIMEOUT: duration.default(10_000),
+  HTTP_REQUEST_TIMEOUT: duration.default(30_000),
+  HTTP_KEEPALIVE_TIMEOUT: duration.default(65_000),
+  HTTP_MAX_HEADER_BYTES: z.coerce.number().int().min(1024).max(1_048_576).default(16_384),
+  HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(0).default(10_000),
   /** How often the scheduler role looks for campaigns that are due. */
   CAMPAIGN_TICK: duration.default(250),
   /** A scheduler's claim on a campaign it drives; a dead scheduler's campaigns move on after this. */

@@ -51,7 +51,7 @@ export function createContext(config: Config, logger: Logger, db: Kysely<DB>, re
     clock: new Clock(),
     lastSeen: new LastSeenWriter(db, logger),
     repos: {
-      apps: new AppsRepo(db),
+      apps: new AppsRepo(db, secrets.credentialsKey),
       credentials: new CredentialsRepo(db, secrets.credentialsKey),
       devices: new DevicesRepo(db),
       messages: new MessagesRepo(db),

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { ProviderRegistry } from '../providers/registry.js';
@@ -22,6 +22,7 @@ import type { Config, Role } from './config.js';
 import { createContext, type Context } from './context.js';
 import { migrate, openDatabase } from './db/database.js';
 import { serveHealth } from './health-server.js';
+import { createLimitedHttpsServer, createLimitedServer } from './http-limits.js';
 import { MarketingCaps } from './marketing-caps.js';
 import { SmsDailyCap, cappedSms } from './sms-cap.js';
 import { registerGatewayMetrics } from './metrics.js';
@@ -112,7 +113,7 @@ export async function startRelay(
   const secrets = loadSecrets(config, announce);
   const redis = await ensureRedis(config.REDIS_URL, config.DATA_DIR, logger);
   const database = await openDatabase({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, poolSize: config.DATABASE_POOL_SIZE, dataDir: config.DATA_DIR, onIdleError: (err) => logger.warn({ err }, 'an idle database connection failed') });
-  await migrate(database.db, config.DATABASE_SCHEMA, logger);
+  await migrate(database.db, config.DATABASE_SCHEMA, logger, { credentialsKey: secrets.credentialsKey });
   const ctx = createContext(config, logger, database.db, redis.options, secrets);
 
   // Presence and the gateway bus live in Redis; every role that routes, sends or recalls uses them.
@@ -149,7 +150,7 @@ export async function startRelay(
     if (config.GATEWAY_TLS_CERT && config.GATEWAY_TLS_KEY) {
       const tls = { cert: readFileSync(config.GATEWAY_TLS_CERT), key: readFileSync(config.GATEWAY_TLS_KEY) };
       mqttsPort = await gateway.listenTls(config.GATEWAY_MQTTS_PORT, config.HOST, tls);
-      wss = createHttpsServer(tls, (_req, res) => {
+      wss = createLimitedHttpsServer(config, tls, (_req, res) => {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"not_found","message":"MQTT over WebSocket is at /mqtt"}}');
       });
       gateway.attachWebSocket(wss, '/mqtt');
@@ -162,13 +163,12 @@ export async function startRelay(
   let server: Server | undefined;
   let port: number | undefined;
   if (roles.has('api')) {
-    server = createServer(createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort, mqttsPort, wssPort } : {}), recall: selfRecall(ctx, presence, bus), readiness, presence: presence.lookup }));
-    server.keepAliveTimeout = 65_000;
+    server = createLimitedServer(config, createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort, mqttsPort, wssPort } : {}), recall: selfRecall(ctx, presence, bus), readiness, presence: presence.lookup }));
   } else if (gateway || opts.listen !== false) {
     // Without the API, a process still answers /healthz, /readyz and /metrics: the gateway on its
     // own HTTP server (beside MQTT over WebSocket), a worker or scheduler on HEALTH_PORT.
     const health = serveHealth(readiness);
-    server = createServer((req, res) => {
+    server = createLimitedServer(config, (req, res) => {
       if (health(req, res)) return;
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { code: 'not_found', message: gateway ? 'MQTT over WebSocket is at /mqtt' : `no route for ${req.method} ${req.url}`, details: null } }));

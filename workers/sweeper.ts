@@ -21,7 +21,7 @@ export class Sweeper {
   private readonly onReady = () => this.tick();
 
   constructor(private readonly ctx: Context) {
-    this.epoch = new RedisEpoch(ctx.queues.connection, ctx.config.QUEUE_PREFIX);
+    this.epoch = new RedisEpoch(ctx.queues.connection, ctx.config.QUEUE_PREFIX, ctx.db);
   }
 
   /**
@@ -41,7 +41,10 @@ export class Sweeper {
     this.running = this.running
       .then(async () => {
         if (this.stopped) return;
-        if ((await this.epoch.check()) === 'lost') await this.reconcile();
+        const epoch = await this.epoch.check();
+        // A first start reconciles too (cheap on an empty database; an upgraded one may hold rows
+        // no job of this Redis knows), but quietly: nothing was lost.
+        if (epoch === 'lost' || epoch === 'fresh') await this.reconcile(epoch === 'lost');
         await this.sweep();
       })
       .catch((err: unknown) => this.ctx.logger.error({ err }, 'sweep failed'));
@@ -66,7 +69,7 @@ export class Sweeper {
    * message not fully routed gets its route job back. Rows in flight in a live worker may be sent
    * twice (the README's bound); rows written after this moment belong to jobs in the new Redis.
    */
-  async reconcile(): Promise<{ requeued: number; rerouted: number }> {
+  async reconcile(lost = true): Promise<{ requeued: number; rerouted: number }> {
     const { repos, config, queues, db, logger } = this.ctx;
     const started = Date.now();
     const epoch = this.epoch.current ?? 'x';
@@ -104,7 +107,11 @@ export class Sweeper {
       const delay = m.send_at ? Math.max(0, m.send_at.getTime() - Date.now()) : 0;
       await queues.route.add('route', { appId: m.app_id, messageId: m.id }, { ...ROUTE_JOB_OPTIONS, jobId: m.id, delay });
     }
-    logger.warn({ requeued, rerouted: unrouted.length, ms: Date.now() - started }, 'Redis lost its jobs: reconciled from PostgreSQL');
+    const figures = { requeued, rerouted: unrouted.length, ms: Date.now() - started };
+    if (lost) logger.warn(figures, 'Redis lost its jobs: reconciled from PostgreSQL');
+    // No marker ever recorded, yet open work: a database from before markers were recorded.
+    else if (requeued + unrouted.length > 0) logger.warn(figures, 'Redis had no epoch marker: open work re-queued from PostgreSQL');
+    else logger.info(figures, 'first start with this Redis and database: epoch marker written');
     return { requeued, rerouted: unrouted.length };
   }
 

@@ -22,6 +22,16 @@ export function decryptSecret(key: Buffer, sealed: string, aad: string): string 
   return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString('utf8');
 }
 
+/** Whether a stored value is an `encryptSecret` output (else it is legacy plaintext). */
+export function isSealed(value: string): boolean {
+  return /^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(value);
+}
+
+/** The additional data of an app's sealed receipt secret: never a credential's `<app>/<provider>`. */
+export function receiptSecretAad(appId: string): string {
+  return `receipt-secret:${appId}`;
+}
+
 /** API keys look like `rk_<id>_<secret>`; only sha256(secret) is stored. */
 export function newApiKey(): { id: string; key: string; hash: string } {
   const id = randomBytes(6).toString('hex');

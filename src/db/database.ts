@@ -4,7 +4,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { migrations } from '../../migrations/index.js';
+import { migrationsFor, type MigrationEnv } from '../../migrations/index.js';
 import { pglitePool } from './pglite-pool.js';
 import type { DB } from './schema.js';
 
@@ -64,7 +64,8 @@ async function ensureSchema(url: string, schema: string): Promise<void> {
  * Applies pending migrations. Kysely's PostgreSQL adapter holds a transaction-scoped advisory lock
  * while it migrates, so several processes starting at once apply each migration exactly once.
  */
-export async function migrate(db: Kysely<DB>, schema: string, logger?: Logger): Promise<void> {
+export async function migrate(db: Kysely<DB>, schema: string, logger?: Logger, env: MigrationEnv = {}): Promise<void> {
+  const migrations = migrationsFor(env);
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => migrations },

@@ -200,7 +200,15 @@ export interface CampaignCapsTable {
   count: number;
 }
 
+/** Small facts Relay remembers beyond Redis (migration 0030). */
+export interface RelayStateTable {
+  key: string;
+  value: string;
+  updated_at: Generated<Date>;
+}
+
 export interface DB {
+  relay_state: RelayStateTable;
   campaigns: CampaignsTable;
   campaign_caps: CampaignCapsTable;
   apps: AppsTable;

@@ -156,7 +156,7 @@ export async function createFixture(t: TestRelay): Promise<Fixture> {
   const otherApp = (await key(appB, [...SCOPES])).key;
   const revoked = await key(appA, [...SCOPES]);
   await must(op('DELETE', `/v1/apps/${appA}/keys/${revoked.id}`), 204);
-  const row = await t.relay.ctx.repos.apps.get(appA);
+  const receiptSecretA = (await t.relay.ctx.repos.apps.receiptSecret(appA))!;
 
   const admin = client(t.base, only.admin);
   const deviceA = `dev-a-${rand()}`;
@@ -164,7 +164,7 @@ export async function createFixture(t: TestRelay): Promise<Fixture> {
   const f: Fixture = {
     appA,
     appB,
-    receiptSecretA: row!.receipt_secret,
+    receiptSecretA,
     deviceA,
     tokenA,
     messageA: '',

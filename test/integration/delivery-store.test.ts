@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import pg from 'pg';
-import { migrations } from '../../migrations/index.js';
+import { migrationsFor } from '../../migrations/index.js';
 import { pushRequestSchema } from '../../src/core/push-request.js';
 import { idArray, textArray } from '../../src/db/array-literal.js';
 import { DeliveriesRepo, type NewDeliveryRow } from '../../src/db/deliveries-repo.js';
@@ -243,6 +243,8 @@ async function atMigration(migration: string, fn: (db: Kysely<DB>, migrator: Mig
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   try {
     await sql.raw(`CREATE SCHEMA ${iso.schema}`).execute(db);
+    // The key seals the app's receipt secret when migration 0031 runs.
+    const migrations = migrationsFor({ credentialsKey: Buffer.alloc(32, 7) });
     const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations }, migrationTableSchema: iso.schema });
     assert.equal((await migrator.migrateTo(migration)).error, undefined);
     await sql`INSERT INTO apps (id, name, receipt_secret) VALUES ('app', 'app', 's')`.execute(db);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
@@ -8,6 +8,7 @@ import { createLogger } from '../../src/logger.js';
 import { startRelay } from '../../src/relay.js';
 import { Isolation, client, eventually, newApp, type TestRelay } from '../helpers/harness.js';
 import { startProviderMocks } from '../helpers/providers.js';
+import { MqttDevice, RawDevice } from '../helpers/self-devices.js';
 import { startHuaweiMock, type HuaweiMock } from '../mocks/vendors/huawei.js';
 
 /**
@@ -131,22 +132,88 @@ test('no secret, key, password or token reaches a log line; provider credentials
   // A malformed body that echoes a secret: the 400 names the field, the log does not carry it.
   await app.api('POST', '/v1/push', { to: { devices: [tokens.ios] }, notification: { title: 1 } });
 
-  // The raw rows: provider secrets sealed, API keys hashed.
+  // The raw rows: provider secrets and receipt secrets sealed, API keys hashed.
   const db = t.relay.ctx.db;
   const raw = JSON.stringify(
-    (await sql`SELECT row_to_json(c)::text AS row FROM credentials c UNION ALL SELECT row_to_json(k)::text FROM api_keys k`.execute(db)).rows,
+    (
+      await sql`SELECT row_to_json(c)::text AS row FROM credentials c
+        UNION ALL SELECT row_to_json(k)::text FROM api_keys k
+        UNION ALL SELECT row_to_json(a)::text FROM apps a`.execute(db)
+    ).rows,
   );
   assert.ok(raw.includes(app.appId), 'the rows were read');
   for (const [value, what] of secrets) {
-    if (what.startsWith('APNs') || what.startsWith('FCM') || what.startsWith('huawei') || what.startsWith('API key')) {
+    if (what.startsWith('APNs') || what.startsWith('FCM') || what.startsWith('huawei') || what.startsWith('API key') || what === 'receipt secret') {
       assert.ok(!raw.includes(value), `${what} is stored in plaintext`);
     }
   }
 
-  // The logs: captured, and clean.
-  await new Promise((r) => setTimeout(r, 200));
+  assertCleanLogs();
+});
+
+/** Every line captured so far, from the start of Relay on, holds none of the remembered secrets. */
+function assertCleanLogs(): void {
   assert.ok(lines.some((l) => l.includes('"relay started"')), 'the log was captured');
   assert.ok(lines.some((l) => l.includes('"migration applied"')), 'from the start on');
   const leaks = [...secrets].flatMap(([value, what]) => lines.filter((l) => l.includes(value)).map((l) => `${what}: ${l.slice(0, 300)}`));
   assert.deepEqual(leaks, [], `secrets in ${lines.length} log lines`);
+}
+
+test('failures leave no secret in the logs either: refused provider credentials, the gateway with right, wrong, rotated and revoked passwords, revoked keys', async () => {
+  const app = await newApp(t);
+  remember('API key (second app)', app.key);
+  // Credentials the vendors refuse: every send fails on them, and the errors are logged.
+  const refusedHw = `hw-refused-${randomBytes(16).toString('hex')}`;
+  remember('a Huawei client secret the vendor refuses', refusedHw);
+  assert.equal((await app.api('PUT', `/v1/apps/${app.appId}/credentials/huawei`, { appId: huawei.appId, clientSecret: refusedHw })).status, 200);
+  const unknownKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  rememberPem('an FCM key Google does not know', unknownKey);
+  const fcm = mocks.credentials.fcm;
+  assert.equal((await app.api('PUT', `/v1/apps/${app.appId}/credentials/fcm`, { ...fcm, serviceAccount: { ...fcm.serviceAccount, private_key: unknownKey } })).status, 200);
+  const hwToken = `hw-${randomBytes(24).toString('hex')}`;
+  const fcmToken = `fcm-${randomBytes(24).toString('base64url')}`;
+  remember('push token (huawei, refused)', hwToken);
+  remember('push token (fcm, refused)', fcmToken);
+  assert.equal((await app.api('PUT', '/v1/devices/hw-2', { platform: 'android', brand: 'huawei', tokens: { huawei: hwToken } })).status, 200);
+  assert.equal((await app.api('PUT', '/v1/devices/and-2', { platform: 'android', brand: 'google', tokens: { fcm: fcmToken } })).status, 200);
+  const failing = await app.api('POST', '/v1/push', { to: { devices: ['hw-2', 'and-2'] }, notification: { title: 'refused' }, options: { channels: ['huawei', 'fcm'] } });
+  assert.equal(failing.status, 202, JSON.stringify(failing.body));
+  const failed = await eventually(async () => {
+    const m = await app.api('GET', `/v1/messages/${failing.body.id}`);
+    return m.body.state === 'done' ? m.body : undefined;
+  }, 90_000, 'the refused sends to end');
+  assert.equal(failed.counts.failed, 2, JSON.stringify(failed.counts));
+
+  // The gateway: a device connects with its password and gets a push; a wrong password is
+  // refused; a rotation closes the live connection and refuses the old password; a deleted
+  // device is refused too.
+  const reg = await app.api('PUT', '/v1/devices/gw-1', { platform: 'android' });
+  const self = reg.body.self;
+  remember('device password (gw-1)', self.password);
+  const dev = await MqttDevice.connect(self.mqtt, self, { version: 5 });
+  await eventually(async () => ((await t.relay.gateway!.presence.get(app.appId, 'gw-1')) ? true : undefined), 10_000, 'gw-1 online');
+  const sent = await app.api('POST', '/v1/push', { to: { devices: ['gw-1'] }, data: { k: 'v' }, options: { channels: ['self'] } });
+  await dev.waitFor(sent.body.id);
+  const wrongPassword = `${app.appId}.${Date.now()}.${randomBytes(32).toString('base64url')}`;
+  remember('a wrong MQTT password', wrongPassword);
+  await assert.rejects(RawDevice.connect(t.relay.mqttPort!, { ...self, password: wrongPassword }, 5));
+  const rotated = await app.api('POST', '/v1/devices/gw-1/credentials/rotate');
+  assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+  remember('device password (gw-1, rotated)', rotated.body.password ?? rotated.body.self?.password);
+  await dev.closed;
+  await assert.rejects(RawDevice.connect(t.relay.mqttPort!, self, 5), 'the old password is refused');
+  const again = await RawDevice.connect(t.relay.mqttPort!, { ...self, password: rotated.body.password ?? rotated.body.self?.password }, 5);
+  assert.equal((await app.api('DELETE', '/v1/devices/gw-1')).status, 204);
+  await again.closed;
+
+  // A revoked API key.
+  const keys = await client(t.base, t.adminToken)('POST', `/v1/apps/${app.appId}/keys`, { scopes: ['push'] });
+  remember('a revoked API key', keys.body.key);
+  assert.equal((await client(t.base, t.adminToken)('DELETE', `/v1/apps/${app.appId}/keys/${keys.body.id}`)).status, 204);
+  assert.equal((await client(t.base, keys.body.key)('GET', '/v1/devices')).status, 401);
+
+  assertCleanLogs();
+  // The scan covered what it claims: the refused sends' batches and the gateway's refusals.
+  assert.ok(lines.some((l) => l.includes('"channel":"huawei"') && l.includes('"msg":"batch"')), 'the refused Huawei batch was logged');
+  assert.ok(lines.some((l) => l.includes('gateway: CONNECT refused')), 'the gateway logged its refusals');
 });

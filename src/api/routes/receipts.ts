@@ -32,8 +32,8 @@ export function receiptsRouter(ctx: Context): Router {
       responses: { 200: { description: 'Applied', schema: z.object({ received: z.number(), matched: z.number(), applied: z.number() }) } },
     },
     async (req, res, { params, query }) => {
-      const app = await ctx.repos.apps.get(params.app);
-      if (!app || !query.secret || !safeEqual(app.receipt_secret, query.secret)) throw new ApiError('unauthenticated', 'unknown app or wrong receipt secret');
+      const secret = await ctx.repos.apps.receiptSecret(params.app);
+      if (secret === null || !query.secret || !safeEqual(secret, query.secret)) throw new ApiError('unauthenticated', 'unknown app or wrong receipt secret');
       const mod = providerModule(params.provider)!;
       const request = {
         headers: req.headers,
@@ -70,7 +70,7 @@ export function receiptsRouter(ctx: Context): Router {
       }
       // Dropped over the vendor's daily per-device quota: apps that opt in (MobPush-style) get the
       // message over their own channel instead, as when the quota is known at send time.
-      if (result.overQuota.length > 0 && app.settings.quotaFallback === 'self') {
+      if (result.overQuota.length > 0 && (await ctx.repos.apps.get(params.app))?.settings.quotaFallback === 'self') {
         for (const moved of await ctx.repos.deliveries.requeueOnChannel(result.overQuota, 'self')) {
           await ctx.queues.quotaFallback(params.app, moved.messageId, moved.ids);
         }
