@@ -318,7 +318,10 @@ export class CampaignScheduler {
       rows.push({ deviceId: d.id, platform: d.platform, channel: route.channel, token: route.token, status: 'queued', error: null, variant });
     }
     const leasedUntil = Date.now() + ROUTER_LEASE_MS;
-    const { leased, pending } = await new DeliveriesRepo(tx).insertPage(appId, run.messageId, rows, new Date(leasedUntil));
+    const { leased, pending, resumed } = await new DeliveriesRepo(tx).insertPage(appId, run.messageId, rows, new Date(leasedUntil));
+    // The page and its outbox commit together, so a page is never inserted twice; should it be,
+    // its earlier rows are claimed as usual (they wait out their lease).
+    for (const g of resumed) pending.set(g.channel, [...(pending.get(g.channel) ?? []), ...g.ids]);
     await this.repo.countSends(tx, appId, day, rows.map((r) => r.deviceId));
     return { dispatched: rows.length, skipped, byVariant, enqueue: { messageId: run.messageId, leased, pending, leasedUntil } };
   }

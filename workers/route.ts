@@ -26,10 +26,13 @@ export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobod
   /** Inserts a routed page and queues its send jobs, the new rows leased to them. */
   async function insertAndEnqueue(appId: string, messageId: string, rows: NewDeliveryRow[]) {
     const leasedUntil = Date.now() + ROUTER_LEASE_MS;
-    const { leased, pending } = await repos.deliveries.insertPage(appId, messageId, rows, new Date(leasedUntil));
+    const { leased, pending, resumed } = await repos.deliveries.insertPage(appId, messageId, rows, new Date(leasedUntil));
     const jobId = (first: string) => sendJobId(messageId, first);
     for (const [channel, ids] of leased) {
       await queues.sendInBatches(channel as Channel, appId, messageId, ids, batchSize(channel), jobId, leasedUntil);
+    }
+    for (const g of resumed) {
+      await queues.sendInBatches(g.channel as Channel, appId, messageId, g.ids, batchSize(g.channel), jobId, g.leasedUntil);
     }
     for (const [channel, ids] of pending) {
       await queues.sendInBatches(channel as Channel, appId, messageId, ids, batchSize(channel), jobId);

@@ -61,10 +61,11 @@ export class DeliveriesRepo {
    * `leaseUntil`, the queued rows are leased from birth to the send job the caller queues for them
    * (`leased`): within the lease nobody else claims them, so that job's first run can skip the
    * claim write. Rows an earlier run of the same page left queued and untouched come back in
-   * `pending`, unleased to the caller: their original job may still hold them.
+   * `resumed`, grouped by the lease that run gave them (see `resumeGroups`), or in `pending` when
+   * they had none.
    */
   async insertPage(appId: string, messageId: string, rows: NewDeliveryRow[], leaseUntil?: Date): Promise<PageInsert> {
-    const result: PageInsert = { leased: new Map(), pending: new Map() };
+    const result: PageInsert = { leased: new Map(), pending: new Map(), resumed: [] };
     if (rows.length === 0) return result;
     const lease = leaseUntil?.toISOString() ?? null;
     // A plain INSERT costs half of ON CONFLICT's speculative insertion; only a re-run of a page
@@ -82,14 +83,16 @@ export class DeliveriesRepo {
       // A re-run after a crash: rows inserted by the first run that no attempt has touched yet.
       const left = await this.db
         .selectFrom('deliveries')
-        .select(['id', 'channel'])
+        .select(['id', 'channel', 'lease_until'])
         .where('message_id', '=', messageId)
         .where('device_id', 'in', rows.map((r) => r.deviceId))
         .where('status', '=', 'queued')
         .where('attempts', '=', 0)
         .execute();
       const mine = new Set(Object.values(queued).flat());
-      groupByChannel(result.pending, left.filter((r) => !mine.has(String(r.id))));
+      const earlier = left.filter((r) => !mine.has(String(r.id)));
+      groupByChannel(result.pending, earlier.filter((r) => r.lease_until === null));
+      result.resumed = resumeGroups(earlier.filter((r) => r.lease_until !== null) as { id: string; channel: string | null; lease_until: Date }[]);
     }
     return result;
   }
@@ -477,6 +480,40 @@ export class DeliveriesRepo {
 export interface PageInsert {
   leased: Map<string, string[]>;
   pending: Map<string, string[]>;
+  /** Rows an earlier run of the page inserted and leased, still untouched: see `resumeGroups`. */
+  resumed: ResumedGroup[];
+}
+
+export interface ResumedGroup {
+  channel: string;
+  ids: string[];
+  leasedUntil: number;
+}
+
+/**
+ * Rebuilds the send batches an earlier run of a page meant to queue, so that a re-run after a
+ * crash (the insert committed, its reply or the queueing was lost) can queue them at once with
+ * the same job ids and the same lease, instead of leaving them to wait the lease out.
+ *
+ * One insertPage call gives all its rows the same lease value, and its jobs take each channel's
+ * rows in id order, in batches of a fixed size. A batch's outcomes are written by one statement,
+ * so a batch is either wholly untouched or wholly gone from these rows, and all but the last are
+ * full: grouping the untouched rows by (lease, channel), in id order, and cutting them in the
+ * caller's batch size yields exactly the batches of the earlier run that never ran. A job the
+ * earlier run did queue has the same id, so adding it again changes nothing; one it did not
+ * queue is the only holder of its rows' lease, which is what lets it skip the claim.
+ */
+export function resumeGroups(rows: { id: string; channel: string | null; lease_until: Date }[]): ResumedGroup[] {
+  const groups = new Map<string, ResumedGroup>();
+  for (const r of [...rows].sort((a, b) => compareIds(String(a.id), String(b.id)))) {
+    if (!r.channel) continue;
+    const leasedUntil = r.lease_until.getTime();
+    const key = `${leasedUntil}:${r.channel}`;
+    const g = groups.get(key) ?? { channel: r.channel, ids: [], leasedUntil };
+    g.ids.push(String(r.id));
+    groups.set(key, g);
+  }
+  return [...groups.values()];
 }
 
 function groupByChannel(into: Map<string, string[]>, rows: { id: string; channel: string | null }[]): void {

@@ -68,10 +68,12 @@ test('rows leased at insert belong to their job: others wait, the owner takes th
   assert.equal(first.pending.size, 0);
 
   // A re-run of the page after a crash, now with a third device: no unique violation escapes, the
-  // new row is leased to the new job and the untouched old ones come back unleased to the caller.
-  const again = await deliveries.insertPage(appId, 'msg_lease', rowsFor(['a', 'b', 'c']), until);
+  // new row is leased to the new job and the untouched old ones come back with the lease the
+  // first run gave them, for the same jobs to be queued again.
+  const again = await deliveries.insertPage(appId, 'msg_lease', rowsFor(['a', 'b', 'c']), new Date(until.getTime() + 1000));
   assert.equal(again.leased.get('huawei')?.length, 1);
-  assert.deepEqual(again.pending.get('huawei'), ab);
+  assert.equal(again.pending.size, 0);
+  assert.deepEqual(again.resumed, [{ channel: 'huawei', ids: ab, leasedUntil: until.getTime() }]);
 
   // Any other job (the re-run's, a sweep's) finds them leased, and learns until when.
   assert.deepEqual(await deliveries.claim(ab, 60_000), []);
