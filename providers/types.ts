@@ -84,8 +84,18 @@ export interface Provider {
    * The provider chunks internally to its own batch and concurrency limits.
    */
   send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]>;
+  /**
+   * The vendor's own recall (revoke) API, where it has one (docs/recall.md): withdraws `content`
+   * (the original message, as it was sent) from these targets. One answer per target, in order;
+   * never throws for per-token or transport errors. Absent: Relay recalls by replacement, or not
+   * at all (src/core/recall.ts).
+   */
+  recall?(content: PushContent, targets: readonly SendTarget[]): Promise<RecallOutcome[]>;
   close(): Promise<void>;
 }
+
+/** What a vendor's recall API said about one target. */
+export type RecallOutcome = { withdrawn: true } | { withdrawn: false; reason: { code: string; message: string } };
 
 /** One endpoint URL a channel calls; its environment variable and default feed the config. */
 export interface EndpointSetting {

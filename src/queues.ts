@@ -6,6 +6,14 @@ export const ROUTE_QUEUE = 'route';
 /** Delayed checks that self-channel deliveries to online devices were acked (SELF_ACK_TIMEOUT). */
 export const SELF_ACK_QUEUE = 'self-ack';
 
+/** Recalls (`DELETE /v1/messages/:id`): one job per message, walking its deliveries (workers/recall.ts). */
+export const RECALL_QUEUE = 'recall';
+
+export interface RecallJob {
+  appId: string;
+  messageId: string;
+}
+
 export interface RouteJob {
   appId: string;
   messageId: string;
@@ -70,6 +78,9 @@ const keep: JobsOptions = {
 export const ROUTE_JOB_OPTIONS: JobsOptions = { ...keep, attempts: 8, backoff: { type: 'exponential', delay: 1000 } };
 /** Infrastructure failures (database down) retry the whole job; provider outcomes never throw. */
 export const SEND_JOB_OPTIONS: JobsOptions = { ...keep, attempts: 12, backoff: { type: 'exponential', delay: 1000 } };
+/** One per message (jobId `recall.<id>`): a repeated DELETE adds nothing while the job is kept. */
+export const RECALL_JOB_OPTIONS: JobsOptions = { ...keep, attempts: 8, backoff: { type: 'exponential', delay: 1000 } };
+export const recallJobId = (messageId: string) => `recall.${messageId}`;
 export const SELF_ACK_JOB_OPTIONS: JobsOptions = {
   removeOnComplete: { age: 600, count: 10_000 },
   removeOnFail: { age: 86_400 },
@@ -120,6 +131,7 @@ export class Queues {
   /** Route jobs from accepted requests, batched per event-loop turn. */
   readonly routeAdder: BulkAdder<RouteJob>;
   readonly selfAck: Queue<SelfAckJob>;
+  readonly recall: Queue<RecallJob>;
   private readonly sendQueues = new Map<Channel, Queue<SendJob>>();
   private readonly txQueues = new Map<Channel, Queue<SendJob>>();
 
@@ -131,6 +143,7 @@ export class Queues {
     this.route = new Queue<RouteJob>(ROUTE_QUEUE, { connection: this.connection, prefix });
     this.routeAdder = new BulkAdder(this.route);
     this.selfAck = new Queue<SelfAckJob>(SELF_ACK_QUEUE, { connection: this.connection, prefix });
+    this.recall = new Queue<RecallJob>(RECALL_QUEUE, { connection: this.connection, prefix });
     for (const c of CHANNELS) this.sendQueues.set(c, new Queue<SendJob>(c, { connection: this.connection, prefix }));
     for (const c of CHANNELS) this.txQueues.set(c, new Queue<SendJob>(txQueueName(c), { connection: this.connection, prefix }));
   }
@@ -176,7 +189,7 @@ export class Queues {
   }
 
   all(): Queue[] {
-    return [this.route, ...this.sendQueues.values(), ...this.txQueues.values(), this.selfAck] as Queue[];
+    return [this.route, ...this.sendQueues.values(), ...this.txQueues.values(), this.selfAck, this.recall] as Queue[];
   }
 
   async close(): Promise<void> {

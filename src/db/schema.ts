@@ -198,6 +198,28 @@ export interface CampaignCapsTable {
   count: number;
 }
 
+/** A recalled message (migration 0010): `running` until every delivery has its recall row. */
+export interface RecallsTable {
+  message_id: string;
+  app_id: string;
+  state: ColumnType<string, string | undefined, string>;
+  requested_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  done_at: NullableTimestamp;
+}
+
+/** One delivery's recall fate (migration 0010). */
+export interface DeliveryRecallsTable {
+  message_id: string;
+  delivery_id: string;
+  app_id: string;
+  device_id: string;
+  channel: string | null;
+  state: string;
+  reason: Json<{ code: string; message: string } | null> | null;
+  seq: string | null;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
 export interface DB {
   campaigns: CampaignsTable;
   campaign_caps: CampaignCapsTable;
@@ -214,6 +236,8 @@ export interface DB {
   message_counts: MessageCountsTable;
   delivery_open: DeliveryOpenTable;
   provider_requests: ProviderRequestsTable;
+  recalls: RecallsTable;
+  delivery_recalls: DeliveryRecallsTable;
 }
 
 export type DeviceRow = Selectable<DevicesTable>;
