@@ -32,6 +32,18 @@ export interface RevokeEvent {
   shown: boolean;
 }
 
+/**
+ * Where the app shows notifications (a system tray, an in-app list). With one, the SDK shows each
+ * message once and removes it when Relay recalls it (a revoke, on any channel), before the
+ * revoke is acked: a recall reported `withdrawn` is gone from the screen. Without one, the app
+ * does both itself on 'message' and 'revoke'.
+ */
+export interface NotificationSurface {
+  show(message: RelayMessage): void | Promise<void>;
+  /** Remove what show() put up for this message id. */
+  remove(id: string): void | Promise<void>;
+}
+
 export interface HeartbeatEvent {
   /** The interval this beat waited. */
   intervalSec: number;
@@ -115,6 +127,8 @@ export interface RelayDeviceOptions {
   timers?: Timers;
   /** Extra MQTT.js options (TLS `ca`, `wsOptions`, …). Identity, keepalive, session and reconnect fields are the SDK's. */
   mqttOptions?: IClientOptions;
+  /** Shows messages and removes recalled ones (see NotificationSurface). */
+  notifications?: NotificationSurface;
 }
 
 /** Counters since construction (what bench/heartbeat.ts reads). */
@@ -785,7 +799,19 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
     if (m.expiresAt !== undefined) msg.expiresAt = m.expiresAt;
     this.stats.messages++;
     this.emit('message', msg);
+    await this.surface((n) => n.show(msg));
     return true;
+  }
+
+  /** Calls the app's NotificationSurface, if any; its failure is reported, never thrown. */
+  private async surface(call: (n: NotificationSurface) => void | Promise<void>): Promise<void> {
+    const n = this.opts.notifications;
+    if (!n) return;
+    try {
+      await call(n);
+    } catch (err) {
+      this.emit('error', err as Error);
+    }
   }
 
   private async applyRevoke(m: Incoming, channel: Channel): Promise<boolean> {
@@ -798,6 +824,8 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
     }
     const ev: RevokeEvent = { id: m.id, channel, shown: before === SHOWN };
     if (m.seq !== undefined) ev.seq = m.seq;
+    // Removed before this resolves: on the self channel the revoke's PUBACK (Relay's `withdrawn`) follows.
+    if (ev.shown) await this.surface((n) => n.remove(m.id));
     this.emit('revoke', ev);
     return true;
   }
