@@ -1,0 +1,208 @@
+/**
+ * Recall end to end through the REST API (docs/recall.md): `DELETE /v1/messages/:id` and the
+ * per-delivery report of `GET /v1/messages/:id/recall`, against real Redis / PostgreSQL, the
+ * in-process gateway with the device SDK over real MQTT, and the APNs / FCM mocks.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { MemoryStore, RelayDevice, type RelayMessage } from '../../sdk/src/index.js';
+import { eventually, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
+import { startProviderMocks } from '../helpers/providers.js';
+import type { SelfInfo } from '../helpers/self-devices.js';
+
+type App = Awaited<ReturnType<typeof newApp>>;
+
+describe('recall: DELETE /v1/messages/:id and GET /v1/messages/:id/recall', () => {
+  let t: TestRelay;
+  let mocks: Awaited<ReturnType<typeof startProviderMocks>>;
+  let app: App;
+  const devices: RelayDevice[] = [];
+
+  before(async () => {
+    mocks = await startProviderMocks();
+    t = await startTestRelay({ ...mocks.env, SELF_ACK_TIMEOUT: '30s' });
+    app = await newApp(t);
+    for (const p of ['apns', 'fcm'] as const) {
+      const r = await app.api('PUT', `/v1/apps/${app.appId}/credentials/${p}`, mocks.credentials[p]);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+  });
+  after(async () => {
+    await Promise.all(devices.map((d) => d.close().catch(() => undefined)));
+    await t?.stop();
+    await t?.iso.drop();
+    await mocks?.close();
+  });
+
+  async function register(id: string, body: Record<string, unknown>): Promise<SelfInfo> {
+    const r = await app.api('PUT', `/v1/devices/${id}`, body);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body.self as SelfInfo;
+  }
+
+  /** The device SDK over real MQTT, with a notification surface that records what is on screen. */
+  async function sdkDevice(id: string, self: SelfInfo, store = new MemoryStore(), screen = new Map<string, RelayMessage>()) {
+    const dev = new RelayDevice({
+      url: self.mqtt,
+      deviceId: id,
+      password: self.password,
+      store,
+      reconnect: { minSec: 0.05, maxSec: 0.5 },
+      notifications: { show: (m) => void screen.set(m.id, m), remove: (mid) => void screen.delete(mid) },
+    });
+    devices.push(dev);
+    await dev.connect();
+    await eventually(async () => ((await t.relay.gateway!.presence.get(app.appId, id)) ? true : undefined), 10_000, `${id} online`);
+    return { dev, screen, store };
+  }
+
+  async function push(body: Record<string, unknown>): Promise<string> {
+    const r = await app.api('POST', '/v1/push', body);
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    return r.body.id as string;
+  }
+
+  async function untilMessage(id: string, pred: (m: any) => boolean, what: string) {
+    return eventually(async () => {
+      const m = (await app.api('GET', `/v1/messages/${id}`)).body;
+      return pred(m) ? m : undefined;
+    }, 20_000, what);
+  }
+
+  async function report(id: string, query = '') {
+    const r = await app.api('GET', `/v1/messages/${id}/recall?limit=1000${query}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body;
+  }
+
+  async function untilRecall(id: string, pred: (r: any) => boolean, what: string) {
+    return eventually(async () => {
+      const r = await report(id);
+      return pred(r) ? r : undefined;
+    }, 20_000, what);
+  }
+
+  const byDevice = (items: any[]) => Object.fromEntries(items.map((i) => [i.deviceId, i]));
+
+  test('per-token report across channels: self withdrawn (the SDK removed it), APNs and FCM replaced by collapse id / tag; a repeated DELETE changes nothing', async () => {
+    await register('x-ios', { platform: 'ios', tokens: { apns: 'a1'.repeat(32) } });
+    await register('x-fcm', { platform: 'android', brand: 'samsung', tokens: { fcm: 'fcm-x-1' } });
+    const selfInfo = await register('x-self', { platform: 'android', brand: 'samsung' });
+    const { screen } = await sdkDevice('x-self', selfInfo);
+
+    const id = await push({
+      to: { devices: ['x-ios', 'x-fcm', 'x-self'] },
+      notification: { title: 'Order 42', body: 'shipped' },
+      options: { collapseKey: 'order-42' },
+      overrides: { fcm: { android: { notification: { tag: 'order-42' } } } },
+    });
+    await untilMessage(id, (m) => m.counts.sent + m.counts.delivered === 3 && m.counts.delivered >= 1, 'all three sent, the self copy acked');
+    await eventually(async () => (screen.has(id) ? true : undefined), 10_000, 'shown by the SDK');
+    const apnsBefore = mocks.apns.requests.filter((r) => r.token === 'a1'.repeat(32)).length;
+    const fcmBefore = mocks.fcm.requests.filter((r) => r.token === 'fcm-x-1').length;
+
+    const del = await app.api('DELETE', `/v1/messages/${id}`);
+    assert.equal(del.status, 200, JSON.stringify(del.body));
+    assert.ok(['running', 'done'].includes(del.body.recall.state));
+
+    const done = await untilRecall(id, (r) => r.state === 'done' && r.totals.pending === 0, 'the recall done');
+    assert.deepEqual(done.totals, { pending: 0, cancelled: 0, withdrawn: 1, replaced: 2, not_withdrawable: 0 });
+    const items = byDevice(done.items);
+    assert.equal(items['x-self'].state, 'withdrawn');
+    assert.equal(items['x-self'].channel, 'self');
+    assert.equal(items['x-ios'].state, 'replaced');
+    assert.equal(items['x-fcm'].state, 'replaced');
+    assert.notEqual(items['x-fcm'].token, 'fcm-x-1', 'tokens are masked');
+    assert.equal(screen.has(id), false, 'the SDK removed the shown notification');
+
+    // The replacements, as the mocks saw them.
+    const apns = mocks.apns.requests.filter((r) => r.token === 'a1'.repeat(32));
+    assert.equal(apns.length, apnsBefore + 1, 'one replacement to APNs');
+    const rep = apns[apns.length - 1]!;
+    assert.equal(rep.headers['apns-collapse-id'], 'order-42');
+    assert.equal((rep.payload as any).relay_id, id);
+    assert.equal((rep.payload as any).relay_type, 'revoke');
+    const fcm = mocks.fcm.requests.filter((r) => r.token === 'fcm-x-1');
+    assert.equal(fcm.length, fcmBefore + 1, 'one replacement to FCM');
+    const msg = (fcm[fcm.length - 1]!.body as any).message;
+    assert.equal(msg.android.notification.tag, 'order-42');
+    assert.equal(msg.data.relay_id, id);
+    assert.equal(msg.data.relay_type, 'revoke');
+
+    // Idempotent: a second DELETE answers the same report and calls no provider again.
+    const again = await app.api('DELETE', `/v1/messages/${id}`);
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.body.recall, { state: 'done', totals: done.totals });
+    await t.relay.sweeper?.sweep();
+    assert.equal(mocks.apns.requests.filter((r) => r.token === 'a1'.repeat(32)).length, apnsBefore + 1);
+    assert.equal(mocks.fcm.requests.filter((r) => r.token === 'fcm-x-1').length, fcmBefore + 1);
+
+    // Cursor paging and filters.
+    const page1 = await app.api('GET', `/v1/messages/${id}/recall?limit=2`);
+    assert.equal(page1.body.items.length, 2);
+    assert.ok(page1.body.next);
+    const page2 = await app.api('GET', `/v1/messages/${id}/recall?limit=2&cursor=${page1.body.next}`);
+    assert.equal(page2.body.items.length, 1);
+    assert.equal(page2.body.next, null);
+    const replaced = await report(id, '&state=replaced&channel=apns');
+    assert.deepEqual(replaced.items.map((i: any) => i.deviceId), ['x-ios']);
+  });
+
+  test('not_withdrawable with the reason where no collapse id / tag was sent; cancelled for what was never sent', async () => {
+    await register('n-ios', { platform: 'ios', tokens: { apns: 'b2'.repeat(32) } });
+    await register('n-fcm', { platform: 'android', brand: 'samsung', tokens: { fcm: 'fcm-n-1' } });
+    const id = await push({ to: { devices: ['n-ios', 'n-fcm'] }, notification: { title: 'Plain', body: 'no collapse key' } });
+    await untilMessage(id, (m) => m.counts.sent === 2, 'both sent');
+    const apnsBefore = mocks.apns.requests.length;
+    await app.api('DELETE', `/v1/messages/${id}`);
+    const done = await untilRecall(id, (r) => r.state === 'done', 'done');
+    const items = byDevice(done.items);
+    assert.equal(items['n-ios'].state, 'not_withdrawable');
+    assert.equal(items['n-ios'].reason.code, 'no_collapse_id');
+    assert.equal(items['n-fcm'].state, 'not_withdrawable');
+    assert.equal(items['n-fcm'].reason.code, 'no_tag');
+    assert.equal(mocks.apns.requests.length, apnsBefore, 'nothing was sent for them');
+
+    // Scheduled an hour ahead: nothing was sent, every delivery (once routed) is cancelled.
+    const later = await push({ to: { devices: ['n-ios', 'n-fcm'] }, notification: { title: 'Later' }, options: { sendAt: new Date(Date.now() + 3_600_000).toISOString() } });
+    const del = await app.api('DELETE', `/v1/messages/${later}`);
+    assert.equal(del.body.state, 'cancelled');
+    const rep = await untilRecall(later, (r) => r.state === 'done', 'done');
+    assert.equal(rep.items.length, 0, 'never routed: no delivery exists to withdraw');
+
+    // Routed to no channel (none pinned is available): it failed before any send, so it is cancelled.
+    const nowhere = await push({ to: { devices: ['n-fcm'] }, notification: { title: 'Q' }, options: { channels: ['webpush'] } });
+    await untilMessage(nowhere, (m) => m.counts.failed === 1, 'failed: no channel');
+    await app.api('DELETE', `/v1/messages/${nowhere}`);
+    const q = await untilRecall(nowhere, (r) => r.state === 'done', 'done');
+    assert.equal(q.items.length, 1);
+    assert.equal(q.items[0].state, 'cancelled');
+    assert.equal(q.items[0].reason.code, 'not_delivered');
+
+    const none = await app.api('GET', `/v1/messages/msg_nope/recall`);
+    assert.equal(none.status, 404);
+  });
+
+  test('an offline device gets its revoke when it reconnects; the SDK removes the shown notification and the delivery turns withdrawn', async () => {
+    const self = await register('o-self', { platform: 'android', brand: 'samsung' });
+    const first = await sdkDevice('o-self', self);
+    const id = await push({ to: { devices: ['o-self'] }, notification: { title: 'Hi', body: 'there' }, options: { channels: ['self'] } });
+    await untilMessage(id, (m) => m.counts.delivered === 1, 'acked');
+    await eventually(async () => (first.screen.has(id) ? true : undefined), 10_000, 'shown');
+    // Offline: presence gone.
+    await first.dev.close();
+    await eventually(async () => ((await t.relay.gateway!.presence.get(app.appId, 'o-self')) ? undefined : true), 10_000, 'offline');
+
+    await app.api('DELETE', `/v1/messages/${id}`);
+    const waiting = await untilRecall(id, (r) => r.state === 'done', 'walked');
+    assert.deepEqual(waiting.totals, { pending: 1, cancelled: 0, withdrawn: 0, replaced: 0, not_withdrawable: 0 });
+    assert.equal(waiting.items[0].state, 'pending');
+
+    // The same device comes back (its store remembers what it showed): the gateway hands it the
+    // revoke on connect, the SDK removes the notification, then acks.
+    const back = await sdkDevice('o-self', self, first.store, first.screen);
+    const done = await untilRecall(id, (r) => r.totals.withdrawn === 1, 'withdrawn after reconnect');
+    assert.equal(done.totals.pending, 0);
+    assert.equal(back.screen.has(id), false, 'the SDK removed the notification it had shown');
+  });
+});
