@@ -183,6 +183,44 @@ describe('recall: DELETE /v1/messages/:id and GET /v1/messages/:id/recall', () =
     assert.equal(none.status, 404);
   });
 
+  test('a campaign cancel with {"recall": true} recalls every run, even once the campaign completed', async () => {
+    await register('c-ios', { platform: 'ios', tokens: { apns: 'c3'.repeat(32) }, tags: ['recall-camp'] });
+    const r = await app.api('POST', '/v1/campaigns', {
+      name: 'oops',
+      audience: { tags: { all: ['recall-camp'] } },
+      notification: { title: 'Wrong price', body: '99% off' },
+      options: { collapseKey: 'promo-1' },
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const done = await eventually(async () => {
+      const c = (await app.api('GET', `/v1/campaigns/${r.body.id}`)).body;
+      return c.state === 'completed' && c.counts.sent === 1 ? c : undefined;
+    }, 30_000, 'campaign sent');
+    const runId = done.runs[0].messageId as string;
+    const bad = await app.api('POST', `/v1/campaigns/${r.body.id}/pause`, { recall: true });
+    assert.equal(bad.status, 400, 'only cancel recalls');
+    const cancel = await app.api('POST', `/v1/campaigns/${r.body.id}/cancel`, { recall: true });
+    assert.equal(cancel.status, 200, JSON.stringify(cancel.body));
+    const rep = await untilRecall(runId, (x) => x.state === 'done', 'campaign run recalled');
+    assert.deepEqual(rep.items.map((i: any) => [i.deviceId, i.state]), [['c-ios', 'replaced']]);
+    const last = mocks.apns.requests.filter((q) => q.token === 'c3'.repeat(32)).at(-1)!;
+    assert.equal(last.headers['apns-collapse-id'], 'promo-1');
+    assert.equal((last.payload as any).relay_type, 'revoke');
+  });
+
+  test('a recall whose job was lost (the API died after recording it) is finished by the sweeper', async () => {
+    await register('l-ios', { platform: 'ios', tokens: { apns: 'd4'.repeat(32) } });
+    const id = await push({ to: { devices: ['l-ios'] }, notification: { title: 'x' }, options: { collapseKey: 'lost-1' } });
+    await untilMessage(id, (m) => m.counts.sent === 1, 'sent');
+    // What a DELETE that died right after recording the recall leaves: a running recall, no job.
+    const { sql } = await import('kysely');
+    await sql`INSERT INTO recalls (message_id, app_id, requested_at) VALUES (${id}, ${app.appId}, now() - interval '1 hour')`.execute(t.relay.ctx.db);
+    assert.equal((await report(id)).state, 'running');
+    await t.relay.sweeper!.sweep();
+    const rep = await untilRecall(id, (x) => x.state === 'done', 'finished after the sweep');
+    assert.deepEqual(rep.totals, { pending: 0, cancelled: 0, withdrawn: 0, replaced: 1, not_withdrawable: 0 });
+  });
+
   test('an offline device gets its revoke when it reconnects; the SDK removes the shown notification and the delivery turns withdrawn', async () => {
     const self = await register('o-self', { platform: 'android', brand: 'samsung' });
     const first = await sdkDevice('o-self', self);

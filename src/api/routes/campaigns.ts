@@ -9,6 +9,7 @@ import { RecallsRepo } from '../../db/recalls-repo.js';
 import { CampaignsRepo } from '../../db/campaigns-repo.js';
 import { PushService } from '../../services/push-service.js';
 import type { SelfRecall } from '../../self/recall.js';
+import { DomainError } from '../../core/errors.js';
 import { appOf } from '../auth.js';
 import { route } from '../define.js';
 import { ApiError } from '../errors.js';
@@ -135,7 +136,14 @@ export function campaignsRouter(ctx: Context, selfRecall?: SelfRecall): Router {
       async (_req, res, { params, body }) => {
         const appId = appOf(res, 'campaigns');
         if (body.recall && action !== 'cancel') throw new ApiError('validation_failed', `body.recall: only cancel can recall`);
-        const c = await service[action](appId, params.id);
+        let c;
+        try {
+          c = await service[action](appId, params.id);
+        } catch (err) {
+          // A campaign that already completed can still be recalled: only the cancel is moot.
+          if (!(body.recall && err instanceof DomainError && err.code === 'invalid_state')) throw err;
+          c = await service.get(appId, params.id);
+        }
         if (body.recall) for (const run of await runs.runs(appId, c.id)) await push.cancel(appId, run.id);
         res.json(await service.view(c));
       },
