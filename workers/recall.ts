@@ -103,21 +103,18 @@ export function createRecallWorker(ctx: Context, providers: ProviderSource, pres
         continue;
       }
       const targets: SendTarget[] = list.map((d) => ({ deliveryId: d.id, token: d.token ?? '' }));
-      if (kind === 'provider' && provider.recall) {
-        const outcomes = await provider.recall(original, targets);
-        list.forEach((d, i) => {
-          const o = outcomes[i];
-          rows.push(o?.withdrawn ? row(d, 'withdrawn') : row(d, 'not_withdrawable', o && !o.withdrawn ? o.reason : { code: 'no_answer', message: 'the provider gave no answer' }));
-        });
-      } else {
-        const outcomes: Outcome[] = await provider.send(replacementContent(messageId, channel, request, notice), targets);
-        list.forEach((d, i) => {
-          const o = outcomes[i];
-          if (o?.kind === 'sent') rows.push(row(d, 'replaced'));
-          else if (o?.kind === 'retry' && !lastAttempt) unfinished++;
-          else rows.push(row(d, 'not_withdrawable', { code: o?.reason?.code ?? 'no_answer', message: `the replacement was not accepted: ${o?.reason?.message ?? 'no answer'}` }));
-        });
-      }
+      // A vendor's recall API withdraws (`sent`); a replacement only overwrites.
+      const viaApi = kind === 'provider' && provider.recall !== undefined;
+      const outcomes: Outcome[] = viaApi
+        ? await provider.recall!(original, targets)
+        : await provider.send(replacementContent(messageId, channel, request, notice), targets);
+      const what = viaApi ? 'the recall was refused' : 'the replacement was not accepted';
+      list.forEach((d, i) => {
+        const o = outcomes[i];
+        if (o?.kind === 'sent') rows.push(row(d, viaApi ? 'withdrawn' : 'replaced'));
+        else if (o?.kind === 'retry' && !lastAttempt) unfinished++;
+        else rows.push(row(d, 'not_withdrawable', { code: o?.reason.code ?? 'no_answer', message: `${what}: ${o?.reason.message ?? 'no answer'}` }));
+      });
     }
     await recalls.record(messageId, rows);
     return unfinished;

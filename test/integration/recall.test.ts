@@ -8,6 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import { MemoryStore, RelayDevice, type RelayMessage } from '../../sdk/src/index.js';
 import { eventually, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
 import { startProviderMocks } from '../helpers/providers.js';
+import { startHuaweiMock, type HuaweiMock } from '../mocks/vendors/huawei.js';
+import { startXiaomiMock, type XiaomiMock } from '../mocks/vendors/xiaomi.js';
 import type { SelfInfo } from '../helpers/self-devices.js';
 
 type App = Awaited<ReturnType<typeof newApp>>;
@@ -15,15 +17,24 @@ type App = Awaited<ReturnType<typeof newApp>>;
 describe('recall: DELETE /v1/messages/:id and GET /v1/messages/:id/recall', () => {
   let t: TestRelay;
   let mocks: Awaited<ReturnType<typeof startProviderMocks>>;
+  let xiaomi: XiaomiMock;
+  let huawei: HuaweiMock;
   let app: App;
   const devices: RelayDevice[] = [];
 
   before(async () => {
-    mocks = await startProviderMocks();
-    t = await startTestRelay({ ...mocks.env, SELF_ACK_TIMEOUT: '30s' });
+    [mocks, xiaomi, huawei] = await Promise.all([startProviderMocks(), startXiaomiMock(), startHuaweiMock()]);
+    t = await startTestRelay({
+      ...mocks.env, XIAOMI_ENDPOINT: xiaomi.url, HUAWEI_ENDPOINT: huawei.url, HUAWEI_OAUTH_ENDPOINT: huawei.url, SELF_ACK_TIMEOUT: '30s',
+    });
     app = await newApp(t);
-    for (const p of ['apns', 'fcm'] as const) {
-      const r = await app.api('PUT', `/v1/apps/${app.appId}/credentials/${p}`, mocks.credentials[p]);
+    const creds = {
+      ...mocks.credentials,
+      xiaomi: { appSecret: xiaomi.appSecret, packageName: xiaomi.packageName },
+      huawei: { appId: huawei.appId, clientSecret: huawei.clientSecret },
+    };
+    for (const [p, body] of Object.entries(creds)) {
+      const r = await app.api('PUT', `/v1/apps/${app.appId}/credentials/${p}`, body);
       assert.equal(r.status, 200, JSON.stringify(r.body));
     }
   });
@@ -31,7 +42,7 @@ describe('recall: DELETE /v1/messages/:id and GET /v1/messages/:id/recall', () =
     await Promise.all(devices.map((d) => d.close().catch(() => undefined)));
     await t?.stop();
     await t?.iso.drop();
-    await mocks?.close();
+    await Promise.all([mocks?.close(), xiaomi?.close(), huawei?.close()]);
   });
 
   async function register(id: string, body: Record<string, unknown>): Promise<SelfInfo> {
@@ -146,6 +157,33 @@ describe('recall: DELETE /v1/messages/:id and GET /v1/messages/:id/recall', () =
     assert.equal(page2.body.next, null);
     const replaced = await report(id, '&state=replaced&channel=apns');
     assert.deepEqual(replaced.items.map((i: any) => i.deviceId), ['x-ios']);
+  });
+
+  test('vendors: the Xiaomi revoke API reaches its mock exactly once (withdrawn); Huawei is replaced by its notify id / tag', async () => {
+    await register('v-xm', { platform: 'android', brand: 'xiaomi', tokens: { xiaomi: 'xm-regid-r1' } });
+    await register('v-hw', { platform: 'android', brand: 'huawei', tokens: { huawei: 'hw-token-r1' } });
+    const id = await push({ to: { devices: ['v-xm', 'v-hw'] }, notification: { title: 'Flash sale', body: 'now' }, options: { collapseKey: 'news-7' } });
+    await untilMessage(id, (m) => m.counts.sent === 2, 'both sent');
+    const sentXm = xiaomi.sends.find((r) => r.regIds.includes('xm-regid-r1'))!;
+    const sentHw = huawei.sends.find((r) => r.tokens.includes('hw-token-r1'))!;
+    const hwCount = huawei.sends.length;
+
+    await app.api('DELETE', `/v1/messages/${id}`);
+    const done = await untilRecall(id, (r) => r.state === 'done', 'done');
+    const items = byDevice(done.items);
+    assert.equal(items['v-xm'].state, 'withdrawn');
+    assert.equal(items['v-hw'].state, 'replaced');
+    assert.deepEqual(xiaomi.revokes, [{ regIds: ['xm-regid-r1'], notifyId: Number(sentXm.fields.notify_id) }]);
+    assert.equal(huawei.sends.length, hwCount + 1, 'one replacement to Huawei');
+    const hwOriginal = (sentHw.body as any).message.android.notification;
+    const hwReplacement = (huawei.sends.at(-1)!.body as any).message;
+    assert.equal(hwReplacement.android.notification.notify_id, hwOriginal.notify_id);
+    assert.equal(hwReplacement.android.notification.tag, hwOriginal.tag);
+    assert.equal(JSON.parse(hwReplacement.data).relay_type, 'revoke');
+
+    await app.api('DELETE', `/v1/messages/${id}`);
+    await t.relay.sweeper!.sweep();
+    assert.equal(xiaomi.revokes.length, 1, 'a repeated DELETE does not revoke again');
   });
 
   test('not_withdrawable with the reason where no collapse id / tag was sent; cancelled for what was never sent', async () => {
