@@ -56,7 +56,10 @@ export function planRecall(d: RecallDelivery, request: PushRequest, canRecall: (
   return why === null ? { kind: 'replace' } : { kind: 'final', state: 'not_withdrawable', reason: why };
 }
 
-const VENDOR_COLLAPSE = new Set(['huawei', 'honor', 'oppo', 'vivo', 'meizu', 'xiaomi']);
+/** Vendors whose devices overwrite a shown notification by the same notify id / tag (docs/recall.md). */
+const VENDOR_COLLAPSE = new Set(['huawei', 'honor', 'meizu', 'xiaomi']);
+/** Vendors with neither a recall API Relay can use nor overwriting (docs/recall.md): a second notification would show. */
+const VENDOR_NEITHER = new Set(['oppo', 'vivo']);
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -87,8 +90,9 @@ const visible = (request: PushRequest) => request.notification !== undefined && 
  * - FCM: a shown Android notification is replaced only by one with the same `tag`; a data-only
  *   original was shown by the app itself, which the SDK's revoke event lets it remove.
  * - Web Push: the service worker shows a notification under its `tag`; the same tag replaces it.
- * - Vendors: Relay derives each vendor's tag / notify id from `options.collapseKey`
- *   (providers/<vendor>.ts), so an original with a collapse key can be overwritten.
+ * - Huawei, Honor, Meizu, Xiaomi: Relay derives the vendor's tag / notify id from
+ *   `options.collapseKey` (providers/<vendor>.ts), so an original with a collapse key can be
+ *   overwritten. OPPO and vivo devices show the replacement beside the original: not withdrawable.
  */
 export function replaceability(channel: string, request: PushRequest): RecallReason | null {
   if (channel === 'apns') {
@@ -104,6 +108,9 @@ export function replaceability(channel: string, request: PushRequest): RecallRea
     return webpushTag(request)
       ? null
       : { code: 'no_tag', message: 'sent without overrides.webpush.notification.tag: a shown Web Push notification is replaced only by tag' };
+  }
+  if (VENDOR_NEITHER.has(channel)) {
+    return { code: 'no_recall_api', message: `${channel} has no public recall API, and its devices do not overwrite a shown notification (a replacement would show beside it)` };
   }
   if (VENDOR_COLLAPSE.has(channel)) {
     return request.options?.collapseKey

@@ -25,11 +25,13 @@ describe('recall planning (src/core/recall.ts)', () => {
   it('a provider with a recall API is asked; otherwise replacement where the original can be overwritten', () => {
     assert.deepEqual(planRecall({ channel: 'xiaomi', status: 'sent', seq: null }, plain, (c) => c === 'xiaomi'), { kind: 'provider' });
     assert.deepEqual(planRecall({ channel: 'apns', status: 'delivered', seq: null }, keyed, none), { kind: 'replace' });
-    assert.deepEqual(planRecall({ channel: 'vivo', status: 'sent', seq: null }, keyed, none), { kind: 'replace' });
+    assert.deepEqual(planRecall({ channel: 'meizu', status: 'sent', seq: null }, keyed, none), { kind: 'replace' });
+    const vivo = planRecall({ channel: 'vivo', status: 'sent', seq: null }, keyed, none);
+    assert.equal(vivo.kind === 'final' && vivo.reason?.code, 'no_recall_api', 'vivo shows a replacement beside the original');
     const apns = planRecall({ channel: 'apns', status: 'sent', seq: null }, plain, none);
     assert.equal(apns.kind === 'final' && apns.reason?.code, 'no_collapse_id');
-    const oppo = planRecall({ channel: 'oppo', status: 'sent', seq: null }, plain, none);
-    assert.equal(oppo.kind === 'final' && oppo.reason?.code, 'no_collapse_key');
+    const honor = planRecall({ channel: 'honor', status: 'sent', seq: null }, plain, none);
+    assert.equal(honor.kind === 'final' && honor.reason?.code, 'no_collapse_key');
     // FCM: a notification needs its tag; a data-only original was shown by the app (the SDK removes it).
     assert.equal(planRecall({ channel: 'fcm', status: 'sent', seq: null }, keyed, none).kind, 'final');
     assert.equal(planRecall({ channel: 'fcm', status: 'sent', seq: null }, req({ data: { a: 1 } }), none).kind, 'replace');
