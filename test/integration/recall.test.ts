@@ -217,6 +217,22 @@ describe('recall: DELETE /v1/messages/:id and GET /v1/messages/:id/recall', () =
     assert.equal(q.items[0].state, 'cancelled');
     assert.equal(q.items[0].reason.code, 'not_delivered');
 
+    // Tried once, then held for a retry (the vendor said: not before an hour): never sent, so cancelled.
+    xiaomi.setBehavior({ tokens: { 'xm-held-1': 'rateLimit' }, retryAfterSec: 3600 });
+    await register('n-held', { platform: 'android', brand: 'xiaomi', tokens: { xiaomi: 'xm-held-1' } });
+    const held = await push({ to: { devices: ['n-held'] }, notification: { title: 'Held', body: 'b' } });
+    await eventually(async () => {
+      const d = (await app.api('GET', `/v1/messages/${held}/deliveries`)).body.items[0];
+      return d?.status === 'queued' && d.attempts === 1 ? d : undefined;
+    }, 20_000, 'attempted once, queued for a retry');
+    const revokesBefore = xiaomi.revokes.length;
+    const heldDel = await app.api('DELETE', `/v1/messages/${held}`);
+    assert.equal(heldDel.body.cancelled, 1);
+    const h = await untilRecall(held, (r) => r.state === 'done', 'done');
+    assert.deepEqual(h.items.map((i: any) => [i.deviceId, i.state, i.reason]), [['n-held', 'cancelled', null]]);
+    assert.equal(xiaomi.revokes.length, revokesBefore, 'nothing to revoke at Xiaomi');
+    xiaomi.resetBehavior();
+
     const none = await app.api('GET', `/v1/messages/msg_nope/recall`);
     assert.equal(none.status, 404);
   });
