@@ -15,7 +15,7 @@ import type { ProviderSource } from './send.js';
 const PAGE = 500;
 
 /**
- * The recall of one message (docs/recall.md), walked page by page in delivery id order until
+ * The recall of one message (docs/recall.md), walked page by page in device id order until
  * every delivery has exactly one recall row:
  * - never sent → `cancelled` (deliveries the router added after the DELETE are cancelled first);
  * - self channel → a `pending` revoke, sent now to online devices and on connect to the others;

@@ -65,16 +65,21 @@ export class RecallsRepo {
     return rows.map((r) => ({ appId: r.app_id, messageId: r.message_id }));
   }
 
-  /** The message's deliveries after `afterId` (id order) that have no recall row yet. */
-  async unrecalled(messageId: string, afterId: string | null, limit: number): Promise<{ rows: UnrecalledDelivery[]; last: string | null }> {
+  /**
+   * The message's deliveries after device `afterDevice` (device id order) that have no recall row
+   * yet, and the cursor for the next page. Walked by device id: the (message_id, device_id) unique
+   * key is the one index of `deliveries` that names the message, so a page is a range read of it
+   * whatever the table's size.
+   */
+  async unrecalled(messageId: string, afterDevice: string | null, limit: number): Promise<{ rows: UnrecalledDelivery[]; last: string | null }> {
     const res = await sql<{ id: string; device_id: string; channel: string | null; token: string | null; status: string; seq: string | null; provider_id: string | null; done: boolean }>`
       SELECT d.id::text AS id, d.device_id, d.channel, d.token, d.status, d.seq::text AS seq, d.provider_id,
              EXISTS (SELECT 1 FROM delivery_recalls r WHERE r.message_id = d.message_id AND r.delivery_id = d.id) AS done
       FROM deliveries d
-      WHERE d.message_id = ${messageId} ${afterId ? sql`AND d.id > ${afterId}::bigint` : sql``}
-      ORDER BY d.id
+      WHERE d.message_id = ${messageId} ${afterDevice !== null ? sql`AND d.device_id > ${afterDevice}` : sql``}
+      ORDER BY d.device_id
       LIMIT ${limit}`.execute(this.db);
-    const last = res.rows.length > 0 ? res.rows[res.rows.length - 1]!.id : null;
+    const last = res.rows.length > 0 ? res.rows[res.rows.length - 1]!.device_id : null;
     const rows = res.rows
       .filter((r) => !r.done)
       .map((r) => ({ id: r.id, deviceId: r.device_id, channel: r.channel, token: r.token, status: r.status, seq: r.seq, providerId: r.provider_id }));
