@@ -367,6 +367,7 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
     const http = this.requireHttp();
     await this.load();
     const fresh: string[] = [];
+    const revoked: string[] = [];
     for (let page = 0; page < 100; page++) {
       const after = this.ids.seq;
       const path = `/v1/devices/${encodeURIComponent(this.deviceId)}/inbox?after=${after}`;
@@ -376,8 +377,13 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
       parsed.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
       let top = after;
       for (const m of parsed) {
-        if (m.type === 'revoke') await this.applyRevoke(m, 'sync');
-        else if (await this.accept(m, 'sync')) fresh.push(m.id);
+        if (m.type === 'revoke') {
+          // A recall (docs/recall.md): applied (removed) once, confirmed every time it is listed.
+          await this.applyRevoke(m, 'sync');
+          revoked.push(m.id);
+          continue; // its seq is the recalled message's: it does not move the cursor
+        }
+        if (await this.accept(m, 'sync')) fresh.push(m.id);
         if (m.seq !== undefined) top = Math.max(top, m.seq);
       }
       // `next` is the cursor of the next page; null (or absent) on the last one.
@@ -387,6 +393,10 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
     }
     // The inbox keeps a message until it is acked: tell Relay what was taken (one batch).
     this.reportDelivered(...fresh);
+    // And a revoke until it is confirmed: Relay then reports the recall withdrawn.
+    for (let i = 0; i < revoked.length; i += 500) {
+      this.postEvent('revoked', ...revoked.slice(i, i + 500)).catch((err: unknown) => this.emit('error', err as Error));
+    }
     this.emit('sync', { received: fresh.length });
     return fresh.length;
   }
@@ -849,7 +859,7 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
   }
 
   /** `POST /v1/events`: `{deviceId, messageId, event}`, or `{events: [...]}` for several. */
-  private async postEvent(event: 'opened' | 'delivered', ...messageIds: string[]): Promise<void> {
+  private async postEvent(event: 'opened' | 'delivered' | 'revoked', ...messageIds: string[]): Promise<void> {
     const one = (messageId: string) => ({ deviceId: this.deviceId, messageId, event });
     const body = messageIds.length === 1 ? one(messageIds[0]!) : { events: messageIds.map(one) };
     await deviceRequest(this.requireHttp(), 'POST', '/v1/events', body);

@@ -144,6 +144,18 @@ export class RecallsRepo {
     return Number(res.rows[0]?.n ?? 0);
   }
 
+  /** One page and the totals, read from one snapshot (a revoke acked in between shows in both or neither). */
+  async report(appId: string, messageId: string, filter: { state?: RecallState; channel?: string; after?: string; limit: number }) {
+    return this.db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .execute(async (tx) => {
+        const repo = new RecallsRepo(tx);
+        const page = await repo.list(appId, messageId, filter);
+        return { ...page, totals: await repo.totals(messageId) };
+      });
+  }
+
   async totals(messageId: string): Promise<RecallTotals> {
     const rows = await this.db
       .selectFrom('delivery_recalls')

@@ -275,6 +275,35 @@ describe('recall: DELETE /v1/messages/:id and GET /v1/messages/:id/recall', () =
     assert.deepEqual(rep.totals, { pending: 0, cancelled: 0, withdrawn: 0, replaced: 1, not_withdrawable: 0 });
   });
 
+  test('a device that only polls the inbox gets the revoke there; its confirmation makes the delivery withdrawn', async () => {
+    const self = await register('p-self', { platform: 'android', brand: 'samsung' });
+    const screen = new Map<string, RelayMessage>();
+    const poller = new RelayDevice({
+      url: self.mqtt,
+      apiBase: t.base,
+      deviceId: 'p-self',
+      password: self.password,
+      notifications: { show: (m) => void screen.set(m.id, m), remove: (mid) => void screen.delete(mid) },
+    });
+    devices.push(poller);
+    const id = await push({ to: { devices: ['p-self'] }, notification: { title: 'Polled', body: 'b' }, options: { channels: ['self'] } });
+    await untilMessage(id, (m) => m.counts.sent === 1, 'waiting in the inbox');
+    assert.equal(await poller.sync(), 1);
+    assert.ok(screen.has(id));
+    await untilMessage(id, (m) => m.counts.delivered === 1, 'reported delivered');
+
+    await app.api('DELETE', `/v1/messages/${id}`);
+    await untilRecall(id, (r) => r.state === 'done' && r.totals.pending === 1, 'pending revoke');
+    const inbox = await fetch(`${t.base}/v1/devices/p-self/inbox`, { headers: { authorization: `Device p-self:${self.password}` } });
+    assert.deepEqual(((await inbox.json()) as any).items, [{ type: 'revoke', id, seq: 1 }]);
+    assert.equal(await poller.sync(), 0);
+    assert.equal(screen.has(id), false, 'removed by the SDK');
+    const done = await untilRecall(id, (r) => r.totals.withdrawn === 1, 'withdrawn after the confirmation');
+    assert.equal(done.items[0].state, 'withdrawn');
+    const after = await fetch(`${t.base}/v1/devices/p-self/inbox`, { headers: { authorization: `Device p-self:${self.password}` } });
+    assert.deepEqual(((await after.json()) as any).items, [], 'a confirmed revoke is no longer listed');
+  });
+
   test('an offline device gets its revoke when it reconnects; the SDK removes the shown notification and the delivery turns withdrawn', async () => {
     const self = await register('o-self', { platform: 'android', brand: 'samsung' });
     const first = await sdkDevice('o-self', self);

@@ -227,7 +227,7 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
         res.json({ id: params.id, state: 'none', requestedAt: null, totals: await recalls.totals(params.id), items: [], next: null });
         return;
       }
-      const page = await recalls.list(appId, params.id, {
+      const page = await recalls.report(appId, params.id, {
         ...(query.state ? { state: query.state } : {}),
         ...(query.channel ? { channel: query.channel } : {}),
         ...(query.cursor ? { after: query.cursor } : {}),
@@ -237,7 +237,7 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
         id: params.id,
         state: rec.state,
         requestedAt: rec.requestedAt.toISOString(),
-        totals: await recalls.totals(params.id),
+        totals: page.totals,
         items: page.items.map((i) => ({
           deliveryId: i.delivery_id,
           deviceId: i.device_id === '' ? null : i.device_id,
