@@ -9,6 +9,7 @@ import { MemoryStore, RelayDevice, type RelayMessage } from '../../sdk/src/index
 import { eventually, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
 import { startProviderMocks } from '../helpers/providers.js';
 import { startHuaweiMock, type HuaweiMock } from '../mocks/vendors/huawei.js';
+import { startWebPushMock, type WebPushMock } from '../mocks/webpush-server.js';
 import { startXiaomiMock, type XiaomiMock } from '../mocks/vendors/xiaomi.js';
 import type { SelfInfo } from '../helpers/self-devices.js';
 
@@ -19,11 +20,12 @@ describe('recall: DELETE /v1/messages/:id and GET /v1/messages/:id/recall', () =
   let mocks: Awaited<ReturnType<typeof startProviderMocks>>;
   let xiaomi: XiaomiMock;
   let huawei: HuaweiMock;
+  let webpush: WebPushMock;
   let app: App;
   const devices: RelayDevice[] = [];
 
   before(async () => {
-    [mocks, xiaomi, huawei] = await Promise.all([startProviderMocks(), startXiaomiMock(), startHuaweiMock()]);
+    [mocks, xiaomi, huawei, webpush] = await Promise.all([startProviderMocks(), startXiaomiMock(), startHuaweiMock(), startWebPushMock()]);
     t = await startTestRelay({
       ...mocks.env, XIAOMI_ENDPOINT: xiaomi.url, HUAWEI_ENDPOINT: huawei.url, HUAWEI_OAUTH_ENDPOINT: huawei.url, SELF_ACK_TIMEOUT: '30s',
     });
@@ -32,6 +34,7 @@ describe('recall: DELETE /v1/messages/:id and GET /v1/messages/:id/recall', () =
       ...mocks.credentials,
       xiaomi: { appSecret: xiaomi.appSecret, packageName: xiaomi.packageName },
       huawei: { appId: huawei.appId, clientSecret: huawei.clientSecret },
+      webpush: { subject: 'mailto:ops@example.com' },
     };
     for (const [p, body] of Object.entries(creds)) {
       const r = await app.api('PUT', `/v1/apps/${app.appId}/credentials/${p}`, body);
@@ -42,7 +45,7 @@ describe('recall: DELETE /v1/messages/:id and GET /v1/messages/:id/recall', () =
     await Promise.all(devices.map((d) => d.close().catch(() => undefined)));
     await t?.stop();
     await t?.iso.drop();
-    await Promise.all([mocks?.close(), xiaomi?.close(), huawei?.close()]);
+    await Promise.all([mocks?.close(), xiaomi?.close(), huawei?.close(), webpush?.close()]);
   });
 
   async function register(id: string, body: Record<string, unknown>): Promise<SelfInfo> {
@@ -184,6 +187,24 @@ describe('recall: DELETE /v1/messages/:id and GET /v1/messages/:id/recall', () =
     await app.api('DELETE', `/v1/messages/${id}`);
     await t.relay.sweeper!.sweep();
     assert.equal(xiaomi.revokes.length, 1, 'a repeated DELETE does not revoke again');
+  });
+
+  test('Web Push: replaced by a notification with the same tag, carrying relay_type revoke', async () => {
+    const sub = webpush.subscribe();
+    await register('w-web', { platform: 'web', tokens: { webpush: JSON.parse(sub.json) } });
+    const id = await push({ to: { devices: ['w-web'] }, notification: { title: 'Chat', body: 'hi' }, overrides: { webpush: { notification: { tag: 'chat-9' } } } });
+    await untilMessage(id, (m) => m.counts.sent === 1, 'sent');
+    const before = webpush.requests.length;
+    await app.api('DELETE', `/v1/messages/${id}`);
+    const done = await untilRecall(id, (r) => r.state === 'done', 'done');
+    assert.deepEqual(done.items.map((i: any) => [i.deviceId, i.state]), [['w-web', 'replaced']]);
+    assert.equal(webpush.requests.length, before + 1);
+    const rep = webpush.requests.at(-1)!;
+    assert.equal(rep.status, 201, rep.error);
+    const body = JSON.parse(rep.plaintext!);
+    assert.equal(body.id, id);
+    assert.equal(body.notification.tag, 'chat-9');
+    assert.equal(body.data.relay_type, 'revoke');
   });
 
   test('not_withdrawable with the reason where no collapse id / tag was sent; cancelled for what was never sent', async () => {
