@@ -109,6 +109,9 @@ export type XiaomiOverrides = z.infer<typeof xiaomiOverridesSchema>;
  * message by it (docs/recall.md).
  */
 export function xiaomiNotifyId(content: PushContent): number {
+  // `overrides.xiaomi.fields` are set last on the form: a notify_id given there is the one sent.
+  const raw = channelOverrides<XiaomiOverrides>(content, 'xiaomi').fields?.notify_id;
+  if (raw !== undefined && /^\d{1,10}$/.test(raw)) return Number(raw);
   return notifyIdFrom(content.options.collapseKey ?? content.messageId);
 }
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildApnsRequest } from '../../providers/apns.js';
+import { notifyIdFrom } from '../../providers/shared/ids.js';
+import { buildXiaomiForm, buildXiaomiRevokeForm } from '../../providers/xiaomi.js';
 import { pushRequestSchema, type PushRequest } from '../../src/core/push-request.js';
 import { planRecall, replacementContent } from '../../src/core/recall.js';
 
@@ -52,5 +54,24 @@ describe('recall planning (src/core/recall.ts)', () => {
     assert.equal(built.request.payload.relay_id, 'msg_1');
     assert.equal(built.request.payload.relay_type, 'revoke');
     assert.deepEqual((built.request.payload.aps as { alert: unknown }).alert, { title: notice.title, body: notice.body });
+  });
+
+  it('the Xiaomi revoke names the notify_id the message went out with (collapse key, message id, or a raw field)', () => {
+    const base = { messageId: 'msg_x', notification: { title: 't', body: 'b' }, expiresAt: Date.now() + 60_000 };
+    const cases = [
+      { options: { ttl: 60, priority: 'high' as const, collapseKey: 'k1' } },
+      { options: { ttl: 60, priority: 'high' as const } },
+      { options: { ttl: 60, priority: 'high' as const }, overrides: { xiaomi: { fields: { notify_id: '77' } } } },
+    ];
+    const expected = [notifyIdFrom('k1'), notifyIdFrom('msg_x'), 77];
+    cases.forEach((c, i) => {
+      const content = { ...base, ...c };
+      const sent = buildXiaomiForm(content, ['r1'], { packageName: 'com.example.app' })!;
+      const revoke = buildXiaomiRevokeForm(content, ['r1', 'r2'], 'com.example.app');
+      assert.equal(revoke.get('notify_id'), sent.get('notify_id'));
+      assert.equal(Number(revoke.get('notify_id')), expected[i]);
+      assert.deepEqual([...revoke.keys()].sort(), ['notify_id', 'registration_ids', 'restricted_package_name']);
+      assert.equal(revoke.get('registration_ids'), 'r1,r2');
+    });
   });
 });
