@@ -8,6 +8,7 @@ import * as m0006 from './0006_campaign_columns.js';
 import * as m0007 from './0007_minute_stats_and_counters.js';
 import * as m0008 from './0008_campaigns.js';
 import * as m0009 from './0009_device_credential_epoch.js';
+import * as m0010 from './0010_recalls.js';
 import * as m0025 from './0025_devices_brand_index.js';
 import * as m0030 from './0030_relay_state.js';
 import { sealReceiptSecrets } from './0031_sealed_receipt_secrets.js';
@@ -36,6 +37,7 @@ const schemaMigrations: Record<string, Migration> = {
   '0007_minute_stats_and_counters': m0007,
   '0008_campaigns': m0008,
   '0009_device_credential_epoch': m0009,
+  '0010_recalls': m0010,
   '0025_devices_brand_index': m0025,
 };
 

@@ -84,8 +84,17 @@ export interface Provider {
    * The provider chunks internally to its own batch and concurrency limits.
    */
   send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]>;
+  /**
+   * The vendor's own recall (revoke) API, where it has one (docs/recall.md): withdraws `content`
+   * (the original message, as it was sent) from these targets. One outcome per target, in order,
+   * read as: `sent` = withdrawn, `retry` = ask again later, anything else = not withdrawable (its
+   * reason says why). Never throws for per-token or transport errors. Absent: Relay recalls by
+   * replacement where the channel allows it, or not at all (src/core/recall.ts).
+   */
+  recall?(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]>;
   close(): Promise<void>;
 }
+
 
 /** One endpoint URL a channel calls; its environment variable and default feed the config. */
 export interface EndpointSetting {

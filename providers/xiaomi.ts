@@ -103,6 +103,30 @@ export const xiaomiOverridesSchema = z
   .strict();
 export type XiaomiOverrides = z.infer<typeof xiaomiOverridesSchema>;
 
+/**
+ * Without a notify_id Xiaomi shows only the latest notification of the app, so every message gets
+ * its own id; a collapse key gives equal ids (and so replacement) on purpose. A recall names the
+ * message by it (docs/recall.md).
+ */
+export function xiaomiNotifyId(content: PushContent): number {
+  // `overrides.xiaomi.fields` are set last on the form: a notify_id given there is the one sent.
+  const raw = channelOverrides<XiaomiOverrides>(content, 'xiaomi').fields?.notify_id;
+  if (raw !== undefined && /^\d{1,10}$/.test(raw)) return Number(raw);
+  return notifyIdFrom(content.options.collapseKey ?? content.messageId);
+}
+
+/**
+ * The revoke request (docs/recall.md): form-encoded `registration_ids` (comma-joined),
+ * `restricted_package_name` and the `notify_id` the message was sent with.
+ */
+export function buildXiaomiRevokeForm(content: PushContent, regIds: readonly string[], packageName: string): URLSearchParams {
+  const f = new URLSearchParams();
+  f.set('registration_ids', regIds.join(','));
+  f.set('restricted_package_name', packageName);
+  f.set('notify_id', String(xiaomiNotifyId(content)));
+  return f;
+}
+
 export function buildXiaomiForm(
   content: PushContent,
   regIds: readonly string[],
@@ -146,9 +170,7 @@ export function buildXiaomiForm(
   } else {
     f.set('pass_through', '1');
   }
-  // Without a notify_id Xiaomi shows only the latest notification of the app, so every message
-  // gets its own id; a collapse key gives equal ids (and so replacement) on purpose.
-  f.set('notify_id', String(notifyIdFrom(content.options.collapseKey ?? content.messageId)));
+  f.set('notify_id', String(xiaomiNotifyId(content)));
   // Client-side de-duplication within MiPush: a retried send of the same message never shows twice.
   f.set('extra.jobkey', xiaomiJobkey(content.messageId));
   f.set('extra.relay_id', content.messageId);
@@ -266,12 +288,25 @@ class XiaomiProvider implements Provider {
   readonly channel = 'xiaomi' as const;
   private readonly limiter = createLimiter(CONCURRENCY);
   private readonly sendUrl: string;
+  private readonly revokeUrl: string;
 
   constructor(
     private readonly cred: XiaomiCredential,
     private readonly ctx: ProviderContext,
   ) {
     this.sendUrl = `${endpointOf(ctx, XIAOMI_ENDPOINTS, 'xiaomi').replace(/\/+$/, '')}/v3/message/regid`;
+    // The v3 revoke by regId; Xiaomi retired the v1/v2 revoke URLs on 2026-12-01 (docs/recall.md).
+    this.revokeUrl = `${this.sendUrl}/revoke`;
+  }
+
+  /** Xiaomi's own recall (消息撤回) by regId and notify_id: `sent` = withdrawn (Provider.recall). */
+  async recall(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
+    return sendInChunks(targets, XIAOMI_MAX_REGIDS, this.limiter, async (chunk) => {
+      const regIds = chunk.map((t) => t.token);
+      const form = buildXiaomiRevokeForm(content, regIds, this.cred.packageName);
+      const res = await vendorFetchForm(this.revokeUrl, form, { headers: { authorization: `key=${this.cred.appSecret}` } });
+      return classifyXiaomiAnswer(res, regIds);
+    }, this.ctx.logger);
   }
 
   async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {

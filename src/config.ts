@@ -86,6 +86,14 @@ const schema = z.object({
   DEFAULT_TTL: duration.default(2_419_200_000),
   /** Tokens a provider declared dead stay quarantined this long before they are purged. */
   TOKEN_RETENTION: duration.default(2_592_000_000),
+  /**
+   * Recall (docs/recall.md): what the replacement notification shows where a platform can only
+   * overwrite a shown notification (APNs, FCM and vendors by collapse id / tag), and how long a
+   * self-channel revoke waits for an offline device before it ends `not_withdrawable`.
+   */
+  RECALL_NOTICE_TITLE: z.string().min(1).max(50).default('Message withdrawn'),
+  RECALL_NOTICE_BODY: z.string().min(1).max(128).default('This message was withdrawn by the sender.'),
+  RECALL_REVOKE_WAIT: duration.default(604_800_000),
   /** Minute stats rollups older than this are deleted by the scheduler's sweep. */
   STATS_RETENTION: duration.default(2_592_000_000),
   /** Tokens per send job; a vendor whose requests take more (Huawei, OPPO, vivo: 1,000) gets full ones. */

@@ -14,6 +14,14 @@ export interface SmsFallbackJob {
   messageId: string;
 }
 
+/** Recalls (`DELETE /v1/messages/:id`): one job per message, walking its deliveries (workers/recall.ts). */
+export const RECALL_QUEUE = 'recall';
+
+export interface RecallJob {
+  appId: string;
+  messageId: string;
+}
+
 export interface RouteJob {
   appId: string;
   messageId: string;
@@ -85,6 +93,9 @@ export const SMS_FALLBACK_JOB_OPTIONS: JobsOptions = {
   attempts: 10,
   backoff: { type: 'exponential', delay: 1000 },
 };
+/** One per message (jobId `recall.<id>`): a repeated DELETE adds nothing while the job is kept. */
+export const RECALL_JOB_OPTIONS: JobsOptions = { ...keep, attempts: 8, backoff: { type: 'exponential', delay: 1000 } };
+export const recallJobId = (messageId: string) => `recall.${messageId}`;
 export const SELF_ACK_JOB_OPTIONS: JobsOptions = {
   removeOnComplete: { age: 600, count: 10_000 },
   removeOnFail: { age: 86_400 },
@@ -136,6 +147,7 @@ export class Queues {
   readonly routeAdder: BulkAdder<RouteJob>;
   readonly selfAck: Queue<SelfAckJob>;
   readonly smsFallback: Queue<SmsFallbackJob>;
+  readonly recall: Queue<RecallJob>;
   private readonly sendQueues = new Map<Channel, Queue<SendJob>>();
   private readonly txQueues = new Map<Channel, Queue<SendJob>>();
 
@@ -148,6 +160,7 @@ export class Queues {
     this.routeAdder = new BulkAdder(this.route);
     this.selfAck = new Queue<SelfAckJob>(SELF_ACK_QUEUE, { connection: this.connection, prefix });
     this.smsFallback = new Queue<SmsFallbackJob>(SMS_FALLBACK_QUEUE, { connection: this.connection, prefix });
+    this.recall = new Queue<RecallJob>(RECALL_QUEUE, { connection: this.connection, prefix });
     for (const c of CHANNELS) this.sendQueues.set(c, new Queue<SendJob>(c, { connection: this.connection, prefix }));
     for (const c of CHANNELS) this.txQueues.set(c, new Queue<SendJob>(txQueueName(c), { connection: this.connection, prefix }));
   }
@@ -193,7 +206,7 @@ export class Queues {
   }
 
   all(): Queue[] {
-    return [this.route, ...this.sendQueues.values(), ...this.txQueues.values(), this.selfAck, this.smsFallback] as Queue[];
+    return [this.route, ...this.sendQueues.values(), ...this.txQueues.values(), this.selfAck, this.smsFallback, this.recall] as Queue[];
   }
 
   async close(): Promise<void> {

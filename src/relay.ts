@@ -9,6 +9,7 @@ import { createSelfProvider } from '../providers/self.js';
 import { CHANNELS, providerContextFrom } from '../providers/channels.js';
 import { type ProviderContext } from '../providers/types.js';
 import { createRouteWorker } from '../workers/route.js';
+import { createRecallWorker } from '../workers/recall.js';
 import { createSelfAckWorker } from '../workers/self-ack.js';
 import { createSmsFallbackWorker } from '../workers/sms-fallback.js';
 import { createSendWorker, type ProviderSource } from '../workers/send.js';
@@ -72,7 +73,7 @@ function providerContext(config: Config, logger: Logger): ProviderContext {
   return providerContextFrom(config.CHANNEL_SETTINGS, { logger: logger.child({ component: 'provider' }) });
 }
 
-/** The worker role: the router, one send worker per channel queue, the self-channel ack check. */
+/** The worker role: the router, one send worker per channel queue, the self-channel ack check, recalls. */
 function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { workers: Worker[]; registry: ProviderRegistry } {
   const { config, logger } = ctx;
   const dispatch = selfDispatch(ctx, presence, bus);
@@ -83,7 +84,7 @@ function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { wo
     10_000,
     logger,
   );
-  const workers: Worker[] = [createRouteWorker(ctx, presence.lookup), createSelfAckWorker(ctx), createSmsFallbackWorker(ctx)];
+  const workers: Worker[] = [createRouteWorker(ctx, presence.lookup), createSelfAckWorker(ctx), createSmsFallbackWorker(ctx), createRecallWorker(ctx, registry, presence, bus)];
   const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
   const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
   const campaigns = new CampaignSendHooks(ctx.db, new CampaignsRepo(ctx.db));

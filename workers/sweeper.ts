@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import type { Channel } from '../providers/types.js';
 import type { Context } from '../src/context.js';
-import { ROUTE_JOB_OPTIONS, SEND_JOB_OPTIONS, sendJobId, type SendJob } from '../src/queues.js';
+import { RecallsRepo } from '../src/db/recalls-repo.js';
+import { RECALL_JOB_OPTIONS, ROUTE_JOB_OPTIONS, SEND_JOB_OPTIONS, recallJobId, sendJobId, type SendJob } from '../src/queues.js';
 import { RedisEpoch } from '../src/redis-epoch.js';
 
 /** How far ahead the reconciliation looks for scheduled messages whose delayed route job was lost. */
@@ -115,6 +116,22 @@ export class Sweeper {
     return { requeued, rerouted: unrouted.length };
   }
 
+  /**
+   * Recalls whose job vanished (Redis lost it, or it failed every attempt) get it back, so every
+   * delivery of a recalled message ends with a recall state; self-channel revokes whose device
+   * never came back within RECALL_REVOKE_WAIT end `not_withdrawable`.
+   */
+  private async sweepRecalls(grace: number): Promise<void> {
+    const { queues, config, db } = this.ctx;
+    const recalls = new RecallsRepo(db);
+    for (const r of await recalls.running(new Date(Date.now() - grace))) {
+      const job = await queues.recall.getJob(recallJobId(r.messageId));
+      if (!job) await queues.recall.add('recall', { appId: r.appId, messageId: r.messageId }, { ...RECALL_JOB_OPTIONS, jobId: recallJobId(r.messageId) });
+      else if (await job.isFailed()) await job.retry();
+    }
+    await recalls.expirePending(new Date(Date.now() - config.RECALL_REVOKE_WAIT));
+  }
+
   async sweep(): Promise<{ expired: number; requeued: number; rerouted: number; purged: number }> {
     const { repos, config, queues } = this.ctx;
     // Queued rows past their TTL, and self-channel rows the device never acked before it.
@@ -143,6 +160,7 @@ export class Sweeper {
       if (!job) await queues.route.add('route', { appId: m.app_id, messageId: m.id }, { ...ROUTE_JOB_OPTIONS, jobId: m.id });
       else if (await job.isFailed()) await job.retry();
     }
+    await this.sweepRecalls(grace);
     await repos.deliveries.pruneOpen();
     const purged = await repos.devices.purgeQuarantined(config.TOKEN_RETENTION);
     const statsPruned = await repos.stats.prune(config.STATS_RETENTION);

@@ -32,6 +32,18 @@ export interface RevokeEvent {
   shown: boolean;
 }
 
+/**
+ * Where the app shows notifications (a system tray, an in-app list). With one, the SDK shows each
+ * message once and removes it when Relay recalls it (a revoke, on any channel), before the
+ * revoke is acked: a recall reported `withdrawn` is gone from the screen. Without one, the app
+ * does both itself on 'message' and 'revoke'.
+ */
+export interface NotificationSurface {
+  show(message: RelayMessage): void | Promise<void>;
+  /** Remove what show() put up for this message id. */
+  remove(id: string): void | Promise<void>;
+}
+
 export interface HeartbeatEvent {
   /** The interval this beat waited. */
   intervalSec: number;
@@ -115,6 +127,8 @@ export interface RelayDeviceOptions {
   timers?: Timers;
   /** Extra MQTT.js options (TLS `ca`, `wsOptions`, …). Identity, keepalive, session and reconnect fields are the SDK's. */
   mqttOptions?: IClientOptions;
+  /** Shows messages and removes recalled ones (see NotificationSurface). */
+  notifications?: NotificationSurface;
 }
 
 /** Counters since construction (what bench/heartbeat.ts reads). */
@@ -353,6 +367,7 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
     const http = this.requireHttp();
     await this.load();
     const fresh: string[] = [];
+    const revoked: string[] = [];
     for (let page = 0; page < 100; page++) {
       const after = this.ids.seq;
       const path = `/v1/devices/${encodeURIComponent(this.deviceId)}/inbox?after=${after}`;
@@ -362,8 +377,13 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
       parsed.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
       let top = after;
       for (const m of parsed) {
-        if (m.type === 'revoke') await this.applyRevoke(m, 'sync');
-        else if (await this.accept(m, 'sync')) fresh.push(m.id);
+        if (m.type === 'revoke') {
+          // A recall (docs/recall.md): applied (removed) once, confirmed every time it is listed.
+          await this.applyRevoke(m, 'sync');
+          revoked.push(m.id);
+          continue; // its seq is the recalled message's: it does not move the cursor
+        }
+        if (await this.accept(m, 'sync')) fresh.push(m.id);
         if (m.seq !== undefined) top = Math.max(top, m.seq);
       }
       // `next` is the cursor of the next page; null (or absent) on the last one.
@@ -373,6 +393,10 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
     }
     // The inbox keeps a message until it is acked: tell Relay what was taken (one batch).
     this.reportDelivered(...fresh);
+    // And a revoke until it is confirmed: Relay then reports the recall withdrawn.
+    for (let i = 0; i < revoked.length; i += 500) {
+      this.postEvent('revoked', ...revoked.slice(i, i + 500)).catch((err: unknown) => this.emit('error', err as Error));
+    }
     this.emit('sync', { received: fresh.length });
     return fresh.length;
   }
@@ -785,7 +809,19 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
     if (m.expiresAt !== undefined) msg.expiresAt = m.expiresAt;
     this.stats.messages++;
     this.emit('message', msg);
+    await this.surface((n) => n.show(msg));
     return true;
+  }
+
+  /** Calls the app's NotificationSurface, if any; its failure is reported, never thrown. */
+  private async surface(call: (n: NotificationSurface) => void | Promise<void>): Promise<void> {
+    const n = this.opts.notifications;
+    if (!n) return;
+    try {
+      await call(n);
+    } catch (err) {
+      this.emit('error', err as Error);
+    }
   }
 
   private async applyRevoke(m: Incoming, channel: Channel): Promise<boolean> {
@@ -798,6 +834,8 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
     }
     const ev: RevokeEvent = { id: m.id, channel, shown: before === SHOWN };
     if (m.seq !== undefined) ev.seq = m.seq;
+    // Removed before this resolves: on the self channel the revoke's PUBACK (Relay's `withdrawn`) follows.
+    if (ev.shown) await this.surface((n) => n.remove(m.id));
     this.emit('revoke', ev);
     return true;
   }
@@ -821,7 +859,7 @@ export class RelayDevice extends Emitter<RelayDeviceEvents> {
   }
 
   /** `POST /v1/events`: `{deviceId, messageId, event}`, or `{events: [...]}` for several. */
-  private async postEvent(event: 'opened' | 'delivered', ...messageIds: string[]): Promise<void> {
+  private async postEvent(event: 'opened' | 'delivered' | 'revoked', ...messageIds: string[]): Promise<void> {
     const one = (messageId: string) => ({ deviceId: this.deviceId, messageId, event });
     const body = messageIds.length === 1 ? one(messageIds[0]!) : { events: messageIds.map(one) };
     await deviceRequest(this.requireHttp(), 'POST', '/v1/events', body);

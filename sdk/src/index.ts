@@ -5,6 +5,7 @@ export type {
   DisconnectReason,
   DisconnectedEvent,
   HeartbeatEvent,
+  NotificationSurface,
   RelayDeviceEvents,
   RelayDeviceOptions,
   RelayDeviceStats,

@@ -63,7 +63,9 @@ export function normalize(input: unknown): Incoming | null {
   const topLevelRelayId = str(input[RELAY_ID_KEY]);
   const id = topLevelRelayId ?? str(data?.[RELAY_ID_KEY]) ?? str(input.id);
   if (!id) return null;
-  const type = input.type === 'revoke' || data?.relay_type === 'revoke' ? 'revoke' : 'push';
+  // A recall reaches the app as the self channel's revoke, or as a replacement on another channel
+  // whose data (FCM / vendor / Web Push) or top-level userInfo (APNs) says `relay_type: revoke`.
+  const type = input.type === 'revoke' || data?.relay_type === 'revoke' || input.relay_type === 'revoke' ? 'revoke' : 'push';
   const out: Incoming = { type, id };
   const seq = num(input.seq);
   if (seq !== undefined) out.seq = seq;

@@ -207,6 +207,28 @@ export interface RelayStateTable {
   updated_at: Generated<Date>;
 }
 
+/** A recalled message (migration 0010): `running` until every delivery has its recall row. */
+export interface RecallsTable {
+  message_id: string;
+  app_id: string;
+  state: ColumnType<string, string | undefined, string>;
+  requested_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  done_at: NullableTimestamp;
+}
+
+/** One delivery's recall fate (migration 0010). */
+export interface DeliveryRecallsTable {
+  message_id: string;
+  delivery_id: string;
+  app_id: string;
+  device_id: string;
+  channel: string | null;
+  state: string;
+  reason: Json<{ code: string; message: string } | null> | null;
+  seq: string | null;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
 export interface DB {
   relay_state: RelayStateTable;
   campaigns: CampaignsTable;
@@ -224,6 +246,8 @@ export interface DB {
   message_counts: MessageCountsTable;
   delivery_open: DeliveryOpenTable;
   provider_requests: ProviderRequestsTable;
+  recalls: RecallsTable;
+  delivery_recalls: DeliveryRecallsTable;
 }
 
 export type DeviceRow = Selectable<DevicesTable>;

@@ -164,15 +164,15 @@ export class SelfRepo {
    * Recall: a message's self deliveries not acked yet end `cancelled`, so no gateway hands them
    * out again. Returns the devices (and seqs) that may hold a copy, to send them a revoke.
    */
-  async withdraw(messageId: string): Promise<{ appId: string; deviceId: string; seq: number }[]> {
-    const res = await sql<{ app_id: string; device_id: string; seq: string }>`
+  async withdraw(messageId: string): Promise<{ id: string; appId: string; deviceId: string; seq: number }[]> {
+    const res = await sql<{ id: string; app_id: string; device_id: string; seq: string }>`
       WITH changed AS (
         UPDATE deliveries SET status = 'cancelled', lease_until = NULL, pending_seq = NULL, updated_at = now()
         WHERE message_id = ${messageId} AND channel = 'self' AND status = 'sent' AND seq IS NOT NULL
-        RETURNING app_id, message_id, device_id, seq, channel, platform, variant, status, NULL::jsonb AS error,
+        RETURNING id, app_id, message_id, device_id, seq, channel, platform, variant, status, NULL::jsonb AS error,
                   'sent'::text AS old_status, channel AS old_channel
       ), ${TALLIES}
-      SELECT app_id, device_id, seq FROM changed`.execute(this.db);
-    return res.rows.map((r) => ({ appId: r.app_id, deviceId: r.device_id, seq: Number(r.seq) }));
+      SELECT id::text AS id, app_id, device_id, seq FROM changed`.execute(this.db);
+    return res.rows.map((r) => ({ id: r.id, appId: r.app_id, deviceId: r.device_id, seq: Number(r.seq) }));
   }
 }

@@ -18,6 +18,7 @@ import {
   type OfflineReason,
   type SessionInfo,
 } from '../gateway/index.js';
+import { RecallsRepo } from '../db/recalls-repo.js';
 import { AckWriter } from './ack-writer.js';
 import { BusPublisher, BusSubscriber, type BusClose, type BusKick, type BusMessage, type BusPush, type BusRevoke } from './bus.js';
 import { DeviceCredentials } from './device-credentials.js';
@@ -53,6 +54,7 @@ export class GatewayNode {
   private readonly bus: BusPublisher;
   private readonly subscriber: BusSubscriber;
   private readonly acks: AckWriter;
+  private readonly recalls: RecallsRepo;
   private readonly log: Logger;
   private readonly inFlight = new Set<Promise<unknown>>();
   /** What each online session's presence entry says, to rewrite it only when it changes. */
@@ -70,6 +72,7 @@ export class GatewayNode {
     this.presence = new Presence(redis, ctx.config.QUEUE_PREFIX);
     this.bus = new BusPublisher(redis, ctx.config.QUEUE_PREFIX);
     this.acks = new AckWriter(ctx.repos.deliveries, this.log);
+    this.recalls = new RecallsRepo(ctx.db);
     this.advisor = new KeepAliveAdvisor(redis, ctx.config.QUEUE_PREFIX, this.log);
     this.sessions = new SelfSessions(redis, ctx.config.QUEUE_PREFIX, (p) => this.track(p));
     this.subscriber = new BusSubscriber(ctx.redis, ctx.config.QUEUE_PREFIX, this.id, (m) => this.onBus(m), this.log);
@@ -85,6 +88,14 @@ export class GatewayNode {
         },
         onOffline: (s, why) => this.offline(s, why),
         onAck: (appId, deviceId, messageId) => this.acks.add(appId, { event: 'delivered', messageId, deviceId, at: Date.now() }),
+        // The SDK acks a revoke once it has applied it (removed the notification): withdrawn.
+        onRevokeAck: (appId, deviceId, messageId) => {
+          this.track(
+            this.recalls.revokeAcked(appId, deviceId, messageId).catch((err: Error) => {
+              this.log.warn({ err: err.message, appId, deviceId, messageId }, 'gateway: revoke ack not written (the device gets the revoke again on its next connect)');
+            }),
+          );
+        },
         onControl: (appId, deviceId, topic, payload) => this.control(appId, deviceId, topic, payload),
         onDropped: (appId, deviceId, messageId, seq, reason, detail) => this.dropped(appId, deviceId, messageId, seq, reason, detail),
       },
@@ -211,6 +222,14 @@ export class GatewayNode {
       this.deliver(appId, deviceId, m.messageId, m.seq, selfPayload(request), m.expiresAt.getTime(), m.seq <= writtenSeq);
     }
     if (pending.length > 0) this.log.debug({ appId, deviceId, n: pending.length }, 'self channel: pending messages handed out');
+    // Revokes of recalled messages the device has not acked: it was offline at recall time, or
+    // its connection ended before the PUBACK (docs/recall.md).
+    const revokes = await this.recalls.pendingRevokes(appId, deviceId, REDELIVER_LIMIT);
+    for (const r of revokes) {
+      if (this.gw.session(appId, deviceId)?.connectedAt !== s.connectedAt) return;
+      this.gw.revoke(appId, deviceId, r.messageId, r.seq);
+    }
+    if (revokes.length > 0) this.log.debug({ appId, deviceId, n: revokes.length }, 'self channel: pending revokes handed out');
   }
 
   private offline(s: SessionInfo, why: OfflineReason): void {

@@ -4,7 +4,8 @@ import type { Config } from '../config.js';
 import type { DeliveriesRepo } from '../db/deliveries-repo.js';
 import type { MessagesRepo } from '../db/messages-repo.js';
 import { DomainError } from '../core/errors.js';
-import { ROUTE_JOB_OPTIONS, SMS_FALLBACK_JOB_OPTIONS, type Queues } from '../queues.js';
+import type { RecallsRepo } from '../db/recalls-repo.js';
+import { RECALL_JOB_OPTIONS, ROUTE_JOB_OPTIONS, SMS_FALLBACK_JOB_OPTIONS, recallJobId, type Queues } from '../queues.js';
 import { smsFallbackJobId } from './sms-fallback.js';
 import { isDirect, type DirectPush } from './direct-push.js';
 
@@ -29,6 +30,8 @@ export class PushService {
     private readonly recall?: (appId: string, messageId: string) => Promise<number>,
     /** The transactional path for small direct pushes; without it every push goes through the router. */
     private readonly direct?: DirectPush,
+    /** Per-delivery recall state; without it a cancel only cancels and withdraws (counts only). */
+    private readonly recalls?: RecallsRepo,
   ) {}
 
   async accept(appId: string, request: PushRequest, idempotencyKey?: string): Promise<Accepted> {
@@ -84,13 +87,24 @@ export class PushService {
   }
 
   /**
-   * Cancels what has not been sent; on the self channel also withdraws what no device acked yet
-   * (Relay still holds it). What other providers accepted stays as it is.
+   * Recall: cancels what has not been sent and, on the self channel, withdraws at once what no
+   * device acked yet (Relay still holds it); then queues the recall job (workers/recall.ts) that
+   * gives every delivery its recall state, withdrawing or replacing what providers accepted where
+   * the channel allows it. Idempotent: a repeated call queues nothing new.
    */
   async cancel(appId: string, id: string): Promise<{ id: string; state: 'cancelled' | 'done'; cancelled: number; withdrawn: number }> {
     const msg = await this.messages.get(appId, id);
     if (!msg) throw new DomainError('not_found', 'message not found');
-    if (msg.state === 'cancelled') return { id, state: 'cancelled', cancelled: 0, withdrawn: 0 };
+    // Recorded first: a crash before the job is queued leaves a running recall the sweeper queues.
+    if (this.recalls) await this.recalls.start(appId, id);
+    const result = await this.cancelNow(appId, id, msg.state);
+    // After the cancel, so the job finds the withdrawn self copies already pending.
+    if (this.recalls) await this.queues.recall.add('recall', { appId, messageId: id }, { ...RECALL_JOB_OPTIONS, jobId: recallJobId(id) });
+    return result;
+  }
+
+  private async cancelNow(appId: string, id: string, state: string): Promise<{ id: string; state: 'cancelled' | 'done'; cancelled: number; withdrawn: number }> {
+    if (state === 'cancelled') return { id, state: 'cancelled', cancelled: 0, withdrawn: 0 };
     // Before routing ends the message is marked first, so the router stops expanding it. A routed
     // one is marked only when something was still pending or withdrawn: a message whose every
     // delivery had already ended stays done.
@@ -98,7 +112,7 @@ export class PushService {
     const cancelled = await this.deliveries.cancelPending(id);
     const withdrawn = this.recall ? await this.recall(appId, id) : 0;
     if (cancelled + withdrawn > 0) await this.messages.transition(id, ['routed'], 'cancelled', { cancelled: true });
-    const state = (await this.messages.get(appId, id))?.state === 'cancelled' ? 'cancelled' : 'done';
-    return { id, state, cancelled, withdrawn };
+    const now = (await this.messages.get(appId, id))?.state === 'cancelled' ? 'cancelled' : 'done';
+    return { id, state: now, cancelled, withdrawn };
   }
 }

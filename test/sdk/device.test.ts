@@ -247,6 +247,39 @@ describe('opened, revoke, inbox', () => {
     assert.equal(got.revokes.length, 2);
   });
 
+  test('recall: a NotificationSurface shows each message once and removes a recalled one before the revoke is acked', async () => {
+    const id = newId('surface');
+    const shown = new Map<string, RelayMessage>();
+    const log: string[] = [];
+    const dev = device(id, {
+      notifications: {
+        show: (m) => {
+          shown.set(m.id, m);
+          log.push(`show ${m.id}`);
+        },
+        remove: async (mid) => {
+          // Slow on purpose: the revoke's PUBACK must wait for the removal.
+          await new Promise((r) => setTimeout(r, 50));
+          shown.delete(mid);
+          log.push(`remove ${mid}`);
+        },
+      },
+    });
+    await dev.connect();
+    lead.send(id, 'm-sf-1');
+    await lead.until(() => shown.has('m-sf-1'), 5000, 'shown');
+    lead.revoke(id, 'm-sf-1');
+    await lead.until(() => lead.find('revokeAck', (e) => e.id === 'm-sf-1').length === 1, 5000, 'revoke ack');
+    assert.equal(shown.has('m-sf-1'), false, 'removed by the time the revoke is acked');
+    // A recall's replacement on another channel removes too: FCM / vendor data, APNs userInfo.
+    assert.equal(await dev.ingest({ data: { relay_id: 'm-sf-2', k: 'v' } }, 'fcm'), true);
+    assert.equal(await dev.ingest({ data: { relay_id: 'm-sf-2', relay_type: 'revoke' } }, 'fcm'), true);
+    assert.equal(await dev.ingest({ aps: { alert: { title: 'a' } }, relay_id: 'm-sf-3' }, 'apns'), true);
+    assert.equal(await dev.ingest({ aps: { alert: { title: 'Message withdrawn' } }, relay_id: 'm-sf-3', relay_type: 'revoke' }, 'apns'), true);
+    assert.deepEqual(log, ['show m-sf-1', 'remove m-sf-1', 'show m-sf-2', 'remove m-sf-2', 'show m-sf-3', 'remove m-sf-3']);
+    assert.equal(shown.size, 0);
+  });
+
   test('sync() pulls the inbox with device auth, emits each message once and advances the cursor', async () => {
     const id = newId('sync');
     lead.send(id, 'm-sync-1');

@@ -5,6 +5,11 @@ import { CampaignService } from '../../campaigns/service.js';
 import { audienceSchema, campaignSchema, campaignStates } from '../../campaigns/schema.js';
 import { DELIVERY_STATUSES } from '../../core/delivery-status.js';
 import type { Context } from '../../context.js';
+import { RecallsRepo } from '../../db/recalls-repo.js';
+import { CampaignsRepo } from '../../db/campaigns-repo.js';
+import { PushService } from '../../services/push-service.js';
+import type { SelfRecall } from '../../self/recall.js';
+import { DomainError } from '../../core/errors.js';
 import { appOf } from '../auth.js';
 import { route } from '../define.js';
 import { ApiError } from '../errors.js';
@@ -33,9 +38,12 @@ const campaignView = z.object({
 const idParams = z.object({ id: z.string().min(1).max(128) });
 
 /** SPEC §7 campaigns, behind the `campaigns` scope. */
-export function campaignsRouter(ctx: Context): Router {
+export function campaignsRouter(ctx: Context, selfRecall?: SelfRecall): Router {
   const r = Router();
   const service = new CampaignService(ctx);
+  // `cancel` with `{"recall": true}` recalls every run's message as DELETE /v1/messages/:id does.
+  const push = new PushService(ctx.config, ctx.repos.messages, ctx.repos.deliveries, ctx.queues, selfRecall, undefined, new RecallsRepo(ctx.db));
+  const runs = new CampaignsRepo(ctx.db);
 
   route(
     r,
@@ -120,11 +128,24 @@ export function campaignsRouter(ctx: Context): Router {
           cancel: 'Cancel: nothing more is dispatched, and deliveries not sent yet end `cancelled`',
         }[action],
         params: idParams,
+        body: z.strictObject({
+          recall: z.boolean().optional().describe(action === 'cancel' ? 'Also recall what every run sent (GET /v1/messages/:id/recall per run reports it)' : 'Only for cancel'),
+        }),
         responses: { 200: { description: 'The campaign', schema: campaignView }, 409: { description: 'Not possible in the campaign’s state' } },
       },
-      async (_req, res, { params }) => {
+      async (_req, res, { params, body }) => {
         const appId = appOf(res, 'campaigns');
-        res.json(await service.view(await service[action](appId, params.id)));
+        if (body.recall && action !== 'cancel') throw new ApiError('validation_failed', `body.recall: only cancel can recall`);
+        let c;
+        try {
+          c = await service[action](appId, params.id);
+        } catch (err) {
+          // A campaign that already completed can still be recalled: only the cancel is moot.
+          if (!(body.recall && err instanceof DomainError && err.code === 'invalid_state')) throw err;
+          c = await service.get(appId, params.id);
+        }
+        if (body.recall) for (const run of await runs.runs(appId, c.id)) await push.cancel(appId, run.id);
+        res.json(await service.view(c));
       },
     );
   }

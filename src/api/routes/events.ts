@@ -1,6 +1,7 @@
 import express, { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { Context } from '../../context.js';
+import { RecallsRepo } from '../../db/recalls-repo.js';
 import { DeviceCredentials } from '../../self/device-credentials.js';
 import { appOf, type Authenticator } from '../auth.js';
 import { route } from '../define.js';
@@ -14,7 +15,7 @@ const eventSchema = z
   .object({
     deviceId: deviceIdSchema.optional().describe('Required with an API key; implied by device authentication'),
     messageId: z.string().min(1).max(128),
-    event: z.enum(['delivered', 'opened']),
+    event: z.enum(['delivered', 'opened', 'revoked']).describe('`revoked`: the device applied a recall (removed the message) it took from the inbox'),
     // Bounded to what a PostgreSQL timestamp and an ISO string both hold: a 5-digit year failed the write (500).
     at: z
       .union([z.iso.datetime({ offset: true }), z.number().int().positive().max(MAX_EPOCH_MS, 'epoch milliseconds up to the year 9999')])
@@ -41,12 +42,13 @@ export async function deviceAuth(req: Request, creds: DeviceCredentials): Promis
 export function eventsRouter(ctx: Context, auth: Authenticator): Router {
   const r = Router();
   const creds = new DeviceCredentials(ctx);
+  const recalls = new RecallsRepo(ctx.db);
   r.use('/v1/events', express.json({ limit: ctx.config.MAX_BODY_BYTES }));
   route(
     r,
     {
       method: 'post', path: '/v1/events', tag: 'push', auth: 'device',
-      summary: 'Report `delivered` / `opened` for a message on a device (device password, or an API key with the push scope)',
+      summary: 'Report `delivered` / `opened` (or `revoked`, a recall applied) for a message on a device (device password, or an API key with the push scope)',
       body: bodySchema,
       responses: { 200: { description: 'Applied', schema: z.object({ received: z.number(), applied: z.number() }) } },
     },
@@ -66,17 +68,21 @@ export function eventsRouter(ctx: Context, auth: Authenticator): Router {
         if (i >= 0) throw new ApiError('validation_failed', `body${'events' in body ? `.events[${i}]` : ''}.deviceId: required with an API key`);
       }
       for (const e of events) ctx.lastSeen.touch(appId, device?.deviceId ?? e.deviceId!);
+      // A revoke the device applied: its recall is withdrawn (docs/recall.md). Only pending ones move.
+      let revoked = 0;
+      for (const e of events) if (e.event === 'revoked') revoked += await recalls.revokeAcked(appId, device?.deviceId ?? e.deviceId!, e.messageId);
+      const delivery = events.filter((e): e is typeof e & { event: 'delivered' | 'opened' } => e.event !== 'revoked');
       const result = await ctx.repos.deliveries.applyEvents(
         appId,
         null,
-        events.map((e) => ({
+        delivery.map((e) => ({
           event: e.event,
           messageId: e.messageId,
           deviceId: device?.deviceId ?? e.deviceId!,
           at: e.at === undefined ? Date.now() : typeof e.at === 'number' ? e.at : Date.parse(e.at),
         })),
       );
-      res.json({ received: events.length, applied: result.changed });
+      res.json({ received: events.length, applied: result.changed + revoked });
     },
   );
   return r;

@@ -3,12 +3,16 @@ import { z } from 'zod';
 import { selfPayload } from '../../../providers/self.js';
 import type { PushContent } from '../../../providers/types.js';
 import type { Context } from '../../context.js';
+import { RecallsRepo } from '../../db/recalls-repo.js';
 import { DeviceCredentials } from '../../self/device-credentials.js';
 import { appOf, type Authenticator } from '../auth.js';
 import { route } from '../define.js';
 import { ApiError, notFound } from '../errors.js';
 import { deviceIdSchema } from './devices.js';
 import { deviceAuth } from './events.js';
+
+/** Pending revokes listed per inbox read; the rest follow on the next reads. */
+const REVOKES_PER_SYNC = 100;
 
 const inboxItem = z.object({
   id: z.string().describe('Relay message id (the SDK de-duplicates by it across channels)'),
@@ -18,18 +22,28 @@ const inboxItem = z.object({
   expiresAt: z.number().int().describe('Epoch milliseconds after which the message is no longer valid'),
 });
 
+/** A recalled message the device may have shown: remove it, then report `revoked` (POST /v1/events). */
+const revokeItem = z.object({
+  type: z.literal('revoke'),
+  id: z.string(),
+  seq: z.number().int().describe('The seq the message had (below `after` usually: it does not move the cursor)'),
+});
+
 /**
  * `GET /v1/devices/:id/inbox?after=<seq>`: the sync / poll fallback of the self channel (SPEC §6).
  * Returns the device's pending messages in seq order: every self-channel message with a seq above
  * `after` that the device has not acked (PUBACK, or a `delivered` / `opened` event) and whose TTL
  * has not ended. A message stays in the inbox until it is acked, so a client that polls reports
- * `delivered` (POST /v1/events) for what it took; `after` skips what it has already seen.
+ * `delivered` (POST /v1/events) for what it took; `after` skips what it has already seen. The
+ * last page ends with `{"type":"revoke","id","seq"}` items for recalled messages: the client
+ * removes them and reports `revoked`.
  * Authenticated as the device itself (`Authorization: Device <id>:<password>`), or with an API key
  * that has the `devices` scope.
  */
 export function inboxRouter(ctx: Context, auth: Authenticator): Router {
   const r = Router();
   const creds = new DeviceCredentials(ctx);
+  const recalls = new RecallsRepo(ctx.db);
   route(
     r,
     {
@@ -43,7 +57,7 @@ export function inboxRouter(ctx: Context, auth: Authenticator): Router {
       responses: {
         200: {
           description: 'A page of pending messages; `next` is the `after` of the next page, null on the last',
-          schema: z.object({ items: z.array(inboxItem), next: z.number().int().nullable() }),
+          schema: z.object({ items: z.array(z.union([inboxItem, revokeItem])), next: z.number().int().nullable() }),
         },
         401: { description: 'Bad device password or API key' },
         403: { description: "A device reading another device's inbox" },
@@ -64,13 +78,19 @@ export function inboxRouter(ctx: Context, auth: Authenticator): Router {
       const rows = await ctx.repos.self.pending(appId, params.id, query.after, query.limit + 1);
       const more = rows.length > query.limit;
       const page = more ? rows.slice(0, query.limit) : rows;
+      // The last page also lists the revokes of recalled messages the device has not confirmed
+      // (docs/recall.md): a device that only polls gets them too.
+      const revokes = more ? [] : await recalls.pendingRevokes(appId, params.id, REVOKES_PER_SYNC);
       res.json({
-        items: page.map((m) => ({
-          id: m.messageId,
-          seq: m.seq,
-          ...selfPayload(m.request as Pick<PushContent, 'notification' | 'data' | 'overrides'>),
-          expiresAt: m.expiresAt.getTime(),
-        })),
+        items: [
+          ...page.map((m) => ({
+            id: m.messageId,
+            seq: m.seq,
+            ...selfPayload(m.request as Pick<PushContent, 'notification' | 'data' | 'overrides'>),
+            expiresAt: m.expiresAt.getTime(),
+          })),
+          ...revokes.map((r) => ({ type: 'revoke' as const, id: r.messageId, seq: r.seq })),
+        ],
         next: more ? page[page.length - 1]!.seq : null,
       });
     },

@@ -7,6 +7,8 @@ import { maskToken } from '../../core/secrets.js';
 import type { Context } from '../../context.js';
 import type { MessageRow } from '../../db/schema.js';
 import { DirectPushRepo } from '../../db/direct-push-repo.js';
+import { RecallsRepo } from '../../db/recalls-repo.js';
+import { RECALL_STATES } from '../../core/recall.js';
 import { DirectPush } from '../../services/direct-push.js';
 import type { PresenceLookup } from '../../../workers/route.js';
 import { PushService } from '../../services/push-service.js';
@@ -59,6 +61,22 @@ const deliveryView = z.object({
   updatedAt: z.string(),
 });
 
+const recallTotals = z.object(Object.fromEntries(RECALL_STATES.map((s) => [s, z.number()])));
+const recallSummary = z.object({
+  state: z.enum(['running', 'done']).describe('`done` once every delivery has its recall state (self-channel revokes may still be `pending` for offline devices)'),
+  totals: recallTotals,
+});
+
+const recallItem = z.object({
+  deliveryId: z.string(),
+  deviceId: z.string().nullable(),
+  channel: z.string().nullable(),
+  token: z.string().nullable().describe('Masked'),
+  state: z.enum(RECALL_STATES),
+  reason: z.object({ code: z.string(), message: z.string() }).nullable().describe('Why a delivery was not withdrawn (or why it was cancelled)'),
+  updatedAt: z.string(),
+});
+
 function publicState(m: MessageRow, queued: number): z.infer<typeof messageView>['state'] {
   if (m.state === 'cancelled') return 'cancelled';
   if (m.state === 'scheduled') return 'scheduled';
@@ -72,7 +90,8 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
   const r = Router();
   const { messages, deliveries, counters } = ctx.repos;
   const direct = new DirectPush(ctx.config, new DirectPushRepo(ctx.db), ctx.queues, presence ?? (async () => new Set()), ctx.logger);
-  const push = new PushService(ctx.config, messages, deliveries, ctx.queues, recall, direct);
+  const recalls = new RecallsRepo(ctx.db);
+  const push = new PushService(ctx.config, messages, deliveries, ctx.queues, recall, direct, recalls);
 
   route(
     r,
@@ -168,16 +187,17 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
     r,
     {
       method: 'delete', path: '/v1/messages/:id', tag: 'push', auth: 'push',
-      summary: 'Cancel what has not been sent yet, and withdraw self-channel copies not acked yet (online devices get a revoke)',
+      summary: 'Recall: cancel what has not been sent, withdraw or replace what was, per delivery (GET …/recall reports it)',
       params: z.object({ id: messageId }),
       responses: {
         200: {
-          description: 'Cancelled, or already done when every delivery had ended before the cancel',
+          description: 'Recall started (idempotent: a repeated DELETE changes nothing). `recall.totals` is the state so far; the recall runs on in the background for the rest',
           schema: z.object({
             id: z.string(),
             state: z.enum(['cancelled', 'done']),
-            cancelled: z.number().describe('Deliveries cancelled before they were sent'),
-            withdrawn: z.number().describe('Self-channel deliveries withdrawn before the device acked them (now cancelled too)'),
+            cancelled: z.number().describe('Deliveries cancelled before they were sent (by this request)'),
+            withdrawn: z.number().describe('Self-channel deliveries withdrawn before the device acked them (by this request)'),
+            recall: recallSummary,
           }),
         },
       },
@@ -185,7 +205,67 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
     async (_req, res, { params }) => {
       const appId = appOf(res, 'push');
       const result = await push.cancel(appId, params.id);
-      res.json({ id: result.id, state: result.state, cancelled: result.cancelled, withdrawn: result.withdrawn });
+      const state = (await recalls.get(appId, params.id))?.state ?? 'running';
+      res.json({ id: result.id, state: result.state, cancelled: result.cancelled, withdrawn: result.withdrawn, recall: { state, totals: await recalls.totals(params.id) } });
+    },
+  );
+
+  route(
+    r,
+    {
+      method: 'get', path: '/v1/messages/:id/recall', tag: 'push', auth: 'push',
+      summary: 'Recall report: per delivery, cancelled / withdrawn / replaced / not_withdrawable (with the reason) or pending; totals per state; cursor-paged',
+      params: z.object({ id: messageId }),
+      query: z.object({
+        state: z.enum(RECALL_STATES).optional(),
+        channel: z.enum(CHANNELS).optional(),
+        cursor: z.string().regex(/^\d{1,19}$/).optional().describe('`next` from the previous page'),
+        limit: z.coerce.number().int().min(1).max(1000).default(100),
+      }),
+      responses: {
+        200: {
+          description: 'The recall so far (`state: none` and no items when the message was never recalled)',
+          schema: z.object({
+            id: z.string(),
+            state: z.enum(['none', 'running', 'done']),
+            requestedAt: z.string().nullable(),
+            totals: recallTotals,
+            items: z.array(recallItem),
+            next: z.string().nullable(),
+          }),
+        },
+      },
+    },
+    async (_req, res, { params, query }) => {
+      const appId = appOf(res, 'push');
+      if (!(await messages.get(appId, params.id))) throw notFound('message');
+      const rec = await recalls.get(appId, params.id);
+      if (!rec) {
+        res.json({ id: params.id, state: 'none', requestedAt: null, totals: await recalls.totals(params.id), items: [], next: null });
+        return;
+      }
+      const page = await recalls.report(appId, params.id, {
+        ...(query.state ? { state: query.state } : {}),
+        ...(query.channel ? { channel: query.channel } : {}),
+        ...(query.cursor ? { after: query.cursor } : {}),
+        limit: query.limit,
+      });
+      res.json({
+        id: params.id,
+        state: rec.state,
+        requestedAt: rec.requestedAt.toISOString(),
+        totals: page.totals,
+        items: page.items.map((i) => ({
+          deliveryId: i.delivery_id,
+          deviceId: i.device_id === '' ? null : i.device_id,
+          channel: i.channel,
+          token: i.token ? maskToken(i.token) : null,
+          state: i.state,
+          reason: i.reason ? { code: i.reason.code, message: i.reason.message } : null,
+          updatedAt: i.updated_at.toISOString(),
+        })),
+        next: page.next,
+      });
     },
   );
 

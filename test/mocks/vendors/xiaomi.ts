@@ -17,7 +17,8 @@ import {
 
 /**
  * A mock of Xiaomi MiPush (vendors.md §3): `POST /v3/message/regid` (and `/v2/message/regid`),
- * form-encoded, `Authorization: key=<AppSecret>`. Scripting as in the Huawei mock.
+ * form-encoded, `Authorization: key=<AppSecret>`, and the recall `POST /v3/message/regid/revoke`
+ * (docs/recall.md). Scripting as in the Huawei mock.
  *
  * Answers (XMERR codes, HTTP 200 with `result:"error"` unless noted):
  * - wrong / missing `key=` header → 22008 (illegal AppSecret) ❓ (HTTP status unverified; 200 here)
@@ -47,7 +48,15 @@ export interface XiaomiSendRecord {
   fields: Record<string, string>;
 }
 
+/** One accepted `POST /v3/message/regid/revoke` (docs/recall.md). */
+export interface XiaomiRevokeRecord {
+  regIds: string[];
+  notifyId: number;
+}
+
 export interface XiaomiMock {
+  /** Accepted revokes, in order. */
+  revokes: XiaomiRevokeRecord[];
   port: number;
   url: string;
   appSecret: string;
@@ -82,7 +91,31 @@ export async function startXiaomiMock(opts: XiaomiMockOptions = {}): Promise<Xia
   const error = (res: ServerResponse, code: number, description: string, status = 200, headers: Record<string, string> = {}) =>
     sendJson(res, status, { result: 'error', code, description, reason: description, trace_id: traceId() }, headers);
 
+  const revokes: XiaomiRevokeRecord[] = [];
+
+  /**
+   * 消息撤回 by regId (docs/recall.md): form-encoded `registration_ids` (comma-joined),
+   * `restricted_package_name` and `notify_id`, nothing else; the v1 path is retired (404).
+   */
+  const revoke = (req: RecordedRequest, res: ServerResponse) => {
+    if (req.headers.authorization !== `key=${appSecret}`) return error(res, 22008, 'illegal AppSecret');
+    if (!String(req.headers['content-type'] ?? '').includes('application/x-www-form-urlencoded')) return error(res, 10017, 'content type must be form-urlencoded');
+    const f = parseForm(req.rawBody);
+    const extra = [...f.keys()].filter((k) => !['registration_ids', 'restricted_package_name', 'notify_id'].includes(k));
+    if (extra.length) return error(res, 10017, `unknown parameter(s): ${extra.join(', ')}`);
+    const ids = (f.get('registration_ids') ?? '').split(',');
+    if (!f.get('registration_ids') || ids.some((t) => t.trim() === '')) return error(res, 10016, 'registration_ids is required');
+    if (ids.length > maxRegIds) return error(res, 10017, `at most ${maxRegIds} registration_ids per request`);
+    if (f.get('restricted_package_name') !== packageName) return error(res, 22022, 'illegal package name');
+    const notifyId = f.get('notify_id');
+    if (notifyId === null || !/^\d+$/.test(notifyId) || Number(notifyId) > 2147483647) return error(res, 22103, 'illegal notify id');
+    if (requestFate(ids, behavior) === 'serverError') return error(res, 10001, 'system error', 500);
+    revokes.push({ regIds: ids, notifyId: Number(notifyId) });
+    return sendJson(res, 200, { result: 'ok', trace_id: traceId(), code: 0, description: '成功' });
+  };
+
   const handler = async (req: RecordedRequest, res: ServerResponse) => {
+    if (req.method === 'POST' && req.path === '/v3/message/regid/revoke') return revoke(req, res);
     if (req.method !== 'POST' || !/^\/v[23]\/message\/regid$/.test(req.path)) return sendJson(res, 404, { result: 'error', code: 404, description: 'not found' });
     if (behavior.sendDelayMs > 0) await delay(behavior.sendDelayMs);
     // The word `key` must be lowercase (XMDOC).
@@ -124,6 +157,7 @@ export async function startXiaomiMock(opts: XiaomiMockOptions = {}): Promise<Xia
 
   const started = await startRecordingServer(opts, requests, handler);
   return {
+    revokes,
     port: started.port,
     url: started.url,
     appSecret,
