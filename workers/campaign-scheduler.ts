@@ -8,7 +8,7 @@ import { durationMs, type CampaignSpec } from '../src/campaigns/schema.js';
 import { inTestSlice, pickVariant } from '../src/campaigns/variants.js';
 import { localDay, quietUntil, wallTimeIn, zoneOr } from '../src/campaigns/zones.js';
 import { NOW_OR_NEVER_MS } from '../src/core/push-request.js';
-import { routeDevice, type Platform } from '../src/core/routing.js';
+import { routeDevice, type Platform } from '../src/routing.js';
 import { randomId } from '../src/core/secrets.js';
 import type { Context } from '../src/context.js';
 import { CampaignsRepo } from '../src/db/campaigns-repo.js';

@@ -1,7 +1,7 @@
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Channel } from '../providers/types.js';
 import type { PushRequest } from '../src/core/push-request.js';
-import { routeDevice, type Platform } from '../src/core/routing.js';
+import { routeDevice, type Platform } from '../src/routing.js';
 import type { Context } from '../src/context.js';
 import { SELF_ACK_QUEUE, type SelfAckJob } from '../src/queues.js';
 

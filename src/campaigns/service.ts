@@ -1,4 +1,4 @@
-import { routeDevice } from '../core/routing.js';
+import { routeDevice } from '../routing.js';
 import type { Channel } from '../../providers/types.js';
 import { randomId } from '../core/secrets.js';
 import type { Context } from '../context.js';

@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { sql, type Kysely } from 'kysely';
 import { loadConfig } from '../../src/config.js';
-import { pushRequestSchema } from '../../src/core/push-request.js';
+import { pushRequestSchema } from '../../src/push-request.js';
 import type { Context } from '../../src/context.js';
 import type { DB } from '../../src/db/schema.js';
 import { createLogger } from '../../src/logger.js';
