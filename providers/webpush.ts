@@ -3,6 +3,7 @@ import webpush from 'web-push';
 import { z } from 'zod';
 import {
   CredentialError,
+  CredentialUnreadableError,
   failed,
   invalid,
   retry,
@@ -397,6 +398,27 @@ const webpushModule = {
   overridesSchema: webpushOverridesSchema,
   credentialSchema: webpushCredentialSchema,
   checkCredential,
+  /**
+   * A PUT without keys keeps the app's stored VAPID keys: browsers bind every subscription to the
+   * public key, and push services refuse another one (403, RFC 8292 §4:
+   * https://www.rfc-editor.org/rfc/rfc8292#section-4). Keys are generated (by complete()) only
+   * when the app has none yet.
+   */
+  async keepFromStored(cred, stored) {
+    if (cred.vapidPublicKey !== undefined) return cred;
+    let prev: unknown;
+    try {
+      prev = await stored();
+    } catch {
+      // Generating new keys here would silently orphan every subscription: ask for the keys instead.
+      throw new CredentialUnreadableError(
+        'the stored webpush credential cannot be decrypted (was CREDENTIALS_KEY changed?): send vapidPublicKey and vapidPrivateKey to replace it',
+      );
+    }
+    const parsed = prev ? webpushCredentialSchema.safeParse(prev) : undefined;
+    const { vapidPublicKey, vapidPrivateKey } = parsed?.success ? parsed.data : {};
+    return vapidPublicKey && vapidPrivateKey ? { ...cred, vapidPublicKey, vapidPrivateKey } : cred;
+  },
   complete(cred) {
     if (cred.vapidPublicKey && cred.vapidPrivateKey) return { ...cred, subject: cred.subject.trim() };
     const keys = webpush.generateVAPIDKeys();
