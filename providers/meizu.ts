@@ -36,7 +36,7 @@ import { relayDataStrings } from './shared/relay-keys.js';
 import { truncateChars, utf8Bytes, notificationTexts } from './shared/text.js';
 
 /**
- * Meizu (Flyme) push server API (MZDOC; vendors.md §6). No access token: every request is signed,
+ * Meizu (Flyme) push server API (Meizu's API doc; docs/providers/oppo-vivo-meizu.md). No access token: every request is signed,
  * `sign = md5(k1=v1k2=v2… (params sorted by name, raw values) + appSecret)`. Notifications go to
  * `POST /garcia/api/server/push/varnished/pushByPushId` (form `appId, pushIds (≤ 100, comma-separated),
  * messageJson, sign`); the answer lists only the failed pushIds, keyed by per-id code.

@@ -38,7 +38,7 @@ import { truncateChars } from './shared/text.js';
 import { VendorAuthError, acquireTokenCache, callWithToken, type TokenCache, authErrorFromStatus } from './shared/token-cache.js';
 
 /**
- * OPPO push (OPUSH / HeyTap), server API v1. Facts from /work/shared/providers/vendors.md §4:
+ * OPPO push (OPUSH / HeyTap), server API v1. Facts (with sources): docs/providers/oppo-vivo-meizu.md.
  * - auth: `POST /server/v1/auth` form `app_key, timestamp (ms), sign = hex(sha256(appKey + timestamp + masterSecret))`
  *   → `data.auth_token`, valid 24 h; every other call carries it in the form body.
  * - send: `unicast` (one target) and `unicast_batch` (≤ 1000 targets, per-target `errorCode` in
@@ -68,7 +68,7 @@ export const OPPO_CODES = {
   invalidRegId: 10000,
 } as const;
 
-/** OPPO's 通讯与服务 categories: 私信, which needs the app's registered private channel (vendors.md §4). */
+/** OPPO's 通讯与服务 categories: 私信, which needs the app's registered private channel (docs/providers/oppo-vivo-meizu.md). */
 const PRIVATE_CATEGORIES: readonly string[] = ['IM', 'ACCOUNT', 'TODO', 'DEVICE_REMINDER', 'ORDER', 'SUBSCRIPTION'];
 
 /** OPPO's built-in class of a neutral category: the category list it shares with vivo. */
@@ -172,7 +172,7 @@ export function buildOppoNotification(
   });
   const channelId = cls?.channelId ?? cred.channelId;
   if (channelId) out.channel_id = channelId;
-  // 私信 needs the registered private channel (vendors.md §4); what OPPO does with a 私信 category
+  // 私信 needs the registered private channel (docs/providers/oppo-vivo-meizu.md); what OPPO does with a 私信 category
   // and no channel is not documented. Without a channel Relay sends neither category nor
   // notify_level (it needs a category): the message goes out as an ordinary public message.
   const privateWithoutChannel = !channelId && cls?.category !== undefined && PRIVATE_CATEGORIES.includes(cls.category);

@@ -37,7 +37,7 @@ import { relayDataStrings } from './shared/relay-keys.js';
 import { VendorAuthError, acquireTokenCache, callWithToken, type TokenCache, authErrorFromStatus } from './shared/token-cache.js';
 
 /**
- * vivo push server API (v2.9.2; vendors.md §5):
+ * vivo push server API (v2.9.2; docs/providers/oppo-vivo-meizu.md):
  * - auth: `POST /message/auth` JSON `{appId, appKey, timestamp (ms), sign = md5(appId + appKey + timestamp + appSecret)}`
  *   → `authToken` (24 h; vivo asks for central caching and a refresh every 1–2 h). Other calls send
  *   it in the `authToken` header.

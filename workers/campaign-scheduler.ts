@@ -52,7 +52,7 @@ const HOLD_MS = 2000;
 const DEFAULT_LATE_WINDOW = 3_600_000;
 
 /**
- * The scheduler role's campaign driver (SPEC §7). It claims due campaigns (a row claim with a
+ * The scheduler role's campaign driver (README: Campaigns). It claims due campaigns (a row claim with a
  * lease: several scheduler processes never drive one campaign at once), and dispatches each run
  * zone by zone, a keyset page at a time, inside one transaction per page that inserts the
  * deliveries, counts the per-day cap and advances the persisted cursor: a scheduler killed at any

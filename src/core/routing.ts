@@ -33,7 +33,7 @@ export type VendorSet = ReadonlySet<string>;
 const isVendor = (vendors: VendorSet, c: string): c is VendorChannel => vendors.has(c);
 
 /**
- * The channels worth trying for a device, best first (SPEC §3): iOS → APNs (or FCM for an app that
+ * The channels worth trying for a device, best first (README: Channels and credentials): iOS → APNs (or FCM for an app that
  * registered its iOS devices through Firebase and has only an FCM token); web → Web Push;
  * Android → self when online, then its brand's vendor channel, then FCM.
  */

@@ -6,7 +6,7 @@ import type { Presence } from './presence.js';
 export type SelfRecall = (appId: string, messageId: string) => Promise<number>;
 
 /**
- * Recall on the self channel (SPEC §11.4): the message's self deliveries not acked yet end
+ * Recall on the self channel (README: Self-hosted channel): the message's self deliveries not acked yet end
  * `cancelled`, so no gateway hands them out again, and every online device among them gets a
  * revoke (`{"type":"revoke","id","seq"}`) that the SDK honours; a push still queued in its gateway
  * is dropped instead of sent. A device offline right now that had already received the message

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { testPki } from './tls.js';
 
 /**
- * A spec-true FCM HTTP v1 server plus the Google OAuth token endpoint (shared/providers/apns-fcm.md
+ * A spec-true FCM HTTP v1 server plus the Google OAuth token endpoint (docs/providers/fcm.md
  * §3, §5 "FCM mock"), on one TLS port with ALPN h2 and http/1.1 (firebase-admin's `send()` speaks
  * HTTP/1.1, `sendEach()` HTTP/2).
  *

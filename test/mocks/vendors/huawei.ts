@@ -6,7 +6,7 @@ import type { ReceiptRequest } from '../../../providers/types.js';
 import { testPki } from '../tls.js';
 
 /**
- * A spec-true mock of Huawei Push Kit (Android v1 API, vendors.md §1) — OAuth token endpoint and
+ * A spec-true mock of Huawei Push Kit (Android v1 API, docs/providers/huawei-honor.md) — OAuth token endpoint and
  * `messages:send` — plus the scaffolding the Honor and Xiaomi mocks share (exported below).
  *
  * Scripting (every vendor mock):
@@ -236,7 +236,7 @@ export interface HuaweiMock {
   close(): Promise<void>;
 }
 
-/** Huawei's documented answer codes (vendors.md §1). */
+/** Huawei's documented answer codes (docs/providers/huawei-honor.md). */
 export const HW = {
   SUCCESS: '80000000',
   PARTIAL: '80100000',

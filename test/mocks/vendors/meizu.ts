@@ -6,7 +6,7 @@ import type { ReceiptRequest } from '../../../providers/types.js';
 import { testPki } from '../tls.js';
 
 /**
- * A Meizu (Flyme) push server (MZDOC; vendors.md §6) over HTTPS with the test PKI:
+ * A Meizu (Flyme) push server (Meizu's API doc; docs/providers/oppo-vivo-meizu.md) over HTTPS with the test PKI:
  * `POST /garcia/api/server/push/varnished/pushByPushId`, form `appId, pushIds, messageJson, sign`.
  * - `sign` must be md5 of the other params sorted by name as `k=v` (raw values) + appSecret → else 1006.
  * - appId (110000), missing params (110004), pushIds ≤ 100 and messageJson checks

@@ -6,7 +6,7 @@ import type { ReceiptRequest } from '../../../providers/types.js';
 import { testPki } from '../tls.js';
 
 /**
- * An OPPO push server (vendors.md §4) over HTTPS with the test PKI:
+ * An OPPO push server (docs/providers/oppo-vivo-meizu.md) over HTTPS with the test PKI:
  * - `POST /server/v1/auth` (form `app_key`, `timestamp`, `sign`): checks the app key (14/15), the
  *   sign `hex(sha256(appKey + timestamp + masterSecret))` (16/17) and the timestamp (18, and 19
  *   when more than 10 min off); answers `{code:0, data:{auth_token, create_time}}`.

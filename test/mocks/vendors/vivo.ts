@@ -6,7 +6,7 @@ import type { ReceiptRequest } from '../../../providers/types.js';
 import { testPki } from '../tls.js';
 
 /**
- * A vivo push server (vendors.md §5) over HTTPS with the test PKI, JSON in and out:
+ * A vivo push server (docs/providers/oppo-vivo-meizu.md) over HTTPS with the test PKI, JSON in and out:
  * - `POST /message/auth {appId, appKey, timestamp, sign}`: appId (10200) / appKey (10201) checked,
  *   `sign = md5(appId + appKey + timestamp + appSecret)` (10206), timestamp within ±10 min (10207)
  *   → `{result:0, authToken}`.
