@@ -2,7 +2,6 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { pino } from 'pino';
 import type { Outcome, Provider, ProviderContext, PushContent, SendTarget } from '../../providers/types.js';
 import huawei from '../../providers/huawei.js';
 import honor from '../../providers/honor.js';
@@ -10,6 +9,7 @@ import xiaomi from '../../providers/xiaomi.js';
 import { startHuaweiMock, type HuaweiMock } from '../mocks/vendors/huawei.js';
 import { startHonorMock, type HonorMock } from '../mocks/vendors/honor.js';
 import { startXiaomiMock, type XiaomiMock } from '../mocks/vendors/xiaomi.js';
+import { providerContext } from '../helpers/provider-context.js';
 
 /**
  * Each provider's `create()` against its mock on an ephemeral HTTPS port (run with
@@ -18,22 +18,7 @@ import { startXiaomiMock, type XiaomiMock } from '../mocks/vendors/xiaomi.js';
  */
 
 function ctx(over: Partial<ProviderContext['endpoints']>): ProviderContext {
-  return {
-    endpoints: {
-      fcm: 'https://127.0.0.1:1',
-      huawei: 'https://127.0.0.1:1',
-      huaweiOauth: 'https://127.0.0.1:1',
-      xiaomi: 'https://127.0.0.1:1',
-      oppo: 'https://127.0.0.1:1',
-      vivo: 'https://127.0.0.1:1',
-      honor: 'https://127.0.0.1:1',
-      honorOauth: 'https://127.0.0.1:1',
-      meizu: 'https://127.0.0.1:1',
-      ...over,
-    },
-    tuning: { apnsMaxStreams: 100, apnsConnections: 1, fcmConcurrency: 8 },
-    logger: pino({ level: 'silent' }),
-  };
+  return providerContext({ endpoints: over, tuning: { apnsMaxStreams: 100, apnsConnections: 1, fcmConcurrency: 8 } });
 }
 
 let seq = 0;

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import meizuModule from '../../providers/meizu.js';
 import oppoModule from '../../providers/oppo.js';
 import type { Outcome, Provider, ProviderContext, PushContent, SendTarget } from '../../providers/types.js';
@@ -8,20 +7,14 @@ import vivoModule from '../../providers/vivo.js';
 import { startMeizuMock, type MeizuMock } from '../mocks/vendors/meizu.js';
 import { startOppoMock, type OppoMock } from '../mocks/vendors/oppo.js';
 import { startVivoMock, type VivoMock } from '../mocks/vendors/vivo.js';
+import { providerContext } from '../helpers/provider-context.js';
 
 // Needs NODE_EXTRA_CA_CERTS=<testPki().caPath> (npm test sets it).
 
 const CLOSED = 'https://127.0.0.1:1';
 
 function ctxFor(endpoints: Partial<ProviderContext['endpoints']>): ProviderContext {
-  return {
-    endpoints: {
-      fcm: CLOSED, huawei: CLOSED, huaweiOauth: CLOSED, xiaomi: CLOSED, oppo: CLOSED, vivo: CLOSED, honor: CLOSED, honorOauth: CLOSED, meizu: CLOSED,
-      ...endpoints,
-    },
-    tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 },
-    logger: pino({ level: 'silent' }),
-  };
+  return providerContext({ endpoints, tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 } });
 }
 
 function content(over: Partial<PushContent> = {}): PushContent {

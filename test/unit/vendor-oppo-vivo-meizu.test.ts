@@ -17,7 +17,6 @@ import oppoModule, {
   parseOppoReceipt,
   parseOppoSendAnswer,
 } from '../../providers/oppo.js';
-import { pino } from 'pino';
 import { msUntilChinaMidnight } from '../../providers/shared/china-time.js';
 import { CredentialError, type Outcome, type PushContent, type ReceiptRequest } from '../../providers/types.js';
 import type { VendorFetchResult } from '../../providers/shared/http.js';
@@ -30,6 +29,7 @@ import vivoModule, {
   vivoInvalidUserOutcome,
   vivoSign,
 } from '../../providers/vivo.js';
+import { providerContext } from '../helpers/provider-context.js';
 
 const NOW = Date.UTC(2025, 0, 10, 4, 0, 0); // 12:00 in China
 
@@ -310,11 +310,7 @@ function stubVivo(t: TestContext, answers: Record<string, () => unknown>): strin
 }
 
 describe('vivo provider (stubbed fetch)', () => {
-  const ctx = {
-    endpoints: { fcm: '', huawei: '', huaweiOauth: '', xiaomi: '', oppo: '', vivo: 'https://vivo.test', honor: '', honorOauth: '', meizu: '' },
-    tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 },
-    logger: pino({ level: 'silent' }),
-  };
+  const ctx = providerContext({ endpoints: { vivo: 'https://vivo.test' }, tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 } });
   const tokens = (n: number, prefix = 'r') => Array.from({ length: n }, (_, i) => ({ deliveryId: `d${i}`, token: `${prefix}${i}` }));
   const lasting = () => content({ expiresAt: NOW + 3 * 86_400_000 });
 

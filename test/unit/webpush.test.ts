@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { createECDH, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { pino } from 'pino';
 import webpush from 'web-push';
 import webpushModule, {
   WEBPUSH_MAX_TTL,
@@ -15,15 +14,9 @@ import webpushModule, {
   webpushCredentialSchema,
 } from '../../providers/webpush.js';
 import { CredentialError, type ProviderContext, type PushContent } from '../../providers/types.js';
+import { providerContext } from '../helpers/provider-context.js';
 
-const ctx: ProviderContext = {
-  endpoints: {
-    fcm: 'https://127.0.0.1:1', huawei: 'https://127.0.0.1:1', huaweiOauth: 'https://127.0.0.1:1', xiaomi: 'https://127.0.0.1:1',
-    oppo: 'https://127.0.0.1:1', vivo: 'https://127.0.0.1:1', honor: 'https://127.0.0.1:1', honorOauth: 'https://127.0.0.1:1', meizu: 'https://127.0.0.1:1',
-  },
-  tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 },
-  logger: pino({ level: 'silent' }),
-};
+const ctx: ProviderContext = providerContext({ tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 } });
 
 const headers = (h: Record<string, string> = {}) => new Headers(h);
 
