@@ -14,7 +14,7 @@ import {
   type MockBehavior,
   type MockServerOptions,
   type RecordedRequest,
-} from './huawei.js';
+} from './scaffold.js';
 
 /**
  * A mock of Honor push (docs/providers/huawei-honor.md): the OAuth token endpoint and `sendMessage`.

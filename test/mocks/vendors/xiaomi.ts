@@ -13,7 +13,7 @@ import {
   type MockBehavior,
   type MockServerOptions,
   type RecordedRequest,
-} from './huawei.js';
+} from './scaffold.js';
 
 /**
  * A mock of Xiaomi MiPush (docs/providers/xiaomi.md): `POST /v3/message/regid` (and `/v2/message/regid`),
