@@ -3,7 +3,7 @@ import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { after, before, describe, it } from 'node:test';
-import apnsModule, { type ApnsContextExtras, type ApnsCredential } from '../../providers/apns.js';
+import apnsModule, { type ApnsContextExtras, type ApnsCredential } from '../../providers/apns/index.js';
 import type { Outcome, Provider, ProviderContext, PushContent, SendTarget } from '../../providers/types.js';
 import { mockToken, startApnsMock, type ApnsMock, type MockTokenKind } from '../mocks/apns-server.js';
 import { testPki } from '../mocks/tls.js';

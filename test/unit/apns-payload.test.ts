@@ -16,7 +16,7 @@ import apnsModule, {
   mergeAps,
   type ApnsRequest,
   type BuildResult,
-} from '../../providers/apns.js';
+} from '../../providers/apns/index.js';
 import { Semaphore } from '../../providers/shared/limiter.js';
 import { APNS_PUSH_TYPES, CredentialError, EXPIRED_CODE, type PushContent } from '../../providers/types.js';
 
