@@ -45,6 +45,9 @@ import { VendorAuthError, acquireTokenCache, callWithToken, type TokenCache, aut
  *   `data[]`: the documented way to get one result per token). Broadcast (save_message_content +
  *   broadcast) reports invalid ids only in an undocumented `data["10000"]` key, so it is not used.
  * - notification only: OPPO has no pass-through message, so a message without title and body fails.
+ *
+ * One file on purpose (one concept: OPPO's wire protocol): its auth, message, answers and
+ * receipts are OPPO's alone; what vendors share lives in providers/shared/.
  */
 
 export const OPPO_DEFAULT_ENDPOINT = 'https://api.push.oppomobile.com';

@@ -44,6 +44,9 @@ import { VendorAuthError, acquireTokenCache, callWithToken, type TokenCache, aut
  * - one token: `POST /message/send`; 2..1000 tokens: `POST /message/saveListPayload` (the message
  *   without `regId`) → `taskId`, then `POST /message/pushToList {appId, regIds, taskId, requestId}`,
  *   whose `invalidUsers` list the dead tokens. vivo has no pass-through message.
+ *
+ * One file on purpose (one concept: vivo's wire protocol): its auth, message, answers and
+ * receipts are vivo's alone; what vendors share lives in providers/shared/.
  */
 
 export const VIVO_DEFAULT_ENDPOINT = 'https://api-push.vivo.com.cn';

@@ -32,6 +32,9 @@ import { createLimiter } from './shared/limiter.js';
  * subscriptionToken() writes:
  * `{"endpoint":"https://…","keys":{"p256dh":"<65-byte point, base64url>","auth":"<16 bytes, base64url>"}}`.
  * Sending still takes any PushSubscription JSON (a raw `to.token`, rows stored before that form).
+ *
+ * One file on purpose (one concept: the Web Push protocol): subscription parsing, VAPID,
+ * encryption and answers all follow the same three RFCs.
  */
 
 /** Largest plaintext that fits one 4096-byte aes128gcm record (RFC 8291 §4: 4096 − 86 header − 16 tag − 1 delimiter). */

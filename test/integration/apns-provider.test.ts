@@ -1,3 +1,4 @@
+// One concept: the APNs provider (node-apn) end to end against the APNs mock.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';

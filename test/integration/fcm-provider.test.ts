@@ -1,3 +1,4 @@
+// One concept: the FCM provider (firebase-admin) end to end against the FCM + OAuth mock.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import http2 from 'node:http2';

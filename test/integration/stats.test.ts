@@ -1,3 +1,4 @@
+// One concept: the per-minute delivery stats and message counters agree with the deliveries table.
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';

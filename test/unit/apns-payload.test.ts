@@ -1,3 +1,4 @@
+// One concept: the APNs module's pure parts (credential checks, request building, answer classification).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
