@@ -19,7 +19,7 @@ import {
 import { answerCode, HMS_MAX_TTL_SEC, HmsFamilyProvider, hmsImportance, hmsNotification, parseHmsReceipt } from './huawei-family.js';
 import { fill } from './shared/batches.js';
 import { remainingTtlSeconds } from './shared/expiry.js';
-import { networkRetry, retryAfterMs, trimSlash, type VendorFetchResult } from './shared/http.js';
+import { answerJson, networkRetry, retryAfterMs, trimSlash, type VendorFetchResult } from './shared/http.js';
 import { clip, deepMerge, isRecord } from './shared/json.js';
 import { categoryMapSchema, messageClass, type BuiltinClass } from './shared/message-class.js';
 import { fetchClientCredentialsToken } from './shared/oauth.js';
@@ -133,9 +133,8 @@ function tokenList(v: unknown): Set<string> {
 export function classifyHonorAnswer(res: VendorFetchResult, tokens: readonly string[]): Outcome[] {
   const n = tokens.length;
   if (!res.ok) return fill(n, networkRetry(res));
-  const body = isRecord(res.json) ? res.json : undefined;
+  const { body, data } = answerJson(res);
   const code = answerCode(res);
-  const data = isRecord(body?.data) ? body.data : undefined;
   const requestId = data?.requestId !== undefined ? String(data.requestId) : undefined;
   const vendorMsg = typeof body?.message === 'string' ? body.message : '';
   const evidence: Record<string, unknown> = { status: res.status, ...(requestId ? { requestId } : {}), body: clip(body ?? res.text) };

@@ -23,7 +23,7 @@ import {
 import { fill, sendInChunks } from './shared/batches.js';
 import { clickTarget } from './shared/click.js';
 import { expiredOutcome, remainingTtlSeconds } from './shared/expiry.js';
-import { networkRetry, retryAfterMs, vendorFetchForm, type VendorFetchResult } from './shared/http.js';
+import { answerJson, networkRetry, retryAfterMs, vendorFetchForm, type VendorFetchResult } from './shared/http.js';
 import { notifyIdFrom } from './shared/ids.js';
 import { clip, isRecord } from './shared/json.js';
 import { createLimiter } from './shared/limiter.js';
@@ -213,9 +213,8 @@ function badRegIds(data: Record<string, unknown> | undefined): Set<string> {
 export function classifyXiaomiAnswer(res: VendorFetchResult, regIds: readonly string[]): Outcome[] {
   const n = regIds.length;
   if (!res.ok) return fill(n, networkRetry(res));
-  const body = isRecord(res.json) ? res.json : undefined;
+  const { body, data } = answerJson(res);
   const code = answerCode(body);
-  const data = isRecord(body?.data) ? body.data : undefined;
   const vendorMsg = [body?.description, body?.reason].filter((s): s is string => typeof s === 'string' && s !== '').join(': ');
   const evidence: Record<string, unknown> = {
     status: res.status,
