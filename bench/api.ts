@@ -1,5 +1,5 @@
 /**
- * API benchmark (SPEC §10): `POST /v1/push` for one device, as many requests as C concurrent
+ * API benchmark (README: Tests and benchmarks): `POST /v1/push` for one device, as many requests as C concurrent
  * keep-alive connections can push in D seconds, from a separate load process; the same load
  * against a bare `node:http` server that parses the JSON and answers 202 is the baseline.
  * Prints one JSON line: requests/s and latency percentiles for both, and their ratio.

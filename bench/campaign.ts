@@ -1,5 +1,5 @@
 /**
- * Campaign benchmark (SPEC §10): devices inserted with COPY, Relay (all roles, forked workers)
+ * Campaign benchmark (README: Tests and benchmarks): devices inserted with COPY, Relay (all roles, forked workers)
  * against the APNs mock in its own process. Per audience size, on a fresh schema and a fresh
  * Relay: the fan-out pipeline's own rate (`POST /v1/push` to everyone, the baseline), an
  * unthrottled campaign to the same audience (rate as a ratio to the pipeline, time to first send),

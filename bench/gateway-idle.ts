@@ -1,5 +1,5 @@
 /**
- * Self-channel idle benchmark (SPEC §10): N idle MQTT connections (CONNECT + SUBSCRIBE to their
+ * Self-channel idle benchmark (README: Tests and benchmarks): N idle MQTT connections (CONNECT + SUBSCRIBE to their
  * own topic) held by the gateway in its own process; measures the gateway's RSS and JS heap per
  * connection ((after − before) / N, after forced GC) and its CPU while the clients send PINGREQ
  * at `--ping-rate` per second in total (1,667/s = 100,000 devices at a 60 s interval). The same

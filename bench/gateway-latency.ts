@@ -1,5 +1,5 @@
 /**
- * Self-channel delivery benchmark (SPEC §10): `--devices` online devices (raw mqtt-packet clients
+ * Self-channel delivery benchmark (README: Tests and benchmarks): `--devices` online devices (raw mqtt-packet clients
  * in their own process, PUBACK at once); in the gateway process a driver calls `deliver()` and
  * measures push → PUBACK (onAck):
  *   - latency: open loop at `--rate` pushes/s for `--secs`, p50 / p99;

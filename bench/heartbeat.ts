@@ -1,5 +1,5 @@
 /**
- * Smart-heartbeat benchmark (SPEC §10): one RelayDevice (sdk/) behind a NAT-simulating proxy
+ * Smart-heartbeat benchmark (README: Tests and benchmarks): one RelayDevice (sdk/) behind a NAT-simulating proxy
  * (test/helpers/nat-proxy.ts: an idle mapping is dropped silently after T) in front of a real
  * GatewayServer, with messages pushed now and then. Time is scaled down: the device runs the
  * SDK's default heartbeat config (WeChat's numbers) scaled by T / natRealSec, i.e. it lives

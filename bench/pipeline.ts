@@ -1,5 +1,5 @@
 /**
- * Pipeline benchmark (SPEC §10): `POST /v1/push` to N devices until every delivery is `sent`,
+ * Pipeline benchmark (README: Tests and benchmarks): `POST /v1/push` to N devices until every delivery is `sent`,
  * against the APNs mock in its own process, divided by the rate of a bare node-apn loop on the
  * same mock in the same run. Prints one JSON line.
  *

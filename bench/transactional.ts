@@ -1,5 +1,5 @@
 /**
- * Transactional benchmark (issue 9, SPEC §10): one push per event, as a backend sends them.
+ * Transactional benchmark (issue 9; README: Tests and benchmarks): one push per event, as a backend sends them.
  * Relay runs as `npm start` would (every role, worker processes forked, PostgreSQL), the APNs
  * mock in its own process. Prints one JSON line with, in the same run:
  *

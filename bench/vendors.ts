@@ -1,5 +1,6 @@
+// One concept: the vendor pipeline benchmark (one runner for all six vendors).
 /**
- * Vendor pipeline benchmark (SPEC §10, "pipeline" applied to each vendor channel): for each vendor,
+ * Vendor pipeline benchmark (README: Tests and benchmarks; "pipeline" applied to each vendor channel): for each vendor,
  * `POST /v1/push` to N Android devices of that brand until every delivery is `sent`, against the
  * vendor's mock in its own process, divided by the rate of a bare loop of the same HTTP calls on
  * the same mock in the same run. Prints one JSON line:

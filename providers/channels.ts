@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import apns from './apns.js';
+import apns from './apns/index.js';
 import fcm from './fcm/index.js';
 import honor from './honor.js';
 import huawei from './huawei.js';

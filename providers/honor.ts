@@ -19,7 +19,7 @@ import {
 import { answerCode, HMS_MAX_TTL_SEC, HmsFamilyProvider, hmsImportance, hmsNotification, parseHmsReceipt } from './huawei-family.js';
 import { fill } from './shared/batches.js';
 import { remainingTtlSeconds } from './shared/expiry.js';
-import { networkRetry, retryAfterMs, trimSlash, type VendorFetchResult } from './shared/http.js';
+import { answerJson, networkRetry, retryAfterMs, trimSlash, type VendorFetchResult } from './shared/http.js';
 import { clip, deepMerge, isRecord } from './shared/json.js';
 import { categoryMapSchema, messageClass, type BuiltinClass } from './shared/message-class.js';
 import { fetchClientCredentialsToken } from './shared/oauth.js';
@@ -27,7 +27,7 @@ import { relayData } from './shared/relay-keys.js';
 import { acquireTokenCache, VendorAuthError, type IssuedToken } from './shared/token-cache.js';
 
 /**
- * Honor push (vendors.md §2): a Huawei-derived API with camelCase fields.
+ * Honor push (docs/providers/huawei-honor.md): a Huawei-derived API with camelCase fields.
  * - OAuth2 client credentials with the console's Client ID / Client Secret (not the app secret).
  * - `POST <honor>/api/v1/<appId>/sendMessage` with `Authorization: Bearer`, a `timestamp` header
  *   (epoch ms) and `{token:[…], data, android:{ttl, biTag, notification:{…}}}`.
@@ -41,14 +41,14 @@ import { acquireTokenCache, VendorAuthError, type IssuedToken } from './shared/t
  * Honor's copies) allows 1000; we use 100 so that a smaller real limit cannot fail whole batches.
  */
 export const HONOR_MAX_TOKENS = 100;
-/** `android.ttl` maximum: 15 days (ZHP comments). */
+/** `android.ttl` maximum: 15 days (honor-push's field comments). */
 export const HONOR_MAX_TTL_SEC = HMS_MAX_TTL_SEC;
 
 /** Honor classifies by importance only (no self-classification category). */
 export const honorClass: BuiltinClass = hmsImportance;
 
 /**
- * Token endpoint paths. The SDKs (ZHP, MLV, DOO, HIP) use `/auth/token` ✅; Honor's own guide
+ * Token endpoint paths. The SDKs (honor-push, MLV, DOO, HIP) use `/auth/token` ✅; Honor's own guide
  * shows the Keycloak path. We call the first and fall back to the second when it answers 404.
  */
 export const HONOR_OAUTH_PATHS = ['/auth/token', '/auth/realms/developer/protocol/openid-connect/token'] as const;
@@ -133,9 +133,8 @@ function tokenList(v: unknown): Set<string> {
 export function classifyHonorAnswer(res: VendorFetchResult, tokens: readonly string[]): Outcome[] {
   const n = tokens.length;
   if (!res.ok) return fill(n, networkRetry(res));
-  const body = isRecord(res.json) ? res.json : undefined;
+  const { body, data } = answerJson(res);
   const code = answerCode(res);
-  const data = isRecord(body?.data) ? body.data : undefined;
   const requestId = data?.requestId !== undefined ? String(data.requestId) : undefined;
   const vendorMsg = typeof body?.message === 'string' ? body.message : '';
   const evidence: Record<string, unknown> = { status: res.status, ...(requestId ? { requestId } : {}), body: clip(body ?? res.text) };
@@ -190,7 +189,7 @@ function createHonorProvider(cred: HonorCredential, ctx: ProviderContext): HmsFa
       maxTokens: HONOR_MAX_TOKENS,
       sendUrl: `${trimSlash(endpointOf(ctx, HONOR_ENDPOINTS, 'honor'))}/api/v1/${encodeURIComponent(cred.appId)}/sendMessage`,
       tokens: acquireTokenCache(['honor', oauthBase, cred.clientId, cred.clientSecret], fetchToken),
-      // ❓ `timestamp` is epoch ms in HONDOC / ZHP / MLV (HIP sends seconds); we send ms.
+      // ❓ `timestamp` is epoch ms in HONDOC / honor-push / MLV (HIP sends seconds); we send ms.
       headers: (token) => ({ authorization: `Bearer ${token}`, timestamp: String(Date.now()) }),
       buildBody: (content, tokens) => buildHonorBody(content, tokens, cred),
       isAuthRejected: isHonorAuthRejected,

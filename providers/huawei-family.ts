@@ -17,7 +17,7 @@ import { callWithToken, VendorAuthError, type TokenCache } from './shared/token-
  * message shape, camelCase instead of snake_case names, same receipt body), so the notification
  * builder, the click action, the provider loop and the receipt parser live here once. Each vendor
  * module keeps only what differs: credentials, URLs, field names, answer codes.
- * Sources: docs/vendors/huawei-honor.md.
+ * Sources: docs/providers/huawei-honor.md.
  */
 
 /** `android.ttl` maximum on both: 15 days. */

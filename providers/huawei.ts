@@ -27,7 +27,7 @@ import { relayData } from './shared/relay-keys.js';
 import { acquireTokenCache } from './shared/token-cache.js';
 
 /**
- * Huawei HMS Push Kit, Android v1 API (vendors.md §1).
+ * Huawei HMS Push Kit, Android v1 API (docs/providers/huawei-honor.md).
  * - OAuth2 client credentials at `<huaweiOauth>/oauth2/v3/token` (client id = app id), 1 h tokens,
  *   cached per credential and refreshed 5 min early or when the send answers 80200001 / 80200003.
  * - `POST <huawei>/v1/<appId>/messages:send`, up to 1000 tokens per request (80300010 beyond).
@@ -70,8 +70,9 @@ export const huaweiCredentialSchema = z
 export type HuaweiCredential = z.infer<typeof huaweiCredentialSchema>;
 
 /**
- * `overrides.huawei` of a push request. The named fields cover the usual needs; `android` is
- * deep-merged into `message.android` last, for anything else the v1 API accepts.
+ * `overrides.huawei` of a push request, checked when the push is accepted (an unknown field is a
+ * 400). The named fields cover the usual needs; `android` is deep-merged into `message.android`
+ * last, for anything else the v1 API accepts.
  */
 export const huaweiOverridesSchema = z
   .object({
@@ -135,7 +136,7 @@ export function buildHuaweiBody(
     android.notification = notification;
   }
   // A notification takes any self-classification category; a data message only VOIP or PLAY_VOICE
-  // (vendors.md: anything else is not a data message's category), so an `im` data push goes without.
+  // (docs/providers/huawei-honor.md), so an `im` data push goes without.
   if (cls?.category && (android.notification || DATA_CATEGORIES.has(cls.category))) android.category = cls.category;
 
   const message: Record<string, unknown> = {

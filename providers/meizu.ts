@@ -21,10 +21,11 @@ import {
   type EndpointSetting,
   endpointOf,
 } from './types.js';
-import { fill, sendInChunks } from './shared/batches.js';
+import { type Built } from './shared/built.js';
+import { fill, sendInChunks, unsendable } from './shared/batches.js';
 import { msUntilChinaMidnight } from './shared/china-time.js';
 import { clickTarget } from './shared/click.js';
-import { expiredOutcome, remainingTtlSeconds } from './shared/expiry.js';
+import { remainingTtlSeconds } from './shared/expiry.js';
 import { networkRetry, outcomeForHttpStatus, redactUrl, retryAfterMs, vendorFetchForm, type VendorFetchResult } from './shared/http.js';
 import { shortIdFrom } from './shared/ids.js';
 import { clip, deepMerge, isRecord } from './shared/json.js';
@@ -35,7 +36,7 @@ import { relayDataStrings } from './shared/relay-keys.js';
 import { truncateChars, utf8Bytes, notificationTexts } from './shared/text.js';
 
 /**
- * Meizu (Flyme) push server API (MZDOC; vendors.md §6). No access token: every request is signed,
+ * Meizu (Flyme) push server API (Meizu's API doc; docs/providers/oppo-vivo-meizu.md). No access token: every request is signed,
  * `sign = md5(k1=v1k2=v2… (params sorted by name, raw values) + appSecret)`. Notifications go to
  * `POST /garcia/api/server/push/varnished/pushByPushId` (form `appId, pushIds (≤ 100, comma-separated),
  * messageJson, sign`); the answer lists only the failed pushIds, keyed by per-id code.
@@ -87,7 +88,6 @@ export function meizuSign(params: Record<string, string>, appSecret: string): st
 }
 
 
-export type Built<T> = { ok: true; value: T } | { ok: false; outcome: Outcome };
 
 export function buildMeizuMessage(
   content: PushContent,
@@ -233,9 +233,8 @@ class MeizuProvider implements Provider {
   }
 
   async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
-    if (targets.length === 0) return [];
-    if (this.closed) return fill(targets.length, retry({ code: RELAY_CODES.closed, message: 'Meizu provider is closed' }));
-    if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(targets.length, expiredOutcome(content.expiresAt));
+    const early = unsendable(content, targets.length, this.closed ? 'Meizu' : undefined);
+    if (early) return early;
     const built = buildMeizuMessage(content, this.cred, channelOverrides<MeizuOverrides>(content, 'meizu'));
     if (!built.ok) return fill(targets.length, built.outcome);
     const messageJson = JSON.stringify(built.value);

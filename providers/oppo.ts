@@ -21,10 +21,11 @@ import {
   type EndpointSetting,
   endpointOf,
 } from './types.js';
-import { fill, sendInChunks } from './shared/batches.js';
+import { notificationOnly, refuse, type Built } from './shared/built.js';
+import { fill, sendInChunks, unsendable } from './shared/batches.js';
 import { msUntilChinaMidnight } from './shared/china-time.js';
 import { clickTarget } from './shared/click.js';
-import { expiredOutcome, remainingTtlSeconds } from './shared/expiry.js';
+import { remainingTtlSeconds } from './shared/expiry.js';
 import { networkRetry, outcomeForHttpStatus, redactUrl, retryAfterMs, vendorFetchForm, type VendorFetchResult } from './shared/http.js';
 import { notifyIdFrom } from './shared/ids.js';
 import { clip, deepMerge, isRecord } from './shared/json.js';
@@ -34,16 +35,19 @@ import { oppoVivoCategory } from './shared/oppo-vivo-categories.js';
 import { epochMs, parseJsonBody } from './shared/receipts.js';
 import { relayDataStrings } from './shared/relay-keys.js';
 import { truncateChars } from './shared/text.js';
-import { VendorAuthError, acquireTokenCache, callWithToken, type TokenCache } from './shared/token-cache.js';
+import { VendorAuthError, acquireTokenCache, callWithToken, type TokenCache, authErrorFromStatus } from './shared/token-cache.js';
 
 /**
- * OPPO push (OPUSH / HeyTap), server API v1. Facts from /work/shared/providers/vendors.md §4:
+ * OPPO push (OPUSH / HeyTap), server API v1. Facts (with sources): docs/providers/oppo-vivo-meizu.md.
  * - auth: `POST /server/v1/auth` form `app_key, timestamp (ms), sign = hex(sha256(appKey + timestamp + masterSecret))`
  *   → `data.auth_token`, valid 24 h; every other call carries it in the form body.
  * - send: `unicast` (one target) and `unicast_batch` (≤ 1000 targets, per-target `errorCode` in
  *   `data[]`: the documented way to get one result per token). Broadcast (save_message_content +
  *   broadcast) reports invalid ids only in an undocumented `data["10000"]` key, so it is not used.
  * - notification only: OPPO has no pass-through message, so a message without title and body fails.
+ *
+ * One file on purpose (one concept: OPPO's wire protocol): its auth, message, answers and
+ * receipts are OPPO's alone; what vendors share lives in providers/shared/.
  */
 
 export const OPPO_DEFAULT_ENDPOINT = 'https://api.push.oppomobile.com';
@@ -67,7 +71,7 @@ export const OPPO_CODES = {
   invalidRegId: 10000,
 } as const;
 
-/** OPPO's 通讯与服务 categories: 私信, which needs the app's registered private channel (vendors.md §4). */
+/** OPPO's 通讯与服务 categories: 私信, which needs the app's registered private channel (docs/providers/oppo-vivo-meizu.md). */
 const PRIVATE_CATEGORIES: readonly string[] = ['IM', 'ACCOUNT', 'TODO', 'DEVICE_REMINDER', 'ORDER', 'SUBSCRIPTION'];
 
 /** OPPO's built-in class of a neutral category: the category list it shares with vivo. */
@@ -122,8 +126,6 @@ export function oppoIsChinaRegId(regId: string): boolean {
 }
 
 
-export type Built<T> = { ok: true; value: T } | { ok: false; outcome: Outcome };
-const refuse = (reason: OutcomeReason): Built<never> => ({ ok: false, outcome: failed(reason) });
 
 /** The `notification` object of one OPPO message, or the failed outcome when OPPO cannot carry it. */
 export function buildOppoNotification(
@@ -133,11 +135,9 @@ export function buildOppoNotification(
   now = Date.now(),
 ): Built<Record<string, unknown>> {
   const n = content.notification ?? {};
-  const title = n.title ?? n.body;
-  const body = n.body ?? n.title;
-  if (!title || !body) {
-    return refuse({ code: RELAY_CODES.dataOnlyUnsupported, message: 'OPPO carries notifications only (title and body); data-only messages cannot be sent' });
-  }
+  const texts = notificationOnly(n, 'OPPO', 'title and body');
+  if (!texts.ok) return texts;
+  const { title, body } = texts.value;
   const extras = JSON.stringify(relayDataStrings(content));
   if (extras.length > LIMITS.actionParameters) {
     return refuse({ code: RELAY_CODES.payloadTooLarge, message: `OPPO action_parameters is ${extras.length} chars; max ${LIMITS.actionParameters}`, evidence: { chars: extras.length } });
@@ -175,7 +175,7 @@ export function buildOppoNotification(
   });
   const channelId = cls?.channelId ?? cred.channelId;
   if (channelId) out.channel_id = channelId;
-  // 私信 needs the registered private channel (vendors.md §4); what OPPO does with a 私信 category
+  // 私信 needs the registered private channel (docs/providers/oppo-vivo-meizu.md); what OPPO does with a 私信 category
   // and no channel is not documented. Without a channel Relay sends neither category nor
   // notify_level (it needs a category): the message goes out as an ordinary public message.
   const privateWithoutChannel = !channelId && cls?.category !== undefined && PRIVATE_CATEGORIES.includes(cls.category);
@@ -329,17 +329,15 @@ class OppoProvider implements Provider {
       return { token: data.auth_token, expiresInSec: lifetime };
     }
     if (ans?.code === undefined) {
-      const retryable = res.status === 429 || res.status >= 500;
-      throw new VendorAuthError({ code: httpStatusCode(res.status), message: 'OPPO auth answered without a code', evidence }, retryable, retryAfterMs(res.headers));
+      throw authErrorFromStatus(res, 'OPPO auth answered without a code', evidence);
     }
     const retryable = [OPPO_CODES.flowControl, OPPO_CODES.unavailable, OPPO_CODES.callLimit, OPPO_CODES.frequency].includes(ans.code as never);
     throw new VendorAuthError({ code: String(ans.code), message: `OPPO auth failed: ${ans.message ?? ''}`.trim(), evidence }, retryable);
   }
 
   async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
-    if (targets.length === 0) return [];
-    if (this.closed) return fill(targets.length, retry({ code: RELAY_CODES.closed, message: 'OPPO provider is closed' }));
-    if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(targets.length, expiredOutcome(content.expiresAt));
+    const early = unsendable(content, targets.length, this.closed ? 'OPPO' : undefined);
+    if (early) return early;
     const built = buildOppoNotification(content, this.cred, channelOverrides<OppoOverrides>(content, 'oppo'));
     if (!built.ok) return fill(targets.length, built.outcome);
     const notification = built.value;

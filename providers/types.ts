@@ -172,6 +172,17 @@ export class CredentialError extends Error {
   }
 }
 
+/**
+ * The app's stored credential could not be read (it no longer decrypts: CREDENTIALS_KEY changed),
+ * and the module needs it to complete a new one. The API answers `credential_unreadable`.
+ */
+export class CredentialUnreadableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CredentialUnreadableError';
+  }
+}
+
 /** Why a raw token cannot be sent to, with the field of the token it is about. */
 export interface TokenIssue {
   path: PropertyKey[];
@@ -229,6 +240,13 @@ export interface ProviderModule<C = unknown> extends ChannelModule {
    * defaults to this app's receipt URL when the PUT body names none.
    */
   wantsCallbackUrl?: boolean;
+  /**
+   * On `PUT …/credentials/:provider`, before the checks: keeps parts of the app's stored credential
+   * that the body leaves out (Web Push keeps its VAPID keys, which every subscription is bound to).
+   * `stored()` reads it (null when the app has none, and throws when it does not decrypt); a module
+   * that cannot do without it throws CredentialUnreadableError.
+   */
+  keepFromStored?(cred: C, stored: () => Promise<unknown>): Promise<C>;
   /** Deeper checks than the schema (parse keys, certificates); throws CredentialError. */
   checkCredential?(cred: C): void;
   /** May fill generated parts (e.g. VAPID keys) before the credential is stored. */

@@ -21,10 +21,11 @@ import {
   type EndpointSetting,
   endpointOf,
 } from './types.js';
-import { fill, sendInChunks } from './shared/batches.js';
+import { notificationOnly, refuse, type Built } from './shared/built.js';
+import { fill, sendInChunks, unsendable } from './shared/batches.js';
 import { msUntilChinaMidnight } from './shared/china-time.js';
 import { clickTarget } from './shared/click.js';
-import { expiredOutcome, remainingTtlSeconds } from './shared/expiry.js';
+import { remainingTtlSeconds } from './shared/expiry.js';
 import { networkRetry, outcomeForHttpStatus, redactUrl, retryAfterMs, vendorFetchJson, type VendorFetchResult } from './shared/http.js';
 import { notifyIdFrom } from './shared/ids.js';
 import { clip, deepMerge, isRecord } from './shared/json.js';
@@ -33,16 +34,19 @@ import { categoryMapSchema, messageClass, type BuiltinClass, vendorMessageClassS
 import { oppoVivoCategory } from './shared/oppo-vivo-categories.js';
 import { epochMs, parseJsonBody } from './shared/receipts.js';
 import { relayDataStrings } from './shared/relay-keys.js';
-import { VendorAuthError, acquireTokenCache, callWithToken, type TokenCache } from './shared/token-cache.js';
+import { VendorAuthError, acquireTokenCache, callWithToken, type TokenCache, authErrorFromStatus } from './shared/token-cache.js';
 
 /**
- * vivo push server API (v2.9.2; vendors.md §5):
+ * vivo push server API (v2.9.2; docs/providers/oppo-vivo-meizu.md):
  * - auth: `POST /message/auth` JSON `{appId, appKey, timestamp (ms), sign = md5(appId + appKey + timestamp + appSecret)}`
  *   → `authToken` (24 h; vivo asks for central caching and a refresh every 1–2 h). Other calls send
  *   it in the `authToken` header.
  * - one token: `POST /message/send`; 2..1000 tokens: `POST /message/saveListPayload` (the message
  *   without `regId`) → `taskId`, then `POST /message/pushToList {appId, regIds, taskId, requestId}`,
  *   whose `invalidUsers` list the dead tokens. vivo has no pass-through message.
+ *
+ * One file on purpose (one concept: vivo's wire protocol): its auth, message, answers and
+ * receipts are vivo's alone; what vendors share lives in providers/shared/.
  */
 
 export const VIVO_DEFAULT_ENDPOINT = 'https://api-push.vivo.com.cn';
@@ -136,8 +140,6 @@ export function truncateWeighted(s: string, max: number): string {
   return s;
 }
 
-export type Built<T> = { ok: true; value: T } | { ok: false; outcome: Outcome };
-const refuse = (reason: OutcomeReason): Built<never> => ({ ok: false, outcome: failed(reason) });
 
 /** The vivo message body without `regId` / `requestId` (saveListPayload shape). */
 export function buildVivoMessage(
@@ -147,11 +149,9 @@ export function buildVivoMessage(
   now = Date.now(),
 ): Built<Record<string, unknown>> {
   const n = content.notification ?? {};
-  const title = n.title ?? n.body;
-  const body = n.body ?? n.title;
-  if (!title || !body) {
-    return refuse({ code: RELAY_CODES.dataOnlyUnsupported, message: 'vivo carries notifications only (title and content); data-only messages cannot be sent' });
-  }
+  const texts = notificationOnly(n, 'vivo', 'title and content');
+  if (!texts.ok) return texts;
+  const { title, body } = texts.value;
   const custom = relayDataStrings(content);
   const customChars = JSON.stringify(custom).length;
   if (Object.keys(custom).length > LIMITS.customPairs || customChars > LIMITS.customChars) {
@@ -328,17 +328,15 @@ class VivoProvider implements Provider {
       return { token: body.authToken, expiresInSec: TOKEN_LIFETIME_S };
     }
     if (result === undefined) {
-      const retryable = res.status === 429 || res.status >= 500;
-      throw new VendorAuthError({ code: httpStatusCode(res.status), message: 'vivo auth answered without a result code', evidence }, retryable, retryAfterMs(res.headers));
+      throw authErrorFromStatus(res, 'vivo auth answered without a result code', evidence);
     }
     // 10250: more than 10 auth calls per second; the rest (10200–10207) are credential errors.
     throw new VendorAuthError({ code: String(result), message: `vivo auth failed: ${desc}`.trim(), evidence }, result === VIVO_CODES.authRateLimit);
   }
 
   async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
-    if (targets.length === 0) return [];
-    if (this.closed) return fill(targets.length, retry({ code: RELAY_CODES.closed, message: 'vivo provider is closed' }));
-    if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(targets.length, expiredOutcome(content.expiresAt));
+    const early = unsendable(content, targets.length, this.closed ? 'vivo' : undefined);
+    if (early) return early;
     const built = buildVivoMessage(content, this.cred, channelOverrides<VivoOverrides>(content, 'vivo'));
     if (!built.ok) return fill(targets.length, built.outcome);
     const message = built.value;

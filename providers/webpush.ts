@@ -3,6 +3,7 @@ import webpush from 'web-push';
 import { z } from 'zod';
 import {
   CredentialError,
+  CredentialUnreadableError,
   failed,
   invalid,
   retry,
@@ -31,6 +32,9 @@ import { createLimiter } from './shared/limiter.js';
  * subscriptionToken() writes:
  * `{"endpoint":"https://…","keys":{"p256dh":"<65-byte point, base64url>","auth":"<16 bytes, base64url>"}}`.
  * Sending still takes any PushSubscription JSON (a raw `to.token`, rows stored before that form).
+ *
+ * One file on purpose (one concept: the Web Push protocol): subscription parsing, VAPID,
+ * encryption and answers all follow the same three RFCs.
  */
 
 /** Largest plaintext that fits one 4096-byte aes128gcm record (RFC 8291 §4: 4096 − 86 header − 16 tag − 1 delimiter). */
@@ -397,6 +401,27 @@ const webpushModule = {
   overridesSchema: webpushOverridesSchema,
   credentialSchema: webpushCredentialSchema,
   checkCredential,
+  /**
+   * A PUT without keys keeps the app's stored VAPID keys: browsers bind every subscription to the
+   * public key, and push services refuse another one (403, RFC 8292 §4:
+   * https://www.rfc-editor.org/rfc/rfc8292#section-4). Keys are generated (by complete()) only
+   * when the app has none yet.
+   */
+  async keepFromStored(cred, stored) {
+    if (cred.vapidPublicKey !== undefined) return cred;
+    let prev: unknown;
+    try {
+      prev = await stored();
+    } catch {
+      // Generating new keys here would silently orphan every subscription: ask for the keys instead.
+      throw new CredentialUnreadableError(
+        'the stored webpush credential cannot be decrypted (was CREDENTIALS_KEY changed?): send vapidPublicKey and vapidPrivateKey to replace it',
+      );
+    }
+    const parsed = prev ? webpushCredentialSchema.safeParse(prev) : undefined;
+    const { vapidPublicKey, vapidPrivateKey } = parsed?.success ? parsed.data : {};
+    return vapidPublicKey && vapidPrivateKey ? { ...cred, vapidPublicKey, vapidPrivateKey } : cred;
+  },
   complete(cred) {
     if (cred.vapidPublicKey && cred.vapidPrivateKey) return { ...cred, subject: cred.subject.trim() };
     const keys = webpush.generateVAPIDKeys();

@@ -23,7 +23,7 @@ import {
 import { fill, sendInChunks } from './shared/batches.js';
 import { clickTarget } from './shared/click.js';
 import { expiredOutcome, remainingTtlSeconds } from './shared/expiry.js';
-import { networkRetry, retryAfterMs, vendorFetchForm, type VendorFetchResult } from './shared/http.js';
+import { answerJson, networkRetry, retryAfterMs, vendorFetchForm, type VendorFetchResult } from './shared/http.js';
 import { notifyIdFrom } from './shared/ids.js';
 import { clip, isRecord } from './shared/json.js';
 import { createLimiter } from './shared/limiter.js';
@@ -33,7 +33,7 @@ import { relayData } from './shared/relay-keys.js';
 import { notificationTexts, truncateChars } from './shared/text.js';
 
 /**
- * Xiaomi MiPush (vendors.md §3).
+ * Xiaomi MiPush (docs/providers/xiaomi.md).
  * - Every request: `Authorization: key=<AppSecret>` (lowercase `key`); no token call.
  * - `POST <xiaomi>/v3/message/regid`, form-encoded, `registration_id` = comma-joined regIds,
  *   `extra.*` fields flattened.
@@ -52,10 +52,10 @@ export const XIAOMI_MAX_REGIDS = 100;
  */
 export const XIAOMI_MAX_TTL_MARKETING_SEC = 86_400;
 export const XIAOMI_MAX_TTL_SERVICE_SEC = 864_000;
-/** `title` < 50 and `description` < 128 characters (XMDOC): we cut at 49 / 127 UTF-16 units. */
+/** `title` < 50 and `description` < 128 characters (Xiaomi's API doc): we cut at 49 / 127 UTF-16 units. */
 const TITLE_MAX = 49;
 const DESCRIPTION_MAX = 127;
-/** Bits of `extra.callback.type`: 1 delivered, 2 clicked, 16 invalid target (XMDOC pId=1695). */
+/** Bits of `extra.callback.type`: 1 delivered, 2 clicked, 16 invalid target (Xiaomi's Java SDK guide, docs/providers/xiaomi.md). */
 export const XIAOMI_CALLBACK_TYPE = 1 | 2 | 16;
 const CONCURRENCY = 8;
 
@@ -147,7 +147,7 @@ export function buildXiaomiForm(
   f.set('time_to_live', String(ttl * 1000));
 
   const n = content.notification;
-  // Both are required for a notification and must not be all whitespace (XMDOC): a blank one is
+  // Both are required for a notification and must not be all whitespace (Xiaomi's API doc): a blank one is
   // taken from the other; with neither there is nothing to show and the message goes as data.
   const texts = notificationTexts(n);
   if (n && texts) {
@@ -187,7 +187,7 @@ export function buildXiaomiForm(
   return f;
 }
 
-/** `extra.jobkey` length: vendors.md says ≤ 20, MOD (the vendor's field comment) ≤ 12; the stricter wins. */
+/** `extra.jobkey` length: one source says ≤ 20, MOD (the vendor's field comment) ≤ 12; the stricter wins. */
 const JOBKEY_LEN = 12;
 const ALNUM = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -235,9 +235,8 @@ function badRegIds(data: Record<string, unknown> | undefined): Set<string> {
 export function classifyXiaomiAnswer(res: VendorFetchResult, regIds: readonly string[]): Outcome[] {
   const n = regIds.length;
   if (!res.ok) return fill(n, networkRetry(res));
-  const body = isRecord(res.json) ? res.json : undefined;
+  const { body, data } = answerJson(res);
   const code = answerCode(body);
-  const data = isRecord(body?.data) ? body.data : undefined;
   const vendorMsg = [body?.description, body?.reason].filter((s): s is string => typeof s === 'string' && s !== '').join(': ');
   const evidence: Record<string, unknown> = {
     status: res.status,
@@ -252,7 +251,7 @@ export function classifyXiaomiAnswer(res: VendorFetchResult, regIds: readonly st
   const afterMs = retryAfterMs(res.headers);
 
   if (code === 0 && (body?.result === undefined || body.result === 'ok')) {
-    // ❓ `day_quota`, `day_acked` and `channel_exceed_quota` come with a success (vendors.md §3)
+    // ❓ `day_quota`, `day_acked` and `channel_exceed_quota` come with a success (docs/providers/xiaomi.md)
     // but no source says what they mean there or that the message was refused for any regId;
     // the §0 "daily quota" cell names only the fields. One third-party note (⚠️) reads day_quota /
     // day_acked as the app's daily total and delivered count, and channel_exceed_quota
@@ -318,7 +317,7 @@ class XiaomiProvider implements Provider {
     const regIds = chunk.map((t) => t.token);
     const form = buildXiaomiForm(content, regIds, this.cred);
     if (!form) return fill(chunk.length, expiredOutcome(content.expiresAt));
-    // The word `key` must be lowercase (XMDOC).
+    // The word `key` must be lowercase (Xiaomi's API doc).
     const res = await vendorFetchForm(this.sendUrl, form, { headers: { authorization: `key=${this.cred.appSecret}` } });
     return classifyXiaomiAnswer(res, regIds);
   }
@@ -326,7 +325,7 @@ class XiaomiProvider implements Provider {
   async close(): Promise<void> {}
 }
 
-/** Receipt `type` bits (XMDOC pId=1695), strongest first. */
+/** Receipt `type` bits (Xiaomi's Java SDK guide, docs/providers/xiaomi.md), strongest first. */
 const RECEIPT_BITS: ReadonlyArray<readonly [number, ReceiptEvent['event']]> = [
   [16, 'invalid'],
   [2, 'opened'],

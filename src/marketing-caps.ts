@@ -6,7 +6,7 @@ import type { PushContent } from '../providers/types.js';
 
 /**
  * Vendors cap marketing-class (资讯营销 / 公信 / 运营) notifications per device per day and silently
- * drop or refuse the rest (vendors.md limits): counting here means Relay does not spend requests
+ * drop or refuse the rest (docs/providers/caps-and-quotas.md): counting here means Relay does not spend requests
  * and quota on messages the vendor will refuse. Service-class messages are uncapped.
  */
 export { MARKETING_DAILY_CAPS } from '../providers/channels.js';

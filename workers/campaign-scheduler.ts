@@ -8,7 +8,7 @@ import { durationMs, type CampaignSpec } from '../src/campaigns/schema.js';
 import { inTestSlice, pickVariant } from '../src/campaigns/variants.js';
 import { localDay, quietUntil, wallTimeIn, zoneOr } from '../src/campaigns/zones.js';
 import { NOW_OR_NEVER_MS } from '../src/core/push-request.js';
-import { routeDevice, type Platform } from '../src/core/routing.js';
+import { routeDevice, type Platform } from '../src/routing.js';
 import { randomId } from '../src/core/secrets.js';
 import type { Context } from '../src/context.js';
 import { CampaignsRepo } from '../src/db/campaigns-repo.js';
@@ -67,7 +67,7 @@ const HOLD_MS = 2000;
 const DEFAULT_LATE_WINDOW = 3_600_000;
 
 /**
- * The scheduler role's campaign driver (SPEC §7). It claims due campaigns (a row claim with a
+ * The scheduler role's campaign driver (README: Campaigns). It claims due campaigns (a row claim with a
  * lease: several scheduler processes never drive one campaign at once), and dispatches each run
  * zone by zone, a keyset page at a time, inside one transaction per page that inserts the
  * deliveries, counts the per-day cap and advances the persisted cursor: a scheduler killed at any

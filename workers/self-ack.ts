@@ -1,12 +1,12 @@
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Channel } from '../providers/types.js';
 import type { PushRequest } from '../src/core/push-request.js';
-import { routeDevice, type Platform } from '../src/core/routing.js';
+import { routeDevice, type Platform } from '../src/routing.js';
 import type { Context } from '../src/context.js';
 import { SELF_ACK_QUEUE, type SelfAckJob } from '../src/queues.js';
 
 /**
- * SPEC §3: a self-channel delivery to an online device that is not acked within SELF_ACK_TIMEOUT
+ * A self-channel delivery to an online device that is not acked within SELF_ACK_TIMEOUT
  * falls back the way an offline device is routed: the request's pinned channels without `self`,
  * else the device's vendor channel, else FCM. The row moves to that channel as `queued` (its
  * attempts and seq kept) and a send job takes it from there. With no other channel it stays `sent`

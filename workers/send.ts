@@ -33,13 +33,7 @@ class PlanCache {
   }
 }
 
-/**
- * One worker per provider queue. A job is one batch of one message: take the rows still queued
- * (read them if the router leased them to this job at insert, else claim them), hand them to the
- * provider, decide each outcome, schedule the retries, write everything back in one statement. A
- * row is leased while in flight, so a job re-run after a crash skips what a live worker holds and
- * picks up what a dead one left.
- */
+/** What a send worker may use besides its channel's providers. */
 export interface SendWorkerOptions {
   /** `tx`: the channel's transactional lane (single pushes routed at accept), apart from bulk sends. */
   lane?: 'bulk' | 'tx';
@@ -49,6 +43,13 @@ export interface SendWorkerOptions {
   campaigns?: CampaignSendHooks;
 }
 
+/**
+ * One worker per provider queue. A job is one batch of one message: take the rows still queued
+ * (read them if the router leased them to this job at insert, else claim them), hand them to the
+ * provider, decide each outcome, schedule the retries, write everything back in one statement. A
+ * row is leased while in flight, so a job re-run after a crash skips what a live worker holds and
+ * picks up what a dead one left.
+ */
 export function createSendWorker(ctx: Context, channel: Channel, providers: ProviderSource, opts: SendWorkerOptions = {}): Worker<SendJob> {
   const { limiter, caps, campaigns } = opts;
   const { repos, config, logger } = ctx;

@@ -61,7 +61,7 @@ function parseRpcStatus(body: string | undefined): RpcStatus | undefined {
 }
 
 /**
- * Maps a failed `messaging.send()` to an outcome (SPEC §4). `http` is what the transport saw
+ * Maps a failed `messaging.send()` to an outcome (README: Delivery states and retries). `http` is what the transport saw
  * (status, Retry-After, error body); without it the firebase-admin error code alone is used.
  * `reason.code` is FCM's code (FcmError.errorCode, else google.rpc status, else the SDK / network code).
  */

@@ -31,11 +31,11 @@ export * from './transport.js';
 /**
  * FCM HTTP v1 through firebase-admin 13.x (`messaging.send()`, one HTTP/1.1 request per token).
  *
- * Why the pieces below exist (facts in shared/providers/apns-fcm.md §3–§4):
+ * Why the pieces below exist (facts and sources: docs/providers/fcm.md):
  * - firebase-admin hard-codes `fcm.googleapis.com`; `FCM_ENDPOINT` is honoured by an `https.Agent`
  *   (`AppOptions.httpAgent`, which `send()` uses) whose sockets connect to the endpoint instead.
  * - `cert(object)` ignores agents and always asks `oauth2.googleapis.com`; {@link ServiceAccountCredential}
- *   signs the JWT-bearer assertion itself and asks the service account's own `token_uri` (SPEC §9).
+ *   signs the JWT-bearer assertion itself and asks the service account's own `token_uri` (docs/providers/fcm.md).
  * - v13 errors carry neither the HTTP status, `Retry-After` nor the error details. The agent records
  *   them per request (an AsyncLocalStorage slot opened around each `send()`), so the classification
  *   sees the real answer ({@link classifyFcmError}).

@@ -1,7 +1,7 @@
 import type { BaseMessage } from 'firebase-admin/messaging';
 import { z } from 'zod';
 import { channelOverrides, failed, type Outcome, type PushContent } from '../types.js';
-import { APNS_MAX_COLLAPSE_ID_BYTES } from '../apns.js';
+import { APNS_MAX_COLLAPSE_ID_BYTES } from '../apns/message.js';
 import { expiredOutcome, remainingTtlSeconds } from '../shared/expiry.js';
 import { deepMerge, isRecord } from '../shared/json.js';
 import { RELAY_ID_KEY, relayDataStrings } from '../shared/relay-keys.js';

@@ -17,9 +17,8 @@ const FCM_DEFAULT_HOST = 'fcm.googleapis.com';
 /** Error bodies kept for classification are google.rpc.Status JSON, far below this. */
 const MAX_CAPTURED_BODY = 64 * 1024;
 
-
 /**
- * Extra TLS trust a caller may add to the `ProviderContext` (not part of types.ts yet; proposed there).
+ * `ProviderContext.tls` as FCM reads it (it also takes Buffers).
  * Production trusts private CAs through `NODE_EXTRA_CA_CERTS`, read once at process start. Tests that
  * are run without it pass the test CA here. When given, these CAs are trusted in addition to Node's
  * bundled roots (but `NODE_EXTRA_CA_CERTS` is then no longer consulted by these connections).

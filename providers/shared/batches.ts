@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { retry, type Outcome } from '../types.js';
+import { RELAY_CODES, retry, type Outcome, type PushContent } from '../types.js';
+import { expiredOutcome, remainingTtlSeconds } from './expiry.js';
 import type { Limiter } from './limiter.js';
 
 /** Sending many tokens as vendor-sized chunks, outcomes back in target order. */
@@ -45,4 +46,16 @@ export async function sendInChunks<T>(
 /** The same outcome for each of `n` targets. */
 export function fill(n: number, outcome: Outcome): Outcome[] {
   return Array.from({ length: n }, () => outcome);
+}
+
+/**
+ * The outcomes of a send that never reaches the vendor, or undefined when it should go ahead: none
+ * for no targets, `retry` once the provider is closed (another process will send), `expired` once
+ * the TTL has run out.
+ */
+export function unsendable(content: Pick<PushContent, 'expiresAt'>, count: number, closedVendor?: string): Outcome[] | undefined {
+  if (count === 0) return [];
+  if (closedVendor !== undefined) return fill(count, retry({ code: RELAY_CODES.closed, message: `${closedVendor} provider is closed` }));
+  if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(count, expiredOutcome(content.expiresAt));
+  return undefined;
 }

@@ -1,4 +1,5 @@
 import { failed, retry, type Outcome, type OutcomeReason } from '../types.js';
+import { isRecord } from './json.js';
 
 /**
  * HTTP for the vendor providers: a `fetch` that turns transport failures into data, and the
@@ -118,4 +119,10 @@ export function redactUrl(url: string): string {
 /** A configured base URL without its trailing slashes, ready for `${base}/path`. */
 export function trimSlash(u: string): string {
   return u.replace(/\/+$/, '');
+}
+
+/** An HTTP answer's JSON object and its `data` object (each undefined when the answer has none). */
+export function answerJson(res: { json: unknown }): { body: Record<string, unknown> | undefined; data: Record<string, unknown> | undefined } {
+  const body = isRecord(res.json) ? res.json : undefined;
+  return { body, data: isRecord(body?.data) ? body.data : undefined };
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { failed, retry, type Outcome, type OutcomeReason } from '../types.js';
+import { failed, httpStatusCode, retry, type Outcome, type OutcomeReason } from '../types.js';
+import { retryAfterMs } from './http.js';
 
 /**
  * The one single-flight access-token cache every provider with an OAuth-style token uses (the
@@ -183,3 +184,12 @@ export async function callWithToken<R>(
   return { result: second, authRejected: isAuthRejected(second), refreshed: true };
 }
 
+
+/**
+ * A token endpoint's HTTP answer without a vendor code: 429 and 5xx are transient, any other status
+ * is taken as a credential problem.
+ */
+export function authErrorFromStatus(res: { status: number; headers: Headers }, message: string, evidence: Record<string, unknown>): VendorAuthError {
+  const retryable = res.status === 429 || res.status >= 500;
+  return new VendorAuthError({ code: httpStatusCode(res.status), message, evidence }, retryable, retryAfterMs(res.headers));
+}

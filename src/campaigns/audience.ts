@@ -10,7 +10,7 @@ function localePatterns(locales: readonly string[]): string[] {
 }
 
 /**
- * The audience as one SQL condition over `devices d` (SPEC §7): every filter ANDed, each one an
+ * The audience as one SQL condition over `devices d` (README: Campaigns): every filter ANDed, each one an
  * index the planner can use (migration 0008), app versions compared as versions through
  * relay_version_key. `now` is the scheduling clock's, for `lastSeen`.
  */

@@ -26,7 +26,7 @@ export interface DeviceFacts {
 }
 
 /**
- * A campaign's content compiled once (SPEC §7): per variant, the default notification and each
+ * A campaign's content compiled once (README: Campaigns): per variant, the default notification and each
  * locale's, their `{{var|fallback}}` templates parsed. Rendering a device picks the variant, the
  * locale (exact, then language, then the default) and fills the placeholders.
  */

@@ -3,7 +3,7 @@ import type { DeliveryStatus } from '../core/delivery-status.js';
 export type Counts = Record<DeliveryStatus, number>;
 
 /**
- * SPEC §7: delivered / sent and opened / delivered, over everything that reached each stage
+ * Campaign rates (README: Campaigns): delivered / sent and opened / delivered, over everything that reached each stage
  * (a delivery now `opened` was sent and delivered too).
  */
 export function rates(c: Counts): { delivered: number; opened: number } {

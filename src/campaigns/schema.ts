@@ -2,7 +2,8 @@ import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { parseDuration } from '../config.js';
 import { overridesSchema } from '../../providers/channels.js';
-import { notificationSchema, pushOptionsSchema } from '../core/push-request.js';
+import { notificationSchema } from '../core/push-request.js';
+import { pushOptionsSchema } from '../push-request.js';
 import { isIanaZone } from '../core/timezone.js';
 import { compileTemplate, TemplateError } from './template.js';
 

@@ -1,4 +1,4 @@
-import { routeDevice } from '../core/routing.js';
+import { routeDevice } from '../routing.js';
 import type { Channel } from '../../providers/types.js';
 import { randomId } from '../core/secrets.js';
 import type { Context } from '../context.js';
@@ -124,7 +124,7 @@ export class CampaignService {
     throw new DomainError('invalid_state', `a ${c.state} campaign cannot be ${verb}`);
   }
 
-  /** The progress view of SPEC §7: counts from the per-message counters, never a scan of deliveries. */
+  /** The progress view (README: Campaigns): counts from the per-message counters, never a scan of deliveries. */
   async view(c: CampaignRow) {
     const spec = c.spec as unknown as CampaignSpec;
     const counters = await this.ctx.repos.counters.forCampaign(c.app_id, c.id);

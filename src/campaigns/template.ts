@@ -1,5 +1,5 @@
 /**
- * `{{variable}}` and `{{variable|fallback}}` placeholders (SPEC §7), filled from a device's
+ * `{{variable}}` and `{{variable|fallback}}` placeholders (README: Campaigns), filled from a device's
  * `attributes`. The syntax is OneSignal's Liquid-like `{{ first_name | default: "there" }}` cut
  * down to what the spec names; no general template engine parses it as written, and the grammar
  * is one regular expression, so it is compiled here once per campaign into literal and

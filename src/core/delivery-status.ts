@@ -1,4 +1,4 @@
-/** Delivery states (SPEC §4). `queued` includes a token waiting for its next retry. */
+/** Delivery states (README: Delivery states and retries). `queued` includes a token waiting for its next retry. */
 export const DELIVERY_STATUSES = ['queued', 'sent', 'delivered', 'opened', 'failed', 'invalid', 'expired', 'cancelled'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 

@@ -1,6 +1,20 @@
 import { z } from 'zod';
-import { CHANNELS, TOKEN_CHANNELS, normaliseToken, overridesSchema } from '../../providers/channels.js';
-import { APNS_PUSH_TYPES } from '../../providers/types.js';
+import type { Channel, overridesSchema as registryOverrides } from '../../providers/channels.js';
+import type { ApnsPushType, TokenIssue } from '../../providers/types.js';
+
+/**
+ * What the push request's schema needs to know about the channels, handed in by the registry
+ * (src/push-request.ts binds it): core stays free of provider code.
+ */
+export interface ChannelFacts {
+  channels: readonly [Channel, ...Channel[]];
+  /** Channels a raw token (`to.token`) may name. */
+  tokenChannels: readonly [Channel, ...Channel[]];
+  normaliseToken(channel: string, raw: string): string | TokenIssue;
+  /** `overrides`: one object per channel, each checked by its channel's own schema. */
+  overridesSchema: typeof registryOverrides;
+  apnsPushTypes: readonly [ApnsPushType, ...ApnsPushType[]];
+}
 
 /** The longest TTL any provider honours (FCM and APNs both keep a message 28 days at most). */
 export const MAX_TTL_SECONDS = 2_419_200;
@@ -31,8 +45,21 @@ export const retryPolicySchema = z
 export type RetryPolicyInput = z.infer<typeof retryPolicySchema>;
 
 
+
+export const notificationSchema = z
+  .object({
+    title: z.string().max(1024).optional(),
+    body: z.string().max(4096).optional(),
+    image: z.string().url().max(2048).optional(),
+    sound: z.string().max(256).optional(),
+    badge: z.number().int().min(0).max(1_000_000).optional(),
+    clickAction: z.string().max(2048).optional().describe('Deep link or action opened on tap'),
+  })
+  .strict();
+
 /** Exactly one addressing mode; an object with optional keys gives errors that name the field. */
-export const targetSchema = z
+function targetSchema(ch: ChannelFacts) {
+  return z
   .object({
     devices: z.array(id).min(1).max(10_000).optional().describe('Device (installation) ids'),
     users: z.array(id).min(1).max(10_000).optional().describe('User ids (aliases): every device of each user'),
@@ -45,12 +72,12 @@ export const targetSchema = z
       .refine((t) => t.all !== undefined || t.any !== undefined, { message: 'give tags.all, tags.any or both' })
       .optional(),
     token: z
-      .object({ channel: z.enum(TOKEN_CHANNELS), value: z.string().min(1).max(8192) })
+      .object({ channel: z.enum(ch.tokenChannels), value: z.string().min(1).max(8192) })
       .strict()
       .transform((t, ctx) => {
         // The channel's own stored form (a Web Push subscription in canonical key order), so a
         // quarantined token is recognised, and a bad one is refused here rather than at send time.
-        const value = normaliseToken(t.channel, t.value);
+        const value = ch.normaliseToken(t.channel, t.value);
         if (typeof value === 'string') return { ...t, value };
         ctx.addIssue({ code: 'custom', path: ['value'], message: value.message });
         return z.NEVER;
@@ -66,20 +93,10 @@ export const targetSchema = z
       ctx.addIssue({ code: 'custom', message: `give exactly one of devices, users, tags, token, all (got ${keys.length ? keys.join(', ') : 'none'})` });
     }
   });
-export type Target = z.infer<typeof targetSchema>;
+}
 
-export const notificationSchema = z
-  .object({
-    title: z.string().max(1024).optional(),
-    body: z.string().max(4096).optional(),
-    image: z.string().url().max(2048).optional(),
-    sound: z.string().max(256).optional(),
-    badge: z.number().int().min(0).max(1_000_000).optional(),
-    clickAction: z.string().max(2048).optional().describe('Deep link or action opened on tap'),
-  })
-  .strict();
-
-export const pushOptionsSchema = z
+function pushOptionsSchema(ch: ChannelFacts) {
+  return z
   .object({
     ttl: z
       .number()
@@ -90,12 +107,12 @@ export const pushOptionsSchema = z
       .describe('Seconds the message stays deliverable; 0 = now or never (attempted within 30 s, not stored by the provider)'),
     priority: z.enum(['high', 'normal']).default('high'),
     collapseKey: z.string().min(1).max(64).optional(),
-    pushType: z.enum(APNS_PUSH_TYPES).optional().describe('APNs push type; voip / liveactivity use the matching topic'),
+    pushType: z.enum(ch.apnsPushTypes).optional().describe('APNs push type; voip / liveactivity use the matching topic'),
     category: z.string().min(1).max(64).optional().describe('Vendor-neutral message class: im, account, order, marketing, …'),
     channels: z
-      .array(z.enum(CHANNELS))
+      .array(z.enum(ch.channels))
       .min(1)
-      .max(CHANNELS.length)
+      .max(ch.channels.length)
       .refine((c) => new Set(c).size === c.length, { message: 'channels must not repeat' })
       .optional()
       .describe('Pin or order the channels tried for each device'),
@@ -103,6 +120,7 @@ export const pushOptionsSchema = z
     retry: retryPolicySchema.optional(),
   })
   .strict();
+}
 
 /** How long after acceptance (or `sendAt`) an undelivered push gets its SMS: `90s`, `5m`, `2h`; 1 s to 72 h. */
 export const FALLBACK_AFTER = /^(\d{1,6})(s|m|h)$/;
@@ -130,17 +148,26 @@ export const fallbackSchema = z
   .strict()
   .describe('SMS top-up: devices with an sms token the push did not reach in time get this SMS, once');
 
-export const pushRequestSchema = z
+function pushRequestSchema(ch: ChannelFacts) {
+  return z
   .object({
-    to: targetSchema,
+    to: targetSchema(ch),
     notification: notificationSchema.optional(),
     data: z.record(z.string().min(1).max(256), z.unknown()).optional().describe('Custom key/values delivered to the app'),
-    options: pushOptionsSchema.extend({ fallback: fallbackSchema.optional() }).default({ priority: 'high' }),
-    overrides: overridesSchema.optional(),
+    options: pushOptionsSchema(ch).extend({ fallback: fallbackSchema.optional() }).default({ priority: 'high' }),
+    overrides: ch.overridesSchema.optional(),
   })
   .strict()
   .refine((r) => r.notification !== undefined || r.data !== undefined, {
     message: 'give notification, data or both',
     path: ['notification'],
   });
-export type PushRequest = z.infer<typeof pushRequestSchema>;
+}
+
+/** The push request's schemas for a set of channels (the registry's, bound in src/push-request.ts). */
+export function pushRequestSchemas(ch: ChannelFacts) {
+  return { targetSchema: targetSchema(ch), pushOptionsSchema: pushOptionsSchema(ch), pushRequestSchema: pushRequestSchema(ch) };
+}
+type Schemas = ReturnType<typeof pushRequestSchemas>;
+export type Target = z.infer<Schemas['targetSchema']>;
+export type PushRequest = z.infer<Schemas['pushRequestSchema']>;

@@ -1,4 +1,4 @@
-import { VENDOR_CHANNELS, type Channel, type VendorChannel } from '../../providers/channels.js';
+import type { Channel, VendorChannel } from '../../providers/channels.js';
 
 export type Platform = 'ios' | 'android' | 'web';
 
@@ -24,14 +24,20 @@ export interface RoutingContext {
 
 export type Route = { channel: Channel; token: string | null } | { channel: null; reason: 'NoActiveToken' | 'NoChannel' };
 
-const isVendor = (c: string): c is VendorChannel => (VENDOR_CHANNELS as readonly string[]).includes(c);
+/**
+ * The Android makers' own channels, by the `brand` a device reports. Handed in (src/routing.ts
+ * binds the registry's), so core knows no provider.
+ */
+export type VendorSet = ReadonlySet<string>;
+
+const isVendor = (vendors: VendorSet, c: string): c is VendorChannel => vendors.has(c);
 
 /**
- * The channels worth trying for a device, best first (SPEC §3): iOS → APNs (or FCM for an app that
+ * The channels worth trying for a device, best first (README: Channels and credentials): iOS → APNs (or FCM for an app that
  * registered its iOS devices through Firebase and has only an FCM token); web → Web Push;
  * Android → self when online, then its brand's vendor channel, then FCM.
  */
-export function preferredChannels(device: RoutableDevice, strategy: AndroidStrategy = 'self-first'): Channel[] {
+export function preferredChannels(vendors: VendorSet, device: RoutableDevice, strategy: AndroidStrategy = 'self-first'): Channel[] {
   switch (device.platform) {
     case 'ios':
       return ['apns', 'fcm'];
@@ -39,7 +45,7 @@ export function preferredChannels(device: RoutableDevice, strategy: AndroidStrat
       return ['webpush', ...(device.online ? (['self'] as const) : [])];
     case 'android': {
       const brand = device.brand?.toLowerCase() ?? '';
-      const vendor: Channel[] = isVendor(brand) ? [brand] : [];
+      const vendor: Channel[] = isVendor(vendors, brand) ? [brand] : [];
       const self: Channel[] = device.online ? ['self'] : [];
       if (strategy === 'vendor-only') return [...vendor, 'fcm'];
       if (strategy === 'vendor-first') return [...vendor, ...self, 'fcm'];
@@ -49,8 +55,8 @@ export function preferredChannels(device: RoutableDevice, strategy: AndroidStrat
 }
 
 /** Picks the first channel that has a usable token and credentials. */
-export function routeDevice(device: RoutableDevice, ctx: RoutingContext): Route {
-  const order = ctx.pinned ?? preferredChannels(device, ctx.strategy);
+export function routeDevice(vendors: VendorSet, device: RoutableDevice, ctx: RoutingContext): Route {
+  const order = ctx.pinned ?? preferredChannels(vendors, device, ctx.strategy);
   let sawCredentialGap = false;
   for (const channel of order) {
     if (channel === 'self') {

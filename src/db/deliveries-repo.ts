@@ -1,3 +1,4 @@
+// One concept: every statement on the `deliveries` table (each status change carries the TALLIES CTE), kept together so none misses it.
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { RECEIPT_CHANNELS } from '../../providers/channels.js';
 import type { OutcomeReason } from '../../providers/types.js';

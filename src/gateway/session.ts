@@ -1,3 +1,4 @@
+// One concept: one MQTT connection's state machine (CONNECT to close); its parts (ACL, downlink, codes, byte queue) are modules of their own.
 import {
   generate,
   parser as createParser,

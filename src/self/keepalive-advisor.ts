@@ -26,7 +26,7 @@ interface Cached {
 }
 
 /**
- * Server side of the smart heartbeat (SPEC §6): devices report on `$relay/heartbeat` the interval
+ * Server side of the smart heartbeat (README: Self-hosted channel; docs/self-channel.md): devices report on `$relay/heartbeat` the interval
  * they run at and whether it is `stable` (it survived the network's NAT). Stable intervals are
  * kept per network key in Redis (`<prefix>:hb:<network>`, the last N values, shared by every
  * gateway node) and their median becomes the keep-alive advised to a *fresh* device on that

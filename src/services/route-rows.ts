@@ -1,5 +1,5 @@
 import type { Channel } from '../../providers/types.js';
-import { routeDevice, type Platform, type RoutableDevice, type RoutingContext } from '../core/routing.js';
+import { routeDevice, type Platform, type RoutableDevice, type RoutingContext } from '../routing.js';
 import { RELAY_CODES } from '../core/outcome-codes.js';
 import type { NewDeliveryRow } from '../db/deliveries-repo.js';
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { pino } from 'pino';
 import { providerModule } from '../../providers/channels.js';
 import type { Outcome, Provider, ProviderContext, PushContent, SendTarget } from '../../providers/types.js';
 import { testPki } from '../mocks/tls.js';
+import { providerContext } from '../helpers/provider-context.js';
 
 /**
  * The contract between the shared conformance scenarios (providers.test.ts) and one adapter per
@@ -118,21 +118,9 @@ export type AdapterFactory = () => ConformanceAdapter;
 // Shared helpers for adapters
 // ---------------------------------------------------------------------------------------------
 
-/** No provider may call an endpoint it was not given: the others point at a port that refuses. */
-const NOWHERE = 'https://127.0.0.1:1';
-
-/** A ProviderContext whose endpoints for this adapter's channel point at its mock. */
+/** A ProviderContext whose endpoints for this adapter's channel point at its mock (the others refuse connections). */
 export function context(endpoints: Partial<ProviderContext['endpoints']>, extra: Record<string, unknown> = {}): ProviderContext {
-  const ctx: ProviderContext = {
-    endpoints: {
-      fcm: NOWHERE, huawei: NOWHERE, huaweiOauth: NOWHERE, xiaomi: NOWHERE, oppo: NOWHERE, vivo: NOWHERE,
-      honor: NOWHERE, honorOauth: NOWHERE, meizu: NOWHERE,
-      ...endpoints,
-    },
-    tls: { ca: testPki().caPem },
-    tuning: { apnsMaxStreams: 100, apnsConnections: 1, fcmConcurrency: 8 },
-    logger: pino({ level: 'silent' }),
-  };
+  const ctx = providerContext({ endpoints, tls: { ca: testPki().caPem }, tuning: { apnsMaxStreams: 100, apnsConnections: 1, fcmConcurrency: 8 } });
   return Object.assign(ctx, extra);
 }
 

@@ -1,13 +1,14 @@
+// One concept: the APNs provider (node-apn) end to end against the APNs mock.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import apnsModule, { type ApnsContextExtras, type ApnsCredential } from '../../providers/apns.js';
+import apnsModule, { type ApnsContextExtras, type ApnsCredential } from '../../providers/apns/index.js';
 import type { Outcome, Provider, ProviderContext, PushContent, SendTarget } from '../../providers/types.js';
 import { mockToken, startApnsMock, type ApnsMock, type MockTokenKind } from '../mocks/apns-server.js';
 import { testPki } from '../mocks/tls.js';
+import { providerContext } from '../helpers/provider-context.js';
 
 /**
  * The real node-apn client, through providers/apns.ts `create()`, against the APNs mock on an
@@ -37,20 +38,7 @@ function caTrustedByProcess(): boolean {
 function context(mock: ApnsMock, tuning: Partial<ProviderContext['tuning']> = {}, extra: ApnsContextExtras = {}): ProviderContext {
   const ca = caTrustedByProcess() ? {} : { tls: { ca: testPki().caPem } };
   const ctx: ProviderContext & ApnsContextExtras = {
-    endpoints: {
-      apns: mock.url,
-      fcm: 'https://fcm.invalid',
-      huawei: 'https://huawei.invalid',
-      huaweiOauth: 'https://huawei.invalid',
-      xiaomi: 'https://xiaomi.invalid',
-      oppo: 'https://oppo.invalid',
-      vivo: 'https://vivo.invalid',
-      honor: 'https://honor.invalid',
-      honorOauth: 'https://honor.invalid',
-      meizu: 'https://meizu.invalid',
-    },
-    tuning: { apnsMaxStreams: 100, apnsConnections: 1, fcmConcurrency: 1, ...tuning },
-    logger: pino({ level: 'silent' }),
+    ...providerContext({ endpoints: { apns: mock.url }, tuning: { apnsMaxStreams: 100, apnsConnections: 1, fcmConcurrency: 1, ...tuning } }),
     ...ca,
     ...extra,
   };

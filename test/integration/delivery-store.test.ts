@@ -4,7 +4,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import { migrationsFor } from '../../migrations/index.js';
-import { pushRequestSchema } from '../../src/core/push-request.js';
+import { pushRequestSchema } from '../../src/push-request.js';
 import { idArray, textArray } from '../../src/db/array-literal.js';
 import { DeliveriesRepo, type NewDeliveryRow } from '../../src/db/deliveries-repo.js';
 import type { DB } from '../../src/db/schema.js';

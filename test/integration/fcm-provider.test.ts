@@ -1,14 +1,15 @@
+// One concept: the FCM provider (firebase-admin) end to end against the FCM + OAuth mock.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import http2 from 'node:http2';
 import https from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import fcmModule, { type FcmCredential, type FcmProviderContext } from '../../providers/fcm/index.js';
 import type { Outcome, Provider, PushContent, SendTarget } from '../../providers/types.js';
 import { startFcmMock, type FcmMock } from '../mocks/fcm-server.js';
 import { testPki } from '../mocks/tls.js';
+import { providerContext } from '../helpers/provider-context.js';
 
 // The real firebase-admin client (through providers/fcm.ts) against the FCM + OAuth mock over TLS.
 // The test CA is handed to the provider explicitly (ctx.tls.ca), so this file also runs without
@@ -27,15 +28,7 @@ function rsaPair() {
 }
 
 function context(endpoint: string, fcmConcurrency = 8): FcmProviderContext {
-  const unused = 'https://127.0.0.1:1';
-  return {
-    endpoints: {
-      fcm: endpoint, huawei: unused, huaweiOauth: unused, xiaomi: unused, oppo: unused, vivo: unused, honor: unused, honorOauth: unused, meizu: unused,
-    },
-    tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency },
-    logger: pino({ level: 'silent' }),
-    tls: { ca: pki.caPem },
-  };
+  return providerContext({ endpoints: { fcm: endpoint }, tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency }, tls: { ca: pki.caPem } });
 }
 
 function credential(mock: FcmMock, privateKey: string, over: Record<string, unknown> = {}): FcmCredential {

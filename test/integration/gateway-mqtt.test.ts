@@ -1,3 +1,4 @@
+// One concept: the gateway's MQTT protocol surface (CONNECT, SUBSCRIBE, PUBLISH, keep alive, refusals) against a real GatewayServer.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

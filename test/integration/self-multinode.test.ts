@@ -7,7 +7,7 @@ import { eventually, newApp, startTestRelay, type TestRelay } from '../helpers/h
 import { MqttDevice, RawDevice, type SelfInfo } from '../helpers/self-devices.js';
 
 /**
- * SPEC §6 scale-out: two gateway processes, a worker process and the API (in this process) share
+ * Self channel scale-out (README: Self-hosted channel): two gateway processes, a worker process and the API (in this process) share
  * one Redis and one PostgreSQL. A push reaches the device through whichever node holds it; a
  * device that reconnects elsewhere takes its session over; a gateway killed with SIGKILL loses
  * nothing, because PostgreSQL holds every message until the device acks it.

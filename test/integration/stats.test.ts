@@ -1,9 +1,10 @@
+// One concept: the per-minute delivery stats and message counters agree with the deliveries table.
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { sql, type Kysely } from 'kysely';
 import { loadConfig } from '../../src/config.js';
-import { pushRequestSchema } from '../../src/core/push-request.js';
+import { pushRequestSchema } from '../../src/push-request.js';
 import type { Context } from '../../src/context.js';
 import type { DB } from '../../src/db/schema.js';
 import { createLogger } from '../../src/logger.js';

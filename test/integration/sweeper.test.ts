@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
-import { pushRequestSchema } from '../../src/core/push-request.js';
+import { pushRequestSchema } from '../../src/push-request.js';
 import { newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
 
 let t: TestRelay;

@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import webpushModule, { checkSubscription, sanitizeTopic, subscriptionToken } from '../../providers/webpush.js';
 import type { Provider, ProviderContext, PushContent } from '../../providers/types.js';
 import { startWebPushMock, type WebPushMock } from '../mocks/webpush-server.js';
+import { providerContext } from '../helpers/provider-context.js';
 
 // Needs NODE_EXTRA_CA_CERTS=<testPki().caPath> (npm test sets it).
 
-const ctx: ProviderContext = {
-  endpoints: {
-    fcm: 'https://127.0.0.1:1', huawei: 'https://127.0.0.1:1', huaweiOauth: 'https://127.0.0.1:1', xiaomi: 'https://127.0.0.1:1',
-    oppo: 'https://127.0.0.1:1', vivo: 'https://127.0.0.1:1', honor: 'https://127.0.0.1:1', honorOauth: 'https://127.0.0.1:1', meizu: 'https://127.0.0.1:1',
-  },
-  tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 },
-  logger: pino({ level: 'silent' }),
-};
+const ctx: ProviderContext = providerContext({ tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 } });
 
 function content(over: Partial<PushContent> = {}): PushContent {
   return {

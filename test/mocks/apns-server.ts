@@ -1,3 +1,4 @@
+// One concept: a spec-true APNs provider API server (HTTP/2, JWT and certificate auth, every documented answer).
 import { X509Certificate, createPublicKey, randomUUID, verify, type KeyObject } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { readFileSync, realpathSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { testPki } from './tls.js';
 /**
  * A spec-true mock of the APNs provider API (HTTP/2 over TLS), for conformance tests and the
  * pipeline benchmark. It follows Apple's "Sending notification requests to APNs" and "Handling
- * notification responses from APNs" (see shared notes §1, §5):
+ * notification responses from APNs" (https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns and …/handling-notification-responses-from-apns):
  *
  * - `POST /3/device/<hex token>` only (405 `MethodNotAllowed`, 404 `BadPath`).
  * - Certificate-based trust (with `clientCerts`): a request without a JWT must come over a TLS

@@ -1,3 +1,4 @@
+// One concept: a spec-true FCM HTTP v1 server with its OAuth token endpoint.
 import { createPublicKey, randomBytes, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
@@ -7,8 +8,8 @@ import { parseArgs } from 'node:util';
 import { testPki } from './tls.js';
 
 /**
- * A spec-true FCM HTTP v1 server plus the Google OAuth token endpoint (shared/providers/apns-fcm.md
- * §3, §5 "FCM mock"), on one TLS port with ALPN h2 and http/1.1 (firebase-admin's `send()` speaks
+ * A spec-true FCM HTTP v1 server plus the Google OAuth token endpoint (docs/providers/fcm.md),
+ * on one TLS port with ALPN h2 and http/1.1 (firebase-admin's `send()` speaks
  * HTTP/1.1, `sendEach()` HTTP/2).
  *
  * - `POST /token`: JWT-bearer grant. The RS256 assertion is verified with the registered service

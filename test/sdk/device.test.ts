@@ -1,3 +1,4 @@
+// One concept: the device SDK against a real gateway.
 /**
  * The device SDK (sdk/src) against a real GatewayServer: delivery, de-duplication across
  * redelivery and channels, opened / delivered reporting, revoke, inbox sync and poll mode,

@@ -3,7 +3,7 @@
  * depends on, small enough to read in one go:
  * - an outbox per device: accepted pushes stay until the PUBACK (onAck); what a session leaves
  *   un-acked (onOffline `pending`) is redelivered on the next onOnline, with DUP when it was
- *   written before — the redelivery contract of SPEC §6;
+ *   written before — the redelivery contract of docs/self-channel.md;
  * - `POST /v1/events` and `GET /v1/devices/:id/inbox?after=` with `Authorization: Device id:password`
  *   (the lead owns the real endpoints; these follow the contract in the SDK brief);
  * - MQTT over TCP, and over WebSocket at /mqtt on the same HTTP server.

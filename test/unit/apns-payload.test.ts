@@ -1,3 +1,4 @@
+// One concept: the APNs module's pure parts (credential checks, request building, answer classification).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
@@ -16,7 +17,7 @@ import apnsModule, {
   mergeAps,
   type ApnsRequest,
   type BuildResult,
-} from '../../providers/apns.js';
+} from '../../providers/apns/index.js';
 import { Semaphore } from '../../providers/shared/limiter.js';
 import { APNS_PUSH_TYPES, CredentialError, EXPIRED_CODE, type PushContent } from '../../providers/types.js';
 

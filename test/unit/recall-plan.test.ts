@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildApnsRequest } from '../../providers/apns.js';
+import { buildApnsRequest } from '../../providers/apns/index.js';
 import { notifyIdFrom } from '../../providers/shared/ids.js';
 import { buildXiaomiForm, buildXiaomiRevokeForm } from '../../providers/xiaomi.js';
-import { pushRequestSchema, type PushRequest } from '../../src/core/push-request.js';
+import type { PushRequest } from '../../src/core/push-request.js';
+import { pushRequestSchema } from '../../src/push-request.js';
 import { planRecall, replacementContent } from '../../src/core/recall.js';
 
 const req = (body: Record<string, unknown>): PushRequest => pushRequestSchema.parse({ to: { devices: ['d'] }, ...body });

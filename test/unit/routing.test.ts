@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Channel } from '../../providers/types.js';
-import { preferredChannels, routeDevice, type RoutableDevice } from '../../src/core/routing.js';
+import { preferredChannels, routeDevice, type RoutableDevice } from '../../src/routing.js';
 
 const all = new Set<Channel>(['apns', 'fcm', 'huawei', 'xiaomi', 'webpush']);
 const dev = (d: Partial<RoutableDevice>): RoutableDevice => ({ platform: 'android', brand: null, tokens: {}, online: false, ...d });

@@ -5,7 +5,8 @@ import { checkHttpCredential, classifyHttpAnswer, httpSmsCredentialSchema, rende
 import { classifyTwilioAnswer, parseTwilioReceipt, twilioSignature, verifyTwilioReceipt, twilioSmsCredentialSchema } from '../../providers/sms/twilio.js';
 import { CredentialError } from '../../providers/types.js';
 import type { VendorFetchResult } from '../../providers/shared/http.js';
-import { fallbackAfterMs, pushRequestSchema } from '../../src/core/push-request.js';
+import { fallbackAfterMs } from '../../src/core/push-request.js';
+import { pushRequestSchema } from '../../src/push-request.js';
 
 const answer = (status: number, json: unknown, headers: Record<string, string> = {}): VendorFetchResult => ({
   ok: true, status, headers: new Headers(headers), text: JSON.stringify(json), json,

@@ -24,7 +24,7 @@ const bar = (b: ReturnType<typeof buildMeizuMessage>) => {
   return b.value.noticeBarInfo as Record<string, unknown>;
 };
 
-describe('vendor-common: truncateChars counts UTF-16 code units', () => {
+describe('providers/shared: truncateChars counts UTF-16 code units', () => {
   it('an emoji counts 2, as in Java / JS String.length', () => {
     assert.equal(truncateChars('😀😀😀', 4), '😀😀');
     assert.equal(truncateChars('😀😀😀', 6), '😀😀😀');
@@ -48,7 +48,7 @@ describe('vendor-common: truncateChars counts UTF-16 code units', () => {
   });
 });
 
-describe('vendor-common: notificationTexts', () => {
+describe('providers/shared: notificationTexts', () => {
   it('a blank title or body is absent and each falls back on the other', () => {
     assert.deepEqual(notificationTexts({ title: 'T', body: 'B' }), { title: 'T', body: 'B' });
     assert.deepEqual(notificationTexts({ title: '', body: 'hello' }), { title: 'hello', body: 'hello' });

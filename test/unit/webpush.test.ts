@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { createECDH, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { pino } from 'pino';
 import webpush from 'web-push';
 import webpushModule, {
   WEBPUSH_MAX_TTL,
@@ -14,16 +13,10 @@ import webpushModule, {
   subscriptionToken,
   webpushCredentialSchema,
 } from '../../providers/webpush.js';
-import { CredentialError, type ProviderContext, type PushContent } from '../../providers/types.js';
+import { CredentialError, CredentialUnreadableError, type ProviderContext, type PushContent } from '../../providers/types.js';
+import { providerContext } from '../helpers/provider-context.js';
 
-const ctx: ProviderContext = {
-  endpoints: {
-    fcm: 'https://127.0.0.1:1', huawei: 'https://127.0.0.1:1', huaweiOauth: 'https://127.0.0.1:1', xiaomi: 'https://127.0.0.1:1',
-    oppo: 'https://127.0.0.1:1', vivo: 'https://127.0.0.1:1', honor: 'https://127.0.0.1:1', honorOauth: 'https://127.0.0.1:1', meizu: 'https://127.0.0.1:1',
-  },
-  tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 },
-  logger: pino({ level: 'silent' }),
-};
+const ctx: ProviderContext = providerContext({ tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 } });
 
 const headers = (h: Record<string, string> = {}) => new Headers(h);
 
@@ -175,6 +168,33 @@ describe('webpush request building', () => {
 });
 
 describe('webpush credentials', () => {
+  it('keepFromStored() keeps the stored VAPID keys when the PUT names none, and only then', async () => {
+    const stored = webpushModule.complete!({ subject: 'mailto:ops@example.com' });
+    const bare = webpushCredentialSchema.parse({ subject: 'mailto:new@example.com' });
+    const kept = await webpushModule.keepFromStored!(bare, async () => stored);
+    assert.equal(kept.vapidPublicKey, stored.vapidPublicKey);
+    assert.equal(kept.vapidPrivateKey, stored.vapidPrivateKey);
+    assert.equal(kept.subject, 'mailto:new@example.com');
+    const given = webpushModule.complete!({ subject: 'mailto:ops@example.com' });
+    let read = false;
+    const unchanged = await webpushModule.keepFromStored!(given, async () => {
+      read = true;
+      return stored;
+    });
+    assert.equal(unchanged.vapidPublicKey, given.vapidPublicKey);
+    assert.equal(read, false, 'keys given in the PUT: the stored credential is not read');
+    assert.equal((await webpushModule.keepFromStored!(bare, async () => null)).vapidPublicKey, undefined);
+  });
+  it('keepFromStored() refuses to go on when the stored credential does not decrypt', async () => {
+    const bare = webpushCredentialSchema.parse({ subject: 'mailto:ops@example.com' });
+    await assert.rejects(
+      webpushModule.keepFromStored!(bare, async () => {
+        throw new Error('bad decrypt');
+      }),
+      CredentialUnreadableError,
+    );
+  });
+
   it('complete() generates a valid key pair when omitted', () => {
     const cred = webpushCredentialSchema.parse({ subject: 'mailto:ops@example.com' });
     const done = webpushModule.complete!(cred);

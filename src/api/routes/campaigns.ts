@@ -37,7 +37,7 @@ const campaignView = z.object({
 
 const idParams = z.object({ id: z.string().min(1).max(128) });
 
-/** SPEC §7 campaigns, behind the `campaigns` scope. */
+/** Campaigns (README: Campaigns), behind the `campaigns` scope. */
 export function campaignsRouter(ctx: Context, selfRecall?: SelfRecall): Router {
   const r = Router();
   const service = new CampaignService(ctx);

@@ -1,8 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { PROVIDER_MODULES, providerModule } from '../../../providers/registry.js';
-import { CredentialError } from '../../../providers/types.js';
-import { webpushCredentialSchema, type WebPushCredential } from '../../../providers/webpush.js';
+import { CredentialError, CredentialUnreadableError } from '../../../providers/types.js';
 import type { Context } from '../../context.js';
 import { requireAppAdmin } from '../auth.js';
 import { route } from '../define.js';
@@ -40,25 +39,6 @@ export function credentialsRouter(ctx: Context): Router {
   };
   const baseUrl = (req: { protocol: string; get(h: string): string | undefined }) => `${req.protocol}://${ctx.config.PUBLIC_HOST ?? req.get('host')}`;
 
-  /**
-   * A Web Push PUT without keys keeps the app's stored VAPID keys: browsers bound every
-   * subscription to the public key, and push services refuse another one (403, RFC 8292 §4.1).
-   * Keys are generated (by complete()) only when the app has none yet.
-   */
-  const keepVapidKeys = async (appId: string, cred: WebPushCredential): Promise<WebPushCredential> => {
-    if (cred.vapidPublicKey !== undefined) return cred;
-    let stored;
-    try {
-      stored = await credentials.load(appId, 'webpush');
-    } catch {
-      // Generating new keys here would silently orphan every subscription: ask for the keys instead.
-      throw new ApiError('credential_unreadable', 'the stored webpush credential cannot be decrypted (was CREDENTIALS_KEY changed?): send vapidPublicKey and vapidPrivateKey to replace it');
-    }
-    const prev = stored ? webpushCredentialSchema.safeParse(stored.credential) : undefined;
-    const { vapidPublicKey, vapidPrivateKey } = prev?.success ? prev.data : {};
-    return vapidPublicKey && vapidPrivateKey ? { ...cred, vapidPublicKey, vapidPrivateKey } : cred;
-  };
-
   route(
     r,
     {
@@ -80,7 +60,14 @@ export function credentialsRouter(ctx: Context): Router {
       const parsed = mod.credentialSchema.safeParse(body);
       if (!parsed.success) throw validationError('body', parsed.error);
       let cred = parsed.data;
-      if (params.provider === 'webpush') cred = await keepVapidKeys(params.app, cred as WebPushCredential);
+      if (mod.keepFromStored) {
+        try {
+          cred = await mod.keepFromStored(cred, async () => (await credentials.load(params.app, params.provider))?.credential ?? null);
+        } catch (err) {
+          if (err instanceof CredentialUnreadableError) throw new ApiError('credential_unreadable', err.message);
+          throw err;
+        }
+      }
       try {
         mod.checkCredential?.(cred);
         cred = mod.complete ? mod.complete(cred) : cred;

@@ -18,7 +18,7 @@ function distDir(): string {
 const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /**
- * The web dashboard (SPEC §8): static files only; the page talks to the same /v1 API with the key
+ * The web dashboard (README: Dashboard): static files only; the page talks to the same /v1 API with the key
  * the user typed. Asset names carry a content hash, so they are cached for good and index.html
  * never is; the build writes brotli and gzip copies, served to browsers that accept them.
  */

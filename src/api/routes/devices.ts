@@ -14,7 +14,7 @@ import { appIdSchema } from './apps.js';
 /** Device ids double as MQTT client ids and topic levels, so topic wildcards and `/` are out. */
 export const deviceIdSchema = z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'letters, digits and . _ : @ -, at most 128');
 
-/** At most 50 string keys (SPEC §2), named like template variables so `{{name}}` can reach each. */
+/** At most 50 string keys (README: Using the API), named like template variables so `{{name}}` can reach each. */
 export const deviceAttributesSchema = z
   .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'attribute names are letters, digits, _ . -, starting with a letter or _'), z.string().max(1024))
   .refine((a) => Object.keys(a).length <= 50, 'at most 50 attributes');

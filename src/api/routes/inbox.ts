@@ -30,7 +30,7 @@ const revokeItem = z.object({
 });
 
 /**
- * `GET /v1/devices/:id/inbox?after=<seq>`: the sync / poll fallback of the self channel (SPEC §6).
+ * `GET /v1/devices/:id/inbox?after=<seq>`: the sync / poll fallback of the self channel (README: Self-hosted channel; docs/self-channel.md).
  * Returns the device's pending messages in seq order: every self-channel message with a seq above
  * `after` that the device has not acked (PUBACK, or a `delivered` / `opened` event) and whose TTL
  * has not ended. A message stays in the inbox until it is acked, so a client that polls reports

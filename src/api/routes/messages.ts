@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { CHANNELS } from '../../../providers/channels.js';
 import { DELIVERY_STATUSES } from '../../core/delivery-status.js';
-import { pushRequestSchema } from '../../core/push-request.js';
+import { pushRequestSchema } from '../../push-request.js';
 import { maskToken } from '../../core/secrets.js';
 import type { Context } from '../../context.js';
 import type { MessageRow } from '../../db/schema.js';

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import type { ApnsContextExtras } from '../../../providers/apns.js';
+import type { ApnsContextExtras } from '../../../providers/apns/index.js';
 import type { Provider } from '../../../providers/types.js';
 import { mockToken, startApnsMock, type ApnsMock, type MockTokenKind } from '../../mocks/apns-server.js';
 import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';

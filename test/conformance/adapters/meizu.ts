@@ -51,7 +51,7 @@ export function meizuAdapter(): ConformanceAdapter {
     batch: { chunkSize: 100, retryScope: 'token' },
     payloadTooLarge: {
       notApplicable:
-        'Meizu documents no byte limit for notification messageJson (vendors.md §6, §8; only pass-through content ≤ 2000), ' +
+        'Meizu documents no byte limit for notification messageJson (docs/providers/oppo-vivo-meizu.md; only pass-through content ≤ 2000), ' +
         'and neither the provider nor the mock enforces one: a 5000-byte data map is sent',
     },
   };

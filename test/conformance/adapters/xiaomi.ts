@@ -52,7 +52,7 @@ export function xiaomiAdapter(): ConformanceAdapter {
     payloadTooLarge: {
       code: '10018',
       local: false,
-      why: 'Xiaomi publishes no byte limit (vendors.md §8), so the provider cannot check locally; the mock refuses > 4096 bytes with 10018',
+      why: 'Xiaomi publishes no byte limit (docs/providers/xiaomi.md), so the provider cannot check locally; the mock refuses > 4096 bytes with 10018',
     },
   };
 }

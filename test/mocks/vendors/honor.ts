@@ -14,10 +14,10 @@ import {
   type MockBehavior,
   type MockServerOptions,
   type RecordedRequest,
-} from './huawei.js';
+} from './scaffold.js';
 
 /**
- * A mock of Honor push (vendors.md §2): the OAuth token endpoint and `sendMessage`.
+ * A mock of Honor push (docs/providers/huawei-honor.md): the OAuth token endpoint and `sendMessage`.
  * Scripting is the same as the Huawei mock's (token prefixes, `tokens` map, `failFirst`,
  * `expireAccessTokens()`).
  *
@@ -101,13 +101,13 @@ export async function startHonorMock(opts: HonorMockOptions = {}): Promise<Honor
     if (req.method !== 'POST' || !m) return sendJson(res, 404, { code: 404, message: 'not found' });
     if (behavior.sendDelayMs > 0) await delay(behavior.sendDelayMs);
 
-    // ❓ HONDOC / MLV / HIP send `Bearer <token>`, ZHP the bare token: both are accepted.
+    // ❓ HONDOC / MLV / HIP send `Bearer <token>`, honor-push the bare token: both are accepted.
     const auth = req.headers.authorization ?? '';
     const presented = /^Bearer\s+/i.test(auth) ? auth.replace(/^Bearer\s+/i, '') : auth || undefined;
     const state = tokens.check(presented);
     if (state === 'unknown') return answer(res, 401, 80200001, 'authentication failed');
     if (state === 'expired') return answer(res, 401, 80200003, 'access token expired');
-    // ❓ epoch ms in HONDOC / ZHP / MLV, seconds in HIP: any positive integer is accepted.
+    // ❓ epoch ms in HONDOC / honor-push / MLV, seconds in HIP: any positive integer is accepted.
     const ts = String(req.headers.timestamp ?? '');
     if (!/^\d{10,13}$/.test(ts)) return answer(res, 400, 80100001, 'timestamp header is required');
     if (decodeURIComponent(m[1] ?? '') !== appId) return answer(res, 403, 80300002, 'no permission for this app');
@@ -193,7 +193,7 @@ export async function startHonorMock(opts: HonorMockOptions = {}): Promise<Honor
   };
 }
 
-/** Checks a `sendMessage` body (camelCase, HONDOC / ZHP field comments). */
+/** Checks a `sendMessage` body (camelCase, HONDOC / honor-push field comments). */
 export function validateHonorBody(body: Record<string, unknown>, maxTokens = 100): { code: number; message: string } | undefined {
   const bad = (code: number, message: string) => ({ code, message });
   const tok = body.token;
@@ -218,7 +218,7 @@ export function validateHonorBody(body: Record<string, unknown>, maxTokens = 100
     if (ca.type === 1 && !ca.intent && !ca.action) return bad(80100001, 'clickAction type 1 needs intent or action');
     if (ca.type === 2 && !(typeof ca.url === 'string' && ca.url.startsWith('https://'))) return bad(80100001, 'clickAction type 2 needs an https url');
     if (n?.importance !== undefined && !['LOW', 'NORMAL'].includes(String(n.importance))) return bad(80100001, 'importance must be LOW or NORMAL');
-    // ❓ integer in ZHP / HIP, string in MLV: both accepted.
+    // ❓ integer in honor-push / HIP, string in MLV: both accepted.
     if (n?.notifyId !== undefined && !/^-?\d+$/.test(String(n.notifyId))) return bad(80100001, 'notifyId must be an integer');
   } else if (body.data === undefined) {
     return bad(80100001, 'a message needs data or a notification');

@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { ReceiptRequest } from '../../../providers/types.js';
-import { testPki } from '../tls.js';
+import { sendAnswer, startRecordingServer, type RawAnswer, type RecordedRequest } from './scaffold.js';
 
 /**
- * A Meizu (Flyme) push server (MZDOC; vendors.md §6) over HTTPS with the test PKI:
+ * A Meizu (Flyme) push server (Meizu's API doc; docs/providers/oppo-vivo-meizu.md) over HTTPS with the test PKI:
  * `POST /garcia/api/server/push/varnished/pushByPushId`, form `appId, pushIds, messageJson, sign`.
  * - `sign` must be md5 of the other params sorted by name as `k=v` (raw values) + appSecret → else 1006.
  * - appId (110000), missing params (110004), pushIds ≤ 100 and messageJson checks
@@ -19,12 +17,9 @@ import { testPki } from '../tls.js';
  */
 
 export type MeizuTokenFate = 'ok' | { code: number };
-export interface MeizuTopAnswer {
+export interface MeizuTopAnswer extends RawAnswer {
   code?: number;
   message?: string;
-  status?: number;
-  retryAfter?: string;
-  rawBody?: string;
 }
 export interface MeizuBehavior {
   tokens: Record<string, MeizuTokenFate>;
@@ -33,7 +28,7 @@ export interface MeizuBehavior {
 }
 export interface MeizuRequestRecord {
   path: string;
-  headers: IncomingMessage['headers'];
+  headers: IncomingHttpHeaders;
   form: Record<string, string>;
   messageJson?: Record<string, unknown>;
   answer?: unknown;
@@ -69,7 +64,6 @@ const DEFAULT_PREFIXES: Record<string, MeizuTokenFate> = {
 export async function startMeizuMock(opts: { appId?: string; appSecret?: string; port?: number } = {}): Promise<MeizuMock> {
   const appId = opts.appId ?? '3315055';
   const appSecret = opts.appSecret ?? 'meizu-app-secret';
-  const pki = testPki();
   const requests: MeizuRequestRecord[] = [];
   let behavior: MeizuBehavior = { tokens: {}, prefixes: { ...DEFAULT_PREFIXES } };
   let sendCount = 0;
@@ -82,31 +76,14 @@ export async function startMeizuMock(opts: { appId?: string; appSecret?: string;
     return 'ok';
   };
 
-  const server = createServer({ cert: pki.certPem, key: pki.keyPem }, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => handle(req, res, Buffer.concat(chunks).toString('utf8')));
-  });
-
   function reply(res: ServerResponse, rec: MeizuRequestRecord, a: MeizuTopAnswer | Record<string, unknown>): void {
-    const t = a as MeizuTopAnswer;
-    if (t.status !== undefined || t.rawBody !== undefined) {
-      rec.status = t.status ?? 200;
-      rec.answer = t.rawBody ?? '';
-      res.writeHead(rec.status, { 'content-type': 'text/plain', ...(t.retryAfter ? { 'retry-after': t.retryAfter } : {}) });
-      res.end(t.rawBody ?? '');
-      return;
-    }
-    rec.status = 200;
-    rec.answer = a;
-    res.writeHead(200, { 'content-type': 'application/json;charset=UTF-8' });
-    res.end(JSON.stringify(a));
+    Object.assign(rec, sendAnswer(res, a));
   }
   // Meizu's code is a string ("200"); value is "" when nothing is listed.
   const err = (code: number, message: string) => ({ code: String(code), message, value: '', redirect: '' });
 
-  function handle(req: IncomingMessage, res: ServerResponse, raw: string): void {
-    const path = (req.url ?? '').split('?')[0] ?? '';
+  function handle(req: RecordedRequest, res: ServerResponse): void {
+    const { path, rawBody: raw } = req;
     const form = Object.fromEntries(new URLSearchParams(raw));
     const rec: MeizuRequestRecord = { path, headers: req.headers, form };
     requests.push(rec);
@@ -143,8 +120,8 @@ export async function startMeizuMock(opts: { appId?: string; appSecret?: string;
     reply(res, rec, { code: '200', message: '', value, redirect: '', msgId: `NS${Date.now()}_${++seq}_3` });
   }
 
-  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  const started = await startRecordingServer({ port: opts.port }, undefined, handle);
+  const port = started.port;
 
   return {
     port,
@@ -165,11 +142,7 @@ export async function startMeizuMock(opts: { appId?: string; appSecret?: string;
       const contentType = 'application/x-www-form-urlencoded';
       return { headers: { 'content-type': contentType }, rawBody, contentType };
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => started.close(),
   };
 }
 

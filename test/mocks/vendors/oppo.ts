@@ -1,12 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { ReceiptRequest } from '../../../providers/types.js';
-import { testPki } from '../tls.js';
+import { sendAnswer, startRecordingServer, type RawAnswer, type RecordedRequest } from './scaffold.js';
 
 /**
- * An OPPO push server (vendors.md §4) over HTTPS with the test PKI:
+ * An OPPO push server (docs/providers/oppo-vivo-meizu.md) over HTTPS with the test PKI:
  * - `POST /server/v1/auth` (form `app_key`, `timestamp`, `sign`): checks the app key (14/15), the
  *   sign `hex(sha256(appKey + timestamp + masterSecret))` (16/17) and the timestamp (18, and 19
  *   when more than 10 min off); answers `{code:0, data:{auth_token, create_time}}`.
@@ -24,12 +22,9 @@ import { testPki } from '../tls.js';
 
 export type OppoTokenFate = 'ok' | { code: number; message?: string };
 /** A top-level answer: an OPPO code in a 200 body, or an HTTP status (with Retry-After) and raw body. */
-export interface OppoTopAnswer {
+export interface OppoTopAnswer extends RawAnswer {
   code?: number;
   message?: string;
-  status?: number;
-  retryAfter?: string;
-  rawBody?: string;
 }
 
 export interface OppoBehavior {
@@ -45,7 +40,7 @@ export interface OppoBehavior {
 
 export interface OppoRequestRecord {
   path: string;
-  headers: IncomingMessage['headers'];
+  headers: IncomingHttpHeaders;
   form: Record<string, string>;
   /** Parsed `message` / `messages` JSON for send calls. */
   messages?: Record<string, unknown>[];
@@ -89,7 +84,6 @@ const DEFAULT_PREFIXES: Record<string, OppoTokenFate> = {
 export async function startOppoMock(opts: { appKey?: string; masterSecret?: string; port?: number } = {}): Promise<OppoMock> {
   const appKey = opts.appKey ?? 'oppo-app-key';
   const masterSecret = opts.masterSecret ?? 'oppo-master-secret';
-  const pki = testPki();
   const requests: OppoRequestRecord[] = [];
   const live = new Set<string>();
   const expired = new Set<string>();
@@ -105,30 +99,13 @@ export async function startOppoMock(opts: { appKey?: string; masterSecret?: stri
     return 'ok';
   };
 
-  const server = createServer({ cert: pki.certPem, key: pki.keyPem }, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => handle(req, res, Buffer.concat(chunks).toString('utf8')));
-  });
-
   function reply(res: ServerResponse, rec: OppoRequestRecord, answer: OppoTopAnswer | Record<string, unknown>, status = 200): void {
-    const a = answer as OppoTopAnswer;
-    if (a.status !== undefined || a.rawBody !== undefined) {
-      rec.status = a.status ?? 200;
-      rec.answer = a.rawBody ?? '';
-      res.writeHead(rec.status, { 'content-type': 'text/plain', ...(a.retryAfter ? { 'retry-after': a.retryAfter } : {}) });
-      res.end(a.rawBody ?? '');
-      return;
-    }
-    rec.status = status;
-    rec.answer = answer;
-    res.writeHead(status, { 'content-type': 'application/json;charset=UTF-8' });
-    res.end(JSON.stringify(answer));
+    Object.assign(rec, sendAnswer(res, answer, status));
   }
   const err = (code: number, message: string) => ({ code, message });
 
-  function handle(req: IncomingMessage, res: ServerResponse, raw: string): void {
-    const path = (req.url ?? '').split('?')[0] ?? '';
+  function handle(req: RecordedRequest, res: ServerResponse): void {
+    const { path, rawBody: raw } = req;
     const form = Object.fromEntries(new URLSearchParams(raw));
     const rec: OppoRequestRecord = { path, headers: req.headers, form };
     requests.push(rec);
@@ -201,8 +178,8 @@ export async function startOppoMock(opts: { appKey?: string; masterSecret?: stri
     reply(res, rec, { code: 0, message: '', data: { messageId: row.messageId } });
   }
 
-  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  const started = await startRecordingServer({ port: opts.port }, undefined, handle);
+  const port = started.port;
 
   return {
     port,
@@ -234,11 +211,7 @@ export async function startOppoMock(opts: { appKey?: string; masterSecret?: stri
       }));
       return { headers: { 'content-type': 'application/json' }, rawBody: JSON.stringify(body), contentType: 'application/json' };
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => started.close(),
   };
 }
 

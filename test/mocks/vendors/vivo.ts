@@ -1,12 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { ReceiptRequest } from '../../../providers/types.js';
-import { testPki } from '../tls.js';
+import { sendAnswer, startRecordingServer, type RawAnswer, type RecordedRequest } from './scaffold.js';
 
 /**
- * A vivo push server (vendors.md §5) over HTTPS with the test PKI, JSON in and out:
+ * A vivo push server (docs/providers/oppo-vivo-meizu.md) over HTTPS with the test PKI, JSON in and out:
  * - `POST /message/auth {appId, appKey, timestamp, sign}`: appId (10200) / appKey (10201) checked,
  *   `sign = md5(appId + appKey + timestamp + appSecret)` (10206), timestamp within ±10 min (10207)
  *   → `{result:0, authToken}`.
@@ -28,12 +26,9 @@ import { testPki } from '../tls.js';
  */
 
 export type VivoTokenFate = 'ok' | { invalidStatus: number };
-export interface VivoTopAnswer {
+export interface VivoTopAnswer extends RawAnswer {
   result?: number;
   desc?: string;
-  status?: number;
-  retryAfter?: string;
-  rawBody?: string;
 }
 export interface VivoBehavior {
   tokens: Record<string, VivoTokenFate>;
@@ -50,7 +45,7 @@ export interface VivoBehavior {
 
 export interface VivoRequestRecord {
   path: string;
-  headers: IncomingMessage['headers'];
+  headers: IncomingHttpHeaders;
   body: Record<string, unknown>;
   answer?: unknown;
   status?: number;
@@ -91,7 +86,6 @@ export async function startVivoMock(opts: { appId?: string; appKey?: string; app
   const appId = opts.appId ?? '10004';
   const appKey = opts.appKey ?? 'vivo-app-key';
   const appSecret = opts.appSecret ?? 'vivo-app-secret';
-  const pki = testPki();
   const requests: VivoRequestRecord[] = [];
   const live = new Set<string>();
   const tasks = new Map<string, Record<string, unknown>>();
@@ -108,31 +102,14 @@ export async function startVivoMock(opts: { appId?: string; appKey?: string; app
     return 'ok';
   };
 
-  const server = createServer({ cert: pki.certPem, key: pki.keyPem }, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => handle(req, res, Buffer.concat(chunks).toString('utf8')));
-  });
-
   function reply(res: ServerResponse, rec: VivoRequestRecord, answer: VivoTopAnswer | Record<string, unknown>): void {
-    const a = answer as VivoTopAnswer;
-    if (a.status !== undefined || a.rawBody !== undefined) {
-      rec.status = a.status ?? 200;
-      rec.answer = a.rawBody ?? '';
-      res.writeHead(rec.status, { 'content-type': 'text/plain', ...(a.retryAfter ? { 'retry-after': a.retryAfter } : {}) });
-      res.end(a.rawBody ?? '');
-      return;
-    }
-    rec.status = 200;
-    rec.answer = answer;
-    res.writeHead(200, { 'content-type': 'application/json;charset=UTF-8' });
-    res.end(JSON.stringify(answer));
+    Object.assign(rec, sendAnswer(res, answer));
   }
   const err = (result: number, desc: string) => ({ result, desc });
   const scripted = (a: VivoTopAnswer) => (a.result !== undefined && a.status === undefined ? err(a.result, a.desc ?? '') : a);
 
-  function handle(req: IncomingMessage, res: ServerResponse, raw: string): void {
-    const path = (req.url ?? '').split('?')[0] ?? '';
+  function handle(req: RecordedRequest, res: ServerResponse): void {
+    const { path, rawBody: raw } = req;
     let body: unknown;
     try {
       body = JSON.parse(raw);
@@ -205,8 +182,8 @@ export async function startVivoMock(opts: { appId?: string; appKey?: string; app
     reply(res, rec, { result: 0, desc: '请求成功', taskId, ...(invalidUsers.length ? { invalidUsers } : {}) });
   }
 
-  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  const started = await startRecordingServer({ port: opts.port }, undefined, handle);
+  const port = started.port;
 
   return {
     port,
@@ -239,11 +216,7 @@ export async function startVivoMock(opts: { appId?: string; appKey?: string; app
       }
       return { headers: { 'content-type': 'application/json' }, rawBody: JSON.stringify(body), contentType: 'application/json' };
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => started.close(),
   };
 }
 

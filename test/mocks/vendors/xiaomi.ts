@@ -13,10 +13,10 @@ import {
   type MockBehavior,
   type MockServerOptions,
   type RecordedRequest,
-} from './huawei.js';
+} from './scaffold.js';
 
 /**
- * A mock of Xiaomi MiPush (vendors.md §3): `POST /v3/message/regid` (and `/v2/message/regid`),
+ * A mock of Xiaomi MiPush (docs/providers/xiaomi.md): `POST /v3/message/regid` (and `/v2/message/regid`),
  * form-encoded, `Authorization: key=<AppSecret>`, and the recall `POST /v3/message/regid/revoke`
  * (docs/recall.md). Scripting as in the Huawei mock.
  *
@@ -118,7 +118,7 @@ export async function startXiaomiMock(opts: XiaomiMockOptions = {}): Promise<Xia
     if (req.method === 'POST' && req.path === '/v3/message/regid/revoke') return revoke(req, res);
     if (req.method !== 'POST' || !/^\/v[23]\/message\/regid$/.test(req.path)) return sendJson(res, 404, { result: 'error', code: 404, description: 'not found' });
     if (behavior.sendDelayMs > 0) await delay(behavior.sendDelayMs);
-    // The word `key` must be lowercase (XMDOC).
+    // The word `key` must be lowercase (Xiaomi's API doc).
     if (req.headers.authorization !== `key=${appSecret}`) return error(res, 22008, 'illegal AppSecret');
     if (!String(req.headers['content-type'] ?? '').includes('application/x-www-form-urlencoded')) return error(res, 10017, 'content type must be form-urlencoded');
     const f = parseForm(req.rawBody);
@@ -203,7 +203,7 @@ function traceId(): string {
   return `Xcm${randomBytes(8).toString('hex')}`;
 }
 
-/** Checks a `/v3/message/regid` form against the documented field rules (XMDOC, MOD comments). */
+/** Checks a `/v3/message/regid` form against the documented field rules (Xiaomi's API doc and MOD's field comments). */
 export function validateXiaomiForm(
   f: URLSearchParams,
   o: { packageName: string; maxRegIds?: number; maxPayload?: number },
@@ -238,7 +238,7 @@ export function validateXiaomiForm(
   const ttl = f.get('time_to_live');
   if (ttl !== null && (!/^\d+$/.test(ttl) || Number(ttl) > 14 * 86_400_000)) return bad(10017, 'illegal time_to_live');
   const jobkey = f.get('extra.jobkey');
-  // vendors.md: ≤ 20 chars; MOD (the vendor's field comment): ≤ 12 and not starting with `_`. The stricter.
+  // one source: ≤ 20 chars; MOD (the vendor's field comment): ≤ 12 and not starting with `_`. The stricter.
   if (jobkey !== null && !/^[0-9a-zA-Z-][0-9a-zA-Z_-]{0,11}$/.test(jobkey)) return bad(10017, 'illegal jobkey');
   const param = f.get('extra.callback.param');
   if (param !== null && Buffer.byteLength(param, 'utf8') > 256) return bad(10017, 'callback.param too long');
