@@ -105,6 +105,6 @@ test('on the embedded database a re-run of a routed page meets its own rows and 
   const until = new Date(Date.now() + 300_000);
   const first = await deliveries.insertPage(appId, 'msg_rerun', [row('a'), row('b')], until);
   const again = await deliveries.insertPage(appId, 'msg_rerun', [row('a'), row('b'), row('c')], until);
-  assert.deepEqual(again.pending.get('apns'), first.leased.get('apns'));
+  assert.deepEqual(again.resumed, [{ channel: 'apns', ids: first.leased.get('apns'), leasedUntil: until.getTime() }]);
   assert.equal(again.leased.get('apns')?.length, 1);
 });
