@@ -109,6 +109,13 @@ const schema = z.object({
   WORKER_LOCK_DURATION: duration.default(30_000),
   /** How often the scheduler role sweeps expired deliveries and purges old quarantined tokens. */
   SWEEP_INTERVAL: duration.default(30_000),
+  /**
+   * How long deliveries (and their messages and idempotency keys) are kept: the scheduler drops
+   * whole day partitions older than this. Unset: kept forever.
+   */
+  DELIVERY_RETENTION: duration.optional(),
+  /** Day partitions of `deliveries` the scheduler keeps created ahead of today. */
+  DELIVERY_PARTITIONS_AHEAD: z.coerce.number().int().min(1).max(60).default(7),
   MAX_BODY_BYTES: positiveInt.default(1_048_576),
   /** How often the scheduler role looks for campaigns that are due. */
   CAMPAIGN_TICK: duration.default(250),

@@ -11,6 +11,7 @@ import { DeliveriesRepo } from './db/deliveries-repo.js';
 import { DevicesRepo } from './db/devices-repo.js';
 import { LastSeenWriter } from './db/last-seen.js';
 import { MessagesRepo } from './db/messages-repo.js';
+import { PartitionsRepo } from './db/partitions-repo.js';
 import { SelfRepo } from './db/self-repo.js';
 import { StatsRepo } from './db/stats-repo.js';
 import type { DB } from './db/schema.js';
@@ -37,6 +38,7 @@ export interface Context {
     self: SelfRepo;
     counters: CountersRepo;
     stats: StatsRepo;
+    partitions: PartitionsRepo;
   };
 }
 
@@ -59,6 +61,7 @@ export function createContext(config: Config, logger: Logger, db: Kysely<DB>, re
       self: new SelfRepo(db),
       counters: new CountersRepo(db),
       stats: new StatsRepo(db),
+      partitions: new PartitionsRepo(db),
     },
   };
 }
