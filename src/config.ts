@@ -60,8 +60,13 @@ const schema = z.object({
     .transform((s) => s.split(',').map((r) => r.trim()).filter(Boolean))
     .pipe(z.array(z.enum(ROLE_NAMES)).min(1)),
   REDIS_URL: url.default('redis://127.0.0.1:6379'),
+  /**
+   * Seed nodes of a Redis Cluster, `host:port,host:port`. Set, Relay connects to the cluster
+   * (credentials and TLS from REDIS_URL) and QUEUE_PREFIX becomes a hash tag (`{relay}`).
+   */
+  REDIS_CLUSTER_NODES: z.string().regex(/^\s*[^,\s]+:\d+\s*(,\s*[^,\s]+:\d+\s*)*$/, 'expected host:port,host:port').optional(),
   /** Namespaces every BullMQ queue and Redis key, so several Relays (or test files) share one Redis. */
-  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('relay'),
+  QUEUE_PREFIX: z.string().regex(/^\{?[A-Za-z0-9:_-]+\}?$/).default('relay'),
   DATABASE_URL: z.string().optional(),
   /** PostgreSQL schema for Relay's tables (tests use a fresh one per file). */
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('public'),
@@ -156,5 +161,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((parsed.data.GATEWAY_TLS_CERT === undefined) !== (parsed.data.GATEWAY_TLS_KEY === undefined)) {
     throw new ConfigError('invalid configuration:\n  GATEWAY_TLS_CERT and GATEWAY_TLS_KEY: set both (MQTT over TLS and wss) or neither');
   }
-  return Object.freeze({ ...parsed.data, CHANNEL_SETTINGS: Object.freeze(channels.data) });
+  const data = parsed.data;
+  // In a cluster every key of a queue (and Relay's own multi-key commands) must hash to one
+  // slot: the prefix is made a hash tag, https://docs.bullmq.io/bull/patterns/redis-cluster
+  if (data.REDIS_CLUSTER_NODES && !data.QUEUE_PREFIX.startsWith('{')) data.QUEUE_PREFIX = `{${data.QUEUE_PREFIX}}`;
+  return Object.freeze({ ...data, CHANNEL_SETTINGS: Object.freeze(channels.data) });
 }

@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Secrets } from './bootstrap.js';
 import { Clock } from './campaigns/clock.js';
@@ -16,13 +15,15 @@ import { SelfRepo } from './db/self-repo.js';
 import { StatsRepo } from './db/stats-repo.js';
 import type { DB } from './db/schema.js';
 import { Queues } from './queues.js';
+import type { RedisConfig } from './redis.js';
 
 /** Everything a role needs, built once per process. */
 export interface Context {
   config: Config;
   logger: Logger;
   db: Kysely<DB>;
-  redis: RedisOptions;
+  /** How to reach Redis (one server or a cluster): see createRedis and bullConnection. */
+  redis: RedisConfig;
   secrets: Secrets;
   queues: Queues;
   /** Campaign scheduling time (tests move it). */
@@ -42,7 +43,7 @@ export interface Context {
   };
 }
 
-export function createContext(config: Config, logger: Logger, db: Kysely<DB>, redis: RedisOptions, secrets: Secrets): Context {
+export function createContext(config: Config, logger: Logger, db: Kysely<DB>, redis: RedisConfig, secrets: Secrets): Context {
   return {
     config,
     logger,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { MARKETING_CATEGORIES, chinaDay } from '../providers/vendor-common.js';
 import { MARKETING_DAILY_CAPS, type Channel } from '../providers/channels.js';
 import type { PushContent } from '../providers/types.js';
@@ -16,7 +16,7 @@ export function isMarketing(content: PushContent): boolean {
 
 export class MarketingCaps {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly caps: Partial<Record<Channel, number>> = MARKETING_DAILY_CAPS,
   ) {}

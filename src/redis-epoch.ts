@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 /**
  * Notices that Redis lost its data. Relay writes a random marker (`<prefix>:epoch`) once; a
@@ -14,7 +14,7 @@ export class RedisEpoch {
   private seen: string | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

@@ -104,10 +104,10 @@ export async function startRelay(
 ): Promise<Relay> {
   const roles = new Set<Role>(config.ROLES);
   const secrets = loadSecrets(config, announce);
-  const redis = await ensureRedis(config.REDIS_URL, config.DATA_DIR, logger);
+  const redis = await ensureRedis(config.REDIS_URL, config.DATA_DIR, logger, config.REDIS_CLUSTER_NODES);
   const database = await openDatabase({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, poolSize: config.DATABASE_POOL_SIZE, dataDir: config.DATA_DIR, onIdleError: (err) => logger.warn({ err }, 'an idle database connection failed') });
   await migrate(database.db, config.DATABASE_SCHEMA, logger);
-  const ctx = createContext(config, logger, database.db, redis.options, secrets);
+  const ctx = createContext(config, logger, database.db, redis.config, secrets);
 
   // Presence and the gateway bus live in Redis; every role that routes, sends or recalls uses them.
   const presence = new Presence(ctx.queues.connection, config.QUEUE_PREFIX);
