@@ -100,6 +100,12 @@ const schema = z.object({
    * Worker processes `npm start` forks for the worker role (needs DATABASE_URL: the embedded
    * PGlite is single-process). `auto`: one per core, at most 4.
    */
+  /**
+   * Processes serving the API role on PORT (node:cluster; needs DATABASE_URL). Unset:
+   * WEB_CONCURRENCY, else 1. With more than one, the other roles' HTTP (health, metrics, the
+   * gateway's MQTT over WebSocket) moves to HEALTH_PORT (default PORT + 1).
+   */
+  API_PROCESSES: positiveInt.max(64).optional(),
   WORKER_PROCESSES: z.union([z.literal('auto'), positiveInt.max(64)]).default('auto'),
   /**
    * V8's young-generation semi-space for forked worker processes, in MB (0: V8's default of 16).

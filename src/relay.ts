@@ -26,6 +26,7 @@ import { registerGatewayMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limiter.js';
 import { coreReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
 import { ensureRedis } from './redis.js';
+import { API_PROCESS_HEADER } from './api-cluster.js';
 import { BusPublisher } from './self/bus.js';
 import { selfDispatch } from './self/dispatch.js';
 import { GatewayNode } from './self/gateway-node.js';
@@ -62,6 +63,8 @@ export interface RelayOptions {
   listen?: boolean;
   /** More readiness checks (the supervisor's: a worker process is alive). */
   checks?: Record<string, ReadinessCheck>;
+  /** One of several API processes (api-cluster.ts): its number, sent in a response header. */
+  apiProcess?: string;
 }
 
 /** Provider endpoints and tuning, from the config. */
@@ -156,7 +159,10 @@ export async function startRelay(
   let server: Server | undefined;
   let port: number | undefined;
   if (roles.has('api')) {
-    server = createServer(createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort, mqttsPort, wssPort } : {}), recall: selfRecall(ctx, presence, bus), readiness, presence: presence.lookup }));
+    const api = createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort, mqttsPort, wssPort } : {}), recall: selfRecall(ctx, presence, bus), readiness, presence: presence.lookup });
+    const label = opts.apiProcess;
+    // Which of several API processes answered: for operators (and the test) to see the spread.
+    server = createServer(label ? (req, res) => (res.setHeader(API_PROCESS_HEADER, label), api(req, res)) : api);
     server.keepAliveTimeout = 65_000;
   } else if (gateway || opts.listen !== false) {
     // Without the API, a process still answers /healthz, /readyz and /metrics: the gateway on its
