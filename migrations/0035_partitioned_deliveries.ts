@@ -57,7 +57,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   `);
   // pg_get_indexdef names the table as it was called then (`deliveries`): now the parent.
   for (const ix of indexes) await sql.raw(ix.def).execute(db);
-  const today = Math.floor(Date.now() / 86_400_000);
+  // The database's day, as the legacy bound above used: a Node clock a little off around midnight
+  // must not make a day's partition overlap the legacy one.
+  const { rows: now } = await sql<{ day: number }>`SELECT floor(extract(epoch FROM now()) / 86400)::int AS day`.execute(db);
+  const today = now[0]!.day;
   for (let day = today; day <= today + 7; day++) {
     const name = `deliveries_${new Date(day * 86_400_000).toISOString().slice(0, 10).replaceAll('-', '')}`;
     await runStatements(db, `
