@@ -51,6 +51,11 @@ async function scenario(t: TestRelay) {
   const text = plan.map((r) => r['QUERY PLAN']).join('\n');
   assert.match(text, new RegExp(partitionName(today)));
   assert.doesNotMatch(text, new RegExp(partitionName(today + 1)), text);
+  // So do the batch statements' id lists (claims, outcome writes).
+  const { rows: plan2 } = await sql<{ 'QUERY PLAN': string }>`EXPLAIN UPDATE deliveries SET updated_at = now() WHERE id = ANY(${`{${some}}`}::bigint[])`.execute(t.relay.ctx.db);
+  const text2 = plan2.map((r) => r['QUERY PLAN']).join('\n');
+  assert.match(text2, new RegExp(partitionName(today)));
+  assert.doesNotMatch(text2, new RegExp(partitionName(today + 1)), text2);
 
   // Nothing is dropped inside the retention.
   const quiet = await t.relay.sweeper!.rotatePartitions(new Date(Date.now() + 29 * DAY_MS));
