@@ -102,10 +102,18 @@ export class PartitionsRepo {
         // day's ids already have a home.
         if (left.some((p) => (p.from === null || p.from < to) && p.to > from)) continue;
         const name = partitionName(day);
-        await sql`CREATE TABLE ${sql.id(name)} PARTITION OF deliveries
-                  FOR VALUES FROM (${sql.raw(from.toString())}) TO (${sql.raw(to.toString())}) WITH (fillfactor = 50)`.execute(tx);
+        // Built apart and then attached: ATTACH PARTITION takes a lock that lets inserts and
+        // updates of the other partitions go on, where CREATE TABLE … PARTITION OF would stop
+        // them (https://www.postgresql.org/docs/current/ddl-partitioning.html#DDL-PARTITIONING-DECLARATIVE-MAINTENANCE).
+        // The CHECK spares ATTACH its validating scan.
+        await sql`CREATE TABLE ${sql.id(name)} (LIKE deliveries INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)
+                  WITH (fillfactor = 50)`.execute(tx);
+        await sql`ALTER TABLE ${sql.id(name)} ADD CONSTRAINT ${sql.id(`${name}_day`)}
+                  CHECK (id >= ${sql.raw(from.toString())} AND id < ${sql.raw(to.toString())})`.execute(tx);
         // Unique per partition, hence overall: a message's deliveries share its day (see 0035).
         await sql`CREATE UNIQUE INDEX ${sql.id(`${name}_message_device`)} ON ${sql.id(name)} (message_id, device_id)`.execute(tx);
+        await sql`ALTER TABLE deliveries ATTACH PARTITION ${sql.id(name)}
+                  FOR VALUES FROM (${sql.raw(from.toString())}) TO (${sql.raw(to.toString())})`.execute(tx);
         result.created.push(name);
       }
     });
