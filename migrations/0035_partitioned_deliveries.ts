@@ -20,9 +20,11 @@ import { runStatements } from './statements.js';
  * Inserts that may meet an earlier run's rows use ON CONFLICT DO NOTHING without a target,
  * which checks the partition's unique indexes.
  *
- * The existing table is kept as it is, as the partition `deliveries_legacy` for every id below
- * today (old ids are small, so they all sort there); it is dropped once today falls out of the
- * retention. Other indexes of the old table (whoever added them) are recreated on the parent
+ * The existing table is kept as it is, as the partition `deliveries_legacy` for every id up to
+ * the end of today (old ids are small, so they all sort there). It takes today's new rows too:
+ * a message created earlier today, before the upgrade, has its older deliveries there, and its
+ * later ones must meet them in the same partition for (message_id, device_id) to stay unique.
+ * Day partitions start tomorrow; the legacy one is dropped once today falls out of the retention. Other indexes of the old table (whoever added them) are recreated on the parent
  * under their own names, which attaches the legacy table's copies and builds them on new
  * partitions. No index names a column the hot path updates (migration 0004): partitioning
  * changes none of that.
@@ -53,7 +55,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     ) PARTITION BY RANGE (id);
     ALTER TABLE deliveries ALTER COLUMN id SET DEFAULT ((floor(extract(epoch FROM now()) / 86400)::bigint << 37) | (nextval('delivery_id_seq') & 137438953471));
     ALTER TABLE deliveries ATTACH PARTITION deliveries_legacy
-      FOR VALUES FROM (MINVALUE) TO ((floor(extract(epoch FROM now()) / 86400)::bigint << 37));
+      FOR VALUES FROM (MINVALUE) TO ((floor(extract(epoch FROM now()) / 86400)::bigint + 1) << 37);
   `);
   // pg_get_indexdef names the table as it was called then (`deliveries`): now the parent.
   for (const ix of indexes) await sql.raw(ix.def).execute(db);
@@ -61,7 +63,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // must not make a day's partition overlap the legacy one.
   const { rows: now } = await sql<{ day: number }>`SELECT floor(extract(epoch FROM now()) / 86400)::int AS day`.execute(db);
   const today = now[0]!.day;
-  for (let day = today; day <= today + 7; day++) {
+  for (let day = today + 1; day <= today + 7; day++) {
     const name = `deliveries_${new Date(day * 86_400_000).toISOString().slice(0, 10).replaceAll('-', '')}`;
     await runStatements(db, `
       CREATE TABLE IF NOT EXISTS ${name} PARTITION OF deliveries

@@ -65,6 +65,8 @@ export class DeliveriesRepo {
    * `pending`, unleased to the caller: their original job may still hold them.
    */
   async insertPage(appId: string, messageId: string, rows: NewDeliveryRow[], leaseUntil?: Date): Promise<PageInsert> {
+    // The rows' ids carry the day their message was due (created, or scheduled for): all of a
+    // message's deliveries share one day partition (migration 0035), whenever they are routed.
     const result: PageInsert = { leased: new Map(), pending: new Map() };
     if (rows.length === 0) return result;
     const lease = leaseUntil?.toISOString() ?? null;
@@ -103,7 +105,7 @@ export class DeliveriesRepo {
     return sql<{ inserted: string; queued: Record<string, string[]> | null }>`
       WITH changed AS (
         INSERT INTO deliveries (id, message_id, app_id, device_id, platform, channel, token, status, error, lease_until, variant)
-        SELECT ${deliveryIdAt(sql`coalesce((SELECT created_at FROM messages WHERE id = ${messageId}), now())`)}, ${messageId}, ${appId}, v.device_id, v.platform, v.channel, v.token, v.status, v.error,
+        SELECT ${deliveryIdAt(sql`coalesce((SELECT greatest(created_at, send_at) FROM messages WHERE id = ${messageId}), now())`)}, ${messageId}, ${appId}, v.device_id, v.platform, v.channel, v.token, v.status, v.error,
                CASE WHEN v.status = 'queued' THEN ${lease}::timestamptz END, v.variant
         FROM unnest(${textArray(rows.map((r) => r.deviceId))}::text[], ${textArray(rows.map((r) => r.platform))}::text[],
                     ${textArray(rows.map((r) => r.channel))}::text[], ${textArray(rows.map((r) => r.token))}::text[],

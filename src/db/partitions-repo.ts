@@ -121,7 +121,10 @@ export class PartitionsRepo {
       const before = new Date(cutoffDay * DAY_MS).toISOString();
       result.messages = await this.deleteInBatches(sql`
         WITH gone AS (
-          DELETE FROM messages WHERE id = ANY(ARRAY(SELECT id FROM messages WHERE created_at < ${before}::timestamptz LIMIT 5000))
+          -- A message scheduled past the cutoff is kept: its deliveries will be in its send day's partition.
+          DELETE FROM messages WHERE id = ANY(ARRAY(
+            SELECT id FROM messages WHERE created_at < ${before}::timestamptz
+              AND (send_at IS NULL OR send_at < ${before}::timestamptz) LIMIT 5000))
           RETURNING id
         ), counts AS (
           DELETE FROM message_counts WHERE message_id = ANY(ARRAY(SELECT id FROM gone))
