@@ -50,9 +50,8 @@ async function main() {
   // With several API processes they own PORT; this process's own HTTP (health, metrics, the
   // gateway's MQTT over WebSocket) moves to HEALTH_PORT, by default the next port.
   const ownPort = apis ? (config.HEALTH_PORT ?? (config.PORT === 0 ? 0 : config.PORT + 1)) : config.PORT;
-  const relay = localRoles.length > 0
-    ? await startRelay({ ...config, ROLES: localRoles, PORT: ownPort }, logger, announce, { listen: !supervised, checks })
-    : undefined;
+  // With no role left here (all forked), this process still answers health and metrics.
+  const relay = await startRelay({ ...config, ROLES: localRoles, PORT: ownPort }, logger, announce, { listen: !supervised, checks });
   supervisor?.start();
   if (apis) {
     logger.info({ apiProcesses, port: config.PORT }, 'starting API processes');
@@ -64,7 +63,7 @@ async function main() {
     const force = setTimeout(() => process.exit(1), 20_000);
     force.unref();
     // Each worker drains: BullMQ's close() lets the jobs in hand finish and write their outcomes.
-    Promise.all([apis?.stop(), supervisor?.stop(), relay?.stop()])
+    Promise.all([apis?.stop(), supervisor?.stop(), relay.stop()])
       .then(() => redis?.stop())
       .then(
         () => process.exit(0),
