@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { after, before, test } from 'node:test';
 import { Isolation, client, eventually } from '../helpers/harness.js';
@@ -51,6 +52,14 @@ function fresh(method: string, path: string, token: string, body?: unknown): Pro
   });
 }
 
+function readCmd(pid: number): string {
+  try {
+    return `${pid}: ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')}`;
+  } catch {
+    return `${pid}: gone`;
+  }
+}
+
 const apnsToken = (i: number) => 'a' + i.toString(16).padStart(63, '0');
 
 test('two API processes share the port, both serve pushes, and SIGTERM drains them all', async () => {
@@ -81,12 +90,21 @@ test('two API processes share the port, both serve pushes, and SIGTERM drains th
     }, 60_000, `push ${p.body.id} sent`);
   }
 
-  const children = spawnSync('pgrep', ['-P', String(relay.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+  // The primary's node children (tsx also runs an esbuild service process per node process).
+  const children = spawnSync('pgrep', ['-P', String(relay.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)
+    .filter((pid) => readCmd(pid).includes('src/main.ts'));
   assert.ok(children.length >= 2, `the API processes are children of the primary: ${children.join(',')}`);
   relay.kill('SIGTERM');
   const [code] = (await once(relay, 'exit')) as [number | null];
   assert.equal(code, 0, `clean exit (output: ${output})`);
-  for (const pid of children) {
-    assert.throws(() => process.kill(pid, 0), 'every API process has exited');
-  }
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  // A drained API process may still be unwinding its last exit step when the primary exits.
+  await eventually(async () => (children.some(alive) ? undefined : true), 10_000, `every API process to exit (${children.filter(alive).map((p) => readCmd(p)).join('; ')})`);
 });
