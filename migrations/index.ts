@@ -12,6 +12,7 @@ import * as m0010 from './0010_recalls.js';
 import * as m0025 from './0025_devices_brand_index.js';
 import * as m0030 from './0030_relay_state.js';
 import { sealReceiptSecrets } from './0031_sealed_receipt_secrets.js';
+import * as m0035 from './0035_partitioned_deliveries.js';
 
 /** What a data migration may need beyond the database: the key that seals secrets at rest. */
 export interface MigrationEnv {
@@ -39,6 +40,7 @@ const schemaMigrations: Record<string, Migration> = {
   '0009_device_credential_epoch': m0009,
   '0010_recalls': m0010,
   '0025_devices_brand_index': m0025,
+  '0035_partitioned_deliveries': m0035,
 };
 
 /** Every migration, for callers with no CREDENTIALS_KEY (they can migrate only schemas with no app yet). */

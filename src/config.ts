@@ -60,8 +60,13 @@ const schema = z.object({
     .transform((s) => s.split(',').map((r) => r.trim()).filter(Boolean))
     .pipe(z.array(z.enum(ROLE_NAMES)).min(1)),
   REDIS_URL: url.default('redis://127.0.0.1:6379'),
+  /**
+   * Seed nodes of a Redis Cluster, `host:port,host:port`. Set, Relay connects to the cluster
+   * (credentials and TLS from REDIS_URL) and QUEUE_PREFIX becomes a hash tag (`{relay}`).
+   */
+  REDIS_CLUSTER_NODES: z.string().regex(/^\s*[^,\s]+:\d+\s*(,\s*[^,\s]+:\d+\s*)*$/, 'expected host:port,host:port').optional(),
   /** Namespaces every BullMQ queue and Redis key, so several Relays (or test files) share one Redis. */
-  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/).default('relay'),
+  QUEUE_PREFIX: z.string().regex(/^\{?[A-Za-z0-9:_-]+\}?$/).default('relay'),
   DATABASE_URL: z.string().optional(),
   /** PostgreSQL schema for Relay's tables (tests use a fresh one per file). */
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('public'),
@@ -105,6 +110,12 @@ const schema = z.object({
    * Worker processes `npm start` forks for the worker role (needs DATABASE_URL: the embedded
    * PGlite is single-process). `auto`: one per core, at most 4.
    */
+  /**
+   * Processes serving the API role on PORT (node:cluster; needs DATABASE_URL). Unset:
+   * WEB_CONCURRENCY, else 1. With more than one, the other roles' HTTP (health, metrics, the
+   * gateway's MQTT over WebSocket) moves to HEALTH_PORT (default PORT + 1).
+   */
+  API_PROCESSES: positiveInt.max(64).optional(),
   WORKER_PROCESSES: z.union([z.literal('auto'), positiveInt.max(64)]).default('auto'),
   /**
    * V8's young-generation semi-space for forked worker processes, in MB (0: V8's default of 16).
@@ -119,6 +130,13 @@ const schema = z.object({
   WORKER_LOCK_DURATION: duration.default(30_000),
   /** How often the scheduler role sweeps expired deliveries and purges old quarantined tokens. */
   SWEEP_INTERVAL: duration.default(30_000),
+  /**
+   * How long deliveries (and their messages and idempotency keys) are kept: the scheduler drops
+   * whole day partitions older than this. Unset: kept forever.
+   */
+  DELIVERY_RETENTION: duration.optional(),
+  /** Day partitions of `deliveries` the scheduler keeps created ahead of today. */
+  DELIVERY_PARTITIONS_AHEAD: z.coerce.number().int().min(1).max(60).default(7),
   MAX_BODY_BYTES: positiveInt.default(1_048_576),
   /**
    * HTTP listeners (API, health, MQTT over WebSocket): a client must send its request headers
@@ -172,5 +190,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((parsed.data.GATEWAY_TLS_CERT === undefined) !== (parsed.data.GATEWAY_TLS_KEY === undefined)) {
     throw new ConfigError('invalid configuration:\n  GATEWAY_TLS_CERT and GATEWAY_TLS_KEY: set both (MQTT over TLS and wss) or neither');
   }
-  return Object.freeze({ ...parsed.data, CHANNEL_SETTINGS: Object.freeze(channels.data) });
+  const data = parsed.data;
+  // In a cluster every key of a queue (and Relay's own multi-key commands) must hash to one
+  // slot: the prefix is made a hash tag, https://docs.bullmq.io/bull/patterns/redis-cluster
+  if (data.REDIS_CLUSTER_NODES && !data.QUEUE_PREFIX.startsWith('{')) data.QUEUE_PREFIX = `{${data.QUEUE_PREFIX}}`;
+  return Object.freeze({ ...data, CHANNEL_SETTINGS: Object.freeze(channels.data) });
 }

@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Secrets } from './bootstrap.js';
 import { Clock } from './campaigns/clock.js';
@@ -11,17 +10,20 @@ import { DeliveriesRepo } from './db/deliveries-repo.js';
 import { DevicesRepo } from './db/devices-repo.js';
 import { LastSeenWriter } from './db/last-seen.js';
 import { MessagesRepo } from './db/messages-repo.js';
+import { PartitionsRepo } from './db/partitions-repo.js';
 import { SelfRepo } from './db/self-repo.js';
 import { StatsRepo } from './db/stats-repo.js';
 import type { DB } from './db/schema.js';
 import { Queues } from './queues.js';
+import type { RedisConfig } from './redis.js';
 
 /** Everything a role needs, built once per process. */
 export interface Context {
   config: Config;
   logger: Logger;
   db: Kysely<DB>;
-  redis: RedisOptions;
+  /** How to reach Redis (one server or a cluster): see createRedis and bullConnection. */
+  redis: RedisConfig;
   secrets: Secrets;
   queues: Queues;
   /** Campaign scheduling time (tests move it). */
@@ -37,10 +39,11 @@ export interface Context {
     self: SelfRepo;
     counters: CountersRepo;
     stats: StatsRepo;
+    partitions: PartitionsRepo;
   };
 }
 
-export function createContext(config: Config, logger: Logger, db: Kysely<DB>, redis: RedisOptions, secrets: Secrets): Context {
+export function createContext(config: Config, logger: Logger, db: Kysely<DB>, redis: RedisConfig, secrets: Secrets): Context {
   return {
     config,
     logger,
@@ -59,6 +62,7 @@ export function createContext(config: Config, logger: Logger, db: Kysely<DB>, re
       self: new SelfRepo(db),
       counters: new CountersRepo(db),
       stats: new StatsRepo(db),
+      partitions: new PartitionsRepo(db),
     },
   };
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { chinaDay } from '../providers/shared/china-time.js';
 import { MARKETING_CATEGORIES } from '../providers/shared/message-class.js';
 import { MARKETING_DAILY_CAPS, type Channel } from '../providers/channels.js';
@@ -17,7 +17,7 @@ export function isMarketing(content: PushContent): boolean {
 
 export class MarketingCaps {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly caps: Partial<Record<Channel, number>> = MARKETING_DAILY_CAPS,
   ) {}

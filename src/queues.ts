@@ -1,5 +1,5 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import { createRedis, type RedisClient, type RedisConfig } from './redis.js';
 import { CHANNELS, type Channel } from '../providers/channels.js';
 
 export const ROUTE_QUEUE = 'route';
@@ -141,7 +141,7 @@ export class BulkAdder<T> {
 
 /** The producer side of every queue, sharing one Redis connection. */
 export class Queues {
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   readonly route: Queue<RouteJob>;
   /** Route jobs from accepted requests, batched per event-loop turn. */
   readonly routeAdder: BulkAdder<RouteJob>;
@@ -152,10 +152,10 @@ export class Queues {
   private readonly txQueues = new Map<Channel, Queue<SendJob>>();
 
   constructor(
-    redis: RedisOptions,
+    redis: RedisConfig,
     readonly prefix: string,
   ) {
-    this.connection = new Redis({ ...redis, maxRetriesPerRequest: null });
+    this.connection = createRedis(redis);
     this.route = new Queue<RouteJob>(ROUTE_QUEUE, { connection: this.connection, prefix });
     this.routeAdder = new BulkAdder(this.route);
     this.selfAck = new Queue<SelfAckJob>(SELF_ACK_QUEUE, { connection: this.connection, prefix });

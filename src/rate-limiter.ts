@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 /**
  * A per-credential send budget in Redis, shared by every worker process: at most `perSecond`
@@ -19,7 +19,7 @@ return 0`;
 
 export class RateLimiter {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {
     redis.defineCommand('relayTakeBudget', { numberOfKeys: 1, lua: SCRIPT });

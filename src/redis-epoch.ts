@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { sql, type Kysely } from 'kysely';
 import type { DB } from './db/schema.js';
 
 /** The `relay_state` row that remembers the marker last written into Redis (migration 0030). */
 const STATE_KEY = 'redis_epoch';
+import type { RedisClient } from './redis.js';
 
 /**
  * Notices that Redis lost its data. Relay writes a random marker (`<prefix>:epoch`) into Redis and
@@ -24,7 +24,7 @@ export class RedisEpoch {
   private recorded: string | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly db: Kysely<DB>,
   ) {}

@@ -1,13 +1,70 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { ConnectionOptions } from 'bullmq';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 
-export interface RedisHandle {
-  /** Options for every connection Relay opens (BullMQ needs its own blocking connections). */
+/** A connection to one Redis server or to a Redis Cluster: both speak the commands Relay uses. */
+export type RedisClient = Redis | Cluster;
+
+/** How to reach Redis: a server's options, or the seed nodes of a cluster with per-node options. */
+export interface RedisConfig {
+  /** Options of every connection Relay opens (for a cluster: of each node connection). */
   options: RedisOptions;
+  /** Seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES); the rest are discovered. */
+  cluster?: { host: string; port: number }[];
+}
+
+export interface RedisHandle {
+  config: RedisConfig;
   stop(): Promise<void>;
+}
+
+/**
+ * A new connection (a Cluster client with cluster nodes). In a cluster, BullMQ's scripts and
+ * Relay's multi-key commands need all keys of one queue (and the presence keys) in one hash slot:
+ * QUEUE_PREFIX is then a hash tag (`{relay}`, see config.ts), as BullMQ's guide asks:
+ * https://docs.bullmq.io/bull/patterns/redis-cluster
+ */
+export function createRedis(cfg: RedisConfig): RedisClient {
+  const options: RedisOptions = { ...cfg.options, maxRetriesPerRequest: null };
+  if (!cfg.cluster) return new Redis(options);
+  return new Cluster(cfg.cluster, {
+    redisOptions: options,
+    // BullMQ's blocking commands and Relay's scripts must go to the primary of their slot.
+    scaleReads: 'master',
+    enableReadyCheck: true,
+  });
+}
+
+/**
+ * The `connection` of a BullMQ Worker: options (BullMQ opens its own connections) for one server;
+ * for a cluster, a Cluster client that `releaseWith` closes when the worker closes (BullMQ leaves
+ * a connection it was given open).
+ */
+export function bullConnection(cfg: RedisConfig): ConnectionOptions {
+  return cfg.cluster ? (createRedis(cfg) as ConnectionOptions) : ({ ...cfg.options, maxRetriesPerRequest: null } as ConnectionOptions);
+}
+
+/** Closes a cluster connection made by bullConnection once its worker has closed. */
+export function releaseWith<W extends { once(event: 'closed', fn: () => void): unknown; opts: { connection?: unknown } }>(worker: W): W {
+  const conn = worker.opts.connection;
+  if (conn instanceof Cluster) worker.once('closed', () => conn.disconnect());
+  return worker;
+}
+
+/** `host:port,host:port` of REDIS_CLUSTER_NODES. */
+export function parseClusterNodes(text: string): { host: string; port: number }[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(s);
+      if (!m) throw new Error(`REDIS_CLUSTER_NODES: expected host:port, got ${s}`);
+      return { host: m[1]!, port: Number(m[2]) };
+    });
 }
 
 const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
@@ -17,8 +74,18 @@ const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
  * installed, starts one with its data under DATA_DIR (the zero-setup default); otherwise fails
  * with one clear line.
  */
-export async function ensureRedis(url: string, dataDir: string, logger: Logger): Promise<RedisHandle> {
+export async function ensureRedis(url: string, dataDir: string, logger: Logger, clusterNodes?: string): Promise<RedisHandle> {
   const u = new URL(url);
+  if (clusterNodes) {
+    // A cluster is never started here: its nodes' credentials and TLS come from REDIS_URL.
+    const options: RedisOptions = {
+      username: u.username || undefined,
+      password: u.password ? decodeURIComponent(u.password) : undefined,
+      tls: u.protocol === 'rediss:' ? {} : undefined,
+      maxRetriesPerRequest: null,
+    };
+    return { config: { options, cluster: parseClusterNodes(clusterNodes) }, stop: async () => undefined };
+  }
   const options: RedisOptions = {
     host: u.hostname.replace(/^\[|\]$/g, ''),
     port: Number(u.port || 6379),
@@ -28,7 +95,7 @@ export async function ensureRedis(url: string, dataDir: string, logger: Logger):
     tls: u.protocol === 'rediss:' ? {} : undefined,
     maxRetriesPerRequest: null,
   };
-  if (await answers(options)) return { options, stop: async () => undefined };
+  if (await answers(options)) return { config: { options }, stop: async () => undefined };
 
   const hasServer = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
   if (!LOCAL_HOSTS.has(u.hostname) || !hasServer) {
@@ -48,7 +115,7 @@ export async function ensureRedis(url: string, dataDir: string, logger: Logger):
   for (let i = 0; i < 50; i++) {
     if (await answers(options)) {
       return {
-        options,
+        config: { options },
         stop: async () => {
           child.kill('SIGTERM');
         },

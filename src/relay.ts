@@ -30,6 +30,7 @@ import { registerGatewayMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limiter.js';
 import { coreReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
 import { ensureRedis } from './redis.js';
+import { API_PROCESS_HEADER } from './api-cluster.js';
 import { BusPublisher } from './self/bus.js';
 import { selfDispatch } from './self/dispatch.js';
 import { GatewayNode } from './self/gateway-node.js';
@@ -66,6 +67,8 @@ export interface RelayOptions {
   listen?: boolean;
   /** More readiness checks (the supervisor's: a worker process is alive). */
   checks?: Record<string, ReadinessCheck>;
+  /** One of several API processes (api-cluster.ts): its number, sent in a response header. */
+  apiProcess?: string;
 }
 
 /** Provider endpoints and tuning, from the config. */
@@ -112,10 +115,10 @@ export async function startRelay(
 ): Promise<Relay> {
   const roles = new Set<Role>(config.ROLES);
   const secrets = loadSecrets(config, announce);
-  const redis = await ensureRedis(config.REDIS_URL, config.DATA_DIR, logger);
+  const redis = await ensureRedis(config.REDIS_URL, config.DATA_DIR, logger, config.REDIS_CLUSTER_NODES);
   const database = await openDatabase({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, poolSize: config.DATABASE_POOL_SIZE, dataDir: config.DATA_DIR, onIdleError: (err) => logger.warn({ err }, 'an idle database connection failed') });
   await migrate(database.db, config.DATABASE_SCHEMA, logger, { credentialsKey: secrets.credentialsKey });
-  const ctx = createContext(config, logger, database.db, redis.options, secrets);
+  const ctx = createContext(config, logger, database.db, redis.config, secrets);
 
   // Presence and the gateway bus live in Redis; every role that routes, sends or recalls uses them.
   const presence = new Presence(ctx.queues.connection, config.QUEUE_PREFIX);
@@ -164,7 +167,10 @@ export async function startRelay(
   let server: Server | undefined;
   let port: number | undefined;
   if (roles.has('api')) {
-    server = createLimitedServer(config, createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort, mqttsPort, wssPort } : {}), recall: selfRecall(ctx, presence, bus), readiness, presence: presence.lookup }));
+    const api = createApi(ctx, { ...(mqttPort !== undefined ? { mqttPort, mqttsPort, wssPort } : {}), recall: selfRecall(ctx, presence, bus), readiness, presence: presence.lookup });
+    const label = opts.apiProcess;
+    // Which of several API processes answered: for operators (and the test) to see the spread.
+    server = createLimitedServer(config, label ? (req, res) => (res.setHeader(API_PROCESS_HEADER, label), api(req, res)) : api);
   } else if (gateway || opts.listen !== false) {
     // Without the API, a process still answers /healthz, /readyz and /metrics: the gateway on its
     // own HTTP server (beside MQTT over WebSocket), a worker or scheduler on HEALTH_PORT.

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { failed, RELAY_CODES, type Channel, type Outcome, type Provider } from '../providers/types.js';
 import type { ProviderSource } from '../workers/send.js';
 
@@ -31,7 +31,7 @@ export class SmsDailyCap {
   private readonly appCaps = new Map<string, { cap: number | undefined; at: number }>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     /** SMS_DAILY_CAP: the operator's ceiling for every app; 0 sets none. */
     readonly cap: number,

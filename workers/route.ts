@@ -1,4 +1,4 @@
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import { providerModule } from '../providers/registry.js';
 import type { Channel } from '../providers/types.js';
 import type { PushRequest } from '../src/core/push-request.js';
@@ -6,6 +6,7 @@ import type { Context } from '../src/context.js';
 import type { NewDeliveryRow } from '../src/db/deliveries-repo.js';
 import { deviceRow, tokenRow } from '../src/services/route-rows.js';
 import { ROUTE_QUEUE, ROUTER_LEASE_MS, sendJobId, type RouteJob } from '../src/queues.js';
+import { bullConnection, releaseWith } from '../src/redis.js';
 
 /** Which devices are online on the self channel right now (the gateway's presence). */
 export type PresenceLookup = (appId: string, deviceIds: string[]) => Promise<ReadonlySet<string>>;
@@ -76,11 +77,11 @@ export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobod
     }
   }
 
-  return new Worker<RouteJob>(ROUTE_QUEUE, handle, {
-    connection: ctx.redis as ConnectionOptions,
+  return releaseWith(new Worker<RouteJob>(ROUTE_QUEUE, handle, {
+    connection: bullConnection(ctx.redis),
     prefix: config.QUEUE_PREFIX,
     concurrency: 2,
     lockDuration: config.WORKER_LOCK_DURATION,
     stalledInterval: config.WORKER_LOCK_DURATION,
-  });
+  }));
 }

@@ -1,9 +1,10 @@
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import type { Channel } from '../providers/types.js';
 import type { PushRequest } from '../src/core/push-request.js';
 import { routeDevice, type Platform } from '../src/routing.js';
 import type { Context } from '../src/context.js';
 import { SELF_ACK_QUEUE, type SelfAckJob } from '../src/queues.js';
+import { bullConnection, releaseWith } from '../src/redis.js';
 
 /**
  * A self-channel delivery to an online device that is not acked within SELF_ACK_TIMEOUT
@@ -49,11 +50,11 @@ export function createSelfAckWorker(ctx: Context): Worker<SelfAckJob> {
     if (moved.length > 0) ctx.logger.debug({ appId, messageId, moved: moved.length }, 'self channel: un-acked deliveries fell back');
   }
 
-  return new Worker<SelfAckJob>(SELF_ACK_QUEUE, handle, {
-    connection: ctx.redis as ConnectionOptions,
+  return releaseWith(new Worker<SelfAckJob>(SELF_ACK_QUEUE, handle, {
+    connection: bullConnection(ctx.redis),
     prefix: config.QUEUE_PREFIX,
     concurrency: 4,
     lockDuration: config.WORKER_LOCK_DURATION,
     stalledInterval: config.WORKER_LOCK_DURATION,
-  });
+  }));
 }

@@ -1,4 +1,4 @@
-import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, Worker, type Job } from 'bullmq';
 import { failed, retry, type Channel, type Outcome, type Provider } from '../providers/types.js';
 import { buildPlan, type MessagePlan } from '../src/core/content.js';
 import type { PushRequest } from '../src/core/push-request.js';
@@ -11,6 +11,7 @@ import { isMarketing, type MarketingCaps } from '../src/marketing-caps.js';
 import type { RateLimiter } from '../src/rate-limiter.js';
 import type { CampaignSendHooks } from '../src/campaigns/send-hooks.js';
 import { RELAY_CODES } from '../src/core/outcome-codes.js';
+import { bullConnection, releaseWith } from '../src/redis.js';
 
 export interface ProviderSource {
   get(appId: string, channel: Channel): Promise<Provider | null>;
@@ -217,14 +218,14 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     }
   }
 
-  return new Worker<SendJob>(opts.lane === 'tx' ? txQueueName(channel) : channel, handle, {
-    connection: ctx.redis as ConnectionOptions,
+  return releaseWith(new Worker<SendJob>(opts.lane === 'tx' ? txQueueName(channel) : channel, handle, {
+    connection: bullConnection(ctx.redis),
     prefix: config.QUEUE_PREFIX,
     concurrency: config.SEND_CONCURRENCY,
     lockDuration: config.WORKER_LOCK_DURATION,
     stalledInterval: config.WORKER_LOCK_DURATION,
     maxStalledCount: 100,
-  });
+  }));
 }
 
 /** Slack between this worker's clock and the database's when trusting a lease the router set. */

@@ -132,8 +132,25 @@ export class Sweeper {
     await recalls.expirePending(new Date(Date.now() - config.RECALL_REVOKE_WAIT));
   }
 
+  /**
+   * Day partitions of `deliveries`: the next days' created, those past DELIVERY_RETENTION dropped
+   * with their messages and idempotency keys. `now` is movable for tests.
+   */
+  async rotatePartitions(now = new Date()) {
+    const { repos, config, logger } = this.ctx;
+    const r = await repos.partitions.maintain(now, {
+      aheadDays: config.DELIVERY_PARTITIONS_AHEAD,
+      ...(config.DELIVERY_RETENTION ? { retentionMs: config.DELIVERY_RETENTION } : {}),
+    });
+    if (r.dropped.length + r.messages > 0) logger.info({ dropped: r.dropped, messages: r.messages, idempotencyKeys: r.idempotencyKeys }, 'retention: expired day partitions dropped');
+    return r;
+  }
+
   async sweep(): Promise<{ expired: number; requeued: number; rerouted: number; purged: number }> {
     const { repos, config, queues } = this.ctx;
+    // A partition step that fails (a lock it would not wait for) is retried next pass; the sweep
+    // itself goes on.
+    await this.rotatePartitions().catch((err: unknown) => this.ctx.logger.warn({ err }, 'partition maintenance failed'));
     // Queued rows past their TTL, and self-channel rows the device never acked before it.
     const expired = (await repos.deliveries.expireOverdue()) + (await repos.self.expireOverdue());
     // Grace: well past a lock duration, so a job that is merely slow or delayed is left alone.

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { Logger } from 'pino';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config, RateLimit } from '../config.js';
@@ -26,7 +26,7 @@ export class ApiRateLimits {
   private lastWarning = 0;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     config: Pick<Config, 'QUEUE_PREFIX' | 'RATE_LIMIT_API_KEY' | 'RATE_LIMIT_APP' | 'RATE_LIMIT_DEVICE'>,
     private readonly auth: Authenticator,
     private readonly deviceSecret: string,

@@ -4,6 +4,7 @@ import { RECEIPT_CHANNELS } from '../../providers/channels.js';
 import type { OutcomeReason } from '../../providers/types.js';
 import type { DeliveryStatus } from '../core/delivery-status.js';
 import { idArray, textArray } from './array-literal.js';
+import { deliveryIdAt } from './partitions-repo.js';
 import { withPlanner } from './planner.js';
 import type { DB, DeliveryRow } from './schema.js';
 import { TALLIES } from './tallies.js';
@@ -66,17 +67,21 @@ export class DeliveriesRepo {
    * they had none.
    */
   async insertPage(appId: string, messageId: string, rows: NewDeliveryRow[], leaseUntil?: Date): Promise<PageInsert> {
+    // The rows' ids carry the day their message was due (created, or scheduled for): all of a
+    // message's deliveries share one day partition (migration 0035), whenever they are routed.
     const result: PageInsert = { leased: new Map(), pending: new Map(), resumed: [] };
     if (rows.length === 0) return result;
     const lease = leaseUntil?.toISOString() ?? null;
     // A plain INSERT costs half of ON CONFLICT's speculative insertion; only a re-run of a page
-    // (after a crash) meets rows it inserted before, and takes the slower path.
+    // (after a crash) meets rows it inserted before, and takes the slower path. Without a conflict
+    // target: (message_id, device_id) is unique per day partition, not on the partitioned table
+    // (migration 0035), and a target-less DO NOTHING checks the partition's unique indexes.
     let inserted;
     try {
       inserted = await this.insertRows(appId, messageId, rows, lease, sql``);
     } catch (err) {
       if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
-      inserted = await this.insertRows(appId, messageId, rows, lease, sql`ON CONFLICT (message_id, device_id) DO NOTHING`);
+      inserted = await this.insertRows(appId, messageId, rows, lease, sql`ON CONFLICT DO NOTHING`);
     }
     const queued = inserted.rows[0]?.queued ?? {};
     for (const [channel, ids] of Object.entries(queued)) (leaseUntil ? result.leased : result.pending).set(channel, ids);
@@ -103,8 +108,8 @@ export class DeliveriesRepo {
     // a thousand result rows cost more than the insert's own client work.
     return sql<{ inserted: string; queued: Record<string, string[]> | null }>`
       WITH changed AS (
-        INSERT INTO deliveries (message_id, app_id, device_id, platform, channel, token, status, error, lease_until, variant)
-        SELECT ${messageId}, ${appId}, v.device_id, v.platform, v.channel, v.token, v.status, v.error,
+        INSERT INTO deliveries (id, message_id, app_id, device_id, platform, channel, token, status, error, lease_until, variant)
+        SELECT ${deliveryIdAt(sql`coalesce((SELECT greatest(created_at, send_at) FROM messages WHERE id = ${messageId}), now())`)}, ${messageId}, ${appId}, v.device_id, v.platform, v.channel, v.token, v.status, v.error,
                CASE WHEN v.status = 'queued' THEN ${lease}::timestamptz END, v.variant
         FROM unnest(${textArray(rows.map((r) => r.deviceId))}::text[], ${textArray(rows.map((r) => r.platform))}::text[],
                     ${textArray(rows.map((r) => r.channel))}::text[], ${textArray(rows.map((r) => r.token))}::text[],

@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { createRedis, type RedisClient, type RedisConfig } from '../redis.js';
 import type { Logger } from 'pino';
 
 /** One message for many devices of one app on one node: the batch's content travels once. */
@@ -50,7 +50,7 @@ export const allNodesChannel = (prefix: string) => `${prefix}:gw-all`;
  */
 export class BusPublisher {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 
@@ -77,12 +77,12 @@ export class BusPublisher {
 
 /** A gateway node's subscription to its own channel, on a connection of its own. */
 export class BusSubscriber {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly channel: string;
   private readonly everyone: string;
 
   constructor(
-    options: RedisOptions,
+    options: RedisConfig,
     prefix: string,
     node: string,
     private readonly onMessage: (msg: BusMessage) => void,
@@ -90,7 +90,7 @@ export class BusSubscriber {
   ) {
     this.channel = nodeChannel(prefix, node);
     this.everyone = allNodesChannel(prefix);
-    this.redis = new Redis({ ...options, maxRetriesPerRequest: null });
+    this.redis = createRedis(options);
     this.redis.on('error', (err) => this.logger.warn({ err: err.message }, 'gateway bus connection error'));
     this.redis.on('message', (_channel: string, text: string) => {
       let msg: BusMessage;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { Logger } from 'pino';
 import { defaultAdviseKeepAlive, type AdviseInput } from '../gateway/index.js';
 
@@ -46,7 +46,7 @@ export class KeepAliveAdvisor {
   private readonly maxNetworks: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly logger: Logger,
     opts: KeepAliveAdvisorOptions = {},

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { PresenceLookup } from '../../workers/route.js';
 
 /** Where a device is connected right now, as its gateway node wrote it. */
@@ -47,7 +47,7 @@ export class Presence {
   private readonly cmd: PresenceCommands;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {
     const r = redis as unknown as Partial<PresenceCommands>;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import { MAX_TTL_SECONDS } from '../core/push-request.js';
 import type { SessionStore } from '../gateway/index.js';
 
@@ -62,7 +62,7 @@ export class SelfSessions implements SessionStore {
   private readonly cmd: SessionCommands;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
     /** Every write's promise, so a closing node can wait for them. */
     private readonly track: <T>(p: Promise<T>) => Promise<T>,

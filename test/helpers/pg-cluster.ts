@@ -16,6 +16,8 @@ export interface OwnPostgres {
   /** Stops the server the way a crash does (immediate: no checkpoint), then starts it again. */
   restart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
+  /** The postmaster's pid (its children are the server's backends and background workers). */
+  pid(): number | undefined;
 }
 
 function bin(name: string): string {
@@ -25,7 +27,11 @@ function bin(name: string): string {
   return join(root, versions[0]!, 'bin', name);
 }
 
-export async function startOwnPostgres(): Promise<OwnPostgres> {
+/**
+ * `settings` replace the defaults' `name=value` pairs (a benchmark measuring WAL wants
+ * full_page_writes on, as production runs it) and add others (shared_preload_libraries).
+ */
+export async function startOwnPostgres(opts: { settings?: Record<string, string> } = {}): Promise<OwnPostgres> {
   const asRoot = process.getuid?.() === 0;
   const wrap = (cmd: string, args: string[]): [string, string[]] => (asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]);
   const dir = mkdtempSync(join(tmpdir(), 'relay-pg-'));
@@ -40,9 +46,10 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   const up = async () => {
+    const settings: Record<string, string> = { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '200', ...opts.settings };
     const [cmd, args] = wrap(bin('postgres'), [
       '-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200',
+      ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
     ]);
     child = spawn(cmd, args, { stdio: 'ignore' });
     for (let i = 0; i < 200; i++) {
@@ -67,6 +74,10 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
       await down('SIGQUIT');
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       await up();
+    },
+    pid() {
+      const text = spawnSync('head', ['-1', join(data, 'postmaster.pid')], { encoding: 'utf8' }).stdout.trim();
+      return text ? Number(text) : undefined;
     },
     async stop() {
       await down('SIGINT');

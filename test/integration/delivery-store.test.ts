@@ -48,8 +48,12 @@ test('array literals built for hot statements round-trip through PostgreSQL unch
 
 test('no index of deliveries names a column an outcome write changes (so outcomes are HOT updates)', async () => {
   const res = await sql<{ indexdef: string }>`
-    SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'deliveries'`.execute(t.relay.ctx.db);
+    SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()
+      AND tablename IN (SELECT relid::regclass::text FROM pg_partition_tree('deliveries'))`.execute(t.relay.ctx.db);
+  // The table and each of its day partitions (migration 0035): the key, the (message, device) key
+  // of each partition and the self index.
   assert.ok(res.rows.length >= 3, 'the table has its key, its (message, device) key and the self index');
+  assert.ok(res.rows.some((r) => /UNIQUE INDEX .* \(message_id, device_id\)/.test(r.indexdef)), 'each partition has its (message, device) key');
   const hot = ['status', 'provider_id', 'lease_until', 'attempts', 'error', 'sent_at', 'updated_at', 'next_attempt_at'];
   for (const { indexdef } of res.rows) {
     for (const column of hot) assert.doesNotMatch(indexdef, new RegExp(`\\b${column}\\b`), `${indexdef} names ${column}`);
