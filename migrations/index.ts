@@ -8,6 +8,7 @@ import * as m0006 from './0006_campaign_columns.js';
 import * as m0007 from './0007_minute_stats_and_counters.js';
 import * as m0008 from './0008_campaigns.js';
 import * as m0009 from './0009_device_credential_epoch.js';
+import * as m0015 from './0015_dead_letters.js';
 
 /** Append-only: a new migration is a new numbered file added here, never an edit of an old one. */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0007_minute_stats_and_counters': m0007,
   '0008_campaigns': m0008,
   '0009_device_credential_epoch': m0009,
+  '0015_dead_letters': m0015,
 };

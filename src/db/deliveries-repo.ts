@@ -5,7 +5,7 @@ import type { DeliveryStatus } from '../core/delivery-status.js';
 import { idArray, textArray } from './array-literal.js';
 import { withPlanner } from './planner.js';
 import type { DB, DeliveryRow } from './schema.js';
-import { TALLIES } from './tallies.js';
+import { DEAD_LETTERS, TALLIES } from './tallies.js';
 
 /** PostgreSQL's unique_violation. */
 const UNIQUE_VIOLATION = '23505';
@@ -111,7 +111,7 @@ export class DeliveriesRepo {
         RETURNING id, app_id, message_id, channel, platform, variant, status, error, NULL::text AS old_status, NULL::text AS old_channel
       ), opened AS (
         INSERT INTO delivery_open (id) SELECT id FROM changed WHERE status = 'queued'
-      ), ${TALLIES}
+      ), ${TALLIES}, ${DEAD_LETTERS}
       SELECT (SELECT count(*) FROM changed) AS inserted,
              (SELECT json_object_agg(channel, ids) FROM (
                 SELECT channel, json_agg(id::text ORDER BY id) AS ids FROM changed
@@ -219,7 +219,7 @@ export class DeliveriesRepo {
         SELECT app_id, channel, new_provider_id, array_agg(id ORDER BY id) FROM changed
         WHERE new_provider_id IS NOT NULL AND channel = ANY(${VENDOR_CHANNELS as readonly string[]}::text[])
         GROUP BY app_id, channel, new_provider_id
-      ), quarantined AS (${quarantine}), ${TALLIES}
+      ), quarantined AS (${quarantine}), ${TALLIES}, ${DEAD_LETTERS}
       SELECT (SELECT count(*) FROM changed) AS updated, (SELECT count(*) FROM quarantined) AS quarantined`.execute(tx));
     const r = res.rows[0];
     return { updated: Number(r?.updated ?? 0), quarantined: Number(r?.quarantined ?? 0) };
@@ -295,7 +295,7 @@ export class DeliveriesRepo {
         WHERE changed.status = 'invalid' AND tk.app_id = changed.app_id AND tk.device_id = changed.device_id
           AND tk.channel = changed.channel AND tk.token = changed.token AND tk.state = 'active'
         RETURNING 1
-      ), ${TALLIES}
+      ), ${TALLIES}, ${DEAD_LETTERS}
       SELECT (SELECT count(*) FROM target) AS matched, (SELECT count(*) FROM changed) AS n,
              (SELECT count(*) FROM quarantined) AS q,
              (SELECT coalesce(json_agg(id::text ORDER BY id), '[]'::json) FROM changed
@@ -323,6 +323,9 @@ export class DeliveriesRepo {
                   'failed'::text AS old_status, l.channel AS old_channel
       ), opened AS (
         INSERT INTO delivery_open (id) SELECT id FROM changed ON CONFLICT DO NOTHING
+      ), revived AS (
+        -- No longer a dead letter: it is queued again on another channel.
+        DELETE FROM dead_letters WHERE delivery_id = ANY(ARRAY(SELECT id FROM changed))
       ), ${TALLIES}
       SELECT json_agg(json_build_array(message_id, id::text) ORDER BY id) AS moved FROM changed`.execute(tx));
     const byMessage = new Map<string, string[]>();
@@ -381,7 +384,7 @@ export class DeliveriesRepo {
                   'queued'::text AS old_status, d.channel AS old_channel
       ), closed AS (
         DELETE FROM delivery_open WHERE id = ANY(ARRAY(SELECT id FROM changed))
-      ), ${TALLIES}
+      ), ${TALLIES}, ${DEAD_LETTERS}
       SELECT count(*) AS n FROM changed`.execute(this.db);
     return Number(res.rows[0]?.n ?? 0);
   }

@@ -27,6 +27,7 @@ const messageView = z.object({
   sendAt: z.string().nullable(),
   expiresAt: z.string(),
   createdAt: z.string(),
+  replayOf: z.string().nullable().describe('The message whose dead letters this one replays (`POST /v1/deliveries/replay`)'),
 });
 
 const deliveryView = z.object({
@@ -102,6 +103,7 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
         sendAt: iso(m.send_at),
         expiresAt: m.expires_at.toISOString(),
         createdAt: m.created_at.toISOString(),
+        replayOf: m.replay_of,
       });
     },
   );
