@@ -22,6 +22,7 @@ import { createContext, type Context } from './context.js';
 import { migrate, openDatabase } from './db/database.js';
 import { serveHealth } from './health-server.js';
 import { MarketingCaps } from './marketing-caps.js';
+import { QuotaDays } from './quota-days.js';
 import { registerGatewayMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limiter.js';
 import { coreReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
@@ -83,11 +84,12 @@ function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { wo
   const workers: Worker[] = [createRouteWorker(ctx, presence.lookup), createSelfAckWorker(ctx)];
   const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
   const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
+  const quotaDays = new QuotaDays(ctx.queues.connection, config.QUEUE_PREFIX, ctx.clock);
   const campaigns = new CampaignSendHooks(ctx.db, new CampaignsRepo(ctx.db));
-  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps, campaigns }));
+  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps, campaigns, quotaDays }));
   // The transactional lane: single pushes have workers of their own, so a fan-out's backlog on
   // the bulk queue never stands between them and the provider.
-  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps, campaigns, lane: 'tx' }));
+  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, registry, { limiter, caps, campaigns, quotaDays, lane: 'tx' }));
   for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
   return { workers, registry };
 }

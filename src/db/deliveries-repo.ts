@@ -333,19 +333,24 @@ export class DeliveriesRepo {
     return [...byMessage].map(([messageId, list]) => ({ messageId, ids: list }));
   }
 
-  /** Hands queued, unleased deliveries to another channel (a fallback); returns the moved ids. */
-  async moveQueued(ids: readonly string[], channel: string): Promise<string[]> {
+  /**
+   * Hands queued, unleased deliveries to another channel (a fallback); returns the moved ids.
+   * `tokens` (parallel to `ids`) are the device's tokens on that channel; without, none (self).
+   */
+  async moveQueued(ids: readonly string[], channel: string, tokens?: readonly (string | null)[]): Promise<string[]> {
     if (ids.length === 0) return [];
     // The counters move the row's count to the new channel: its old channel is read under lock.
     const res = await this.byIds((tx) => sql<{ id: string }>`
-      WITH locked AS (
+      WITH v AS (
+        SELECT * FROM unnest(${idArray(ids)}::bigint[], ${textArray(tokens ?? ids.map(() => null))}::text[]) AS v(id, token)
+      ), locked AS (
         SELECT id, channel FROM deliveries
         WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND (lease_until IS NULL OR lease_until < now())
         ORDER BY id FOR UPDATE
       ), changed AS (
-        UPDATE deliveries d SET channel = ${channel}, token = NULL, provider_id = NULL, lease_until = NULL,
+        UPDATE deliveries d SET channel = ${channel}, token = v.token, provider_id = NULL, lease_until = NULL,
           next_attempt_at = NULL, updated_at = now()
-        FROM locked l
+        FROM locked l JOIN v ON v.id = l.id
         WHERE d.id = l.id AND d.status = 'queued' AND (d.lease_until IS NULL OR d.lease_until < now())
         RETURNING d.id, d.app_id, d.message_id, d.channel, d.platform, d.variant, d.status, NULL::jsonb AS error,
                   'queued'::text AS old_status, l.channel AS old_channel
