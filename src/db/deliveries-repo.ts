@@ -311,11 +311,17 @@ export class DeliveriesRepo {
    */
   async requeueOnChannel(ids: readonly string[], channel: string): Promise<{ messageId: string; ids: string[] }[]> {
     if (ids.length === 0) return [];
+    // The self channel needs a device; another channel (FCM) the device's active token there.
     const res = await this.byIds((tx) => sql<{ moved: [string, string][] | null }>`
       WITH locked AS (
-        SELECT id, channel FROM deliveries WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'failed' ORDER BY id FOR UPDATE
+        SELECT d.id, d.channel, t.token FROM deliveries d
+        LEFT JOIN device_tokens t ON ${channel} <> 'self' AND t.app_id = d.app_id AND t.device_id = d.device_id
+          AND t.channel = ${channel} AND t.state = 'active'
+        WHERE d.id = ANY(${idArray(ids)}::bigint[]) AND d.status = 'failed' AND d.device_id <> ''
+          AND (${channel} = 'self' OR t.token IS NOT NULL)
+        ORDER BY d.id FOR UPDATE OF d
       ), changed AS (
-        UPDATE deliveries d SET status = 'queued', channel = ${channel}, token = NULL, provider_id = NULL,
+        UPDATE deliveries d SET status = 'queued', channel = ${channel}, token = l.token, provider_id = NULL,
           lease_until = NULL, next_attempt_at = NULL, updated_at = now()
         FROM locked l
         WHERE d.id = l.id AND d.status = 'failed'
