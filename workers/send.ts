@@ -85,7 +85,8 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
    * app skip this channel until the reset, for every worker.
    */
   async function attempt(appId: string, plan: MessagePlan, claimed: ClaimedDelivery[]): Promise<Outcome[]> {
-    const skipping = quotaDays && channel !== 'self' ? await quotaDays.skippedUntil(appId, channel) : null;
+    // Redis unreachable: the vendor is asked, and says so again if the day is still over.
+    const skipping = quotaDays && channel !== 'self' ? await quotaDays.skippedUntil(appId, channel).catch(() => null) : null;
     if (skipping !== null) {
       const message = `the app's daily ${channel} total is used up until ${new Date(skipping).toISOString()}; not sent`;
       return claimed.map(() => failed({ code: RELAY_CODES.quota, message, evidence: { resetAt: skipping } }));
