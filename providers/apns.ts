@@ -27,8 +27,9 @@ import {
   type TuningSetting,
   tuningOf,
 } from './types.js';
-import { isRecord } from './json.js';
-import { RELAY_CLICK_KEY, RELAY_ID_KEY, RELAY_IMAGE_KEY } from './relay-keys.js';
+import { isRecord } from './shared/json.js';
+import { Semaphore } from './shared/limiter.js';
+import { RELAY_CLICK_KEY, RELAY_ID_KEY, RELAY_IMAGE_KEY } from './shared/relay-keys.js';
 
 /**
  * APNs channel: Apple's HTTP/2 provider API through `@parse/node-apn` 8.x.
@@ -199,7 +200,7 @@ export const apnsOverridesSchema = z.strictObject({
   aps: jsonObject.optional(),
   payload: jsonObject
     .refine((p) => !('aps' in p), { message: 'payload may not set aps; use overrides.apns.aps' })
-    .refine((p) => !('relay_id' in p), { message: 'relay_id is reserved' })
+    .refine((p) => !(RELAY_ID_KEY in p), { message: `${RELAY_ID_KEY} is reserved` })
     .optional(),
 });
 
@@ -227,7 +228,6 @@ export const APNS_MAX_PAYLOAD_BYTES = 4096;
 export const APNS_MAX_VOIP_PAYLOAD_BYTES = 5120;
 export const APNS_MAX_COLLAPSE_ID_BYTES = 64;
 
-export { RELAY_CLICK_KEY, RELAY_ID_KEY, RELAY_IMAGE_KEY } from './relay-keys.js';
 
 /** Everything node-apn needs for one message; identical for every token of the message. */
 export interface ApnsRequest {
@@ -469,52 +469,6 @@ export function classifyApnsResult(r: ApnsResult): Outcome {
   if (status === 410) return invalid(why);
   if (RETRY_STATUSES.has(status) || status >= 500) return retry(why);
   return failed(why);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Concurrency
-// ---------------------------------------------------------------------------------------------
-
-/** A FIFO counting semaphore (fair between concurrent `send()` calls). */
-export class Semaphore {
-  private available: number;
-  private readonly waiters: Array<(() => void) | undefined> = [];
-  private head = 0;
-
-  constructor(readonly permits: number) {
-    if (!(permits >= 1)) throw new RangeError('a semaphore needs at least one permit');
-    this.available = permits;
-  }
-
-  get inUse(): number {
-    return this.permits - this.available;
-  }
-
-  /** Takes a permit: synchronously when one is free (no promise), else in FIFO order. */
-  acquire(): Promise<void> | undefined {
-    if (this.available > 0) {
-      this.available--;
-      return undefined;
-    }
-    return new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiters[this.head];
-    if (next === undefined) {
-      this.available++;
-      return;
-    }
-    this.waiters[this.head++] = undefined;
-    if (this.head === this.waiters.length) {
-      this.waiters.length = 0;
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.waiters.length) {
-      this.waiters.splice(0, this.head);
-      this.head = 0;
-    }
-    next(); // the permit passes straight to the next waiter
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import apns from './apns.js';
-import fcm from './fcm.js';
+import fcm from './fcm/index.js';
 import honor from './honor.js';
 import huawei from './huawei.js';
 import meizu from './meizu.js';

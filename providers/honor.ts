@@ -6,44 +6,25 @@ import {
   sent,
   type Outcome,
   type OutcomeReason,
-  type Provider,
   type ProviderContext,
   type ProviderModule,
   type PushContent,
   type ReceiptEvent,
   type ReceiptRequest,
-  type SendTarget,
   channelOverrides,
   httpStatusCode,
   type EndpointSetting,
   endpointOf,
 } from './types.js';
-import {
-  acquireTokenCache,
-  callWithToken,
-  categoryMapSchema,
-  clickTarget,
-  clip,
-  createLimiter,
-  deepMerge,
-  epochMs,
-  expiredOutcome,
-  fetchClientCredentialsToken,
-  fill,
-  isRecord,
-  messageClass,
-  networkRetry,
-  notifyIdFrom,
-  parseJsonBody,
-  relayData,
-  remainingTtlSeconds,
-  retryAfterMs,
-  sendInChunks,
-  VendorAuthError,
-  vendorFetchJson,
-  type IssuedToken,
-  type VendorFetchResult,
-} from './vendor-common.js';
+import { answerCode, HMS_MAX_TTL_SEC, HmsFamilyProvider, hmsImportance, hmsNotification, parseHmsReceipt } from './huawei-family.js';
+import { fill } from './shared/batches.js';
+import { remainingTtlSeconds } from './shared/expiry.js';
+import { networkRetry, retryAfterMs, trimSlash, type VendorFetchResult } from './shared/http.js';
+import { clip, deepMerge, isRecord } from './shared/json.js';
+import { categoryMapSchema, messageClass, type BuiltinClass } from './shared/message-class.js';
+import { fetchClientCredentialsToken } from './shared/oauth.js';
+import { relayData } from './shared/relay-keys.js';
+import { acquireTokenCache, VendorAuthError, type IssuedToken } from './shared/token-cache.js';
 
 /**
  * Honor push (vendors.md §2): a Huawei-derived API with camelCase fields.
@@ -61,8 +42,10 @@ import {
  */
 export const HONOR_MAX_TOKENS = 100;
 /** `android.ttl` maximum: 15 days (ZHP comments). */
-export const HONOR_MAX_TTL_SEC = 1_296_000;
-const CONCURRENCY = 8;
+export const HONOR_MAX_TTL_SEC = HMS_MAX_TTL_SEC;
+
+/** Honor classifies by importance only (no self-classification category). */
+export const honorClass: BuiltinClass = hmsImportance;
 
 /**
  * Token endpoint paths. The SDKs (ZHP, MLV, DOO, HIP) use `/auth/token` ✅; Honor's own guide
@@ -106,44 +89,19 @@ export function buildHonorBody(
   const ttl = remainingTtlSeconds(content.expiresAt, { now, max: HONOR_MAX_TTL_SEC });
   if (ttl <= 0) return undefined;
   const ov = channelOverrides<HonorOverrides>(content, 'honor');
-  const cls = messageClass('honor', content.options.category, cred.categoryMap, { importance: ov.importance });
+  const cls = messageClass(honorClass, content.options.category, cred.categoryMap, { importance: ov.importance });
 
   const android: Record<string, unknown> = { ttl: `${ttl}s`, biTag: content.messageId };
   if (ov.targetUserType !== undefined) android.targetUserType = ov.targetUserType;
 
-  const n = content.notification;
-  if (n && (n.title || n.body)) {
-    const notification: Record<string, unknown> = {};
-    // Both are required for a notification message: each falls back on the other.
-    notification.title = n.title || n.body;
-    notification.body = n.body || n.title;
-    // The image must be an HTTPS URL (the vendor rejects the whole request otherwise): without one
-    // the notification goes out with no image rather than not at all.
-    if (n.image && /^https:\/\//i.test(n.image)) notification.image = n.image;
-    notification.clickAction = honorClickAction(n.clickAction);
-    if (cls?.importance) notification.importance = cls.importance;
-    const key = content.options.collapseKey;
-    if (key) {
-      notification.tag = key;
-      // ❓ ZHP / HIP send notifyId as an integer, MLV as a string; we send the integer.
-      notification.notifyId = notifyIdFrom(key);
-    }
-    android.notification = notification;
-  }
+  const notification = hmsNotification(content.notification, content.options.collapseKey, cls, { clickAction: 'clickAction', notifyId: 'notifyId' });
+  if (notification) android.notification = notification;
   return {
     token: [...tokens],
     // Top-level `data`: a JSON string; with no notification it makes a pass-through message.
     data: JSON.stringify(relayData(content)),
     android: deepMerge(android, ov.android),
   };
-}
-
-function honorClickAction(clickAction: string | undefined): Record<string, unknown> {
-  const t = clickTarget(clickAction);
-  if (t.kind === 'url' && /^https:/i.test(t.url)) return { type: 2, url: t.url };
-  if (t.kind === 'url') return { type: 1, intent: t.url };
-  if (t.kind === 'intent') return { type: 1, intent: t.uri };
-  return { type: 3 };
 }
 
 /**
@@ -155,11 +113,6 @@ const AUTH_CODES = new Set(['401', '80200001', '80200003']);
 const RETRY_CODES = new Set(['429', '500', '502', '503', '504', '81000001']);
 /** ❓ Treated as "payload too large". */
 const TOO_LARGE_CODES = new Set(['413', '80300008']);
-
-function answerCode(res: VendorFetchResult): string | undefined {
-  if (!res.ok || !isRecord(res.json) || res.json.code === undefined || res.json.code === null) return undefined;
-  return String(res.json.code);
-}
 
 export function isHonorAuthRejected(res: VendorFetchResult): boolean {
   if (!res.ok) return false;
@@ -213,97 +166,39 @@ export function classifyHonorAnswer(res: VendorFetchResult, tokens: readonly str
   return fill(n, failed(reason('request rejected')));
 }
 
-class HonorProvider implements Provider {
-  readonly channel = 'honor' as const;
-  private readonly limiter = createLimiter(CONCURRENCY);
-  private readonly tokens;
-  private readonly sendUrl: string;
-  private oauthPath = 0;
-
-  constructor(
-    private readonly cred: HonorCredential,
-    private readonly ctx: ProviderContext,
-  ) {
-    const oauthBase = trimSlash(endpointOf(ctx, HONOR_ENDPOINTS, 'honorOauth'));
-    this.sendUrl = `${trimSlash(endpointOf(ctx, HONOR_ENDPOINTS, 'honor'))}/api/v1/${encodeURIComponent(cred.appId)}/sendMessage`;
-    this.tokens = acquireTokenCache(['honor', oauthBase, cred.clientId, cred.clientSecret], () => this.fetchToken(oauthBase));
-  }
-
-  get tokenFetches(): number {
-    return this.tokens.cache.fetchCount;
-  }
-
-  private async fetchToken(base: string): Promise<IssuedToken> {
+function createHonorProvider(cred: HonorCredential, ctx: ProviderContext): HmsFamilyProvider {
+  const oauthBase = trimSlash(endpointOf(ctx, HONOR_ENDPOINTS, 'honorOauth'));
+  let oauthPath = 0;
+  const fetchToken = async (): Promise<IssuedToken> => {
     for (;;) {
-      const path = HONOR_OAUTH_PATHS[this.oauthPath] ?? HONOR_OAUTH_PATHS[0];
+      const path = HONOR_OAUTH_PATHS[oauthPath] ?? HONOR_OAUTH_PATHS[0];
       try {
-        return await fetchClientCredentialsToken({
-          vendor: 'honor',
-          url: `${base}${path}`,
-          clientId: this.cred.clientId,
-          clientSecret: this.cred.clientSecret,
-        });
+        return await fetchClientCredentialsToken({ vendor: 'honor', url: `${oauthBase}${path}`, clientId: cred.clientId, clientSecret: cred.clientSecret });
       } catch (err) {
         const notFound = err instanceof VendorAuthError && err.reason.evidence?.status === 404;
-        if (notFound && this.oauthPath + 1 < HONOR_OAUTH_PATHS.length) {
-          this.oauthPath++;
+        if (notFound && oauthPath + 1 < HONOR_OAUTH_PATHS.length) {
+          oauthPath++;
           continue;
         }
         throw err;
       }
     }
-  }
-
-  async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
-    if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(targets.length, expiredOutcome(content.expiresAt));
-    return sendInChunks(targets, HONOR_MAX_TOKENS, this.limiter, (chunk) => this.sendChunk(content, chunk), this.ctx.logger);
-  }
-
-  private async sendChunk(content: PushContent, chunk: SendTarget[]): Promise<Outcome[]> {
-    const tokens = chunk.map((t) => t.token);
-    const body = buildHonorBody(content, tokens, this.cred);
-    if (!body) return fill(chunk.length, expiredOutcome(content.expiresAt));
-    try {
-      const { result } = await callWithToken(
-        this.tokens.cache,
-        (token) =>
-          vendorFetchJson(this.sendUrl, body, {
-            // ❓ `timestamp` is epoch ms in HONDOC / ZHP / MLV (HIP sends seconds); we send ms.
-            headers: { authorization: `Bearer ${token}`, timestamp: String(Date.now()) },
-          }),
-        isHonorAuthRejected,
-      );
-      return classifyHonorAnswer(result, tokens);
-    } catch (err) {
-      if (err instanceof VendorAuthError) return fill(chunk.length, err.toOutcome());
-      throw err;
-    }
-  }
-
-  async close(): Promise<void> {
-    this.tokens.release();
-  }
+  };
+  return new HmsFamilyProvider(
+    {
+      channel: 'honor',
+      maxTokens: HONOR_MAX_TOKENS,
+      sendUrl: `${trimSlash(endpointOf(ctx, HONOR_ENDPOINTS, 'honor'))}/api/v1/${encodeURIComponent(cred.appId)}/sendMessage`,
+      tokens: acquireTokenCache(['honor', oauthBase, cred.clientId, cred.clientSecret], fetchToken),
+      // ❓ `timestamp` is epoch ms in HONDOC / ZHP / MLV (HIP sends seconds); we send ms.
+      headers: (token) => ({ authorization: `Bearer ${token}`, timestamp: String(Date.now()) }),
+      buildBody: (content, tokens) => buildHonorBody(content, tokens, cred),
+      isAuthRejected: isHonorAuthRejected,
+      classify: classifyHonorAnswer,
+    },
+    ctx.logger,
+  );
 }
-
-function trimSlash(u: string): string {
-  return u.replace(/\/+$/, '');
-}
-
-const receiptSchema = z.object({
-  statuses: z
-    .array(
-      z
-        .object({
-          token: z.string().optional(),
-          biTag: z.string().optional(),
-          status: z.union([z.number(), z.string().regex(/^-?\d+$/)]),
-          timestamp: z.union([z.number(), z.string()]).optional(),
-          requestId: z.union([z.string(), z.number()]).optional(),
-        })
-        .passthrough(),
-    )
-    .min(1),
-});
 
 /**
  * Honor receipts ⚠️ (DOO only): `{"statuses":[{token, biTag, status, timestamp, requestId}]}`.
@@ -311,23 +206,7 @@ const receiptSchema = z.object({
  * Both are read as delivered; every other status is unverified and produces no event.
  */
 export function parseHonorReceipt(req: ReceiptRequest): ReceiptEvent[] {
-  const json = parseJsonBody(req.rawBody, 'honor');
-  const parsed = receiptSchema.safeParse(json);
-  if (!parsed.success) throw new Error(`honor receipt: expected {"statuses":[…]}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-  const events: ReceiptEvent[] = [];
-  for (const s of parsed.data.statuses) {
-    const status = Number(s.status);
-    if (status !== 40000002 && status !== 0) continue;
-    const at = epochMs(s.timestamp);
-    events.push({
-      event: 'delivered',
-      ...(s.requestId !== undefined ? { providerId: String(s.requestId) } : {}),
-      ...(s.biTag ? { messageId: s.biTag } : {}),
-      ...(s.token ? { token: s.token } : {}),
-      ...(at !== undefined ? { at } : {}),
-    });
-  }
-  return events;
+  return parseHmsReceipt(req, 'honor', (status) => status === 40000002 || status === 0);
 }
 
 export const HONOR_ENDPOINTS = {
@@ -349,7 +228,7 @@ const honor = {
     ...(cred.categoryMap ? { categoryMap: cred.categoryMap } : {}),
     ...(cred.qps ? { qps: cred.qps } : {}),
   }),
-  create: (cred, ctx) => new HonorProvider(cred, ctx),
+  create: createHonorProvider,
   receipts: { parse: parseHonorReceipt },
   qps: (cred) => cred.qps ?? 3000,
 } satisfies ProviderModule<HonorCredential>;

@@ -6,43 +6,25 @@ import {
   sent,
   type Outcome,
   type OutcomeReason,
-  type Provider,
   type ProviderContext,
   type ProviderModule,
   type PushContent,
   type ReceiptEvent,
   type ReceiptRequest,
-  type SendTarget,
   channelOverrides,
   httpStatusCode,
   type EndpointSetting,
   endpointOf,
 } from './types.js';
-import {
-  acquireTokenCache,
-  callWithToken,
-  categoryMapSchema,
-  clickTarget,
-  clip,
-  createLimiter,
-  deepMerge,
-  epochMs,
-  expiredOutcome,
-  fetchClientCredentialsToken,
-  fill,
-  isRecord,
-  messageClass,
-  networkRetry,
-  notifyIdFrom,
-  parseJsonBody,
-  relayData,
-  remainingTtlSeconds,
-  retryAfterMs,
-  sendInChunks,
-  VendorAuthError,
-  vendorFetchJson,
-  type VendorFetchResult,
-} from './vendor-common.js';
+import { answerCode, HMS_MAX_TTL_SEC, HmsFamilyProvider, hmsImportance, hmsNotification, parseHmsReceipt } from './huawei-family.js';
+import { fill } from './shared/batches.js';
+import { remainingTtlSeconds } from './shared/expiry.js';
+import { networkRetry, retryAfterMs, trimSlash, type VendorFetchResult } from './shared/http.js';
+import { clip, deepMerge, isRecord } from './shared/json.js';
+import { categoryMapSchema, messageClass, type BuiltinClass, type NeutralCategory } from './shared/message-class.js';
+import { fetchClientCredentialsToken } from './shared/oauth.js';
+import { relayData } from './shared/relay-keys.js';
+import { acquireTokenCache } from './shared/token-cache.js';
 
 /**
  * Huawei HMS Push Kit, Android v1 API (vendors.md §1).
@@ -56,9 +38,20 @@ import {
 /** Tokens per request: `message.token` takes 1..1000 entries (HWBLOG, 80300010 beyond). */
 export const HUAWEI_MAX_TOKENS = 1000;
 /** `android.ttl` maximum: 15 days. */
-export const HUAWEI_MAX_TTL_SEC = 1_296_000;
-/** Requests in flight per credential. */
-const CONCURRENCY = 8;
+export const HUAWEI_MAX_TTL_SEC = HMS_MAX_TTL_SEC;
+
+/** Huawei's self-classification categories (`android.category`) for each neutral category. */
+const HUAWEI_CATEGORY: Partial<Record<NeutralCategory, string>> = {
+  im: 'IM', voip: 'VOIP', account: 'ACCOUNT', order: 'EXPRESS', express: 'EXPRESS', subscription: 'SUBSCRIPTION',
+  travel: 'TRAVEL', health: 'HEALTH', work: 'WORK', finance: 'FINANCE', reminder: 'DEVICE_REMINDER',
+  todo: 'WORK', mail: 'MAIL', system: 'DEVICE_REMINDER', marketing: 'MARKETING',
+};
+
+/** Huawei's built-in class of a neutral category: importance by kind, plus its category. */
+export const huaweiClass: BuiltinClass = (cat, kind) => {
+  const c = HUAWEI_CATEGORY[cat];
+  return { ...hmsImportance(cat, kind), ...(c ? { category: c } : {}) };
+};
 
 export const huaweiCredentialSchema = z
   .object({
@@ -110,7 +103,7 @@ export function buildHuaweiBody(
   const ttl = remainingTtlSeconds(content.expiresAt, { now, max: HUAWEI_MAX_TTL_SEC });
   if (ttl <= 0) return undefined;
   const ov = channelOverrides<HuaweiOverrides>(content, 'huawei');
-  const cls = messageClass('huawei', content.options.category, cred.categoryMap, {
+  const cls = messageClass(huaweiClass, content.options.category, cred.categoryMap, {
     category: ov.category,
     importance: ov.importance,
     channelId: ov.channelId,
@@ -127,31 +120,17 @@ export function buildHuaweiBody(
   const receiptId = ov.receiptId ?? cred.receiptId;
   if (receiptId) android.receipt_id = receiptId;
 
-  const n = content.notification;
-  if (n && (n.title || n.body)) {
-    const notification: Record<string, unknown> = {};
-    // Both are required for a notification message: each falls back on the other.
-    notification.title = n.title || n.body;
-    notification.body = n.body || n.title;
-    // The image must be an HTTPS URL (the vendor rejects the whole request otherwise): without one
-    // the notification goes out with no image rather than not at all.
-    if (n.image && /^https:\/\//i.test(n.image)) notification.image = n.image;
-    notification.click_action = huaweiClickAction(n.clickAction);
-    if (cls?.importance) notification.importance = cls.importance;
+  const notification = hmsNotification(content.notification, content.options.collapseKey, cls, { clickAction: 'click_action', notifyId: 'notify_id' });
+  if (notification) {
     if (cls?.channelId) notification.channel_id = cls.channelId;
-    if (n.sound) {
-      if (n.sound === 'default') notification.default_sound = true;
+    const sound = content.notification?.sound;
+    if (sound) {
+      if (sound === 'default') notification.default_sound = true;
       else {
         // Custom sounds must name a file under the app's res/raw.
         notification.default_sound = false;
-        notification.sound = n.sound.startsWith('/raw/') ? n.sound : `/raw/${n.sound}`;
+        notification.sound = sound.startsWith('/raw/') ? sound : `/raw/${sound}`;
       }
-    }
-    const key = content.options.collapseKey;
-    if (key) {
-      // Same tag / notify id → the new notification replaces the shown one.
-      notification.tag = key;
-      notification.notify_id = notifyIdFrom(key);
     }
     android.notification = notification;
   }
@@ -172,22 +151,8 @@ export function buildHuaweiBody(
 /** The categories a data (pass-through) message may carry. */
 const DATA_CATEGORIES = new Set(['VOIP', 'PLAY_VOICE']);
 
-function huaweiClickAction(clickAction: string | undefined): Record<string, unknown> {
-  const t = clickTarget(clickAction);
-  // type 2 (open URL) takes HTTPS URLs only; anything else opens as an intent URI (type 1).
-  if (t.kind === 'url' && /^https:/i.test(t.url)) return { type: 2, url: t.url };
-  if (t.kind === 'url') return { type: 1, intent: t.url };
-  if (t.kind === 'intent') return { type: 1, intent: t.uri };
-  return { type: 3 };
-}
-
 /** Body codes that mean "the access token was refused": refresh once and retry the batch. */
 const AUTH_CODES = new Set(['80200001', '80200003']);
-
-function answerCode(res: VendorFetchResult): string | undefined {
-  if (!res.ok || !isRecord(res.json) || res.json.code === undefined || res.json.code === null) return undefined;
-  return String(res.json.code);
-}
 
 export function isHuaweiAuthRejected(res: VendorFetchResult): boolean {
   if (!res.ok) return false;
@@ -260,77 +225,24 @@ function illegalTokens(msg: unknown): Set<string> | undefined {
   return new Set(obj.illegal_tokens.filter((t): t is string => typeof t === 'string'));
 }
 
-class HuaweiProvider implements Provider {
-  readonly channel = 'huawei' as const;
-  private readonly limiter = createLimiter(CONCURRENCY);
-  private readonly tokens;
-  private readonly sendUrl: string;
-
-  constructor(
-    private readonly cred: HuaweiCredential,
-    private readonly ctx: ProviderContext,
-  ) {
-    const oauthUrl = `${trimSlash(endpointOf(ctx, HUAWEI_ENDPOINTS, 'huaweiOauth'))}/oauth2/v3/token`;
-    this.sendUrl = `${trimSlash(endpointOf(ctx, HUAWEI_ENDPOINTS, 'huawei'))}/v1/${encodeURIComponent(cred.appId)}/messages:send`;
-    this.tokens = acquireTokenCache(['huawei', oauthUrl, cred.appId, cred.clientSecret], () =>
-      fetchClientCredentialsToken({ vendor: 'huawei', url: oauthUrl, clientId: cred.appId, clientSecret: cred.clientSecret }),
-    );
-  }
-
-  /** Token endpoint calls so far (shared with other instances of the same credential). */
-  get tokenFetches(): number {
-    return this.tokens.cache.fetchCount;
-  }
-
-  async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
-    if (remainingTtlSeconds(content.expiresAt) <= 0) return fill(targets.length, expiredOutcome(content.expiresAt));
-    return sendInChunks(targets, HUAWEI_MAX_TOKENS, this.limiter, (chunk) => this.sendChunk(content, chunk), this.ctx.logger);
-  }
-
-  private async sendChunk(content: PushContent, chunk: SendTarget[]): Promise<Outcome[]> {
-    const tokens = chunk.map((t) => t.token);
-    const body = buildHuaweiBody(content, tokens, this.cred);
-    if (!body) return fill(chunk.length, expiredOutcome(content.expiresAt));
-    try {
-      const { result } = await callWithToken(
-        this.tokens.cache,
-        (token) => vendorFetchJson(this.sendUrl, body, { headers: { authorization: `Bearer ${token}` } }),
-        isHuaweiAuthRejected,
-      );
-      const outcomes = classifyHuaweiAnswer(result, tokens);
-      this.ctx.logger.debug({ channel: 'huawei', tokens: tokens.length, status: result.ok ? result.status : 'network' }, 'huawei batch sent');
-      return outcomes;
-    } catch (err) {
-      if (err instanceof VendorAuthError) return fill(chunk.length, err.toOutcome());
-      throw err;
-    }
-  }
-
-  async close(): Promise<void> {
-    this.tokens.release();
-  }
+function createHuaweiProvider(cred: HuaweiCredential, ctx: ProviderContext): HmsFamilyProvider {
+  const oauthUrl = `${trimSlash(endpointOf(ctx, HUAWEI_ENDPOINTS, 'huaweiOauth'))}/oauth2/v3/token`;
+  return new HmsFamilyProvider(
+    {
+      channel: 'huawei',
+      maxTokens: HUAWEI_MAX_TOKENS,
+      sendUrl: `${trimSlash(endpointOf(ctx, HUAWEI_ENDPOINTS, 'huawei'))}/v1/${encodeURIComponent(cred.appId)}/messages:send`,
+      tokens: acquireTokenCache(['huawei', oauthUrl, cred.appId, cred.clientSecret], () =>
+        fetchClientCredentialsToken({ vendor: 'huawei', url: oauthUrl, clientId: cred.appId, clientSecret: cred.clientSecret }),
+      ),
+      headers: (token) => ({ authorization: `Bearer ${token}` }),
+      buildBody: (content, tokens) => buildHuaweiBody(content, tokens, cred),
+      isAuthRejected: isHuaweiAuthRejected,
+      classify: classifyHuaweiAnswer,
+    },
+    ctx.logger,
+  );
 }
-
-function trimSlash(u: string): string {
-  return u.replace(/\/+$/, '');
-}
-
-const receiptSchema = z.object({
-  statuses: z
-    .array(
-      z
-        .object({
-          token: z.string().optional(),
-          requestId: z.union([z.string(), z.number()]).optional(),
-          biTag: z.string().optional(),
-          status: z.union([z.number(), z.string().regex(/^-?\d+$/)]),
-          timestamp: z.union([z.number(), z.string()]).optional(),
-          appid: z.union([z.string(), z.number()]).optional(),
-        })
-        .passthrough(),
-    )
-    .min(1),
-});
 
 /**
  * Android (v1) receipts: `{"statuses":[{timestamp, token, appid, biTag, status, requestId}]}`.
@@ -339,22 +251,7 @@ const receiptSchema = z.object({
  * tokens, while a missed "delivered" only leaves the delivery at `sent`.
  */
 export function parseHuaweiReceipt(req: ReceiptRequest): ReceiptEvent[] {
-  const json = parseJsonBody(req.rawBody, 'huawei');
-  const parsed = receiptSchema.safeParse(json);
-  if (!parsed.success) throw new Error(`huawei receipt: expected {"statuses":[…]}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-  const events: ReceiptEvent[] = [];
-  for (const s of parsed.data.statuses) {
-    if (Number(s.status) !== 0) continue;
-    const at = epochMs(s.timestamp);
-    events.push({
-      event: 'delivered',
-      ...(s.requestId !== undefined ? { providerId: String(s.requestId) } : {}),
-      ...(s.biTag ? { messageId: s.biTag } : {}),
-      ...(s.token ? { token: s.token } : {}),
-      ...(at !== undefined ? { at } : {}),
-    });
-  }
-  return events;
+  return parseHmsReceipt(req, 'huawei', (status) => status === 0);
 }
 
 export const HUAWEI_ENDPOINTS = {
@@ -376,7 +273,7 @@ const huawei = {
     ...(cred.categoryMap ? { categoryMap: cred.categoryMap } : {}),
     ...(cred.qps ? { qps: cred.qps } : {}),
   }),
-  create: (cred, ctx) => new HuaweiProvider(cred, ctx),
+  create: createHuaweiProvider,
   // Huawei's receipts carry no signature (none documented); the per-app URL secret is the check.
   receipts: { parse: parseHuaweiReceipt },
   // MAU × weight × 0.00072, at least 6000 (QALI, QTC): the floor is safe without knowing the MAU.

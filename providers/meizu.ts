@@ -21,33 +21,18 @@ import {
   type EndpointSetting,
   endpointOf,
 } from './types.js';
-import {
-  categoryMapSchema,
-  clickTarget,
-  clip,
-  createLimiter,
-  deepMerge,
-  expiredOutcome,
-  fill,
-  isRecord,
-  messageClass,
-  networkRetry,
-  outcomeForHttpStatus,
-  parseJsonBody,
-  redactUrl,
-  relayDataStrings,
-  remainingTtlSeconds,
-  retryAfterMs,
-  sendInChunks,
-  shortIdFrom,
-  truncateChars,
-  utf8Bytes,
-  vendorFetchForm,
-  vendorMessageClassSchema,
-  type VendorFetchResult,
-  msUntilChinaMidnight,
-  notificationTexts,
-} from './vendor-common.js';
+import { fill, sendInChunks } from './shared/batches.js';
+import { msUntilChinaMidnight } from './shared/china-time.js';
+import { clickTarget } from './shared/click.js';
+import { expiredOutcome, remainingTtlSeconds } from './shared/expiry.js';
+import { networkRetry, outcomeForHttpStatus, redactUrl, retryAfterMs, vendorFetchForm, type VendorFetchResult } from './shared/http.js';
+import { shortIdFrom } from './shared/ids.js';
+import { clip, deepMerge, isRecord } from './shared/json.js';
+import { createLimiter } from './shared/limiter.js';
+import { categoryMapSchema, messageClass, type BuiltinClass, vendorMessageClassSchema } from './shared/message-class.js';
+import { parseJsonBody } from './shared/receipts.js';
+import { relayDataStrings } from './shared/relay-keys.js';
+import { truncateChars, utf8Bytes, notificationTexts } from './shared/text.js';
 
 /**
  * Meizu (Flyme) push server API (MZDOC; vendors.md §6). No access token: every request is signed,
@@ -63,6 +48,9 @@ export const MEIZU_BATCH_MAX = 100;
 export const MEIZU_MAX_VALID_HOURS = 72;
 const CONCURRENCY = 4;
 const LIMITS = { title: 32, content: 100, notifyKey: 8, callbackBytes: 128, callbackParamBytes: 64 };
+
+/** Meizu's built-in class: `noticeMsgType` 0 公信 (marketing) or 1 私信 (service). */
+export const meizuClass: BuiltinClass = (_cat, kind) => ({ noticeMsgType: kind === 'marketing' ? 0 : 1 });
 
 export const meizuCredentialSchema = z.object({
   appId: z.string().min(1),
@@ -115,7 +103,7 @@ export function buildMeizuMessage(
     return { ok: false, outcome: failed({ code: RELAY_CODES.dataOnlyUnsupported, message: 'Meizu carries notifications only (title and content); data-only messages cannot be sent' }) };
   }
   const { title, body } = texts;
-  const cls = messageClass('meizu', content.options.category, cred.categoryMap, { kind: overrides.kind, noticeMsgType: overrides.noticeMsgType });
+  const cls = messageClass(meizuClass, content.options.category, cred.categoryMap, { kind: overrides.kind, noticeMsgType: overrides.noticeMsgType });
   const noticeBarInfo: Record<string, unknown> = {
     noticeBarType: 0,
     title: truncateChars(title, LIMITS.title),

@@ -21,36 +21,20 @@ import {
   type EndpointSetting,
   endpointOf,
 } from './types.js';
-import {
-  VendorAuthError,
-  acquireTokenCache,
-  callWithToken,
-  categoryMapSchema,
-  clickTarget,
-  clip,
-  createLimiter,
-  deepMerge,
-  epochMs,
-  expiredOutcome,
-  fill,
-  isRecord,
-  messageClass,
-  networkRetry,
-  notifyIdFrom,
-  outcomeForHttpStatus,
-  parseJsonBody,
-  redactUrl,
-  relayDataStrings,
-  remainingTtlSeconds,
-  retryAfterMs,
-  sendInChunks,
-  truncateChars,
-  vendorFetchForm,
-  vendorMessageClassSchema,
-  type TokenCache,
-  type VendorFetchResult,
-  msUntilChinaMidnight,
-} from './vendor-common.js';
+import { fill, sendInChunks } from './shared/batches.js';
+import { msUntilChinaMidnight } from './shared/china-time.js';
+import { clickTarget } from './shared/click.js';
+import { expiredOutcome, remainingTtlSeconds } from './shared/expiry.js';
+import { networkRetry, outcomeForHttpStatus, redactUrl, retryAfterMs, vendorFetchForm, type VendorFetchResult } from './shared/http.js';
+import { notifyIdFrom } from './shared/ids.js';
+import { clip, deepMerge, isRecord } from './shared/json.js';
+import { createLimiter } from './shared/limiter.js';
+import { categoryMapSchema, messageClass, type BuiltinClass, vendorMessageClassSchema } from './shared/message-class.js';
+import { oppoVivoCategory } from './shared/oppo-vivo-categories.js';
+import { epochMs, parseJsonBody } from './shared/receipts.js';
+import { relayDataStrings } from './shared/relay-keys.js';
+import { truncateChars } from './shared/text.js';
+import { VendorAuthError, acquireTokenCache, callWithToken, type TokenCache } from './shared/token-cache.js';
 
 /**
  * OPPO push (OPUSH / HeyTap), server API v1. Facts from /work/shared/providers/vendors.md §4:
@@ -86,6 +70,9 @@ export const OPPO_CODES = {
 /** OPPO's 通讯与服务 categories: 私信, which needs the app's registered private channel (vendors.md §4). */
 const PRIVATE_CATEGORIES: readonly string[] = ['IM', 'ACCOUNT', 'TODO', 'DEVICE_REMINDER', 'ORDER', 'SUBSCRIPTION'];
 
+/** OPPO's built-in class of a neutral category: the category list it shares with vivo. */
+export const oppoClass: BuiltinClass = (cat) => oppoVivoCategory(cat);
+
 export const oppoCredentialSchema = z.object({
   appKey: z.string().min(1),
   masterSecret: z.string().min(1),
@@ -95,7 +82,7 @@ export const oppoCredentialSchema = z.object({
    * channels go in `categoryMap` (`{"im": {"channelId": "chat"}, "marketing": {"channelId": "promo"}}`).
    */
   channelId: z.string().min(1).max(200).optional(),
-  /** Optional per-app overrides of the neutral category → OPPO class mapping (see vendor-common). */
+  /** Optional per-app overrides of the neutral category → OPPO class mapping (see providers/shared/message-class.ts). */
   categoryMap: categoryMapSchema.optional(),
   /** Optional: Relay's receipt URL for this app (`/v1/receipts/oppo/<app>?secret=…`), sent as `call_back_url`. */
   callbackUrl: z.string().url().optional(),
@@ -181,7 +168,7 @@ export function buildOppoNotification(
   } else {
     out.click_action_type = 0;
   }
-  const cls = messageClass('oppo', content.options.category, cred.categoryMap, {
+  const cls = messageClass(oppoClass, content.options.category, cred.categoryMap, {
     kind: overrides.kind,
     category: overrides.category,
     channelId: overrides.channelId,

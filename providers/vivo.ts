@@ -21,35 +21,19 @@ import {
   type EndpointSetting,
   endpointOf,
 } from './types.js';
-import {
-  VendorAuthError,
-  acquireTokenCache,
-  callWithToken,
-  categoryMapSchema,
-  clickTarget,
-  clip,
-  createLimiter,
-  deepMerge,
-  epochMs,
-  expiredOutcome,
-  fill,
-  isRecord,
-  messageClass,
-  networkRetry,
-  notifyIdFrom,
-  outcomeForHttpStatus,
-  parseJsonBody,
-  redactUrl,
-  relayDataStrings,
-  remainingTtlSeconds,
-  retryAfterMs,
-  sendInChunks,
-  vendorFetchJson,
-  vendorMessageClassSchema,
-  type TokenCache,
-  type VendorFetchResult,
-  msUntilChinaMidnight,
-} from './vendor-common.js';
+import { fill, sendInChunks } from './shared/batches.js';
+import { msUntilChinaMidnight } from './shared/china-time.js';
+import { clickTarget } from './shared/click.js';
+import { expiredOutcome, remainingTtlSeconds } from './shared/expiry.js';
+import { networkRetry, outcomeForHttpStatus, redactUrl, retryAfterMs, vendorFetchJson, type VendorFetchResult } from './shared/http.js';
+import { notifyIdFrom } from './shared/ids.js';
+import { clip, deepMerge, isRecord } from './shared/json.js';
+import { createLimiter } from './shared/limiter.js';
+import { categoryMapSchema, messageClass, type BuiltinClass, vendorMessageClassSchema } from './shared/message-class.js';
+import { oppoVivoCategory } from './shared/oppo-vivo-categories.js';
+import { epochMs, parseJsonBody } from './shared/receipts.js';
+import { relayDataStrings } from './shared/relay-keys.js';
+import { VendorAuthError, acquireTokenCache, callWithToken, type TokenCache } from './shared/token-cache.js';
 
 /**
  * vivo push server API (v2.9.2; vendors.md §5):
@@ -85,6 +69,9 @@ export const VIVO_CODES = {
   authRateLimit: 10250,
   invalidRegId: 10302,
 } as const;
+
+/** vivo's built-in class: the category list it shares with OPPO, and `classification` (0 operation, 1 system). */
+export const vivoClass: BuiltinClass = (cat, kind) => ({ ...oppoVivoCategory(cat), classification: kind === 'marketing' ? 0 : 1 });
 
 export const vivoCredentialSchema = z.object({
   appId: z.string().min(1),
@@ -196,7 +183,7 @@ export function buildVivoMessage(
   } else {
     msg.skipType = 1;
   }
-  const cls = messageClass('vivo', content.options.category, cred.categoryMap, {
+  const cls = messageClass(vivoClass, content.options.category, cred.categoryMap, {
     kind: overrides.kind,
     category: overrides.category,
     classification: overrides.classification,

@@ -17,7 +17,9 @@ import {
   RELAY_CODES,
   httpStatusCode,
 } from './types.js';
-import { createLimiter, expiredOutcome, remainingTtlSeconds, retryAfterMs } from './vendor-common.js';
+import { expiredOutcome, remainingTtlSeconds } from './shared/expiry.js';
+import { retryAfterMs } from './shared/http.js';
+import { createLimiter } from './shared/limiter.js';
 
 /**
  * Web Push (RFC 8030 protocol, RFC 8291 aes128gcm payload encryption, RFC 8292 VAPID) through the

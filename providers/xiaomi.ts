@@ -20,28 +20,17 @@ import {
   type EndpointSetting,
   endpointOf,
 } from './types.js';
-import {
-  categoryMapSchema,
-  clickTarget,
-  clip,
-  createLimiter,
-  epochMs,
-  expiredOutcome,
-  fill,
-  header,
-  isRecord,
-  messageClass,
-  networkRetry,
-  notificationTexts,
-  notifyIdFrom,
-  relayData,
-  remainingTtlSeconds,
-  retryAfterMs,
-  sendInChunks,
-  truncateChars,
-  vendorFetchForm,
-  type VendorFetchResult,
-} from './vendor-common.js';
+import { fill, sendInChunks } from './shared/batches.js';
+import { clickTarget } from './shared/click.js';
+import { expiredOutcome, remainingTtlSeconds } from './shared/expiry.js';
+import { networkRetry, retryAfterMs, vendorFetchForm, type VendorFetchResult } from './shared/http.js';
+import { notifyIdFrom } from './shared/ids.js';
+import { clip, isRecord } from './shared/json.js';
+import { createLimiter } from './shared/limiter.js';
+import { categoryMapSchema, messageClass, type BuiltinClass } from './shared/message-class.js';
+import { epochMs, header } from './shared/receipts.js';
+import { relayData } from './shared/relay-keys.js';
+import { notificationTexts, truncateChars } from './shared/text.js';
 
 /**
  * Xiaomi MiPush (vendors.md §3).
@@ -69,6 +58,12 @@ const DESCRIPTION_MAX = 127;
 /** Bits of `extra.callback.type`: 1 delivered, 2 clicked, 16 invalid target (XMDOC pId=1695). */
 export const XIAOMI_CALLBACK_TYPE = 1 | 2 | 16;
 const CONCURRENCY = 8;
+
+/**
+ * Xiaomi classifies by an app-registered channel id only; it comes from the credential's
+ * `categoryMap` (or `channelId`), there is no built-in value.
+ */
+export const xiaomiClass: BuiltinClass = () => ({});
 
 export const xiaomiCredentialSchema = z
   .object({
@@ -115,7 +110,7 @@ export function buildXiaomiForm(
   now = Date.now(),
 ): URLSearchParams | undefined {
   const ov = channelOverrides<XiaomiOverrides>(content, 'xiaomi');
-  const cls = messageClass('xiaomi', content.options.category, cred.categoryMap, { channelId: ov.channelId });
+  const cls = messageClass(xiaomiClass, content.options.category, cred.categoryMap, { channelId: ov.channelId });
   const maxTtl = cls?.kind === 'marketing' ? XIAOMI_MAX_TTL_MARKETING_SEC : XIAOMI_MAX_TTL_SERVICE_SEC;
   const ttl = remainingTtlSeconds(content.expiresAt, { now, max: maxTtl });
   if (ttl <= 0) return undefined;

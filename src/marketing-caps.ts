@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import { MARKETING_CATEGORIES, chinaDay } from '../providers/vendor-common.js';
+import { chinaDay } from '../providers/shared/china-time.js';
+import { MARKETING_CATEGORIES } from '../providers/shared/message-class.js';
 import { MARKETING_DAILY_CAPS, type Channel } from '../providers/channels.js';
 import type { PushContent } from '../providers/types.js';
 

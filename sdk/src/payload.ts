@@ -23,7 +23,7 @@ export interface Incoming {
   expiresAt?: number;
 }
 
-/** The key Relay's providers put Relay's message id under (providers/vendor-common.ts, apns.ts). */
+/** The key Relay's providers put Relay's message id under (providers/shared/relay-keys.ts). */
 export const RELAY_ID_KEY = 'relay_id';
 
 type Obj = Record<string, unknown>;

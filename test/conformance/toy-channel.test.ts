@@ -29,7 +29,10 @@ import {
   type PushContent,
   type SendTarget,
 } from '../../providers/types.js';
-import { createLimiter, networkRetry, remainingTtlSeconds, retryAfterMs, sendInChunks, vendorFetchJson } from '../../providers/vendor-common.js';
+import { sendInChunks } from '../../providers/shared/batches.js';
+import { remainingTtlSeconds } from '../../providers/shared/expiry.js';
+import { networkRetry, retryAfterMs, vendorFetchJson } from '../../providers/shared/http.js';
+import { createLimiter } from '../../providers/shared/limiter.js';
 import { once, type BatchKind, type ConformanceAdapter } from './harness.js';
 import { conformanceSuite } from './suite.js';
 

@@ -5,7 +5,7 @@ import https from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import fcmModule, { type FcmCredential, type FcmProviderContext } from '../../providers/fcm.js';
+import fcmModule, { type FcmCredential, type FcmProviderContext } from '../../providers/fcm/index.js';
 import type { Outcome, Provider, PushContent, SendTarget } from '../../providers/types.js';
 import { startFcmMock, type FcmMock } from '../mocks/fcm-server.js';
 import { testPki } from '../mocks/tls.js';

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import apnsModule, {
   APNS_TOPIC_SUFFIX,
-  Semaphore,
   TOO_MANY_TOKEN_UPDATES_DELAY_MS,
   apnsCredentialSchema,
   apnsOverridesSchema,
@@ -18,6 +17,7 @@ import apnsModule, {
   type ApnsRequest,
   type BuildResult,
 } from '../../providers/apns.js';
+import { Semaphore } from '../../providers/shared/limiter.js';
 import { APNS_PUSH_TYPES, CredentialError, EXPIRED_CODE, type PushContent } from '../../providers/types.js';
 
 const NOW = 1_800_000_000_000;

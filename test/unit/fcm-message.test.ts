@@ -12,7 +12,7 @@ import fcmModule, {
   fcmOverridesSchema,
   signServiceAccountAssertion,
   type FcmMessageResult,
-} from '../../providers/fcm.js';
+} from '../../providers/fcm/index.js';
 import { CredentialError, type PushContent } from '../../providers/types.js';
 
 const NOW = 1_750_000_000_000;

@@ -2,39 +2,34 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Outcome, PushContent } from '../../providers/types.js';
-import {
-  TokenCache,
-  VendorAuthError,
-  acquireTokenCache,
-  callWithToken,
-  chunk,
-  clickTarget,
-  createLimiter,
-  deepMerge,
-  epochMs,
-  messageClass,
-  notifyIdFrom,
-  relayData,
-  relayDataStrings,
-  remainingTtlSeconds,
-  retryAfterMs,
-  sendInChunks,
-  shortIdFrom,
-  truncateChars,
-  type VendorFetchResult,
-} from '../../providers/vendor-common.js';
+import { chunk, sendInChunks } from '../../providers/shared/batches.js';
+import { clickTarget } from '../../providers/shared/click.js';
+import { remainingTtlSeconds } from '../../providers/shared/expiry.js';
+import { retryAfterMs, type VendorFetchResult } from '../../providers/shared/http.js';
+import { notifyIdFrom, shortIdFrom } from '../../providers/shared/ids.js';
+import { deepMerge } from '../../providers/shared/json.js';
+import { createLimiter } from '../../providers/shared/limiter.js';
+import { messageClass } from '../../providers/shared/message-class.js';
+import { meizuClass } from '../../providers/meizu.js';
+import { vivoClass } from '../../providers/vivo.js';
+import { epochMs } from '../../providers/shared/receipts.js';
+import { relayData, relayDataStrings } from '../../providers/shared/relay-keys.js';
+import { truncateChars } from '../../providers/shared/text.js';
+import { TokenCache, VendorAuthError, acquireTokenCache, callWithToken } from '../../providers/shared/token-cache.js';
 import huawei, {
   buildHuaweiBody,
   classifyHuaweiAnswer,
+  huaweiClass,
   huaweiCredentialSchema,
   huaweiOverridesSchema,
   isHuaweiAuthRejected,
   parseHuaweiReceipt,
 } from '../../providers/huawei.js';
-import honor, { buildHonorBody, classifyHonorAnswer, honorCredentialSchema, honorOverridesSchema, isHonorAuthRejected, parseHonorReceipt } from '../../providers/honor.js';
+import honor, { buildHonorBody, honorClass, classifyHonorAnswer, honorCredentialSchema, honorOverridesSchema, isHonorAuthRejected, parseHonorReceipt } from '../../providers/honor.js';
 import xiaomi, {
   XIAOMI_MAX_TTL_MARKETING_SEC,
   buildXiaomiForm,
+  xiaomiClass,
   classifyXiaomiAnswer,
   parseXiaomiReceipt,
   xiaomiCredentialSchema,
@@ -215,35 +210,35 @@ describe('vendor-common: helpers', () => {
 
 describe('vendor-common: category mapping', () => {
   it('maps neutral categories per vendor', () => {
-    assert.deepEqual(messageClass('huawei', 'im'), { kind: 'service', importance: 'NORMAL', category: 'IM' });
-    assert.deepEqual(messageClass('huawei', 'order'), { kind: 'service', importance: 'NORMAL', category: 'EXPRESS' });
-    assert.deepEqual(messageClass('huawei', 'Marketing'), { kind: 'marketing', importance: 'LOW', category: 'MARKETING' });
-    assert.deepEqual(messageClass('huawei', 'news'), { kind: 'marketing', importance: 'LOW' });
-    assert.deepEqual(messageClass('honor', 'account'), { kind: 'service', importance: 'NORMAL' });
-    assert.deepEqual(messageClass('honor', 'news'), { kind: 'marketing', importance: 'LOW' });
-    assert.deepEqual(messageClass('xiaomi', 'im'), { kind: 'service' });
-    assert.deepEqual(messageClass('vivo', 'marketing'), { kind: 'marketing', category: 'MARKETING', classification: 0 });
-    assert.deepEqual(messageClass('meizu', 'order'), { kind: 'service', noticeMsgType: 1 });
+    assert.deepEqual(messageClass(huaweiClass, 'im'), { kind: 'service', importance: 'NORMAL', category: 'IM' });
+    assert.deepEqual(messageClass(huaweiClass, 'order'), { kind: 'service', importance: 'NORMAL', category: 'EXPRESS' });
+    assert.deepEqual(messageClass(huaweiClass, 'Marketing'), { kind: 'marketing', importance: 'LOW', category: 'MARKETING' });
+    assert.deepEqual(messageClass(huaweiClass, 'news'), { kind: 'marketing', importance: 'LOW' });
+    assert.deepEqual(messageClass(honorClass, 'account'), { kind: 'service', importance: 'NORMAL' });
+    assert.deepEqual(messageClass(honorClass, 'news'), { kind: 'marketing', importance: 'LOW' });
+    assert.deepEqual(messageClass(xiaomiClass, 'im'), { kind: 'service' });
+    assert.deepEqual(messageClass(vivoClass, 'marketing'), { kind: 'marketing', category: 'MARKETING', classification: 0 });
+    assert.deepEqual(messageClass(meizuClass, 'order'), { kind: 'service', noticeMsgType: 1 });
   });
 
   it('no or unknown category → undefined unless the credential has a default', () => {
-    assert.equal(messageClass('huawei', undefined), undefined);
-    assert.equal(messageClass('huawei', 'weird'), undefined);
-    assert.deepEqual(messageClass('xiaomi', 'weird', { default: { channelId: 'c0' } }), { kind: 'service', channelId: 'c0' });
+    assert.equal(messageClass(huaweiClass, undefined), undefined);
+    assert.equal(messageClass(huaweiClass, 'weird'), undefined);
+    assert.deepEqual(messageClass(xiaomiClass, 'weird', { default: { channelId: 'c0' } }), { kind: 'service', channelId: 'c0' });
   });
 
   it('credential categoryMap then request override win, in that order', () => {
     const map = { im: { channelId: 'c-im' }, marketing: { channelId: 'c-mkt' } };
-    assert.deepEqual(messageClass('xiaomi', 'im', map), { kind: 'service', channelId: 'c-im' });
-    assert.deepEqual(messageClass('xiaomi', 'marketing', map), { kind: 'marketing', channelId: 'c-mkt' });
-    assert.deepEqual(messageClass('xiaomi', 'im', map, { channelId: 'c-req' }), { kind: 'service', channelId: 'c-req' });
-    assert.deepEqual(messageClass('huawei', 'im', { im: { category: 'WORK' } }, { importance: 'LOW' }), {
+    assert.deepEqual(messageClass(xiaomiClass, 'im', map), { kind: 'service', channelId: 'c-im' });
+    assert.deepEqual(messageClass(xiaomiClass, 'marketing', map), { kind: 'marketing', channelId: 'c-mkt' });
+    assert.deepEqual(messageClass(xiaomiClass, 'im', map, { channelId: 'c-req' }), { kind: 'service', channelId: 'c-req' });
+    assert.deepEqual(messageClass(huaweiClass, 'im', { im: { category: 'WORK' } }, { importance: 'LOW' }), {
       kind: 'service',
       importance: 'LOW',
       category: 'WORK',
     });
     // Undefined override fields do not erase the mapping.
-    assert.deepEqual(messageClass('huawei', 'im', undefined, { importance: undefined }), { kind: 'service', importance: 'NORMAL', category: 'IM' });
+    assert.deepEqual(messageClass(huaweiClass, 'im', undefined, { importance: undefined }), { kind: 'service', importance: 'NORMAL', category: 'IM' });
   });
 });
 

@@ -18,9 +18,9 @@ import oppoModule, {
   parseOppoSendAnswer,
 } from '../../providers/oppo.js';
 import { pino } from 'pino';
-import { msUntilChinaMidnight } from '../../providers/vendor-common.js';
+import { msUntilChinaMidnight } from '../../providers/shared/china-time.js';
 import { CredentialError, type Outcome, type PushContent, type ReceiptRequest } from '../../providers/types.js';
-import type { VendorFetchResult } from '../../providers/vendor-common.js';
+import type { VendorFetchResult } from '../../providers/shared/http.js';
 import vivoModule, {
   buildVivoMessage,
   classifyVivoResult,

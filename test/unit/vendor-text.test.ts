@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildMeizuMessage } from '../../providers/meizu.js';
 import type { Outcome, PushContent } from '../../providers/types.js';
-import { notificationTexts, truncateChars } from '../../providers/vendor-common.js';
+import { notificationTexts, truncateChars } from '../../providers/shared/text.js';
 import { validateMeizuMessage } from '../mocks/vendors/meizu.js';
 
 const NOW = Date.UTC(2025, 0, 10, 4, 0, 0);
