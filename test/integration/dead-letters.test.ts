@@ -149,7 +149,7 @@ describe('dead letters across messages, and their replay, through the REST API',
     mocks.fcm.setBehavior('tok-int', null);
     const before = sendsTo('tok-int');
 
-    const r = await app.api('POST', '/v1/deliveries/replay', { ids: [dead.id] });
+    const r = await app.api('POST', '/v1/deliveries/replay', { ids: [dead.id] }, { 'idempotency-key': 'replay-1' });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.replayed, 1);
     assert.deepEqual(r.body.skipped, {});
@@ -165,7 +165,14 @@ describe('dead letters across messages, and their replay, through the REST API',
     assert.ok(Date.parse(msg.expiresAt) - Date.parse(msg.createdAt) >= 590_000);
     assert.equal((await app.api('GET', `/v1/messages/${first}`)).body.replayOf, null);
 
-    // The same request again (a client retry): nothing new is sent, the earlier replay is named.
+    // The same request with its Idempotency-Key: the first answer again.
+    const keyed = await app.api('POST', '/v1/deliveries/replay', { ids: [dead.id] }, { 'idempotency-key': 'replay-1' });
+    assert.equal(keyed.status, 200);
+    assert.equal(keyed.headers.get('idempotent-replayed'), 'true');
+    assert.deepEqual(keyed.body, r.body);
+    const conflict = await app.api('POST', '/v1/deliveries/replay', { ids: [dead.id, '1'] }, { 'idempotency-key': 'replay-1' });
+    assert.equal(conflict.status, 409);
+    // The same request again without a key (a client retry): nothing new is sent, the earlier replay is named.
     const again = await app.api('POST', '/v1/deliveries/replay', { ids: [dead.id] });
     assert.equal(again.status, 200);
     assert.equal(again.body.replayed, 0);

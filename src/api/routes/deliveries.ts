@@ -1,13 +1,15 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { CHANNELS } from '../../../providers/channels.js';
-import { maskToken } from '../../core/secrets.js';
+import { DomainError } from '../../core/errors.js';
+import { maskToken, sha256 } from '../../core/secrets.js';
 import type { Context } from '../../context.js';
 import { CURSOR_PATTERN, DEAD_STATUSES, DeadLettersRepo, type DeadLetterFilter, type DeadStatus } from '../../db/dead-letters-repo.js';
 import type { PresenceLookup } from '../../../workers/route.js';
 import { REPLAY_MAX, ReplayService, SKIP_REASONS } from '../../services/replay.js';
 import { appOf } from '../auth.js';
 import { route } from '../define.js';
+import { ApiError } from '../errors.js';
 
 /** `failed`, `expired` or `failed,expired`; in a JSON body also a list. */
 const statusText = z
@@ -127,14 +129,40 @@ export function deliveriesRouter(ctx: Context, presence?: PresenceLookup): Route
     r,
     {
       method: 'post', path: '/v1/deliveries/replay', tag: 'push', auth: 'push',
-      summary: 'Send dead letters again, each as a new delivery of a new message linked to the original; never twice, never to a quarantined token',
+      summary: 'Send dead letters again, each as a new delivery of a new message linked to the original; never twice, never to a quarantined token; `Idempotency-Key` returns the first answer to a retried request',
       body: replayBody,
-      responses: { 200: { description: 'What was replayed and skipped', schema: replayAnswer } },
+      responses: {
+        200: { description: 'What was replayed and skipped', schema: replayAnswer },
+        409: { description: 'Idempotency-Key reused with another body, or its first request still running' },
+      },
     },
-    async (_req, res, { body }) => {
+    async (req, res, { body }) => {
       const appId = appOf(res, 'push');
-      const result = body.ids ? await replay.replay(appId, { ids: body.ids }) : await replay.replay(appId, { filter: filterOf(body, body.limit ?? 100) });
-      res.json(result);
+      const run = () => (body.ids ? replay.replay(appId, { ids: body.ids }) : replay.replay(appId, { filter: filterOf(body, body.limit ?? 100) }));
+      const key = req.get('idempotency-key');
+      if (key === undefined) return res.json(await run());
+      if (key.length === 0 || key.length > 255) throw new ApiError('validation_failed', 'headers.idempotency-key: must be 1 to 255 characters');
+      // A repeated request with the key gets the first answer again. Without one, a repeat is
+      // still harmless: a delivery is never replayed twice (the answer then says already_replayed).
+      const slot = `${ctx.config.QUEUE_PREFIX}:replay-key:${appId}:${sha256(key)}`;
+      const hash = sha256(JSON.stringify(body));
+      const redis = ctx.queues.connection;
+      // Pending for a minute only: a process that dies mid-replay does not block the key for a day.
+      if ((await redis.set(slot, JSON.stringify({ hash }), 'EX', 60, 'NX')) === null) {
+        const prior = JSON.parse((await redis.get(slot)) ?? '{}') as { hash?: string; result?: unknown };
+        if (prior.hash !== undefined && prior.hash !== hash) throw new DomainError('idempotency_conflict', 'this Idempotency-Key was already used with a different request body');
+        if (prior.result === undefined) throw new DomainError('idempotency_in_progress', 'a replay with this Idempotency-Key is still running; retry shortly');
+        res.set('Idempotent-Replayed', 'true');
+        return res.json(prior.result);
+      }
+      try {
+        const result = await run();
+        await redis.set(slot, JSON.stringify({ hash, result }), 'EX', 86_400);
+        return res.json(result);
+      } catch (err) {
+        await redis.del(slot).catch(() => undefined);
+        throw err;
+      }
     },
   );
 
