@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { eventually, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
 import { startProviderMocks } from '../helpers/providers.js';
+import { startOppoMock, type OppoMock } from '../mocks/vendors/oppo.js';
 import { startVivoMock, type VivoMock } from '../mocks/vendors/vivo.js';
 
 type Api = Awaited<ReturnType<typeof newApp>>['api'];
@@ -28,6 +29,7 @@ async function fates(api: Api, id: string): Promise<Record<string, { channel: st
 describe('quota days: the app’s daily vendor total ends the day for that vendor, nothing waits for midnight', () => {
   let t: TestRelay;
   let vivo: VivoMock;
+  let oppo: OppoMock;
   let mocks: Awaited<ReturnType<typeof startProviderMocks>>;
   let app: Awaited<ReturnType<typeof newApp>>;
   /** Calls that would send (auth is not one). */
@@ -45,10 +47,14 @@ describe('quota days: the app’s daily vendor total ends the day for that vendo
   };
 
   before(async () => {
-    [vivo, mocks] = await Promise.all([startVivoMock(), startProviderMocks()]);
-    t = await startTestRelay({ ...mocks.env, VIVO_ENDPOINT: vivo.url });
+    [vivo, oppo, mocks] = await Promise.all([startVivoMock(), startOppoMock(), startProviderMocks()]);
+    t = await startTestRelay({ ...mocks.env, VIVO_ENDPOINT: vivo.url, OPPO_ENDPOINT: oppo.url });
     app = await newApp(t);
-    for (const [provider, body] of Object.entries({ vivo: { appId: vivo.appId, appKey: vivo.appKey, appSecret: vivo.appSecret }, fcm: mocks.credentials.fcm })) {
+    for (const [provider, body] of Object.entries({
+      vivo: { appId: vivo.appId, appKey: vivo.appKey, appSecret: vivo.appSecret },
+      oppo: { appKey: oppo.appKey, masterSecret: oppo.masterSecret },
+      fcm: mocks.credentials.fcm,
+    })) {
       const r = await app.api('PUT', `/v1/apps/${app.appId}/credentials/${provider}`, body);
       assert.equal(r.status, 200, JSON.stringify(r.body));
     }
@@ -59,7 +65,7 @@ describe('quota days: the app’s daily vendor total ends the day for that vendo
     t?.relay.ctx.clock.set(Date.now());
     await t?.stop();
     await t?.iso.drop();
-    await Promise.all([vivo?.close(), mocks?.close()]);
+    await Promise.all([vivo?.close(), oppo?.close(), mocks?.close()]);
   });
 
   test('vivo 10070 fails the delivery `quota` at once, and vivo is not called again that day', async () => {
@@ -101,6 +107,26 @@ describe('quota days: the app’s daily vendor total ends the day for that vendo
     assert.equal(f['v-2']!.channel, 'self');
     assert.notEqual(f['v-2']!.status, 'failed');
     assert.equal(vivoSends(), 1);
+  });
+
+  test('a receipt that reports the device’s daily cap sends the delivery over FCM with quotaFallback fcm', async () => {
+    await settings('fcm');
+    assert.equal((await app.api('PUT', '/v1/devices/o-1', { platform: 'android', brand: 'oppo', tokens: { oppo: 'op-regid-0001', fcm: 'fcm-o1' } })).status, 200);
+    const p = await app.api('POST', '/v1/push', { to: { devices: ['o-1'] }, notification: { title: 'Order 43' }, options: { category: 'order' } });
+    await done(app.api, p.body.id);
+    const sent = (await fates(app.api, p.body.id))['o-1'] as unknown as { status: string; providerId: string };
+    assert.equal(sent.status, 'sent');
+    const creds = await app.api('GET', `/v1/apps/${app.appId}/credentials`);
+    const url = new URL(creds.body.items.find((c: { provider: string }) => c.provider === 'oppo').receiptUrl);
+    const receipt = oppo.receiptFor([{ messageId: sent.providerId, registrationIds: ['op-regid-0001'], eventType: 'user_daily_limit' }]);
+    const posted = await fetch(`${t.base}${url.pathname}${url.search}`, { method: 'POST', headers: { 'content-type': receipt.contentType }, body: receipt.rawBody });
+    assert.equal(posted.status, 200);
+    const moved = await eventually(async () => {
+      const d = (await fates(app.api, p.body.id))['o-1']!;
+      return d.channel === 'fcm' && d.status === 'sent' ? d : undefined;
+    }, 30_000, 'the dropped delivery sent over FCM');
+    assert.ok(moved);
+    assert.equal(fcmSendsTo('fcm-o1'), 1);
   });
 
   test('after vivo’s day resets (00:00 China time) vivo is called again', async () => {
