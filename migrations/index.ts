@@ -9,6 +9,7 @@ import * as m0007 from './0007_minute_stats_and_counters.js';
 import * as m0008 from './0008_campaigns.js';
 import * as m0009 from './0009_device_credential_epoch.js';
 import * as m0010 from './0010_recalls.js';
+import * as m0015 from './0015_dead_letters.js';
 import * as m0025 from './0025_devices_brand_index.js';
 import * as m0030 from './0030_relay_state.js';
 import { sealReceiptSecrets } from './0031_sealed_receipt_secrets.js';
@@ -39,6 +40,7 @@ const schemaMigrations: Record<string, Migration> = {
   '0008_campaigns': m0008,
   '0009_device_credential_epoch': m0009,
   '0010_recalls': m0010,
+  '0015_dead_letters': m0015,
   '0025_devices_brand_index': m0025,
   '0035_partitioned_deliveries': m0035,
 };

@@ -4,6 +4,7 @@ import {
   CredentialError,
   failed,
   invalid,
+  quotaDay,
   retry,
   sent,
   type Outcome,
@@ -202,7 +203,8 @@ export interface OppoAnswer {
 /**
  * Classifies an OPPO return code (OPDOC-common). `scope` is `target` for a per-target `errorCode`
  * inside a batch answer: there a daily limit means this device's cap (failed `quota`), while at
- * the top level it is the app's daily total (retry after the daily reset, China time).
+ * the top level it is the app's daily total: failed `quota`, and the app skips OPPO until the
+ * daily reset, China time (docs/quota-days.md).
  */
 export function classifyOppoCode(code: number, message: string, evidence: Record<string, unknown>, scope: 'top' | 'target', now = Date.now()): Outcome {
   const reason: OutcomeReason = { code: String(code), message: message || `OPPO code ${code}`, evidence };
@@ -219,7 +221,7 @@ export function classifyOppoCode(code: number, message: string, evidence: Record
     case OPPO_CODES.dailyLimit:
       return scope === 'target'
         ? failed({ code: RELAY_CODES.quota, message: `OPPO daily limit for this device: ${reason.message}`, evidence: { ...evidence, vendorCode: code } })
-        : retry(reason, msUntilChinaMidnight(now));
+        : quotaDay(reason, now + msUntilChinaMidnight(now));
     default:
       // 11 (auth) only gets here after the one refresh; 12–30 are credential / permission errors;
       // 31–67 argument errors; other 10000–20000 codes are business errors. None improve on retry.

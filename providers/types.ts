@@ -14,7 +14,7 @@ export type ApnsPushType = (typeof APNS_PUSH_TYPES)[number];
 
 // The outcome model is domain, not provider wire: it lives in core and is re-exported here so a
 // provider module needs only this file.
-export { expired, failed, invalid, retry, sent, type Outcome, type OutcomeReason } from '../src/core/outcome.js';
+export { expired, failed, invalid, quotaDay, retry, sent, type Outcome, type OutcomeReason } from '../src/core/outcome.js';
 export { RELAY_CODES, httpStatusCode } from '../src/core/outcome-codes.js';
 
 /** The code of an `expired` outcome (kept for callers that compare codes). */

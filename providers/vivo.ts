@@ -4,6 +4,7 @@ import {
   CredentialError,
   failed,
   invalid,
+  quotaDay,
   retry,
   sent,
   type Outcome,
@@ -215,9 +216,11 @@ export function classifyVivoResult(result: number, desc: string, evidence: Recor
     case VIVO_CODES.invalidRegId:
       return invalid(reason);
     case VIVO_CODES.dailyLimit:
+      // The app's daily total (docs/quota-days.md): failed `quota` now, and the app skips vivo
+      // until 00:00 China time. Nothing waits to be sent at midnight.
+      return quotaDay(reason, now + msUntilChinaMidnight(now));
     case VIVO_CODES.batchCount:
-      // The app's daily total (10070) or daily saveListPayload count (10252): vivo says stop for
-      // the day. Retry after the reset.
+      // The daily saveListPayload count: batches wait for the reset, single sends go on.
       return retry(reason, msUntilChinaMidnight(now));
     case VIVO_CODES.authRateLimit:
       return retry(reason);

@@ -26,7 +26,7 @@ export interface Context {
   redis: RedisConfig;
   secrets: Secrets;
   queues: Queues;
-  /** Campaign scheduling time (tests move it). */
+  /** Campaign scheduling and quota-day time (tests move it). */
   clock: Clock;
   /** Batched, throttled `devices.last_seen_at` updates (SDK events, self-channel connects). */
   lastSeen: LastSeenWriter;

@@ -175,12 +175,12 @@ export class Queues {
   }
 
   /**
-   * Sends deliveries a vendor refused over its daily per-device quota over the self channel
-   * instead (quotaFallback=self), whether the quota was met at send time or reported by a receipt.
+   * Sends deliveries a vendor refused over a daily quota over the app's `quotaFallback` channel
+   * instead (self or FCM), whether the quota was met at send time or reported by a receipt.
    */
-  async quotaFallback(appId: string, messageId: string, ids: string[]): Promise<void> {
+  async quotaFallback(appId: string, messageId: string, ids: string[], channel: Channel = 'self'): Promise<void> {
     if (ids.length === 0) return;
-    await this.send('self').add('send', { appId, messageId, ids }, { ...SEND_JOB_OPTIONS, jobId: `quota.${messageId}.${ids[0]!}` });
+    await this.send(channel).add('send', { appId, messageId, ids }, { ...SEND_JOB_OPTIONS, jobId: `quota.${channel}.${messageId}.${ids[0]!}` });
   }
 
   /**

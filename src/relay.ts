@@ -26,6 +26,7 @@ import { serveHealth } from './health-server.js';
 import { createLimitedHttpsServer, createLimitedServer } from './http-limits.js';
 import { MarketingCaps } from './marketing-caps.js';
 import { SmsDailyCap, cappedSms } from './sms-cap.js';
+import { QuotaDays } from './quota-days.js';
 import { registerGatewayMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limiter.js';
 import { coreReadiness, type Readiness, type ReadinessCheck } from './readiness.js';
@@ -90,15 +91,16 @@ function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { wo
   const workers: Worker[] = [createRouteWorker(ctx, presence.lookup), createSelfAckWorker(ctx), createSmsFallbackWorker(ctx), createRecallWorker(ctx, registry, presence, bus)];
   const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
   const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
+  const quotaDays = new QuotaDays(ctx.queues.connection, config.QUEUE_PREFIX, ctx.clock);
   const campaigns = new CampaignSendHooks(ctx.db, new CampaignsRepo(ctx.db));
   // SMS costs money: the sms channel's providers count against the app's daily cap.
   const smsCap = new SmsDailyCap(ctx.queues.connection, config.QUEUE_PREFIX, config.SMS_DAILY_CAP, async (appId) => (await ctx.repos.apps.get(appId))?.settings.smsDailyCap);
   const sms = cappedSms(registry, smsCap);
   const source = (channel: string) => (channel === 'sms' ? sms : registry);
-  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, source(channel), { limiter, caps, campaigns }));
+  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, source(channel), { limiter, caps, campaigns, quotaDays }));
   // The transactional lane: single pushes have workers of their own, so a fan-out's backlog on
   // the bulk queue never stands between them and the provider.
-  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, source(channel), { limiter, caps, campaigns, lane: 'tx' }));
+  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, source(channel), { limiter, caps, campaigns, quotaDays, lane: 'tx' }));
   for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
   return { workers, registry };
 }

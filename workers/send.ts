@@ -9,6 +9,7 @@ import { deliveryOutcomes, providerLatency } from '../src/metrics.js';
 import { SEND_JOB_OPTIONS, sendJobId, txQueueName, type SendJob, type SendPart } from '../src/queues.js';
 import { isMarketing, type MarketingCaps } from '../src/marketing-caps.js';
 import type { RateLimiter } from '../src/rate-limiter.js';
+import type { QuotaDays } from '../src/quota-days.js';
 import type { CampaignSendHooks } from '../src/campaigns/send-hooks.js';
 import { RELAY_CODES } from '../src/core/outcome-codes.js';
 import { bullConnection, releaseWith } from '../src/redis.js';
@@ -42,6 +43,8 @@ export interface SendWorkerOptions {
   caps?: MarketingCaps;
   /** Campaign messages: paused ones wait, and each device gets its own rendered content. */
   campaigns?: CampaignSendHooks;
+  /** Vendors whose daily total the app has used up are skipped until their reset. */
+  quotaDays?: QuotaDays;
 }
 
 /**
@@ -52,7 +55,7 @@ export interface SendWorkerOptions {
  * picks up what a dead one left.
  */
 export function createSendWorker(ctx: Context, channel: Channel, providers: ProviderSource, opts: SendWorkerOptions = {}): Worker<SendJob> {
-  const { limiter, caps, campaigns } = opts;
+  const { limiter, caps, campaigns, quotaDays } = opts;
   const { repos, config, logger } = ctx;
   const plans = new PlanCache(ctx);
   const leaseMs = config.WORKER_LOCK_DURATION * 2;
@@ -78,8 +81,27 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     nextAttemptAt: null,
   });
 
-  /** One attempt for every claimed row: marketing caps, then the provider. Never throws. */
+  /**
+   * One attempt for every claimed row: the app's quota day, marketing caps, then the provider.
+   * Never throws. A provider that says the app's daily total is used up (`quotaDay`) makes the
+   * app skip this channel until the reset, for every worker.
+   */
   async function attempt(appId: string, plan: MessagePlan, claimed: ClaimedDelivery[]): Promise<Outcome[]> {
+    // Redis unreachable: the vendor is asked, and says so again if the day is still over.
+    const skipping = quotaDays && channel !== 'self' ? await quotaDays.skippedUntil(appId, channel).catch(() => null) : null;
+    if (skipping !== null) {
+      const message = `the app's daily ${channel} total is used up until ${new Date(skipping).toISOString()}; not sent`;
+      return claimed.map(() => failed({ code: RELAY_CODES.quota, message, evidence: { resetAt: skipping } }));
+    }
+    const outcomes = await attemptProvider(appId, plan, claimed);
+    const resetAt = Math.max(0, ...outcomes.map((o) => (o.kind === 'failed' && o.quotaResetAt) || 0));
+    if (resetAt > 0 && quotaDays) {
+      await quotaDays.skip(appId, channel, resetAt).catch((err: unknown) => logger.warn({ err, channel }, 'recording a quota day failed'));
+    }
+    return outcomes;
+  }
+
+  async function attemptProvider(appId: string, plan: MessagePlan, claimed: ClaimedDelivery[]): Promise<Outcome[]> {
     const provider = await providers.get(appId, channel);
     if (!provider) return claimed.map(() => failed({ code: RELAY_CODES.noChannel, message: `the app has no ${channel} credentials` }));
     const targets = claimed.map((c) => ({ deliveryId: c.id, token: c.token ?? c.deviceId, ...(c.seq ? { seq: Number(c.seq) } : {}) }));
@@ -144,6 +166,30 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     return settle(plan, claimed, await attemptAll(appId, messageId, plan, claimed));
   }
 
+  /**
+   * Where the app's `quotaFallback` sends deliveries a quota refused: the channel, and per
+   * delivery the token there (null for the self channel). Devices without that channel (a raw
+   * token, an FCM token missing or quarantined, no FCM credentials) are not in the map.
+   */
+  async function quotaTargets(appId: string, rows: OutcomeRow[], claimed: ClaimedDelivery[]): Promise<{ channel: Channel; tokens: Map<string, string | null> } | null> {
+    const setting = (await repos.apps.get(appId))?.settings.quotaFallback;
+    if ((setting !== 'self' && setting !== 'fcm') || setting === channel) return null;
+    const deviceOf = new Map(claimed.map((c) => [c.id, c.deviceId]));
+    // Vendor channels carry Android devices, which the self channel can reach; a raw token has no device.
+    const withDevice = rows.filter((r) => (deviceOf.get(r.id) ?? '') !== '');
+    const tokens = new Map<string, string | null>();
+    if (setting === 'self') {
+      for (const r of withDevice) tokens.set(r.id, null);
+    } else if ((await repos.credentials.providers(appId)).includes('fcm')) {
+      const fcm = await repos.devices.activeTokens(appId, [...new Set(withDevice.map((r) => deviceOf.get(r.id)!))], 'fcm');
+      for (const r of withDevice) {
+        const t = fcm.get(deviceOf.get(r.id)!);
+        if (t) tokens.set(r.id, t);
+      }
+    }
+    return { channel: setting, tokens };
+  }
+
   async function handle(job: Job<SendJob>, token?: string) {
     const { appId, ids } = job.data;
     // A bulk job is one message's batch; a transactional one gathers several messages of the app.
@@ -195,15 +241,17 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
         await ctx.queues.send(channel).add('send', { appId, messageId, ids: retryIds }, { ...SEND_JOB_OPTIONS, jobId: sendJobId(messageId, retryIds[0]!, attempts), delay: Math.max(0, at - Date.now()) });
       }
       const rows = done.flatMap((d) => d.rows);
-      // A vendor's per-device daily quota: apps that opt in (MobPush-style) get the message over
-      // their own channel instead. The row is released as queued, then moved to `self`.
-      const overQuota = rows.filter((r) => r.status === 'failed' && r.error?.code === 'quota');
-      const fallback = overQuota.length > 0 && channel !== 'self' && (await repos.apps.get(appId))?.settings.quotaFallback === 'self';
-      if (fallback) for (const r of overQuota) Object.assign(r, { status: 'queued', nextAttemptAt: null });
+      // A vendor's daily quota (the device's, or the app's daily total): apps that opt in
+      // (MobPush-style) get the message over the self channel or FCM instead, where the device
+      // has it. Those rows are released as queued, then moved; the others fail `quota`.
+      const overQuota = rows.filter((r) => r.status === 'failed' && r.error?.code === RELAY_CODES.quota);
+      const fallback = overQuota.length > 0 ? await quotaTargets(appId, overQuota, claimed) : null;
+      if (fallback) for (const r of overQuota) if (fallback.tokens.has(r.id)) Object.assign(r, { status: 'queued', nextAttemptAt: null });
       await writeWithRetry(rows, readOnly);
-      if (fallback) {
-        const moved = new Set(await repos.deliveries.moveQueued(overQuota.map((r) => r.id), 'self'));
-        for (const part of parts) await ctx.queues.quotaFallback(appId, part.messageId, part.ids.filter((id) => moved.has(id)));
+      if (fallback && fallback.tokens.size > 0) {
+        const ids = [...fallback.tokens.keys()];
+        const moved = new Set(await repos.deliveries.moveQueued(ids, fallback.channel, ids.map((id) => fallback.tokens.get(id)!)));
+        for (const part of parts) await ctx.queues.quotaFallback(appId, part.messageId, part.ids.filter((id) => moved.has(id)), fallback.channel);
       }
       logger.debug({ channel, n: claimed.length, messages: parts.length, claimMs: Math.round(t1 - t0), sendMs: Math.round(t2 - t1), writeMs: Math.round(performance.now() - t2) }, 'batch');
     }

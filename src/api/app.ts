@@ -15,6 +15,7 @@ import { devicesRouter } from './routes/devices.js';
 import { eventsRouter } from './routes/events.js';
 import { healthRouter } from './routes/health.js';
 import { inboxRouter } from './routes/inbox.js';
+import { deliveriesRouter } from './routes/deliveries.js';
 import { messagesRouter } from './routes/messages.js';
 import type { PresenceLookup } from '../../workers/route.js';
 import { receiptsRouter } from './routes/receipts.js';
@@ -68,7 +69,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
     }
     next();
   });
-  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, { mqtt: opts.mqttPort, mqtts: opts.mqttsPort, wss: opts.wssPort }), messagesRouter(ctx, opts.recall, opts.presence), statsRouter(ctx), campaignsRouter(ctx, opts.recall));
+  v1.use(appsRouter(ctx, auth), credentialsRouter(ctx), devicesRouter(ctx, { mqtt: opts.mqttPort, mqtts: opts.mqttsPort, wss: opts.wssPort }), messagesRouter(ctx, opts.recall, opts.presence), deliveriesRouter(ctx, opts.presence), statsRouter(ctx), campaignsRouter(ctx, opts.recall));
   v1.use(consoleRouter(ctx));
   app.use('/', (req, res, next) => (req.path.startsWith('/v1/') ? v1(req, res, next) : next()));
 

@@ -1,6 +1,7 @@
 /**
- * The time campaigns are scheduled by. Production reads the system clock; tests move it (a
- * `localTime` campaign over forty zones, a weekly cron) instead of sleeping for hours.
+ * The time campaigns are scheduled by, and quota days end by (src/quota-days.ts). Production
+ * reads the system clock; tests move it (a `localTime` campaign over forty zones, a weekly cron,
+ * the next China midnight) instead of sleeping for hours.
  */
 export class Clock {
   private offset = 0;

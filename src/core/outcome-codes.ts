@@ -12,7 +12,11 @@ export const RELAY_CODES = {
   noChannel: 'NoChannel',
   /** The token was quarantined by an earlier provider answer. */
   tokenQuarantined: 'TokenQuarantined',
-  /** A vendor's daily cap (marketing messages, per device) is reached: not retried today. */
+  /**
+   * A vendor's daily quota refused the message: a per-device cap (marketing messages), or the
+   * app's daily total (vivo 10070, OPPO 33; the app then skips the vendor until its reset, see
+   * docs/quota-days.md). Not retried today; `quotaFallback` may send it over another channel.
+   */
   quota: 'quota',
   /** The app's SMS for the day (SMS_DAILY_CAP, UTC days) are used up: not sent, not retried. */
   smsDailyCap: 'SmsDailyCap',

@@ -17,7 +17,15 @@ export type Outcome =
   | { kind: 'sent'; providerId?: string }
   | { kind: 'retry'; afterMs?: number; reason: OutcomeReason }
   | { kind: 'invalid'; reason: OutcomeReason }
-  | { kind: 'failed'; reason: OutcomeReason }
+  | {
+      kind: 'failed';
+      reason: OutcomeReason;
+      /**
+       * The app's daily total at this provider is used up (see `quotaDay`): the provider is not
+       * called again for the app until this moment (ms since the epoch), its next daily reset.
+       */
+      quotaResetAt?: number;
+    }
   | { kind: 'expired'; reason: OutcomeReason };
 
 export const sent = (providerId?: string): Outcome => ({ kind: 'sent', ...(providerId ? { providerId } : {}) });
@@ -28,6 +36,22 @@ export const retry = (reason: OutcomeReason, afterMs?: number): Outcome => ({
 });
 export const invalid = (reason: OutcomeReason): Outcome => ({ kind: 'invalid', reason });
 export const failed = (reason: OutcomeReason): Outcome => ({ kind: 'failed', reason });
+
+/**
+ * The vendor refused because the app's daily total is used up (vivo 10070, OPPO 33; see
+ * docs/quota-days.md): the delivery fails `quota` now, with the vendor's own code as evidence,
+ * and the app skips this vendor until `resetAt`, when the vendor's day starts again. Nothing is
+ * held back to be sent at the reset: a notification arriving after midnight helps nobody.
+ */
+export const quotaDay = (reason: OutcomeReason, resetAt: number): Outcome => ({
+  kind: 'failed',
+  reason: {
+    code: RELAY_CODES.quota,
+    message: `${reason.message} (the app's daily total is used up until ${new Date(resetAt).toISOString()})`,
+    evidence: { ...reason.evidence, vendorCode: reason.code, resetAt },
+  },
+  quotaResetAt: resetAt,
+});
 
 /** The message's deadline passed before it was sent: no request is made, the delivery ends `expired`. */
 export const expired = (expiresAt: number, message = 'the message deadline has passed; not sent'): Outcome => ({

@@ -7,7 +7,7 @@ import { idArray, textArray } from './array-literal.js';
 import { deliveryIdAt } from './partitions-repo.js';
 import { withPlanner } from './planner.js';
 import type { DB, DeliveryRow } from './schema.js';
-import { TALLIES } from './tallies.js';
+import { DEAD_LETTERS, TALLIES } from './tallies.js';
 
 /** PostgreSQL's unique_violation. */
 const UNIQUE_VIOLATION = '23505';
@@ -120,7 +120,7 @@ export class DeliveriesRepo {
         RETURNING id, app_id, message_id, channel, platform, variant, status, error, NULL::text AS old_status, NULL::text AS old_channel
       ), opened AS (
         INSERT INTO delivery_open (id) SELECT id FROM changed WHERE status = 'queued'
-      ), ${TALLIES}
+      ), ${TALLIES}, ${DEAD_LETTERS}
       SELECT (SELECT count(*) FROM changed) AS inserted,
              (SELECT json_object_agg(channel, ids) FROM (
                 SELECT channel, json_agg(id::text ORDER BY id) AS ids FROM changed
@@ -228,7 +228,7 @@ export class DeliveriesRepo {
         SELECT app_id, channel, new_provider_id, array_agg(id ORDER BY id) FROM changed
         WHERE new_provider_id IS NOT NULL AND channel = ANY(${RECEIPT_CHANNELS}::text[])
         GROUP BY app_id, channel, new_provider_id
-      ), quarantined AS (${quarantine}), ${TALLIES}
+      ), quarantined AS (${quarantine}), ${TALLIES}, ${DEAD_LETTERS}
       SELECT (SELECT count(*) FROM changed) AS updated, (SELECT count(*) FROM quarantined) AS quarantined`.execute(tx));
     const r = res.rows[0];
     return { updated: Number(r?.updated ?? 0), quarantined: Number(r?.quarantined ?? 0) };
@@ -304,7 +304,7 @@ export class DeliveriesRepo {
         WHERE changed.status = 'invalid' AND tk.app_id = changed.app_id AND tk.device_id = changed.device_id
           AND tk.channel = changed.channel AND tk.token = changed.token AND tk.state = 'active'
         RETURNING 1
-      ), ${TALLIES}
+      ), ${TALLIES}, ${DEAD_LETTERS}
       SELECT (SELECT count(*) FROM target) AS matched, (SELECT count(*) FROM changed) AS n,
              (SELECT count(*) FROM quarantined) AS q,
              (SELECT coalesce(json_agg(id::text ORDER BY id), '[]'::json) FROM changed
@@ -320,11 +320,17 @@ export class DeliveriesRepo {
    */
   async requeueOnChannel(ids: readonly string[], channel: string): Promise<{ messageId: string; ids: string[] }[]> {
     if (ids.length === 0) return [];
+    // The self channel needs a device; another channel (FCM) the device's active token there.
     const res = await this.byIds((tx) => sql<{ moved: [string, string][] | null }>`
       WITH locked AS (
-        SELECT id, channel FROM deliveries WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'failed' ORDER BY id FOR UPDATE
+        SELECT d.id, d.channel, t.token FROM deliveries d
+        LEFT JOIN device_tokens t ON ${channel} <> 'self' AND t.app_id = d.app_id AND t.device_id = d.device_id
+          AND t.channel = ${channel} AND t.state = 'active'
+        WHERE d.id = ANY(${idArray(ids)}::bigint[]) AND d.status = 'failed' AND d.device_id <> ''
+          AND (${channel} = 'self' OR t.token IS NOT NULL)
+        ORDER BY d.id FOR UPDATE OF d
       ), changed AS (
-        UPDATE deliveries d SET status = 'queued', channel = ${channel}, token = NULL, provider_id = NULL,
+        UPDATE deliveries d SET status = 'queued', channel = ${channel}, token = l.token, provider_id = NULL,
           lease_until = NULL, next_attempt_at = NULL, updated_at = now()
         FROM locked l
         WHERE d.id = l.id AND d.status = 'failed'
@@ -332,6 +338,9 @@ export class DeliveriesRepo {
                   'failed'::text AS old_status, l.channel AS old_channel
       ), opened AS (
         INSERT INTO delivery_open (id) SELECT id FROM changed ON CONFLICT DO NOTHING
+      ), revived AS (
+        -- No longer a dead letter: it is queued again on another channel.
+        DELETE FROM dead_letters WHERE delivery_id = ANY(ARRAY(SELECT id FROM changed))
       ), ${TALLIES}
       SELECT json_agg(json_build_array(message_id, id::text) ORDER BY id) AS moved FROM changed`.execute(tx));
     const byMessage = new Map<string, string[]>();
@@ -339,19 +348,24 @@ export class DeliveriesRepo {
     return [...byMessage].map(([messageId, list]) => ({ messageId, ids: list }));
   }
 
-  /** Hands queued, unleased deliveries to another channel (a fallback); returns the moved ids. */
-  async moveQueued(ids: readonly string[], channel: string): Promise<string[]> {
+  /**
+   * Hands queued, unleased deliveries to another channel (a fallback); returns the moved ids.
+   * `tokens` (parallel to `ids`) are the device's tokens on that channel; without, none (self).
+   */
+  async moveQueued(ids: readonly string[], channel: string, tokens?: readonly (string | null)[]): Promise<string[]> {
     if (ids.length === 0) return [];
     // The counters move the row's count to the new channel: its old channel is read under lock.
     const res = await this.byIds((tx) => sql<{ id: string }>`
-      WITH locked AS (
+      WITH v AS (
+        SELECT * FROM unnest(${idArray(ids)}::bigint[], ${textArray(tokens ?? ids.map(() => null))}::text[]) AS v(id, token)
+      ), locked AS (
         SELECT id, channel FROM deliveries
         WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND (lease_until IS NULL OR lease_until < now())
         ORDER BY id FOR UPDATE
       ), changed AS (
-        UPDATE deliveries d SET channel = ${channel}, token = NULL, provider_id = NULL, lease_until = NULL,
+        UPDATE deliveries d SET channel = ${channel}, token = v.token, provider_id = NULL, lease_until = NULL,
           next_attempt_at = NULL, updated_at = now()
-        FROM locked l
+        FROM locked l JOIN v ON v.id = l.id
         WHERE d.id = l.id AND d.status = 'queued' AND (d.lease_until IS NULL OR d.lease_until < now())
         RETURNING d.id, d.app_id, d.message_id, d.channel, d.platform, d.variant, d.status, NULL::jsonb AS error,
                   'queued'::text AS old_status, l.channel AS old_channel
@@ -390,7 +404,7 @@ export class DeliveriesRepo {
                   'queued'::text AS old_status, d.channel AS old_channel
       ), closed AS (
         DELETE FROM delivery_open WHERE id = ANY(ARRAY(SELECT id FROM changed))
-      ), ${TALLIES}
+      ), ${TALLIES}, ${DEAD_LETTERS}
       SELECT count(*) AS n FROM changed`.execute(this.db);
     return Number(res.rows[0]?.n ?? 0);
   }

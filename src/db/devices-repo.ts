@@ -151,6 +151,20 @@ export class DevicesRepo {
     return withPlanner(this.db, ['enable_bitmapscan', 'enable_sort'], read);
   }
 
+  /** The devices' active tokens on one channel, by device id (a quota fallback's target). */
+  async activeTokens(appId: string, deviceIds: readonly string[], channel: string): Promise<Map<string, string>> {
+    if (deviceIds.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom('device_tokens')
+      .select(['device_id', 'token'])
+      .where('app_id', '=', appId)
+      .where('device_id', 'in', [...deviceIds])
+      .where('channel', '=', channel)
+      .where('state', '=', 'active')
+      .execute();
+    return new Map(rows.map((r) => [r.device_id, r.token]));
+  }
+
   /** Whether a raw token was quarantined on any device of the app. */
   async isQuarantined(appId: string, channel: string, token: string): Promise<boolean> {
     const row = await this.db

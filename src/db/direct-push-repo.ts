@@ -4,7 +4,7 @@ import type { AndroidStrategy, Platform } from '../core/routing.js';
 import { textArray } from './array-literal.js';
 import type { NewDeliveryRow } from './deliveries-repo.js';
 import type { DB } from './schema.js';
-import { TALLIES } from './tallies.js';
+import { DEAD_LETTERS, TALLIES } from './tallies.js';
 
 /** A device a direct push names, by id or through its user, with its active tokens. */
 export interface DirectDevice {
@@ -114,7 +114,7 @@ export class DirectPushRepo {
         RETURNING id, message_id, app_id, channel, platform, variant, status, error, NULL::text AS old_status, NULL::text AS old_channel
       ), opened AS (
         INSERT INTO delivery_open (id) SELECT id FROM changed WHERE status = 'queued'
-      ), ${TALLIES}
+      ), ${TALLIES}, ${DEAD_LETTERS}
       SELECT json_agg(json_build_array(message_id, channel, id::text) ORDER BY id) AS queued
       FROM changed WHERE status = 'queued' AND channel IS NOT NULL`.execute(this.db);
     return res.rows[0]?.queued ?? [];

@@ -19,8 +19,12 @@ export interface AppSettings {
    * FCM), `vendor-first` (vendor, then self, then FCM), `vendor-only` (never the self channel).
    */
   androidStrategy?: 'self-first' | 'vendor-first' | 'vendor-only';
-  /** `self`: a vendor's per-device daily quota sends the message over the self channel instead. */
-  quotaFallback?: 'self' | 'none';
+  /**
+   * A vendor's daily quota (the device's, or the app's daily total) refused a delivery: send it
+   * over the self channel (`self`) or FCM (`fcm`) when the device has that channel, else fail it
+   * `quota` (`none`, the default).
+   */
+  quotaFallback?: 'self' | 'fcm' | 'none';
   /** SMS per UTC day for this app, below the operator's SMS_DAILY_CAP (src/sms-cap.ts). */
   smsDailyCap?: number;
 }
@@ -88,6 +92,8 @@ export interface MessagesTable {
   cancelled_at: NullableTimestamp;
   /** The campaign this message is a run of; null for a transactional push. */
   campaign_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The message this one replays deliveries of (`POST /v1/deliveries/replay`); null otherwise. */
+  replay_of: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Timestamp;
 }
 
@@ -171,6 +177,19 @@ export interface ProviderRequestsTable {
   created_at: ColumnType<Date, Date | undefined, never>;
 }
 
+/** A delivery that ended `failed` or `expired` (migration 0015), written by the statement that ended it. */
+export interface DeadLettersTable {
+  delivery_id: string;
+  app_id: string;
+  message_id: string;
+  channel: string | null;
+  status: string;
+  code: string | null;
+  at: Timestamp;
+  /** The message a replay sent this delivery again under; set once. */
+  replayed_as: string | null;
+}
+
 export interface CampaignsTable {
   app_id: string;
   id: string;
@@ -248,6 +267,7 @@ export interface DB {
   provider_requests: ProviderRequestsTable;
   recalls: RecallsTable;
   delivery_recalls: DeliveryRecallsTable;
+  dead_letters: DeadLettersTable;
 }
 
 export type DeviceRow = Selectable<DevicesTable>;

@@ -3,7 +3,7 @@ import { CampaignContent } from '../campaigns/content.js';
 import type { CampaignSpec } from '../campaigns/schema.js';
 import { compareIds } from './deliveries-repo.js';
 import type { DB } from './schema.js';
-import { TALLIES } from './tallies.js';
+import { DEAD_LETTERS, TALLIES } from './tallies.js';
 
 /** A self-channel message still waiting for its device's ack, as a gateway or the inbox hands it out. */
 export interface PendingSelfMessage {
@@ -119,9 +119,9 @@ export class SelfRepo {
         UPDATE deliveries d SET status = 'expired', pending_seq = NULL, updated_at = now(),
           error = jsonb_build_object('code', 'expired', 'message', 'the message TTL ended before the device acked it')
         FROM due WHERE d.id = due.id AND d.status = 'sent'
-        RETURNING d.app_id, d.message_id, d.channel, d.platform, d.variant, d.status, d.error,
+        RETURNING d.id, d.app_id, d.message_id, d.channel, d.platform, d.variant, d.status, d.error,
                   'sent'::text AS old_status, d.channel AS old_channel
-      ), ${TALLIES}
+      ), ${TALLIES}, ${DEAD_LETTERS}
       SELECT count(*) AS n FROM changed`.execute(this.db);
     return Number(res.rows[0]?.n ?? 0);
   }

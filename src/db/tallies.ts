@@ -64,3 +64,21 @@ export const TALLIES = sql`
     ON CONFLICT (message_id, channel, variant, status) DO UPDATE SET n = message_counts.n + EXCLUDED.n
     RETURNING 1
   )`;
+
+/**
+ * The dead-letter index (migration 0015), for every statement that may end a delivery `failed` or
+ * `expired`: appended to its WITH list after TALLIES, it needs `changed.id` besides the columns
+ * above. Written here rather than indexed on `deliveries`, so outcome writes stay HOT updates (an
+ * index naming `status` would end that, see migration 0004); only failing rows cost an insert.
+ * A delivery that fails again after leaving its end state (a quota fallback) gets a fresh entry.
+ */
+export const DEAD_LETTERS = sql`
+  dead_letter AS (
+    INSERT INTO dead_letters (delivery_id, app_id, message_id, channel, status, code)
+    SELECT c.id, c.app_id, c.message_id, c.channel, c.status, left(c.error->>'code', 100)
+    FROM changed c
+    WHERE c.status IN ('failed', 'expired') AND c.status IS DISTINCT FROM c.old_status
+    ON CONFLICT (delivery_id) DO UPDATE
+      SET status = EXCLUDED.status, channel = EXCLUDED.channel, code = EXCLUDED.code, at = now(), replayed_as = NULL
+    RETURNING 1
+  )`;

@@ -104,6 +104,9 @@ export const EXAMPLES: Record<string, Example> = {
   'GET /v1/messages/:id/deliveries': { ok: 200, req: (f) => ({ params: { id: f.messageA }, query: { limit: '10' } }) },
   'DELETE /v1/messages/:id': { ok: 200, req: (f) => ({ params: { id: f.messageA } }) },
   'GET /v1/messages/:id/recall': { ok: 200, req: (f) => ({ params: { id: f.messageA }, query: { limit: '10' } }) },
+  // Dead letters act on the caller's own app: B lists and replays its own (none of A's).
+  'GET /v1/deliveries': { ok: 200, otherApp: 200, req: () => ({ query: { status: 'failed,expired', limit: '10' } }) },
+  'POST /v1/deliveries/replay': { ok: 200, otherApp: 200, req: () => ({ body: { ids: ['1'] } }) },
   'GET /v1/stats': { ok: 200, otherApp: 200, req: () => ({ query: { interval: 'hour', groupBy: 'channel' } }) },
   'GET /v1/stats/errors': { ok: 200, otherApp: 200, req: () => ({}) },
   // The queues are shared by every app; the operator reads them too (the dashboard's overview).

@@ -73,13 +73,14 @@ describe('OPPO provider against the mock', () => {
     assert.deepEqual(batches.map((b) => b.messages?.length).sort(), [1000, 500]);
   });
 
-  it('retryable answers carry afterMs: HTTP 503 Retry-After, the app daily limit until midnight China time', async () => {
+  it('retryable answers carry afterMs (HTTP 503 Retry-After); the app daily limit fails `quota` until midnight China time', async () => {
     mock.setBehavior({ failFirst: { n: 1, answer: { status: 503, retryAfter: '4', rawBody: 'busy' } } });
     const [a] = await provider.send(content(), targets(['r']));
     assert.deepEqual(a?.kind === 'retry' && a.afterMs, 4000);
     mock.setBehavior({ failFirst: { n: 1, answer: { code: 33, message: '超过每日推送上限' } } });
     const [b] = await provider.send(content(), targets(['r']));
-    assert.ok(b?.kind === 'retry' && b.afterMs !== undefined && b.afterMs > 0 && b.afterMs <= 86_400_000);
+    assert.ok(b?.kind === 'failed' && b.reason.code === 'quota' && b.quotaResetAt !== undefined);
+    assert.ok(b.quotaResetAt > Date.now() && b.quotaResetAt <= Date.now() + 86_400_000);
     mock.setBehavior({ failFirst: { n: 1, answer: { code: -2, message: 'flow control' } } });
     assert.equal((await provider.send(content(), targets(['r'])))[0]?.kind, 'retry');
   });

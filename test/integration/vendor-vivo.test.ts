@@ -79,13 +79,13 @@ describe('vivo provider against the mock', () => {
     assert.equal((recs.find((r) => r.path === '/message/pushToList')?.body.regIds as string[]).length, 1000);
   });
 
-  it('retryable answers carry afterMs: 429 Retry-After, daily total 10070', async () => {
+  it('retryable answers carry afterMs (429 Retry-After); the daily total 10070 fails `quota` until the reset', async () => {
     mock.setBehavior({ failFirst: { n: 1, answer: { status: 429, retryAfter: '2', rawBody: 'slow down' } } });
     const [a] = await provider.send(content(), targets(['r']));
     assert.deepEqual(a?.kind === 'retry' && a.afterMs, 2000);
     mock.setBehavior({ failFirst: { n: 1, answer: { result: 10070, desc: '超过当日推送总量' } } });
     const out = await provider.send(content(), targets(['r1', 'r2']));
-    assert.ok(out.every((o) => o.kind === 'retry' && o.afterMs !== undefined && o.afterMs > 0));
+    assert.ok(out.every((o) => o.kind === 'failed' && o.reason.code === 'quota' && (o.quotaResetAt ?? 0) > Date.now()));
   });
 
   it('10252: batches wait for China midnight without a request; a single leftover token still goes out', async () => {

@@ -125,8 +125,9 @@ describe('OPPO classification', () => {
   it('every documented code', () => {
     for (const c of [-2, -1, 13, 55]) assert.equal(classifyOppoCode(c, '', {}, 'top').kind, 'retry', String(c));
     assert.equal(classifyOppoCode(10000, 'bad regid', {}, 'target').kind, 'invalid');
+    // The app's daily total: failed `quota` now, skipping OPPO until 00:00 China time (quota days).
     const daily = classifyOppoCode(33, '', {}, 'top', NOW);
-    assert.deepEqual(daily.kind === 'retry' && [daily.reason.code, daily.afterMs], ['33', 12 * 3_600_000]);
+    assert.deepEqual(daily.kind === 'failed' && [daily.reason.code, daily.reason.evidence?.vendorCode, daily.quotaResetAt], ['quota', '33', NOW + 12 * 3_600_000]);
     const perDevice = classifyOppoCode(33, '', {}, 'target');
     assert.deepEqual(perDevice.kind === 'failed' && [perDevice.reason.code, perDevice.reason.evidence?.vendorCode], ['quota', 33]);
     for (const c of [11, 12, 14, 16, 19, 28, 30, 40, 41, 51, 67, 12345]) assert.equal(classifyOppoCode(c, '', {}, 'top').kind, 'failed', String(c));

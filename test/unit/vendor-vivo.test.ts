@@ -113,7 +113,7 @@ describe('vivo classification', () => {
   it('every documented result code', () => {
     assert.equal(classifyVivoResult(10302, 'regId不合法', {}).kind, 'invalid');
     const daily = classifyVivoResult(10070, '', {}, NOW);
-    assert.deepEqual(daily.kind === 'retry' && daily.afterMs, 12 * 3_600_000);
+    assert.deepEqual(daily.kind === 'failed' && [daily.reason.code, daily.reason.evidence?.vendorCode, daily.quotaResetAt], ['quota', '10070', NOW + 12 * 3_600_000]);
     assert.equal(classifyVivoResult(10250, '', {}).kind, 'retry');
     const batchCap = classifyVivoResult(10252, '批量发送消息体超出限制', {}, NOW);
     assert.deepEqual(batchCap.kind === 'retry' && [batchCap.reason.code, batchCap.afterMs], ['10252', 12 * 3_600_000]);

@@ -54,9 +54,11 @@ export function appsRouter(ctx: Context, auth: Authenticator): Router {
         .optional()
         .describe('Android channel order: self channel first (default), vendor first, or vendor channels only'),
       quotaFallback: z
-        .enum(['self', 'none'])
+        .enum(['self', 'fcm', 'none'])
         .optional()
-        .describe("When a vendor's per-device daily quota refuses a message, send it over the self channel (`self`) or fail it (`none`, default)"),
+        .describe(
+          "When a vendor's daily quota (the device's, or the app's daily total) refuses a message, send it over the self channel (`self`) or FCM (`fcm`) if the device has that channel, or fail it `quota` (`none`, default)",
+        ),
       smsDailyCap: z
         .number()
         .int()

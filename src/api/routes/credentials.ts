@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { PROVIDER_MODULES, providerModule } from '../../../providers/registry.js';
 import { CredentialError, CredentialUnreadableError } from '../../../providers/types.js';
 import type { Context } from '../../context.js';
+import { QuotaDays } from '../../quota-days.js';
 import { requireAppAdmin } from '../auth.js';
 import { route } from '../define.js';
 import { ApiError, formatPath, validationError } from '../errors.js';
@@ -79,6 +80,8 @@ export function credentialsRouter(ctx: Context): Router {
         throw err;
       }
       const stored = await credentials.put(params.app, params.provider, cred, mod.describe(cred));
+      // A new credential may be another vendor app, with a daily total of its own.
+      await new QuotaDays(ctx.queues.connection, ctx.config.QUEUE_PREFIX, ctx.clock).clear(params.app, params.provider);
       res.json(view(params.app, secret, baseUrl(req), stored));
     },
   );

@@ -35,6 +35,7 @@ const messageView = z.object({
     .optional()
     .describe('The SMS top-up this push asked for (options.fallback)'),
   fallbackOf: z.string().optional().describe('This message is the SMS top-up of that push'),
+  replayOf: z.string().nullable().describe('The message whose dead letters this one replays (`POST /v1/deliveries/replay`)'),
 });
 
 /** The SMS top-up links between a push and its `<id>-sms` message (docs/sms.md). */
@@ -138,6 +139,7 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
         expiresAt: m.expires_at.toISOString(),
         createdAt: m.created_at.toISOString(),
         ...fallbackLinks(m),
+        replayOf: m.replay_of,
       });
     },
   );

@@ -69,10 +69,11 @@ export function receiptsRouter(ctx: Context): Router {
         throw new ApiError('unknown_delivery', 'no delivery matches this receipt', { received: events.length });
       }
       // Dropped over the vendor's daily per-device quota: apps that opt in (MobPush-style) get the
-      // message over their own channel instead, as when the quota is known at send time.
-      if (result.overQuota.length > 0 && (await ctx.repos.apps.get(params.app))?.settings.quotaFallback === 'self') {
-        for (const moved of await ctx.repos.deliveries.requeueOnChannel(result.overQuota, 'self')) {
-          await ctx.queues.quotaFallback(params.app, moved.messageId, moved.ids);
+      // message over the self channel or FCM instead, as when the quota is known at send time.
+      const fallback = (await ctx.repos.apps.get(params.app))?.settings.quotaFallback;
+      if (result.overQuota.length > 0 && (fallback === 'self' || (fallback === 'fcm' && (await ctx.repos.credentials.providers(params.app)).includes('fcm')))) {
+        for (const moved of await ctx.repos.deliveries.requeueOnChannel(result.overQuota, fallback)) {
+          await ctx.queues.quotaFallback(params.app, moved.messageId, moved.ids, fallback);
         }
       }
       res.json({ received: events.length, matched: result.matched, applied: result.changed });
