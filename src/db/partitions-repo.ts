@@ -128,6 +128,18 @@ export class PartitionsRepo {
           RETURNING id
         ), counts AS (
           DELETE FROM message_counts WHERE message_id = ANY(ARRAY(SELECT id FROM gone))
+        ), recalls AS (
+          DELETE FROM recalls WHERE message_id = ANY(ARRAY(SELECT id FROM gone))
+        ), recall_rows AS (
+          DELETE FROM delivery_recalls WHERE message_id = ANY(ARRAY(SELECT id FROM gone))
+        )
+        SELECT count(*) AS n FROM gone`);
+      // Dead letters of the dropped days: their ids are below the cutoff day's first id.
+      await this.deleteInBatches(sql`
+        WITH gone AS (
+          DELETE FROM dead_letters WHERE delivery_id = ANY(ARRAY(
+            SELECT delivery_id FROM dead_letters WHERE delivery_id < ${sql.raw(firstIdOfDay(cutoffDay).toString())} LIMIT 5000))
+          RETURNING 1
         )
         SELECT count(*) AS n FROM gone`);
       result.idempotencyKeys = await this.deleteInBatches(sql`
