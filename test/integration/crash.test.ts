@@ -55,10 +55,16 @@ test('a worker killed with SIGKILL mid-batch loses nothing: every delivery ends 
 
   const second = spawnWorker(workerEnv);
   children.push(second);
-  const msg = await eventually(async () => {
+  const msg = await eventuallyWhileAlive(second, async () => {
     const m = await api('GET', `/v1/messages/${pushed.body.id}`);
     return m.body.state === 'done' ? m.body : undefined;
-  }, 120_000, 'the message to finish after the restart');
+  }, 120_000, 'the message to finish after the restart').catch(async (err: Error) => {
+    // Say where the rows stand, to tell a stranded row from a slow machine.
+    const left = await sql<{ status: string; attempts: number; leased: boolean; n: number }>`
+      SELECT status, attempts, lease_until > now() AS leased, count(*)::int AS n FROM deliveries
+      WHERE message_id = ${pushed.body.id} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`.execute(t.relay.ctx.db);
+    throw new Error(`${err.message}\n--- deliveries ---\n${JSON.stringify(left.rows)}`);
+  });
   second.kill('SIGTERM');
 
   assert.equal(msg.counts.sent, DEVICES, `every delivery sent: ${JSON.stringify(msg.counts)}`);

@@ -70,7 +70,9 @@ describe('tenant and scope matrix over the route table', () => {
   let f: Fixture;
 
   before(async () => {
-    t = await startTestRelay({ ROLES: 'api' });
+    // The matrix sends one device-password request per route in a burst: the per-device rate
+    // limit (a test of its own in rate-limits.test.ts) would answer 429 before auth is judged.
+    t = await startTestRelay({ ROLES: 'api', RATE_LIMIT_DEVICE: '100000/1s' });
     f = await createFixture(t);
   });
   after(async () => {
