@@ -1,6 +1,7 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { CHANNELS, type Channel } from '../providers/channels.js';
+import { FairShare } from './core/fair-share.js';
 
 export const ROUTE_QUEUE = 'route';
 /** Delayed checks that self-channel deliveries to online devices were acked (SELF_ACK_TIMEOUT). */
@@ -122,6 +123,8 @@ export class Queues {
   readonly selfAck: Queue<SelfAckJob>;
   private readonly sendQueues = new Map<Channel, Queue<SendJob>>();
   private readonly txQueues = new Map<Channel, Queue<SendJob>>();
+  /** Per-app priorities on the bulk send queues (core/fair-share.ts); unit: a default batch. */
+  private readonly fair = new FairShare(500);
 
   constructor(
     redis: RedisOptions,
@@ -156,6 +159,8 @@ export class Queues {
   /**
    * Queues one message's deliveries on a channel as send jobs of at most `batchSize` ids, in one
    * `addBulk`; `jobId` names each job by its first id, so re-adding the same rows adds nothing.
+   * Each job's priority grows with its app's recent volume on the channel, so one app's campaign
+   * does not stand in front of another app's sends (core/fair-share.ts).
    */
   async sendInBatches(
     channel: Channel,
@@ -166,12 +171,13 @@ export class Queues {
     jobId: (firstId: string) => string,
     leasedUntil?: number,
   ): Promise<void> {
-    const jobs = [];
-    for (let i = 0; i < ids.length; i += batchSize) {
-      const chunk = ids.slice(i, i + batchSize);
+    const chunks: string[][] = [];
+    for (let i = 0; i < ids.length; i += batchSize) chunks.push(ids.slice(i, i + batchSize));
+    const priorities = this.fair.priorities(`${appId}:${channel}`, chunks.map((c) => c.length));
+    const jobs = chunks.map((chunk, k) => {
       const data: SendJob = { appId, messageId, ids: chunk, ...(leasedUntil !== undefined ? { leasedUntil } : {}) };
-      jobs.push({ name: 'send', data, opts: { ...SEND_JOB_OPTIONS, jobId: jobId(chunk[0]!) } });
-    }
+      return { name: 'send', data, opts: { ...SEND_JOB_OPTIONS, jobId: jobId(chunk[0]!), priority: priorities[k]! } };
+    });
     if (jobs.length > 0) await this.send(channel).addBulk(jobs);
   }
 
