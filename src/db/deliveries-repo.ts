@@ -127,7 +127,8 @@ export class DeliveriesRepo {
    * (EXPLAIN checked on a never-analysed 60,000-row table, one analysed at 50 rows and grown, and
    * a fresh one, on both; test/integration/send-statements.test.ts keeps that true.)
    *
-   * Runs a statement that names its rows by an id list with sequential scans off: without fresh
+   * The rarer statements that join first and lock (fallback moves) still run through this: a
+   * statement that names its rows by an id list with sequential scans off: without fresh
    * statistics (a young table, autovacuum behind, PGlite which has none) the planner reads the
    * whole table for every batch instead of probing the primary key a few hundred times.
    */
