@@ -27,10 +27,12 @@ export interface RedisHandle {
  * QUEUE_PREFIX is then a hash tag (`{relay}`, see config.ts), as BullMQ's guide asks:
  * https://docs.bullmq.io/bull/patterns/redis-cluster
  */
-export function createRedis(cfg: RedisConfig): RedisClient {
+export function createRedis(cfg: RedisConfig, opts: { autoPipelining?: boolean } = {}): RedisClient {
+  const pipelining = opts.autoPipelining ? { enableAutoPipelining: true } : {};
   const options: RedisOptions = { ...cfg.options, maxRetriesPerRequest: null };
-  if (!cfg.cluster) return new Redis(options);
+  if (!cfg.cluster) return new Redis({ ...options, ...pipelining });
   return new Cluster(cfg.cluster, {
+    ...pipelining,
     redisOptions: options,
     // BullMQ's blocking commands and Relay's scripts must go to the primary of their slot.
     scaleReads: 'master',

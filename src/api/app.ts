@@ -52,7 +52,7 @@ export function createApi(ctx: Context, opts: ApiOptions = {}): Express {
 
   app.use(healthRouter(ctx, opts.readiness));
   const auth = new Authenticator(ctx.repos.apps, ctx.secrets.adminToken);
-  app.use(new ApiRateLimits(ctx.queues.connection, ctx.config, auth, ctx.secrets.deviceTokenSecret, ctx.logger).middleware());
+  app.use(new ApiRateLimits(ctx.queues.pipelined, ctx.config, auth, ctx.secrets.deviceTokenSecret, ctx.logger).middleware());
   // Vendors and devices authenticate differently: these come before the bearer-key gate.
   app.use(receiptsRouter(ctx), eventsRouter(ctx, auth), inboxRouter(ctx, auth));
   app.use(dashboardRouter(), adminQueuesRouter(ctx.queues, auth, ctx.secrets.adminToken));

@@ -1,4 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { parseApiKey, safeEqual, sha256 } from '../core/secrets.js';
 import type { AppsRepo, Scope } from '../db/apps-repo.js';
 import { ApiError } from './errors.js';
@@ -21,17 +22,24 @@ export class Authenticator {
     for (const [k, v] of this.cache) if (v.principal?.kind === 'key' && v.principal.keyId === keyId) this.cache.delete(k);
   }
 
+  private readonly adminDigest: Buffer;
+
   constructor(
     private readonly apps: AppsRepo,
-    private readonly adminToken: string,
-  ) {}
+    adminToken: string,
+  ) {
+    this.adminDigest = createHash('sha256').update(adminToken).digest();
+  }
 
   async resolve(header: string | undefined): Promise<Principal> {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
     if (!m) throw new ApiError('unauthenticated', 'missing or malformed Authorization: Bearer <key>');
     const token = m[1]!;
-    if (safeEqual(token, this.adminToken)) return { kind: 'operator' };
-    const cacheKey = sha256(token);
+    // One digest per request serves both the constant-time operator check (as safeEqual does it)
+    // and the cache key: the token itself is never kept.
+    const digest = createHash('sha256').update(token).digest();
+    if (timingSafeEqual(digest, this.adminDigest)) return { kind: 'operator' };
+    const cacheKey = digest.toString('base64');
     const hit = this.cache.get(cacheKey);
     const now = Date.now();
     let principal: Principal | null;

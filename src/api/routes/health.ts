@@ -23,7 +23,8 @@ export function healthRouter(ctx: Context, readiness?: Readiness): Router {
     labelNames: ['queue', 'state'] as const,
     registers: [],
     async collect() {
-      const states = ['waiting', 'active', 'delayed', 'failed'] as const;
+      // Bulk send jobs wait as 'prioritized' (per-app fairness, src/core/fair-share.ts).
+      const states = ['waiting', 'prioritized', 'active', 'delayed', 'failed'] as const;
       for (const q of ctx.queues.all()) {
         const c = await q.getJobCounts(...states);
         for (const s of states) this.set({ queue: q.name, state: s }, c[s] ?? 0);
