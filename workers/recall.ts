@@ -1,4 +1,4 @@
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
 import type { Channel, Outcome, Provider, SendTarget } from '../providers/types.js';
 import { buildPlan } from '../src/core/content.js';
 import type { PushRequest } from '../src/core/push-request.js';
@@ -10,6 +10,7 @@ import type { BusPublisher } from '../src/self/bus.js';
 import type { Presence } from '../src/self/presence.js';
 import { publishRevokes } from '../src/self/recall.js';
 import type { ProviderSource } from './send.js';
+import { bullConnection, releaseWith } from '../src/redis.js';
 
 /** Deliveries read per page; a vendor request carries at most its own batch size of them. */
 const PAGE = 500;
@@ -120,13 +121,15 @@ export function createRecallWorker(ctx: Context, providers: ProviderSource, pres
     return unfinished;
   }
 
-  return new Worker<RecallJob>(RECALL_QUEUE, handle, {
-    connection: ctx.redis as ConnectionOptions,
-    prefix: config.QUEUE_PREFIX,
-    concurrency: 2,
-    lockDuration: config.WORKER_LOCK_DURATION,
-    stalledInterval: config.WORKER_LOCK_DURATION,
-  });
+  return releaseWith(
+    new Worker<RecallJob>(RECALL_QUEUE, handle, {
+      connection: bullConnection(ctx.redis),
+      prefix: config.QUEUE_PREFIX,
+      concurrency: 2,
+      lockDuration: config.WORKER_LOCK_DURATION,
+      stalledInterval: config.WORKER_LOCK_DURATION,
+    }),
+  );
 }
 
 export { RECALL_JOB_OPTIONS };

@@ -1,4 +1,4 @@
-import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, Worker, type Job } from 'bullmq';
 import type { PushRequest } from '../src/core/push-request.js';
 import { RELAY_CODES } from '../src/core/outcome-codes.js';
 import type { Context } from '../src/context.js';
@@ -6,6 +6,8 @@ import type { NewDeliveryRow } from '../src/db/deliveries-repo.js';
 import { SmsFallbackRepo } from '../src/db/sms-fallback-repo.js';
 import { SMS_FALLBACK_QUEUE, type SmsFallbackJob } from '../src/queues.js';
 import { SMS_FALLBACK_TTL_MS, smsFallbackId } from '../src/services/sms-fallback.js';
+import { bullConnection, releaseWith } from '../src/redis.js';
+import { RecallsRepo } from '../src/db/recalls-repo.js';
 
 /** Devices read and SMS deliveries stored per page. */
 const PAGE = 1000;
@@ -19,11 +21,15 @@ const PAGE = 1000;
 export function createSmsFallbackWorker(ctx: Context): Worker<SmsFallbackJob> {
   const { repos, config, queues } = ctx;
   const repo = new SmsFallbackRepo(ctx.db);
+  const recalls = new RecallsRepo(ctx.db);
 
   async function handle(job: Job<SmsFallbackJob>, token?: string) {
     const { appId, messageId } = job.data;
     const msg = await repos.messages.byId(messageId);
     if (!msg || msg.app_id !== appId || msg.state === 'cancelled') return;
+    // A recalled push gets no top-up: its text was withdrawn (the recall also removes this job,
+    // but a recall that came while the job ran, or a lost removal, is caught here).
+    if (await recalls.get(appId, messageId)) return;
     const fallback = (msg.request as unknown as PushRequest).options.fallback?.sms;
     if (!fallback) return;
     // Still being routed (a large audience): its deliveries are not all there yet. A message that
@@ -55,11 +61,13 @@ export function createSmsFallbackWorker(ctx: Context): Worker<SmsFallbackJob> {
     if (n > 0) ctx.logger.debug({ appId, messageId, sms: n }, 'sms top-up queued');
   }
 
-  return new Worker<SmsFallbackJob>(SMS_FALLBACK_QUEUE, handle, {
-    connection: ctx.redis as ConnectionOptions,
-    prefix: config.QUEUE_PREFIX,
-    concurrency: 2,
-    lockDuration: config.WORKER_LOCK_DURATION,
-    stalledInterval: config.WORKER_LOCK_DURATION,
-  });
+  return releaseWith(
+    new Worker<SmsFallbackJob>(SMS_FALLBACK_QUEUE, handle, {
+      connection: bullConnection(ctx.redis),
+      prefix: config.QUEUE_PREFIX,
+      concurrency: 2,
+      lockDuration: config.WORKER_LOCK_DURATION,
+      stalledInterval: config.WORKER_LOCK_DURATION,
+    }),
+  );
 }

@@ -98,6 +98,8 @@ export class PushService {
     // Recorded first: a crash before the job is queued leaves a running recall the sweeper queues.
     if (this.recalls) await this.recalls.start(appId, id);
     const result = await this.cancelNow(appId, id, msg.state);
+    // A recalled push gets no SMS top-up (the worker checks too, should this removal miss it).
+    await this.queues.smsFallback.remove(smsFallbackJobId(id));
     // After the cancel, so the job finds the withdrawn self copies already pending.
     if (this.recalls) await this.queues.recall.add('recall', { appId, messageId: id }, { ...RECALL_JOB_OPTIONS, jobId: recallJobId(id) });
     return result;

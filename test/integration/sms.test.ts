@@ -225,6 +225,27 @@ describe('the sms channel: generic HTTP and Twilio drivers, the SMS top-up and t
     assert.equal(sent, 2);
   });
 
+  test('a recalled push gets no SMS top-up: its job is removed, and a run that slips through sends nothing', async () => {
+    const app = await twilioApp();
+    await device(app, 'r1', { sms: '+14155550301' });
+    const push = await app.api('POST', '/v1/push', {
+      to: { devices: ['r1'] },
+      notification: { title: 'Flash sale' },
+      options: { channels: ['self'], fallback: { sms: { after: '10m', text: 'Flash sale: 50% off' } } },
+    });
+    assert.equal(push.status, 202, JSON.stringify(push.body));
+    const id = push.body.id as string;
+    await done(app, id);
+    assert.ok(await t.relay.ctx.queues.smsFallback.getJob(`smsfb.${id}`), 'the top-up is waiting');
+    assert.equal((await app.api('DELETE', `/v1/messages/${id}`)).status, 200);
+    assert.equal(await t.relay.ctx.queues.smsFallback.getJob(`smsfb.${id}`), undefined, 'the recall removed the top-up');
+    // A top-up job that escaped the removal (it was running, or queued again) finds the recall.
+    await t.relay.ctx.queues.smsFallback.add('fallback', { appId: app.appId, messageId: id }, { jobId: `late.${id}` });
+    await eventually(async () => ((await t.relay.ctx.queues.smsFallback.getJob(`late.${id}`))?.finishedOn ? true : undefined), 30_000, 'the late run finished');
+    assert.equal((await app.api('GET', `/v1/messages/${id}-sms`)).status, 404, 'no top-up message');
+    assert.equal(sentTo(['+14155550301']).length, 0, 'no SMS for a recalled push');
+  });
+
   test('SMS_DAILY_CAP: past the app’s cap for the day, an SMS fails with SmsDailyCap and the gateway never sees it', async () => {
     const app = await twilioApp();
     const ids = Array.from({ length: CAP + 2 }, (_, i) => `c${i}`);
