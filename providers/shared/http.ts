@@ -112,8 +112,9 @@ export function outcomeForHttpStatus(status: number, headers: Headers | undefine
 
 /** Removes query strings (which may carry secrets) from URLs kept as evidence. */
 export function redactUrl(url: string): string {
+  // Credentials may sit in the query or in the user info (https://user:pass@host/): drop both.
   const q = url.indexOf('?');
-  return q < 0 ? url : url.slice(0, q);
+  return (q < 0 ? url : url.slice(0, q)).replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1');
 }
 
 /** A configured base URL without its trailing slashes, ready for `${base}/path`. */

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { CredentialError, failed, invalid, retry, sent, httpStatusCode, type Outcome, type OutcomeReason } from '../types.js';
-import { networkRetry, redactUrl, retryAfterMs, vendorFetch, type VendorFetchResult } from '../shared/http.js';
-import { clip } from '../shared/json.js';
+import { CredentialError, failed, invalid, retry, sent, httpStatusCode, RELAY_CODES, type Outcome, type OutcomeReason } from '../types.js';
+import { networkRetry, redactUrl, retryAfterMs, type VendorFetchResult } from '../shared/http.js';
 import { atPath } from './common.js';
+import { guardedFetch } from './guarded-fetch.js';
 
 /**
  * The generic HTTP driver: one request per SMS to any gateway, described by the credential. The
@@ -104,7 +104,8 @@ export function renderHttpRequest(cred: HttpSmsCredential, vars: Vars): { url: s
 /** Classifies a gateway's answer by the credential's rules. */
 export function classifyHttpAnswer(cred: HttpSmsCredential, res: VendorFetchResult): Outcome {
   if (!res.ok) return networkRetry(res);
-  const evidence = { status: res.status, body: clip(res.json ?? res.text, 500) };
+  // The status only, never the answer's body: the gateway is whatever an app's admin named.
+  const evidence = { status: res.status };
   const vendorCode = cred.errorCodePath ? atPath(res.json, cred.errorCodePath) : undefined;
   const hasCode = vendorCode !== undefined && vendorCode !== null && vendorCode !== '';
   const matches = (list: readonly (string | number)[], v: unknown) => list.some((c) => String(c) === String(v));
@@ -123,9 +124,11 @@ export function classifyHttpAnswer(cred: HttpSmsCredential, res: VendorFetchResu
   return failed(reason);
 }
 
-export async function sendHttpSms(cred: HttpSmsCredential, vars: Vars): Promise<Outcome> {
+/** `trusted`: SMS_HTTP_TRUSTED_URL, the one host that may be plain http or private (guarded-fetch.ts). */
+export async function sendHttpSms(cred: HttpSmsCredential, vars: Vars, trusted?: string): Promise<Outcome> {
   const req = renderHttpRequest(cred, vars);
-  const res = await vendorFetch(req.url, { method: req.method, headers: req.headers, ...(req.body !== undefined ? { body: req.body } : {}) });
+  const res = await guardedFetch(req.url, { method: req.method, headers: req.headers, ...(req.body !== undefined ? { body: req.body } : {}), ...(trusted ? { trusted } : {}) });
+  if (!res.ok && res.reason.code === 'url_refused') return failed({ ...res.reason, code: RELAY_CODES.smsUrlRefused });
   if (!res.ok) return networkRetry({ ...res, reason: { ...res.reason, evidence: { url: redactUrl(req.url) } } });
   return classifyHttpAnswer(cred, res);
 }

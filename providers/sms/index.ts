@@ -31,6 +31,10 @@ export type SmsCredential = z.infer<typeof smsCredentialSchema>;
 
 export const SMS_ENDPOINTS = {
   twilio: { env: 'TWILIO_ENDPOINT', default: TWILIO_DEFAULT_ENDPOINT, doc: 'Twilio REST API (the sms channel’s twilio driver)' },
+  trusted: {
+    env: 'SMS_HTTP_TRUSTED_URL',
+    doc: 'The generic SMS driver may call this host (same scheme and host name, any port or path) even over http or on a private address; every other gateway URL must be https to a public address',
+  },
 } as const satisfies Record<string, EndpointSetting>;
 
 /** Concurrent requests per credential: each SMS is one request. */
@@ -40,6 +44,7 @@ class SmsProvider implements Provider {
   readonly channel = 'sms' as const;
   private readonly limit = createLimiter(CONCURRENCY);
   private readonly twilioEndpoint: string;
+  private readonly trusted: string | undefined;
   private closed = false;
 
   constructor(
@@ -47,6 +52,7 @@ class SmsProvider implements Provider {
     ctx: ProviderContext,
   ) {
     this.twilioEndpoint = endpointOf(ctx, SMS_ENDPOINTS, 'twilio').replace(/\/+$/, '');
+    this.trusted = ctx.endpoints.trusted;
   }
 
   async send(content: PushContent, targets: readonly SendTarget[]): Promise<Outcome[]> {
@@ -61,7 +67,7 @@ class SmsProvider implements Provider {
   private async sendOne(messageId: string, to: string, text: string): Promise<Outcome> {
     try {
       if (this.cred.driver === 'twilio') return await sendTwilioSms(this.cred, this.twilioEndpoint, to, text);
-      return await sendHttpSms(this.cred, { to, text, messageId });
+      return await sendHttpSms(this.cred, { to, text, messageId }, this.trusted);
     } catch (err) {
       return retry({ code: RELAY_CODES.providerError, message: (err as Error).message });
     }

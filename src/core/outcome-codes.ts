@@ -20,6 +20,8 @@ export const RELAY_CODES = {
   quota: 'quota',
   /** The app's SMS for the day (SMS_DAILY_CAP, UTC days) are used up: not sent, not retried. */
   smsDailyCap: 'SmsDailyCap',
+  /** The generic SMS driver's URL is not https to a public address (and not the operator's trusted host). */
+  smsUrlRefused: 'SmsUrlRefused',
   /** The payload is larger than the channel allows (checked before sending). */
   payloadTooLarge: 'PayloadTooLarge',
   /** The channel carries notifications only, and the message has only data. */

@@ -44,7 +44,7 @@ describe('the sms channel: generic HTTP and Twilio drivers, the SMS top-up and t
       startTwilioMock(),
       startHttpGatewayMock({ method: 'POST', path: '/v1/sms/send', headers: { authorization: 'Bearer gw-key-123' }, contentType: 'json', required: ['phone', 'content'] }, 'phone'),
     ]);
-    t = await startTestRelay({ TWILIO_ENDPOINT: twilio.url, SMS_DAILY_CAP: String(CAP) });
+    t = await startTestRelay({ TWILIO_ENDPOINT: twilio.url, SMS_DAILY_CAP: String(CAP), SMS_HTTP_TRUSTED_URL: 'https://127.0.0.1' });
   });
   after(async () => {
     await t?.stop();
