@@ -6,6 +6,7 @@ import { notificationSchema } from '../core/push-request.js';
 import { pushOptionsSchema } from '../push-request.js';
 import { isIanaZone } from '../core/timezone.js';
 import { compileTemplate, TemplateError } from './template.js';
+import { instantSchema } from '../core/instant.js';
 
 const id = z.string().min(1).max(256);
 const tag = z.string().min(1).max(128);
@@ -55,11 +56,11 @@ const variantSchema = z
 
 export const scheduleSchema = z
   .object({
-    at: z.iso.datetime({ offset: true }).optional().describe('Send at this instant'),
+    at: instantSchema().optional().describe('Send at this instant'),
     localTime: z.iso.datetime({ local: true }).optional().describe("This wall-clock time in each device's own time zone"),
     cron: z.string().min(9).max(128).optional().describe('A run per tick (5 fields, or 6 with seconds)'),
     timezone: zone.optional().describe('The cron time zone, and the zone of devices without one (default UTC)'),
-    until: z.iso.datetime({ offset: true }).optional().describe('No cron run after this instant'),
+    until: instantSchema().optional().describe('No cron run after this instant'),
     lateWindow: duration.optional().describe('localTime: a zone whose time passed less than this ago is sent at once, else `missed` (default 1h)'),
   })
   .strict()

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Channel, overridesSchema as registryOverrides } from '../../providers/channels.js';
 import type { ApnsPushType, TokenIssue } from '../../providers/types.js';
+import { instantSchema } from './instant.js';
 
 /**
  * What the push request's schema needs to know about the channels, handed in by the registry
@@ -116,7 +117,7 @@ function pushOptionsSchema(ch: ChannelFacts) {
       .refine((c) => new Set(c).size === c.length, { message: 'channels must not repeat' })
       .optional()
       .describe('Pin or order the channels tried for each device'),
-    sendAt: z.iso.datetime({ offset: true }).optional().describe('Schedule the send (RFC 3339)'),
+    sendAt: instantSchema().optional().describe('Schedule the send (RFC 3339)'),
     retry: retryPolicySchema.optional(),
   })
   .strict();

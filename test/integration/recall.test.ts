@@ -158,6 +158,9 @@ describe('recall: DELETE /v1/messages/:id and GET /v1/messages/:id/recall', () =
     const page2 = await app.api('GET', `/v1/messages/${id}/recall?limit=2&cursor=${page1.body.next}`);
     assert.equal(page2.body.items.length, 1);
     assert.equal(page2.body.next, null);
+    // Past a bigint: a 400, not the 500 of a failed cast.
+    assert.equal((await app.api('GET', `/v1/messages/${id}/recall?cursor=9999999999999999999`)).status, 400);
+    assert.equal((await app.api('GET', `/v1/messages/${id}/deliveries?cursor=9999999999999999999`)).status, 400);
     const replaced = await report(id, '&state=replaced&channel=apns');
     assert.deepEqual(replaced.items.map((i: any) => i.deviceId), ['x-ios']);
   });

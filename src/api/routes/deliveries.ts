@@ -10,6 +10,7 @@ import { REPLAY_MAX, ReplayService, SKIP_REASONS } from '../../services/replay.j
 import { appOf } from '../auth.js';
 import { route } from '../define.js';
 import { ApiError } from '../errors.js';
+import { instantSchema } from '../../core/instant.js';
 
 /** `failed`, `expired` or `failed,expired`; in a JSON body also a list. */
 const statusText = z
@@ -21,8 +22,8 @@ const statusList = z.array(z.enum(DEAD_STATUSES)).min(1).max(DEAD_STATUSES.lengt
 const filterFields = {
   channel: z.enum(CHANNELS).optional(),
   code: z.string().min(1).max(100).optional().describe("The delivery's error code (`quota`, `UNREGISTERED`, `10070`, …)"),
-  from: z.iso.datetime({ offset: true }).optional().describe('Ended at or after (RFC 3339)'),
-  to: z.iso.datetime({ offset: true }).optional().describe('Ended before (RFC 3339)'),
+  from: instantSchema().optional().describe('Ended at or after (RFC 3339)'),
+  to: instantSchema().optional().describe('Ended before (RFC 3339)'),
   cursor: z.string().regex(CURSOR_PATTERN).optional().describe('`next` from the previous page'),
 };
 

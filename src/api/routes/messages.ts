@@ -152,7 +152,7 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
       query: z.object({
         status: z.enum(DELIVERY_STATUSES).optional(),
         channel: z.enum(CHANNELS).optional(),
-        cursor: z.string().regex(/^\d{1,19}$/).optional().describe('`next` from the previous page'),
+        cursor: z.string().regex(/^\d{1,18}$/).optional().describe('`next` from the previous page'),
         limit: z.coerce.number().int().min(1).max(1000).default(100),
       }),
       responses: { 200: { description: 'A page of deliveries', schema: z.object({ items: z.array(deliveryView), next: z.string().nullable() }) } },
@@ -221,7 +221,7 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
       query: z.object({
         state: z.enum(RECALL_STATES).optional(),
         channel: z.enum(CHANNELS).optional(),
-        cursor: z.string().regex(/^\d{1,19}$/).optional().describe('`next` from the previous page'),
+        cursor: z.string().regex(/^\d{1,18}$/).optional().describe('`next` from the previous page'),
         limit: z.coerce.number().int().min(1).max(1000).default(100),
       }),
       responses: {

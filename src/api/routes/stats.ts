@@ -8,6 +8,7 @@ import {
 import { appOf } from '../auth.js';
 import { route } from '../define.js';
 import { ApiError } from '../errors.js';
+import { instantSchema } from '../../core/instant.js';
 
 const STEP_MS: Record<StatsInterval, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
 /** The window when `from` is omitted: a chart's worth of points at each interval. */
@@ -17,7 +18,7 @@ export const MAX_POINTS = 1440;
 /** `GET /v1/stats/errors` sums minutes over at most this many days. */
 const MAX_ERROR_DAYS = 92;
 
-const time = z.iso.datetime({ offset: true }).describe('RFC 3339 time');
+const time = instantSchema().describe('RFC 3339 time');
 const dimensionList = new RegExp(`^(${STATS_DIMENSIONS.join('|')})(,(${STATS_DIMENSIONS.join('|')}))*$`);
 
 const statsQuery = z.object({
