@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { channelConfigShape } from '../providers/channels.js';
+import { MAX_TTL_SECONDS } from './core/push-request.js';
 
 /**
  * The one place environment variables are read. Everything else receives a frozen `Config`.
@@ -191,6 +192,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('invalid configuration:\n  GATEWAY_TLS_CERT and GATEWAY_TLS_KEY: set both (MQTT over TLS and wss) or neither');
   }
   const data = parsed.data;
+  // A day partition is dropped whole: it must outlive the longest TTL (and a day of retries), or
+  // a message still deliverable (a self-channel inbox copy, a retry) would vanish without an end.
+  if (data.DELIVERY_RETENTION !== undefined && data.DELIVERY_RETENTION < MAX_TTL_SECONDS * 1000 + 86_400_000) {
+    throw new ConfigError(`invalid configuration:\n  DELIVERY_RETENTION: at least ${MAX_TTL_SECONDS / 86_400 + 1}d (the longest TTL, ${MAX_TTL_SECONDS / 86_400} days, and a day of retries)`);
+  }
   // In a cluster every key of a queue (and Relay's own multi-key commands) must hash to one
   // slot: the prefix is made a hash tag, https://docs.bullmq.io/bull/patterns/redis-cluster
   if (data.REDIS_CLUSTER_NODES && !data.QUEUE_PREFIX.startsWith('{')) data.QUEUE_PREFIX = `{${data.QUEUE_PREFIX}}`;

@@ -28,3 +28,8 @@ test('API_PROCESSES, else WEB_CONCURRENCY; one process on the embedded database 
   assert.equal(apiProcessCount(loadConfig({ API_PROCESSES: '3' }), {}), 1, 'PGlite opens in one process');
   assert.equal(apiProcessCount(loadConfig({ ...pg, API_PROCESSES: '3', ROLES: 'worker' }), {}), 1);
 });
+
+test('DELIVERY_RETENTION outlives the longest TTL and a day of retries', () => {
+  assert.throws(() => loadConfig({ DELIVERY_RETENTION: '7d' }), /DELIVERY_RETENTION: at least 29d/);
+  assert.equal(loadConfig({ DELIVERY_RETENTION: '30d' }).DELIVERY_RETENTION, 30 * 86_400_000);
+});
