@@ -224,6 +224,15 @@ export class Queues {
     if (jobs.length > 0) await this.send(channel).addBulk(jobs);
   }
 
+  /**
+   * The fair-share priority of one more bulk send job of `n` deliveries (a retry, a sweep): without
+   * one a job lands in BullMQ's wait list, which is served before every prioritized job
+   * (https://docs.bullmq.io/guide/jobs/prioritized), ahead of the other apps.
+   */
+  priorityFor(appId: string, channel: Channel, n: number): number {
+    return this.fair.priorities(`${appId}:${channel}`, [n])[0]!;
+  }
+
   all(): Queue[] {
     return [this.route, ...this.sendQueues.values(), ...this.txQueues.values(), this.selfAck, this.smsFallback, this.recall] as Queue[];
   }

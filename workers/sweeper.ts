@@ -168,7 +168,7 @@ export class Sweeper {
         const attempts = Math.max(...chunk.map((r) => r.attempts));
         await queues
           .send(first.channel as Channel)
-          .add('send', { appId: first.appId, messageId: first.messageId, ids: chunk.map((r) => r.id) }, { ...SEND_JOB_OPTIONS, jobId: `sweep.${sendJobId(first.messageId, chunk[0]!.id, attempts)}.${Math.floor(Date.now() / grace)}` });
+          .add('send', { appId: first.appId, messageId: first.messageId, ids: chunk.map((r) => r.id) }, { ...SEND_JOB_OPTIONS, jobId: `sweep.${sendJobId(first.messageId, chunk[0]!.id, attempts)}.${Math.floor(Date.now() / grace)}`, priority: queues.priorityFor(first.appId, first.channel as Channel, chunk.length) });
       }
     }
     const unrouted = await repos.messages.unrouted(grace);

@@ -49,7 +49,7 @@ test('send jobs already queued: a paused campaign’s deliveries wait and go aft
   worker = await startTestRelay({ ...mocks.env, ROLES: 'worker' }, t.iso);
   const fcm = t.relay.ctx.queues.send('fcm');
   await eventually(async () => {
-    const [waiting, active, delayed] = await Promise.all([fcm.getWaitingCount(), fcm.getActiveCount(), fcm.getDelayedCount()]);
+    const [waiting, active, delayed] = await Promise.all([fcm.getJobCountByTypes('wait', 'prioritized'), fcm.getActiveCount(), fcm.getDelayedCount()]);
     return waiting === 0 && active === 0 && delayed >= 2 ? true : undefined;
   }, 60_000, 'the worker holds every campaign job back');
   await new Promise((r) => setTimeout(r, 1500)); // a few of the worker's re-checks

@@ -36,14 +36,14 @@ test('the sweeper expires overdue deliveries, re-queues stranded ones and re-rou
 
   const overdue = (await repos.counters.forMessages(appId, ['msg_overdue'])).get('msg_overdue')!;
   assert.equal(overdue.counts.expired, 2);
-  const waiting = await queues.send('apns').getWaiting();
+  const waiting = await queues.send('apns').getJobs(['wait', 'prioritized']);
   const ids = waiting.filter((j) => j.data.messageId === 'msg_stranded').flatMap((j) => j.data.ids);
   assert.equal(ids.length, 2);
   assert.ok(await queues.route.getJob('msg_lost'), 'the lost message has a route job again');
 
   // A second sweep in the same window adds nothing twice.
   await t.relay.sweeper!.sweep();
-  const again = (await queues.send('apns').getWaiting()).filter((j) => j.data.messageId === 'msg_stranded');
+  const again = (await queues.send('apns').getJobs(['wait', 'prioritized'])).filter((j) => j.data.messageId === 'msg_stranded');
   assert.equal(again.length, 1);
 });
 
