@@ -1,4 +1,5 @@
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Worker, type Job } from 'bullmq';
+import { bullConnection } from '../src/redis.js';
 import type { Channel, Outcome, Provider, SendTarget } from '../providers/types.js';
 import { buildPlan } from '../src/core/content.js';
 import type { PushRequest } from '../src/core/push-request.js';
@@ -121,7 +122,7 @@ export function createRecallWorker(ctx: Context, providers: ProviderSource, pres
   }
 
   return new Worker<RecallJob>(RECALL_QUEUE, handle, {
-    connection: ctx.redis as ConnectionOptions,
+    connection: bullConnection(ctx.redis),
     prefix: config.QUEUE_PREFIX,
     concurrency: 2,
     lockDuration: config.WORKER_LOCK_DURATION,

@@ -1,4 +1,5 @@
-import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, Worker, type Job } from 'bullmq';
+import { bullConnection } from '../src/redis.js';
 import type { PushRequest } from '../src/core/push-request.js';
 import { RELAY_CODES } from '../src/core/outcome-codes.js';
 import type { Context } from '../src/context.js';
@@ -56,7 +57,7 @@ export function createSmsFallbackWorker(ctx: Context): Worker<SmsFallbackJob> {
   }
 
   return new Worker<SmsFallbackJob>(SMS_FALLBACK_QUEUE, handle, {
-    connection: ctx.redis as ConnectionOptions,
+    connection: bullConnection(ctx.redis),
     prefix: config.QUEUE_PREFIX,
     concurrency: 2,
     lockDuration: config.WORKER_LOCK_DURATION,
