@@ -52,6 +52,8 @@ export interface XiaomiSendRecord {
 export interface XiaomiRevokeRecord {
   regIds: string[];
   notifyId: number;
+  /** When the mock received it (ms since the epoch): rate tests count requests per window. */
+  at?: number;
 }
 
 export interface XiaomiMock {
@@ -110,7 +112,7 @@ export async function startXiaomiMock(opts: XiaomiMockOptions = {}): Promise<Xia
     const notifyId = f.get('notify_id');
     if (notifyId === null || !/^\d+$/.test(notifyId) || Number(notifyId) > 2147483647) return error(res, 22103, 'illegal notify id');
     if (requestFate(ids, behavior) === 'serverError') return error(res, 10001, 'system error', 500);
-    revokes.push({ regIds: ids, notifyId: Number(notifyId) });
+    revokes.push({ regIds: ids, notifyId: Number(notifyId), at: Date.now() });
     return sendJson(res, 200, { result: 'ok', trace_id: traceId(), code: 0, description: '成功' });
   };
 
