@@ -66,6 +66,12 @@ export interface XiaomiMock {
   requests: RecordedRequest[];
   sends: XiaomiSendRecord[];
   setBehavior(b: Partial<MockBehavior>): void;
+  /**
+   * Xiaomi's answer once the app's daily total is used up (200001 "exceed quota, quota: <total>,
+   * have acked: <delivered>", https://dev.mi.com/xiaomihyperos/documentation/detail?pId=1656):
+   * every send after `total` accepted ones gets it; null lifts the cap.
+   */
+  setDailyTotal(total: number | null): void;
   resetBehavior(): void;
   /** Receipt callback as Xiaomi posts it: form field `data` = JSON keyed by msgId. `type` 1 delivered, 2 clicked, 16 invalid. */
   receiptFor(token: string | string[], opts?: { type?: number; timestamp?: number; msgId?: string; param?: string }): ReceiptRequest;
@@ -89,6 +95,7 @@ export async function startXiaomiMock(opts: XiaomiMockOptions = {}): Promise<Xia
   const sends: XiaomiSendRecord[] = [];
   const lastByToken = new Map<string, XiaomiSendRecord>();
   let behavior = defaultBehavior();
+  let dailyTotal: number | null = null;
 
   const error = (res: ServerResponse, code: number, description: string, status = 200, headers: Record<string, string> = {}) =>
     sendJson(res, status, { result: 'error', code, description, reason: description, trace_id: traceId() }, headers);
@@ -128,6 +135,7 @@ export async function startXiaomiMock(opts: XiaomiMockOptions = {}): Promise<Xia
     if (problem) return error(res, problem.code, problem.description);
     const regIds = (f.get('registration_id') ?? '').split(',');
 
+    if (dailyTotal !== null && sends.length >= dailyTotal) return error(res, 200001, `exceed quota, quota: ${dailyTotal}, have acked: ${sends.length}`);
     switch (requestFate(regIds, behavior)) {
       case 'authExpired':
         return error(res, 22008, 'illegal AppSecret');
@@ -166,6 +174,9 @@ export async function startXiaomiMock(opts: XiaomiMockOptions = {}): Promise<Xia
     packageName,
     requests,
     sends,
+    setDailyTotal: (total) => {
+      dailyTotal = total;
+    },
     setBehavior: (b) => {
       behavior = { ...behavior, ...b, tokens: { ...behavior.tokens, ...b.tokens } };
     },
