@@ -59,6 +59,8 @@ export class SmsFallbackRepo {
       WHERE m.id > ${afterId}
         AND coalesce(m.send_at, m.created_at) > now() - interval '10 days'
         AND m.state <> 'cancelled'
+        -- A replay copies its original's options, fallback included, but never queued a top-up.
+        AND m.replay_of IS NULL
         AND m.request #> '{options,fallback,sms}' IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM messages s WHERE s.id = m.id || '-sms')
       ORDER BY m.id

@@ -82,9 +82,10 @@ test('Redis lost its data before a top-up was due: the job comes back from Postg
   await (await t.relay.ctx.queues.smsFallback.getJob(`smsfb.${id}`))!.promote();
   const linked = await eventually(async () => {
     const m = await app.api('GET', `/v1/messages/${id}-sms`);
-    return m.status === 200 && m.body.state === 'done' ? m.body : undefined;
-  }, 30_000, 'the top-up message done');
-  assert.equal(linked.recipients, 1);
+    // Born routed with no deliveries, it reads `done` until the worker's page is in: wait for both.
+    return m.status === 200 && m.body.state === 'done' && m.body.recipients === 1 ? m.body : undefined;
+  }, 30_000, 'the top-up message done with one recipient');
+  assert.deepEqual(linked.byChannel, { sms: { sent: 1 } });
   assert.deepEqual(twilio.messages.map((m) => m.to), [numbers.away], 'one SMS, to the device the push did not reach');
 
   // A second loss after the top-up ran: its linked message exists, so nothing is restored or sent.
