@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   failed,
   invalid,
+  quotaDay,
   retry,
   sent,
   type Outcome,
@@ -21,6 +22,7 @@ import {
   endpointOf,
 } from './types.js';
 import { fill, sendInChunks } from './shared/batches.js';
+import { msUntilChinaMidnight } from './shared/china-time.js';
 import { clickTarget } from './shared/click.js';
 import { expiredOutcome, remainingTtlSeconds } from './shared/expiry.js';
 import { answerJson, networkRetry, retryAfterMs, vendorFetchForm, type VendorFetchResult } from './shared/http.js';
@@ -232,7 +234,10 @@ function badRegIds(data: Record<string, unknown> | undefined): Set<string> {
   return out;
 }
 
-export function classifyXiaomiAnswer(res: VendorFetchResult, regIds: readonly string[]): Outcome[] {
+/** Xiaomi's answer when the app's daily total is used up (docs/quota-days.md). */
+export const XIAOMI_DAILY_TOTAL = 200001;
+
+export function classifyXiaomiAnswer(res: VendorFetchResult, regIds: readonly string[], now = Date.now()): Outcome[] {
   const n = regIds.length;
   if (!res.ok) return fill(n, networkRetry(res));
   const { body, data } = answerJson(res);
@@ -274,7 +279,12 @@ export function classifyXiaomiAnswer(res: VendorFetchResult, regIds: readonly st
   // single source is too risky, so it is retried (bounded by MAX_ATTEMPTS and the TTL).
   if (code === 20301) return fill(n, retry(reason('send failed')));
   if (AUTH_CODES.has(code)) return fill(n, failed(reason('credential or app refused')));
-  // ❓ 22101 "too many notifications" is read as the daily quota being used up.
+  // ✅ 200001 "exceed quota, quota: <day total>, have acked: <delivered today>": the app's daily
+  // total of 公信 messages is used up (docs/quota-days.md): failed `quota` now, and the app skips
+  // Xiaomi until 00:00 China time. Nothing waits to be sent at midnight.
+  if (code === XIAOMI_DAILY_TOTAL) return fill(n, quotaDay(reason('the app’s daily Xiaomi total is used up'), now + msUntilChinaMidnight(now)));
+  // ❓ 22101 "too many notifications": not documented as the app's total (docs/quota-days.md), so
+  // only these deliveries fail `quota`; Xiaomi is not skipped for the day.
   if (code === 22101) {
     return fill(n, failed({ code: RELAY_CODES.quota, message: vendorMsg || 'daily notification quota exceeded', evidence: { ...evidence, vendorCode: code } }));
   }

@@ -6,6 +6,7 @@ import { planRecall, replacementContent, type RecallPlan } from '../src/core/rec
 import type { Context } from '../src/context.js';
 import { RecallsRepo, type RecallRow, type UnrecalledDelivery } from '../src/db/recalls-repo.js';
 import { RECALL_JOB_OPTIONS, RECALL_QUEUE, type RecallJob } from '../src/queues.js';
+import { RateLimiter } from '../src/rate-limiter.js';
 import type { BusPublisher } from '../src/self/bus.js';
 import type { Presence } from '../src/self/presence.js';
 import { publishRevokes } from '../src/self/recall.js';
@@ -30,6 +31,9 @@ const PAGE = 500;
 export function createRecallWorker(ctx: Context, providers: ProviderSource, presence: Presence, bus: BusPublisher): Worker<RecallJob> {
   const { repos, config, logger } = ctx;
   const recalls = new RecallsRepo(ctx.db);
+  // The send path's per-credential budget (workers/send.ts): a recall of a large audience spends
+  // the same vendor quota as a send, so it waits for the same windows.
+  const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
   const notice = { title: config.RECALL_NOTICE_TITLE, body: config.RECALL_NOTICE_BODY };
 
   async function handle(job: Job<RecallJob>) {
@@ -106,9 +110,21 @@ export function createRecallWorker(ctx: Context, providers: ProviderSource, pres
       const targets: SendTarget[] = list.map((d) => ({ deliveryId: d.id, token: d.token ?? '' }));
       // A vendor's recall API withdraws (`sent`); a replacement only overwrites.
       const viaApi = kind === 'provider' && provider.recall !== undefined;
-      const outcomes: Outcome[] = viaApi
-        ? await provider.recall!(original, targets)
-        : await provider.send(replacementContent(messageId, channel, request, notice), targets);
+      const replacement = viaApi ? undefined : replacementContent(messageId, channel, request, notice);
+      // At most the credential's QPS of tokens per window, waiting here (not re-queued: the page's
+      // rows are recorded together at its end, and a re-run would send its replacements again).
+      const qps = providers.qps ? await providers.qps(appId, channel as Channel) : undefined;
+      const step = qps ?? targets.length;
+      const outcomes: Outcome[] = [];
+      for (let i = 0; i < targets.length; i += step) {
+        const part = targets.slice(i, i + step);
+        if (qps) {
+          for (let wait = await limiter.take(`${appId}:${channel}`, part.length, qps); wait > 0; wait = await limiter.take(`${appId}:${channel}`, part.length, qps)) {
+            await new Promise((r) => setTimeout(r, wait));
+          }
+        }
+        outcomes.push(...(viaApi ? await provider.recall!(original, part) : await provider.send(replacement!, part)));
+      }
       const what = viaApi ? 'the recall was refused' : 'the replacement was not accepted';
       list.forEach((d, i) => {
         const o = outcomes[i];

@@ -1,9 +1,12 @@
 import { sql } from 'kysely';
 import type { Channel } from '../providers/types.js';
 import type { Context } from '../src/context.js';
+import { fallbackAfterMs } from '../src/core/push-request.js';
 import { RecallsRepo } from '../src/db/recalls-repo.js';
-import { RECALL_JOB_OPTIONS, ROUTE_JOB_OPTIONS, SEND_JOB_OPTIONS, recallJobId, sendJobId, type SendJob } from '../src/queues.js';
+import { SmsFallbackRepo } from '../src/db/sms-fallback-repo.js';
+import { RECALL_JOB_OPTIONS, ROUTE_JOB_OPTIONS, SEND_JOB_OPTIONS, SMS_FALLBACK_JOB_OPTIONS, recallJobId, sendJobId, type SendJob } from '../src/queues.js';
 import { RedisEpoch } from '../src/redis-epoch.js';
+import { smsFallbackJobId } from '../src/services/sms-fallback.js';
 
 /** How far ahead the reconciliation looks for scheduled messages whose delayed route job was lost. */
 const RECONCILE_HORIZON_MS = 400 * 86_400_000;
@@ -108,12 +111,40 @@ export class Sweeper {
       const delay = m.send_at ? Math.max(0, m.send_at.getTime() - Date.now()) : 0;
       await queues.route.add('route', { appId: m.app_id, messageId: m.id }, { ...ROUTE_JOB_OPTIONS, jobId: m.id, delay });
     }
-    const figures = { requeued, rerouted: unrouted.length, ms: Date.now() - started };
+    const topUps = await this.restoreTopUps();
+    const figures = { requeued, rerouted: unrouted.length, topUps, ms: Date.now() - started };
     if (lost) logger.warn(figures, 'Redis lost its jobs: reconciled from PostgreSQL');
     // No marker ever recorded, yet open work: a database from before markers were recorded.
-    else if (requeued + unrouted.length > 0) logger.warn(figures, 'Redis had no epoch marker: open work re-queued from PostgreSQL');
+    else if (requeued + unrouted.length + topUps > 0) logger.warn(figures, 'Redis had no epoch marker: open work re-queued from PostgreSQL');
     else logger.info(figures, 'first start with this Redis and database: epoch marker written');
     return { requeued, rerouted: unrouted.length };
+  }
+
+  /**
+   * SMS top-ups (`options.fallback.sms`) live only as delayed jobs until they run: after a loss,
+   * each push whose top-up has not run (its linked `<id>-sms` message does not exist yet) gets its
+   * job back, due when it was due (at once if that passed). One that ran is never run twice: its
+   * linked message exists, and the job id is the one the push queued.
+   */
+  private async restoreTopUps(): Promise<number> {
+    const { queues, db } = this.ctx;
+    const repo = new SmsFallbackRepo(db);
+    let n = 0;
+    for (let after = ''; ; ) {
+      const page = await repo.pendingTopUps(after, 1000);
+      if (page.length === 0) break;
+      after = page[page.length - 1]!.id;
+      n += page.length;
+      await queues.smsFallback.addBulk(
+        page.map((m) => ({
+          name: 'fallback',
+          data: { appId: m.appId, messageId: m.id },
+          opts: { ...SMS_FALLBACK_JOB_OPTIONS, jobId: smsFallbackJobId(m.id), delay: Math.max(0, m.start.getTime() + fallbackAfterMs(m.after) - Date.now()) },
+        })),
+      );
+      if (page.length < 1000) break;
+    }
+    return n;
   }
 
   /**

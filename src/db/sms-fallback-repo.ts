@@ -46,6 +46,28 @@ export class SmsFallbackRepo {
       ON CONFLICT (id) DO NOTHING`.execute(this.db);
   }
 
+  /**
+   * Pushes with an SMS top-up that has not run yet (no linked `<id>-sms` message: the worker stores
+   * it before anything else) and whose window ended less than a week ago, a page at a time in id
+   * order. Only a Redis that lost its jobs needs this (workers/sweeper.ts reconcile), so a scan of
+   * the week's messages is acceptable there.
+   */
+  async pendingTopUps(afterId: string, limit: number): Promise<{ id: string; appId: string; start: Date; after: string }[]> {
+    const res = await sql<{ id: string; app_id: string; start: Date; after: string }>`
+      SELECT m.id, m.app_id, coalesce(m.send_at, m.created_at) AS start, m.request #>> '{options,fallback,sms,after}' AS after
+      FROM messages m
+      WHERE m.id > ${afterId}
+        AND coalesce(m.send_at, m.created_at) > now() - interval '10 days'
+        AND m.state <> 'cancelled'
+        -- A replay copies its original's options, fallback included, but never queued a top-up.
+        AND m.replay_of IS NULL
+        AND m.request #> '{options,fallback,sms}' IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM messages s WHERE s.id = m.id || '-sms')
+      ORDER BY m.id
+      LIMIT ${limit}`.execute(this.db);
+    return res.rows.map((r) => ({ id: r.id, appId: r.app_id, start: new Date(r.start), after: r.after }));
+  }
+
   /** The linked message's recipients: its deliveries, counted once every page is in. */
   async countRecipients(id: string): Promise<number> {
     const res = await sql<{ n: number }>`

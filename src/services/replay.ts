@@ -4,6 +4,9 @@ import { providerModule } from '../../providers/registry.js';
 import type { PresenceLookup } from '../../workers/route.js';
 import { NOW_OR_NEVER_MS, type PushRequest } from '../core/push-request.js';
 import { randomId } from '../core/secrets.js';
+import { CampaignContent } from '../campaigns/content.js';
+import type { CampaignSpec } from '../campaigns/schema.js';
+import { idArray } from '../db/array-literal.js';
 import type { Config } from '../config.js';
 import { textArray } from '../db/array-literal.js';
 import { DEAD_STATUSES, type DeadLetter, type DeadLetterFilter, type DeadLettersRepo } from '../db/dead-letters-repo.js';
@@ -26,7 +29,10 @@ export type ReplaySelection = { ids: string[] } | { filter: DeadLetterFilter };
 export interface ReplayResult {
   replayed: number;
   skipped: Partial<Record<SkipReason, number>>;
-  /** The new messages, one per original message with something replayed. */
+  /**
+   * The new messages, one per original message with something replayed (a campaign's: one per
+   * original message and rendered copy, as each device gets its own text).
+   */
   messages: { id: string; replayOf: string; deliveries: number }[];
   /** Per delivery: replayed under `messageId`, or skipped for `reason` (`messageId`: the earlier replay). */
   items: { id: string; result: 'replayed' | 'skipped'; reason?: SkipReason; messageId?: string }[];
@@ -84,11 +90,14 @@ export class ReplayService {
 
     // The originals, and what routing needs: the devices' active tokens, the app's channels and
     // policy, quarantined tokens, and who is online on the self channel.
-    const originals = new Map(
-      (await this.db.selectFrom('messages').select(['id', 'request']).where('app_id', '=', appId).where('id', 'in', [...new Set(fresh.map((d) => d.messageId))]).execute()).map(
-        (m) => [m.id, m.request as unknown as PushRequest & { campaign?: unknown }],
-      ),
-    );
+    const originalRows = await this.db
+      .selectFrom('messages')
+      .select(['id', 'request', 'campaign_id'])
+      .where('app_id', '=', appId)
+      .where('id', 'in', [...new Set(fresh.map((d) => d.messageId))])
+      .execute();
+    const originals = new Map(originalRows.map((m) => [m.id, m.request as unknown as PushRequest & { campaign?: unknown }]));
+    const copies = await this.campaignCopies(appId, originalRows, fresh);
     const direct = new DirectPushRepo(this.db);
     const deviceIds = [...new Set(fresh.filter((d) => d.deviceId !== '').map((d) => d.deviceId))];
     const found = await direct.lookup({
@@ -134,10 +143,16 @@ export class ReplayService {
         skip(d.id, quarantined(d) || code === 'TokenQuarantined' ? 'token_quarantined' : code === 'NoChannel' ? 'no_channel' : 'no_active_token');
         continue;
       }
-      let plan = plans.get(d.messageId);
+      // A campaign run's devices each get their own copy again (variant, locale, attributes), as
+      // the campaign's send rendered it: one new message per distinct copy.
+      const copy = copies.get(d.id);
+      const key = copy ? `${d.messageId}\u0000${JSON.stringify(copy)}` : d.messageId;
+      let plan = plans.get(key);
       if (!plan) {
-        plan = { message: { id: randomId('msg_', 12), appId, request: replayRequest(request, d), expiresAt: new Date(now + this.ttlMs(request)), rows: [] }, replayOf: d.messageId, originals: [] };
-        plans.set(d.messageId, plan);
+        const base = replayRequest(request, d);
+        const copied = copy ? ({ ...base, ...copy } as PushRequest) : base;
+        plan = { message: { id: randomId('msg_', 12), appId, request: copied, expiresAt: new Date(now + this.ttlMs(request)), rows: [] }, replayOf: d.messageId, originals: [] };
+        plans.set(key, plan);
       }
       plan.message.rows.push(row);
       plan.originals.push(d.id);
@@ -194,6 +209,39 @@ export class ReplayService {
     return result;
   }
 
+  /**
+   * The copy each dead letter of a campaign run got (src/campaigns/send-hooks.ts renders the same
+   * way at send time): its notification, data and overrides. None for transactional messages and
+   * campaigns whose content is the same for every device.
+   */
+  private async campaignCopies(
+    appId: string,
+    originals: { id: string; campaign_id: string | null }[],
+    dead: DeadLetter[],
+  ): Promise<Map<string, ReturnType<CampaignContent['render']>>> {
+    const out = new Map<string, ReturnType<CampaignContent['render']>>();
+    const campaignOf = new Map(originals.filter((m) => m.campaign_id !== null).map((m) => [m.id, m.campaign_id!]));
+    if (campaignOf.size === 0) return out;
+    const specs = await this.db.selectFrom('campaigns').select(['id', 'spec']).where('app_id', '=', appId).where('id', 'in', [...new Set(campaignOf.values())]).execute();
+    const contents = new Map<string, CampaignContent>();
+    for (const c of specs) {
+      const content = new CampaignContent(c.spec as unknown as CampaignSpec);
+      if (!content.uniform) contents.set(c.id, content);
+    }
+    const chosen = dead.filter((d) => contents.has(campaignOf.get(d.messageId) ?? ''));
+    if (chosen.length === 0) return out;
+    const res = await sql<{ id: string; variant: string | null; locale: string | null; attributes: Record<string, string> | null }>`
+      SELECT d.id::text AS id, d.variant, v.locale, v.attributes FROM deliveries d
+      LEFT JOIN devices v ON v.app_id = d.app_id AND v.id = d.device_id
+      WHERE d.app_id = ${appId} AND d.id = ANY(${idArray(chosen.map((d) => d.id))}::bigint[])`.execute(this.db);
+    const facts = new Map(res.rows.map((r) => [r.id, r]));
+    for (const d of chosen) {
+      const f = facts.get(d.id);
+      out.set(d.id, contents.get(campaignOf.get(d.messageId)!)!.render({ variant: f?.variant ?? null, locale: f?.locale ?? null, attributes: f?.attributes ?? {} }));
+    }
+    return out;
+  }
+
   /** The original request's TTL, counted again from now (as `POST /v1/push` counts it). */
   private ttlMs(request: PushRequest): number {
     const ttl = request.options?.ttl;
@@ -204,7 +252,8 @@ export class ReplayService {
 /**
  * The new message's request: the original's content and options, sent now (no `sendAt`), to the
  * replayed devices (filled in by the caller) or the original raw token. A campaign run's request
- * carries the campaign's default rendering; the replay is not a campaign message.
+ * carries the campaign's default rendering (the caller puts each device's own copy over it); the
+ * replay is not a campaign message: the campaign's counts do not include it (see README).
  */
 function replayRequest(original: PushRequest & { campaign?: unknown }, first: DeadLetter): PushRequest {
   const { campaign: _campaign, ...request } = structuredClone(original);

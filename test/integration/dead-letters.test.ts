@@ -185,6 +185,41 @@ describe('dead letters across messages, and their replay, through the REST API',
     assert.equal(listed.replayedAs, replay.id, 'the listing shows the replay');
   });
 
+  test('a campaign run’s dead letters are replayed with each device’s own localized, personalised copy', async () => {
+    const devices = { 'rp-zh': { locale: 'zh-CN', attributes: { first_name: '小明' } }, 'rp-en': { locale: 'en-GB', attributes: { first_name: 'Ada' } } };
+    for (const [id, facts] of Object.entries(devices)) {
+      mocks.fcm.setBehavior(`tok-${id}`, { error: 'INTERNAL' });
+      assert.equal((await app.api('PUT', `/v1/devices/${id}`, { platform: 'android', tokens: { fcm: `tok-${id}` }, tags: ['replay-copy'], ...facts })).status, 200);
+    }
+    const c = await app.api('POST', '/v1/campaigns', {
+      name: 'replay copy',
+      audience: { tags: { all: ['replay-copy'] } },
+      notification: { title: 'Sale', body: 'Hi {{first_name|there}}, 30% off' },
+      localized: { zh: { title: '促销', body: '{{first_name|你好}},全场七折' } },
+      options: { ttl: 3600, retry: { maxAttempts: 1 } },
+    });
+    assert.equal(c.status, 201, JSON.stringify(c.body));
+    const dead = await eventually(async () => {
+      const mine = (await list(app.api, 'code=INTERNAL&limit=100')).items.filter((d) => d.deviceId?.startsWith('rp-'));
+      return mine.length === 2 ? mine : undefined;
+    }, 60_000, 'both campaign deliveries dead');
+    for (const id of Object.keys(devices)) mocks.fcm.setBehavior(`tok-${id}`, null);
+    const sendsBefore = mocks.fcm.requests.length;
+
+    const r = await app.api('POST', '/v1/deliveries/replay', { ids: dead.map((d) => d.id) });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.replayed, 2);
+    assert.equal(r.body.messages.length, 2, 'one new message per rendered copy');
+    assert.ok(r.body.messages.every((m: { replayOf: string }) => m.replayOf === dead[0]!.messageId));
+    for (const m of r.body.messages) await done(app.api, m.id);
+    const got = new Map<string, { title?: string; body?: string }>();
+    for (const q of mocks.fcm.requests.slice(sendsBefore)) {
+      if (q.status === 200 && q.token?.startsWith('tok-rp-')) got.set(q.token, (q.body as { message: { notification: { title?: string; body?: string } } }).message.notification);
+    }
+    assert.deepEqual(got.get('tok-rp-zh'), { title: '促销', body: '小明,全场七折' });
+    assert.deepEqual(got.get('tok-rp-en'), { title: 'Sale', body: 'Hi Ada, 30% off' });
+  });
+
   test('a delivery whose token has been quarantined since is skipped; other apps’ deliveries are not found', async () => {
     const dead = byDevice((await list(app.api, 'code=INTERNAL')).items)['d-q']!;
     // The token dies on a later push: quarantined.

@@ -4,6 +4,7 @@ import { eventually, newApp, startTestRelay, type TestRelay } from '../helpers/h
 import { startProviderMocks } from '../helpers/providers.js';
 import { startOppoMock, type OppoMock } from '../mocks/vendors/oppo.js';
 import { startVivoMock, type VivoMock } from '../mocks/vendors/vivo.js';
+import { startXiaomiMock, type XiaomiMock } from '../mocks/vendors/xiaomi.js';
 
 type Api = Awaited<ReturnType<typeof newApp>>['api'];
 
@@ -30,6 +31,7 @@ describe('quota days: the app’s daily vendor total ends the day for that vendo
   let t: TestRelay;
   let vivo: VivoMock;
   let oppo: OppoMock;
+  let xiaomi: XiaomiMock;
   let mocks: Awaited<ReturnType<typeof startProviderMocks>>;
   let app: Awaited<ReturnType<typeof newApp>>;
   /** Calls that would send (auth is not one). */
@@ -47,12 +49,13 @@ describe('quota days: the app’s daily vendor total ends the day for that vendo
   };
 
   before(async () => {
-    [vivo, oppo, mocks] = await Promise.all([startVivoMock(), startOppoMock(), startProviderMocks()]);
-    t = await startTestRelay({ ...mocks.env, VIVO_ENDPOINT: vivo.url, OPPO_ENDPOINT: oppo.url });
+    [vivo, oppo, xiaomi, mocks] = await Promise.all([startVivoMock(), startOppoMock(), startXiaomiMock(), startProviderMocks()]);
+    t = await startTestRelay({ ...mocks.env, VIVO_ENDPOINT: vivo.url, OPPO_ENDPOINT: oppo.url, XIAOMI_ENDPOINT: xiaomi.url });
     app = await newApp(t);
     for (const [provider, body] of Object.entries({
       vivo: { appId: vivo.appId, appKey: vivo.appKey, appSecret: vivo.appSecret },
       oppo: { appKey: oppo.appKey, masterSecret: oppo.masterSecret },
+      xiaomi: { appSecret: xiaomi.appSecret, packageName: xiaomi.packageName },
       fcm: mocks.credentials.fcm,
     })) {
       const r = await app.api('PUT', `/v1/apps/${app.appId}/credentials/${provider}`, body);
@@ -65,7 +68,7 @@ describe('quota days: the app’s daily vendor total ends the day for that vendo
     t?.relay.ctx.clock.set(Date.now());
     await t?.stop();
     await t?.iso.drop();
-    await Promise.all([vivo?.close(), oppo?.close(), mocks?.close()]);
+    await Promise.all([vivo?.close(), oppo?.close(), xiaomi?.close(), mocks?.close()]);
   });
 
   test('vivo 10070 fails the delivery `quota` at once, and vivo is not called again that day', async () => {
@@ -127,6 +130,25 @@ describe('quota days: the app’s daily vendor total ends the day for that vendo
     }, 30_000, 'the dropped delivery sent over FCM');
     assert.ok(moved);
     assert.equal(fcmSendsTo('fcm-o1'), 1);
+  });
+
+  test('Xiaomi 200001 (the app’s daily total) fails the delivery `quota` at once, and Xiaomi is not called again that day', async () => {
+    await settings('none');
+    for (const id of ['x-1', 'x-2']) assert.equal((await app.api('PUT', `/v1/devices/${id}`, { platform: 'android', brand: 'xiaomi', tokens: { xiaomi: `reg-${id}` } })).status, 200);
+    xiaomi.setDailyTotal(0);
+    const sends = () => xiaomi.requests.filter((r) => r.path.endsWith('/message/regid')).length;
+    const first = await push(['x-1']);
+    assert.equal(first['x-1']!.channel, 'xiaomi');
+    assert.equal(first['x-1']!.status, 'failed');
+    assert.equal(first['x-1']!.error!.code, 'quota');
+    assert.equal(sends(), 1, 'one request, refused');
+    const later = await push(['x-1', 'x-2']);
+    for (const d of ['x-1', 'x-2']) {
+      assert.equal(later[d]!.status, 'failed', d);
+      assert.equal(later[d]!.error!.code, 'quota', d);
+    }
+    assert.equal(sends(), 1, 'Xiaomi was not called again');
+    xiaomi.setDailyTotal(null);
   });
 
   test('after vivo’s day resets (00:00 China time) vivo is called again', async () => {

@@ -52,6 +52,8 @@ export interface XiaomiSendRecord {
 export interface XiaomiRevokeRecord {
   regIds: string[];
   notifyId: number;
+  /** When the mock received it (ms since the epoch): rate tests count requests per window. */
+  at?: number;
 }
 
 export interface XiaomiMock {
@@ -64,6 +66,12 @@ export interface XiaomiMock {
   requests: RecordedRequest[];
   sends: XiaomiSendRecord[];
   setBehavior(b: Partial<MockBehavior>): void;
+  /**
+   * Xiaomi's answer once the app's daily total is used up (200001 "exceed quota, quota: <total>,
+   * have acked: <delivered>", https://dev.mi.com/xiaomihyperos/documentation/detail?pId=1656):
+   * every send after `total` accepted ones gets it; null lifts the cap.
+   */
+  setDailyTotal(total: number | null): void;
   resetBehavior(): void;
   /** Receipt callback as Xiaomi posts it: form field `data` = JSON keyed by msgId. `type` 1 delivered, 2 clicked, 16 invalid. */
   receiptFor(token: string | string[], opts?: { type?: number; timestamp?: number; msgId?: string; param?: string }): ReceiptRequest;
@@ -87,6 +95,7 @@ export async function startXiaomiMock(opts: XiaomiMockOptions = {}): Promise<Xia
   const sends: XiaomiSendRecord[] = [];
   const lastByToken = new Map<string, XiaomiSendRecord>();
   let behavior = defaultBehavior();
+  let dailyTotal: number | null = null;
 
   const error = (res: ServerResponse, code: number, description: string, status = 200, headers: Record<string, string> = {}) =>
     sendJson(res, status, { result: 'error', code, description, reason: description, trace_id: traceId() }, headers);
@@ -110,7 +119,7 @@ export async function startXiaomiMock(opts: XiaomiMockOptions = {}): Promise<Xia
     const notifyId = f.get('notify_id');
     if (notifyId === null || !/^\d+$/.test(notifyId) || Number(notifyId) > 2147483647) return error(res, 22103, 'illegal notify id');
     if (requestFate(ids, behavior) === 'serverError') return error(res, 10001, 'system error', 500);
-    revokes.push({ regIds: ids, notifyId: Number(notifyId) });
+    revokes.push({ regIds: ids, notifyId: Number(notifyId), at: Date.now() });
     return sendJson(res, 200, { result: 'ok', trace_id: traceId(), code: 0, description: '成功' });
   };
 
@@ -126,6 +135,7 @@ export async function startXiaomiMock(opts: XiaomiMockOptions = {}): Promise<Xia
     if (problem) return error(res, problem.code, problem.description);
     const regIds = (f.get('registration_id') ?? '').split(',');
 
+    if (dailyTotal !== null && sends.length >= dailyTotal) return error(res, 200001, `exceed quota, quota: ${dailyTotal}, have acked: ${sends.length}`);
     switch (requestFate(regIds, behavior)) {
       case 'authExpired':
         return error(res, 22008, 'illegal AppSecret');
@@ -164,6 +174,9 @@ export async function startXiaomiMock(opts: XiaomiMockOptions = {}): Promise<Xia
     packageName,
     requests,
     sends,
+    setDailyTotal: (total) => {
+      dailyTotal = total;
+    },
     setBehavior: (b) => {
       behavior = { ...behavior, ...b, tokens: { ...behavior.tokens, ...b.tokens } };
     },
