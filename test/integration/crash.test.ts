@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { sql } from 'kysely';
-import { eventually, eventuallyWhileAlive, newApp } from '../helpers/harness.js';
+import { eventually, eventuallyWhileAlive } from '../helpers/harness.js';
 import { spawnedWorkerSuite } from '../helpers/spawned-worker-suite.js';
 
 const DEVICES = 4000;
@@ -10,14 +10,7 @@ const DEVICES = 4000;
 const suite = spawnedWorkerSuite({ apnsDelayMs: 40 });
 
 test('a worker killed with SIGKILL mid-batch loses nothing: every delivery ends once', async (tc) => {
-  const { appId, api } = await newApp(suite.t);
-  assert.equal((await api('PUT', `/v1/apps/${appId}/credentials/apns`, suite.mocks.credentials.apns)).status, 200);
-  await sql`
-    INSERT INTO devices (app_id, id, platform, tags)
-    SELECT ${appId}, 'dev-' || lpad(i::text, 6, '0'), 'ios', ARRAY['crash'] FROM generate_series(1, ${DEVICES}) AS i`.execute(suite.t.relay.ctx.db);
-  await sql`
-    INSERT INTO device_tokens (app_id, device_id, channel, token)
-    SELECT ${appId}, 'dev-' || lpad(i::text, 6, '0'), 'apns', 'a' || lpad(to_hex(i), 63, '0') FROM generate_series(1, ${DEVICES}) AS i`.execute(suite.t.relay.ctx.db);
+  const { api } = await suite.appWithApnsDevices({ count: DEVICES, idPrefix: 'dev-', tokenPrefix: 'a', tag: 'crash' });
 
   const workerEnv = suite.workerEnv({
     SEND_BATCH_SIZE: '100',
@@ -70,14 +63,7 @@ test('a worker killed with SIGKILL mid-batch loses nothing: every delivery ends 
 
 test('single pushes on the transactional lane: a worker killed mid-stream loses nothing, and each ends once', async (tc) => {
   const SINGLES = 1200;
-  const { appId, api } = await newApp(suite.t);
-  assert.equal((await api('PUT', `/v1/apps/${appId}/credentials/apns`, suite.mocks.credentials.apns)).status, 200);
-  await sql`
-    INSERT INTO devices (app_id, id, platform)
-    SELECT ${appId}, 'one-' || lpad(i::text, 6, '0'), 'ios' FROM generate_series(1, ${SINGLES}) AS i`.execute(suite.t.relay.ctx.db);
-  await sql`
-    INSERT INTO device_tokens (app_id, device_id, channel, token)
-    SELECT ${appId}, 'one-' || lpad(i::text, 6, '0'), 'apns', 'c' || lpad(to_hex(i), 63, '0') FROM generate_series(1, ${SINGLES}) AS i`.execute(suite.t.relay.ctx.db);
+  const { api } = await suite.appWithApnsDevices({ count: SINGLES, idPrefix: 'one-', tokenPrefix: 'c' });
   const workerEnv = suite.workerEnv({ SEND_BATCH_SIZE: '50', SEND_CONCURRENCY: '8', APNS_MAX_STREAMS: '40', WORKER_LOCK_DURATION: '2s' });
   const first = suite.spawn(workerEnv);
   const before = suite.mocks.apns.stats.received;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { sql } from 'kysely';
-import { eventually, newApp } from '../helpers/harness.js';
+import { eventually } from '../helpers/harness.js';
 import { spawnedWorkerSuite } from '../helpers/spawned-worker-suite.js';
 
 const DEVICES = 3000;
@@ -11,14 +11,7 @@ const DEVICES = 3000;
 const suite = spawnedWorkerSuite({ apnsDelayMs: 150 });
 
 test('SIGTERM drains in-flight sends: the worker exits 0, nothing is stranded, nothing is sent twice', async () => {
-  const { appId, api } = await newApp(suite.t);
-  assert.equal((await api('PUT', `/v1/apps/${appId}/credentials/apns`, suite.mocks.credentials.apns)).status, 200);
-  await sql`
-    INSERT INTO devices (app_id, id, platform, tags)
-    SELECT ${appId}, 'dev-' || lpad(i::text, 6, '0'), 'ios', ARRAY['drain'] FROM generate_series(1, ${DEVICES}) AS i`.execute(suite.t.relay.ctx.db);
-  await sql`
-    INSERT INTO device_tokens (app_id, device_id, channel, token)
-    SELECT ${appId}, 'dev-' || lpad(i::text, 6, '0'), 'apns', 'b' || lpad(to_hex(i), 63, '0') FROM generate_series(1, ${DEVICES}) AS i`.execute(suite.t.relay.ctx.db);
+  const { api } = await suite.appWithApnsDevices({ count: DEVICES, idPrefix: 'dev-', tokenPrefix: 'b', tag: 'drain' });
 
   // A long lock: a job the draining worker failed to finish would stay `active` for the rest of
   // the test instead of being quietly taken back by the stalled-job check.

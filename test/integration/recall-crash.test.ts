@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { sql } from 'kysely';
-import { eventually, eventuallyWhileAlive, newApp } from '../helpers/harness.js';
+import { eventually, eventuallyWhileAlive } from '../helpers/harness.js';
 import { spawnedWorkerSuite } from '../helpers/spawned-worker-suite.js';
 
 const DEVICES = 1500;
@@ -12,14 +12,7 @@ const suite = spawnedWorkerSuite({ apnsDelayMs: 40 });
 const isReplacement = (r: { payload: unknown }) => (r.payload as { relay_type?: string } | null)?.relay_type === 'revoke';
 
 test('a worker killed with SIGKILL in the middle of a recall: the next one finishes it, every delivery ends with exactly one recall state', async (tc) => {
-  const { appId, api } = await newApp(suite.t);
-  assert.equal((await api('PUT', `/v1/apps/${appId}/credentials/apns`, suite.mocks.credentials.apns)).status, 200);
-  await sql`
-    INSERT INTO devices (app_id, id, platform, tags)
-    SELECT ${appId}, 'rc-' || lpad(i::text, 6, '0'), 'ios', ARRAY['recall-crash'] FROM generate_series(1, ${DEVICES}) AS i`.execute(suite.t.relay.ctx.db);
-  await sql`
-    INSERT INTO device_tokens (app_id, device_id, channel, token)
-    SELECT ${appId}, 'rc-' || lpad(i::text, 6, '0'), 'apns', 'b' || lpad(to_hex(i), 63, '0') FROM generate_series(1, ${DEVICES}) AS i`.execute(suite.t.relay.ctx.db);
+  const { api } = await suite.appWithApnsDevices({ count: DEVICES, idPrefix: 'rc-', tokenPrefix: 'b', tag: 'recall-crash' });
 
   const workerEnv = suite.workerEnv({ SEND_BATCH_SIZE: '100', APNS_MAX_STREAMS: '20', WORKER_LOCK_DURATION: '2s' });
   const first = suite.spawn(workerEnv);
