@@ -1,43 +1,21 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { sql } from 'kysely';
-import { eventually, eventuallyWhileAlive, newApp, spawnWorker, startTestRelay, type TestRelay } from '../helpers/harness.js';
-import { startProviderMocks } from '../helpers/providers.js';
+import { eventually, eventuallyWhileAlive } from '../helpers/harness.js';
+import { spawnedWorkerSuite } from '../helpers/spawned-worker-suite.js';
 
 const DEVICES = 1500;
 
-let t: TestRelay;
-let mocks: Awaited<ReturnType<typeof startProviderMocks>>;
-const children: ChildProcess[] = [];
-
-before(async () => {
-  mocks = await startProviderMocks({ apnsDelayMs: 40 });
-  t = await startTestRelay({ ...mocks.env, ROLES: 'api' });
-});
-after(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await t?.stop();
-  await t?.iso.drop();
-  await mocks?.close();
-});
+const suite = spawnedWorkerSuite({ apnsDelayMs: 40 });
 
 const isReplacement = (r: { payload: unknown }) => (r.payload as { relay_type?: string } | null)?.relay_type === 'revoke';
 
 test('a worker killed with SIGKILL in the middle of a recall: the next one finishes it, every delivery ends with exactly one recall state', async (tc) => {
-  const { appId, api } = await newApp(t);
-  assert.equal((await api('PUT', `/v1/apps/${appId}/credentials/apns`, mocks.credentials.apns)).status, 200);
-  await sql`
-    INSERT INTO devices (app_id, id, platform, tags)
-    SELECT ${appId}, 'rc-' || lpad(i::text, 6, '0'), 'ios', ARRAY['recall-crash'] FROM generate_series(1, ${DEVICES}) AS i`.execute(t.relay.ctx.db);
-  await sql`
-    INSERT INTO device_tokens (app_id, device_id, channel, token)
-    SELECT ${appId}, 'rc-' || lpad(i::text, 6, '0'), 'apns', 'b' || lpad(to_hex(i), 63, '0') FROM generate_series(1, ${DEVICES}) AS i`.execute(t.relay.ctx.db);
+  const { api } = await suite.appWithApnsDevices({ count: DEVICES, idPrefix: 'rc-', tokenPrefix: 'b', tag: 'recall-crash' });
 
-  const workerEnv = { ...t.iso.env(mocks.env), SEND_BATCH_SIZE: '100', APNS_MAX_STREAMS: '20', WORKER_LOCK_DURATION: '2s' };
-  const first = spawnWorker(workerEnv);
-  children.push(first);
+  const workerEnv = suite.workerEnv({ SEND_BATCH_SIZE: '100', APNS_MAX_STREAMS: '20', WORKER_LOCK_DURATION: '2s' });
+  const first = suite.spawn(workerEnv);
 
   const pushed = await api('POST', '/v1/push', { to: { tags: { all: ['recall-crash'] } }, notification: { title: 'oops' }, options: { collapseKey: 'oops-1' } });
   assert.equal(pushed.body.recipients, DEVICES);
@@ -49,15 +27,14 @@ test('a worker killed with SIGKILL in the middle of a recall: the next one finis
 
   const del = await api('DELETE', `/v1/messages/${id}`);
   assert.equal(del.status, 200);
-  await eventuallyWhileAlive(first, async () => (mocks.apns.requests.filter(isReplacement).length >= 100 ? true : undefined), 120_000, 'the recall under way');
+  await eventuallyWhileAlive(first, async () => (suite.mocks.apns.requests.filter(isReplacement).length >= 100 ? true : undefined), 120_000, 'the recall under way');
   first.kill('SIGKILL');
   await once(first, 'exit');
-  const atKill = mocks.apns.requests.filter(isReplacement).length;
+  const atKill = suite.mocks.apns.requests.filter(isReplacement).length;
   const before = (await api('GET', `/v1/messages/${id}/recall?limit=1`)).body;
   assert.equal(before.state, 'running', `killed before the recall was done (${atKill} replacements seen)`);
 
-  const second = spawnWorker(workerEnv);
-  children.push(second);
+  const second = suite.spawn(workerEnv);
   const done = await eventually(async () => {
     const r = await api('GET', `/v1/messages/${id}/recall?limit=1`);
     return r.body.state === 'done' ? r.body : undefined;
@@ -66,12 +43,12 @@ test('a worker killed with SIGKILL in the middle of a recall: the next one finis
 
   assert.deepEqual(done.totals, { pending: 0, cancelled: 0, withdrawn: 0, replaced: DEVICES, not_withdrawable: 0 });
   const rows = await sql<{ n: string; d: string }>`
-    SELECT count(*) AS n, count(DISTINCT delivery_id) AS d FROM delivery_recalls WHERE message_id = ${id}`.execute(t.relay.ctx.db);
+    SELECT count(*) AS n, count(DISTINCT delivery_id) AS d FROM delivery_recalls WHERE message_id = ${id}`.execute(suite.t.relay.ctx.db);
   assert.equal(Number(rows.rows[0]!.n), DEVICES, 'one recall row per delivery');
   assert.equal(Number(rows.rows[0]!.d), DEVICES);
 
   const seen = new Map<string, number>();
-  for (const r of mocks.apns.requests.filter(isReplacement)) seen.set(r.token, (seen.get(r.token) ?? 0) + 1);
+  for (const r of suite.mocks.apns.requests.filter(isReplacement)) seen.set(r.token, (seen.get(r.token) ?? 0) + 1);
   assert.equal(seen.size, DEVICES, 'every token got its replacement');
   const again = [...seen.values()].filter((n) => n > 1).length;
   tc.diagnostic(`${atKill} replacements seen at the kill; ${again} tokens got theirs again after the restart`);

@@ -1,9 +1,9 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Outcome, Provider, ProviderContext, PushContent, SendTarget } from '../../providers/types.js';
+import type { Provider, ProviderContext } from '../../providers/types.js';
 import honor from '../../providers/honor.js';
 import { startHonorMock, type HonorMock } from '../mocks/vendors/honor.js';
-import { providerContext } from '../helpers/provider-context.js';
+import { codeOf, ctxFor, dashedTargets, kinds, liveContent, sendPaths, WIDE_TUNING } from '../helpers/vendor-fixtures.js';
 
 /**
  * Each provider's `create()` against its mock on an ephemeral HTTPS port (run with
@@ -11,25 +11,8 @@ import { providerContext } from '../helpers/provider-context.js';
  * the mock received, never on timings.
  */
 
-function ctx(over: Partial<ProviderContext['endpoints']>): ProviderContext {
-  return providerContext({ endpoints: over, tuning: { apnsMaxStreams: 100, apnsConnections: 1, fcmConcurrency: 8 } });
-}
-
-let seq = 0;
-function content(over: Partial<PushContent> = {}): PushContent {
-  return {
-    messageId: `msg-${++seq}`,
-    notification: { title: 'Hello', body: 'World', clickAction: 'app://inbox/1' },
-    data: { k: 'v' },
-    options: { ttl: 3600, priority: 'high', category: 'im' },
-    expiresAt: Date.now() + 3_600_000,
-    ...over,
-  };
-}
-const targets = (...tokens: string[]): SendTarget[] => tokens.map((token, i) => ({ deliveryId: `d-${i}`, token }));
-const kinds = (o: Outcome[]) => o.map((x) => x.kind);
-const codeOf = (o: Outcome | undefined) => (o && 'reason' in o ? o.reason.code : undefined);
-const sendPaths = <T extends { path: string }>(reqs: T[]): T[] => reqs.filter((r) => !/token/.test(r.path));
+const ctx = (endpoints: Partial<ProviderContext['endpoints']>): ProviderContext => ctxFor(endpoints, WIDE_TUNING);
+const content = liveContent();
 
 // ---------------------------------------------------------------------------------------------
 
@@ -60,7 +43,7 @@ describe('honor provider against the mock', () => {
 
   it('sends with a Bearer token and a timestamp header; requestId is the providerId', async () => {
     const c = content({ options: { ttl: 60, priority: 'normal', category: 'marketing' } });
-    const out = await provider.send(c, targets('a', 'b'));
+    const out = await provider.send(c, dashedTargets('a', 'b'));
     assert.deepEqual(kinds(out), ['sent', 'sent']);
     const rec = mock.sends.at(-1)!;
     assert.deepEqual(out[1], { kind: 'sent', providerId: rec.requestId });
@@ -74,55 +57,55 @@ describe('honor provider against the mock', () => {
   });
 
   it('mixed batch: expireTokens → invalid, failTokens → retry, the rest sent', async () => {
-    const out = await provider.send(content(), targets('ok', 'invalid-x', 'fail-y', 'ok2'));
+    const out = await provider.send(content(), dashedTargets('ok', 'invalid-x', 'fail-y', 'ok2'));
     assert.deepEqual(kinds(out), ['sent', 'invalid', 'retry', 'sent']);
     assert.equal(codeOf(out[1]), 'expireTokens');
   });
 
   it('splits batches at 100 tokens', async () => {
     const toks = Array.from({ length: 250 }, (_, i) => (i === 120 ? 'invalid-120' : `t${i}`));
-    const out = await provider.send(content(), targets(...toks));
+    const out = await provider.send(content(), dashedTargets(...toks));
     assert.equal(sendPaths(mock.requests).length, 3);
     out.forEach((o, i) => assert.equal(o.kind, i === 120 ? 'invalid' : 'sent'));
   });
 
   it('rate limit (429 + Retry-After) and server errors retry', async () => {
     mock.setBehavior({ retryAfterSec: 3 });
-    const rl = await provider.send(content(), targets('ratelimit-1'));
+    const rl = await provider.send(content(), dashedTargets('ratelimit-1'));
     assert.equal(rl[0]?.kind, 'retry');
     assert.equal((rl[0] as { afterMs?: number }).afterMs, 3000);
-    assert.equal((await provider.send(content(), targets('server-1')))[0]?.kind, 'retry');
+    assert.equal((await provider.send(content(), dashedTargets('server-1')))[0]?.kind, 'retry');
   });
 
   it('auth expiry → one refresh → success; persistent refusal → failed', async () => {
-    await provider.send(content(), targets('a'));
+    await provider.send(content(), dashedTargets('a'));
     mock.expireAccessTokens();
-    assert.deepEqual(kinds(await provider.send(content(), targets('a'))), ['sent']);
+    assert.deepEqual(kinds(await provider.send(content(), dashedTargets('a'))), ['sent']);
     assert.equal(issued(), 2);
     mock.setBehavior({ failFirst: { count: 2, fate: 'authExpired' } });
-    const bad = await provider.send(content(), targets('a'));
+    const bad = await provider.send(content(), dashedTargets('a'));
     assert.equal(bad[0]?.kind, 'failed');
     assert.equal(codeOf(bad[0]), '80200003');
     assert.equal(issued(), 3);
   });
 
   it('payload too large → failed', async () => {
-    const out = await provider.send(content({ data: { blob: 'x'.repeat(5000) } }), targets('a'));
+    const out = await provider.send(content({ data: { blob: 'x'.repeat(5000) } }), dashedTargets('a'));
     assert.equal(out[0]?.kind, 'failed');
     assert.equal(codeOf(out[0]), '80300008');
   });
 
   it('N concurrent sends after expiry trigger exactly one token refresh', async () => {
-    await provider.send(content(), targets('warm'));
+    await provider.send(content(), dashedTargets('warm'));
     mock.expireAccessTokens();
-    const outs = await Promise.all(Array.from({ length: 10 }, (_, i) => provider.send(content(), targets(`c${i}`))));
+    const outs = await Promise.all(Array.from({ length: 10 }, (_, i) => provider.send(content(), dashedTargets(`c${i}`))));
     assert.ok(outs.every((o) => o[0]?.kind === 'sent'));
     assert.equal(issued(), 2);
   });
 
   it('bad client credentials → failed without a send', async () => {
     mock.setBehavior({ oauth: 'badCredentials' });
-    const out = await provider.send(content(), targets('a'));
+    const out = await provider.send(content(), dashedTargets('a'));
     assert.equal(out[0]?.kind, 'failed');
     assert.equal(codeOf(out[0]), 'invalid_client');
     assert.equal(sendPaths(mock.requests).length, 0);
@@ -132,7 +115,7 @@ describe('honor provider against the mock', () => {
     const m2 = await startHonorMock({ oauthPaths: ['/auth/realms/developer/protocol/openid-connect/token'], stringCode: true });
     const p2 = make(m2);
     try {
-      const out = await p2.send(content(), targets('a', 'invalid-b'));
+      const out = await p2.send(content(), dashedTargets('a', 'invalid-b'));
       assert.deepEqual(kinds(out), ['sent', 'invalid']);
       assert.equal(m2.tokensIssued, 1);
       assert.deepEqual(
@@ -147,7 +130,7 @@ describe('honor provider against the mock', () => {
 
   it('receipt parses back to request id, token and message id', async () => {
     const c = content();
-    const out = await provider.send(c, targets('r-1'));
+    const out = await provider.send(c, dashedTargets('r-1'));
     const ev = honor.receipts!.parse(mock.receiptFor('r-1'));
     assert.deepEqual(ev.map((e) => [e.event, e.providerId, e.token, e.messageId]), [
       ['delivered', (out[0] as { providerId: string }).providerId, 'r-1', c.messageId],

@@ -1,10 +1,9 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import type { Outcome, Provider, ProviderContext, PushContent, SendTarget } from '../../providers/types.js';
+import type { Provider, ProviderContext } from '../../providers/types.js';
 import huawei from '../../providers/huawei.js';
 import { startHuaweiMock, type HuaweiMock } from '../mocks/vendors/huawei.js';
-import { providerContext } from '../helpers/provider-context.js';
+import { codeOf, ctxFor, dashedTargets, deadPort, kinds, liveContent, sendPaths, WIDE_TUNING } from '../helpers/vendor-fixtures.js';
 
 /**
  * Each provider's `create()` against its mock on an ephemeral HTTPS port (run with
@@ -12,34 +11,8 @@ import { providerContext } from '../helpers/provider-context.js';
  * the mock received, never on timings.
  */
 
-function ctx(over: Partial<ProviderContext['endpoints']>): ProviderContext {
-  return providerContext({ endpoints: over, tuning: { apnsMaxStreams: 100, apnsConnections: 1, fcmConcurrency: 8 } });
-}
-
-let seq = 0;
-function content(over: Partial<PushContent> = {}): PushContent {
-  return {
-    messageId: `msg-${++seq}`,
-    notification: { title: 'Hello', body: 'World', clickAction: 'app://inbox/1' },
-    data: { k: 'v' },
-    options: { ttl: 3600, priority: 'high', category: 'im' },
-    expiresAt: Date.now() + 3_600_000,
-    ...over,
-  };
-}
-const targets = (...tokens: string[]): SendTarget[] => tokens.map((token, i) => ({ deliveryId: `d-${i}`, token }));
-const kinds = (o: Outcome[]) => o.map((x) => x.kind);
-const codeOf = (o: Outcome | undefined) => (o && 'reason' in o ? o.reason.code : undefined);
-const sendPaths = <T extends { path: string }>(reqs: T[]): T[] => reqs.filter((r) => !/token/.test(r.path));
-
-/** A port with nothing listening (for transport-failure tests). */
-async function deadPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+const ctx = (endpoints: Partial<ProviderContext['endpoints']>): ProviderContext => ctxFor(endpoints, WIDE_TUNING);
+const content = liveContent();
 
 // ---------------------------------------------------------------------------------------------
 
@@ -70,7 +43,7 @@ describe('huawei provider against the mock', () => {
 
   it('sends, with one OAuth token, the documented body, and the request id as providerId', async () => {
     const c = content();
-    const out = await provider.send(c, targets('tok-a', 'tok-b'));
+    const out = await provider.send(c, dashedTargets('tok-a', 'tok-b'));
     assert.deepEqual(kinds(out), ['sent', 'sent']);
     const rec = mock.sends.at(-1)!;
     assert.deepEqual(out[0], { kind: 'sent', providerId: rec.requestId });
@@ -84,45 +57,45 @@ describe('huawei provider against the mock', () => {
     assert.equal(msg.android.bi_tag, c.messageId);
     assert.equal(msg.android.category, 'IM');
     // A second send reuses the token.
-    await provider.send(content(), targets('tok-c'));
+    await provider.send(content(), dashedTargets('tok-c'));
     assert.equal(issued(), 1);
   });
 
   it('invalid tokens: partial success (80100000) and all invalid (80300007)', async () => {
-    const out = await provider.send(content(), targets('ok-1', 'invalid-2', 'ok-3'));
+    const out = await provider.send(content(), dashedTargets('ok-1', 'invalid-2', 'ok-3'));
     assert.deepEqual(kinds(out), ['sent', 'invalid', 'sent']);
     assert.equal(codeOf(out[1]), '80100000');
-    const all = await provider.send(content(), targets('invalid-a', 'invalid-b'));
+    const all = await provider.send(content(), dashedTargets('invalid-a', 'invalid-b'));
     assert.deepEqual(kinds(all), ['invalid', 'invalid']);
     assert.equal(codeOf(all[0]), '80300007');
   });
 
   it('flow control (503) is retried with Retry-After; server errors retry', async () => {
     mock.setBehavior({ retryAfterSec: 7 });
-    const out = await provider.send(content(), targets('ratelimit-1', 'ok-2'));
+    const out = await provider.send(content(), dashedTargets('ratelimit-1', 'ok-2'));
     assert.deepEqual(kinds(out), ['retry', 'retry']);
     assert.equal((out[0] as { afterMs?: number }).afterMs, 7000);
-    const srv = await provider.send(content(), targets('server-1'));
+    const srv = await provider.send(content(), dashedTargets('server-1'));
     assert.equal(srv[0]?.kind, 'retry');
     assert.equal(codeOf(srv[0]), '81000001');
     // fail first N then succeed
     mock.setBehavior({ failFirst: { count: 1, fate: 'serverError' } });
-    assert.equal((await provider.send(content(), targets('a')))[0]?.kind, 'retry');
-    assert.equal((await provider.send(content(), targets('a')))[0]?.kind, 'sent');
+    assert.equal((await provider.send(content(), dashedTargets('a')))[0]?.kind, 'retry');
+    assert.equal((await provider.send(content(), dashedTargets('a')))[0]?.kind, 'sent');
   });
 
   it('auth expiry → one refresh → success; a second refusal → failed with the auth code', async () => {
-    await provider.send(content(), targets('a'));
+    await provider.send(content(), dashedTargets('a'));
     assert.equal(issued(), 1);
     mock.expireAccessTokens();
-    const out = await provider.send(content(), targets('a', 'b'));
+    const out = await provider.send(content(), dashedTargets('a', 'b'));
     assert.deepEqual(kinds(out), ['sent', 'sent']);
     assert.equal(issued(), 2);
     const sends = sendPaths(mock.requests);
     assert.notEqual(sends.at(-1)!.headers.authorization, sends.at(-2)!.headers.authorization);
 
     mock.setBehavior({ failFirst: { count: 2, fate: 'authExpired' } });
-    const bad = await provider.send(content(), targets('a'));
+    const bad = await provider.send(content(), dashedTargets('a'));
     assert.equal(bad[0]?.kind, 'failed');
     assert.equal(codeOf(bad[0]), '80200003');
     assert.equal(issued(), 3, 'exactly one refresh for the refused batch');
@@ -130,7 +103,7 @@ describe('huawei provider against the mock', () => {
 
   it('batches of more than 1000 tokens are split, outcomes in order', async () => {
     const toks = Array.from({ length: 1500 }, (_, i) => (i % 500 === 7 ? `invalid-${i}` : `tok-${i}`));
-    const out = await provider.send(content(), targets(...toks));
+    const out = await provider.send(content(), dashedTargets(...toks));
     assert.equal(out.length, 1500);
     const sends = sendPaths(mock.requests);
     assert.equal(sends.length, 2);
@@ -142,18 +115,18 @@ describe('huawei provider against the mock', () => {
   });
 
   it('payload too large → failed 80300008 (real size and scripted)', async () => {
-    const big = await provider.send(content({ data: { blob: 'x'.repeat(5000) } }), targets('a'));
+    const big = await provider.send(content({ data: { blob: 'x'.repeat(5000) } }), dashedTargets('a'));
     assert.equal(big[0]?.kind, 'failed');
     assert.equal(codeOf(big[0]), '80300008');
-    const scripted = await provider.send(content(), targets('large-1'));
+    const scripted = await provider.send(content(), dashedTargets('large-1'));
     assert.equal(codeOf(scripted[0]), '80300008');
   });
 
   it('N concurrent sends after expiry trigger exactly one token refresh', async () => {
-    await provider.send(content(), targets('warm'));
+    await provider.send(content(), dashedTargets('warm'));
     assert.equal(issued(), 1);
     mock.expireAccessTokens();
-    const outs = await Promise.all(Array.from({ length: 12 }, (_, i) => provider.send(content(), targets(`c-${i}`))));
+    const outs = await Promise.all(Array.from({ length: 12 }, (_, i) => provider.send(content(), dashedTargets(`c-${i}`))));
     assert.ok(outs.every((o) => o[0]?.kind === 'sent'));
     assert.equal(issued(), 2);
     assert.equal(provider.tokenFetches, 2);
@@ -161,29 +134,29 @@ describe('huawei provider against the mock', () => {
 
   it('OAuth failures: bad credentials → failed; OAuth 5xx → retry; network → retry; expired → no request', async () => {
     mock.setBehavior({ oauth: 'badCredentials' });
-    const bad = await provider.send(content(), targets('a'));
+    const bad = await provider.send(content(), dashedTargets('a'));
     assert.equal(bad[0]?.kind, 'failed');
     assert.equal(codeOf(bad[0]), '1101');
     mock.setBehavior({ oauth: 'serverError' });
-    assert.equal((await provider.send(content(), targets('a')))[0]?.kind, 'retry');
+    assert.equal((await provider.send(content(), dashedTargets('a')))[0]?.kind, 'retry');
 
     const port = await deadPort();
     const dead = huawei.create({ appId: '1', clientSecret: 'x' }, ctx({ huawei: `https://127.0.0.1:${port}`, huaweiOauth: `https://127.0.0.1:${port}` }));
     open.push(dead);
-    const net = await dead.send(content(), targets('a'));
+    const net = await dead.send(content(), dashedTargets('a'));
     assert.equal(net[0]?.kind, 'retry');
     assert.equal(codeOf(net[0]), 'ECONNREFUSED');
 
     mock.resetBehavior();
     const before = mock.requests.length;
-    const exp = await provider.send(content({ expiresAt: Date.now() - 1000 }), targets('a'));
+    const exp = await provider.send(content({ expiresAt: Date.now() - 1000 }), dashedTargets('a'));
     assert.equal(codeOf(exp[0]), 'expired');
     assert.equal(mock.requests.length, before);
   });
 
   it('receipt for a sent message parses back to its request id, token and message id', async () => {
     const c = content();
-    const out = await provider.send(c, targets('r-1'));
+    const out = await provider.send(c, dashedTargets('r-1'));
     const events = huawei.receipts!.parse(mock.receiptFor('r-1'));
     assert.deepEqual(events.map((e) => [e.event, e.providerId, e.token, e.messageId]), [
       ['delivered', (out[0] as { providerId: string }).providerId, 'r-1', c.messageId],

@@ -1,30 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import meizuModule from '../../providers/meizu.js';
-import type { Outcome, Provider, ProviderContext, PushContent, SendTarget } from '../../providers/types.js';
+import type { Provider } from '../../providers/types.js';
 import { startMeizuMock, type MeizuMock } from '../mocks/vendors/meizu.js';
-import { providerContext } from '../helpers/provider-context.js';
+import { codeOf, ctxFor, kinds, liveParcelContent, targets } from '../helpers/vendor-fixtures.js';
 
 // Needs NODE_EXTRA_CA_CERTS=<testPki().caPath> (npm test sets it).
 
-function ctxFor(endpoints: Partial<ProviderContext['endpoints']>): ProviderContext {
-  return providerContext({ endpoints, tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 } });
-}
-
-function content(over: Partial<PushContent> = {}): PushContent {
-  return {
-    messageId: 'msg-1',
-    notification: { title: 'Order shipped', body: 'Your parcel is on its way', clickAction: 'app://orders/42' },
-    data: { orderId: '42' },
-    options: { ttl: 3600, priority: 'high', collapseKey: 'order-42', category: 'im' },
-    expiresAt: Date.now() + 3600_000,
-    ...over,
-  };
-}
-
-const targets = (tokens: string[]): SendTarget[] => tokens.map((token, i) => ({ deliveryId: `d${i}`, token }));
-const kinds = (o: Outcome[]) => o.map((x) => x.kind);
-const code = (o: Outcome | undefined) => (o && o.kind !== 'sent' ? o.reason.code : undefined);
+const content = liveParcelContent();
 
 describe('Meizu provider against the mock', () => {
   let mock: MeizuMock;
@@ -42,7 +25,7 @@ describe('Meizu provider against the mock', () => {
   it('a signed batch with mixed per-id results', async () => {
     const out = await provider.send(content(), targets(['ok-1', 'invalid-2', 'illegal-3', 'quota-4', 'busy-5']));
     assert.deepEqual(kinds(out), ['sent', 'invalid', 'invalid', 'failed', 'retry']);
-    assert.equal(code(out[3]), 'quota');
+    assert.equal(codeOf(out[3]), 'quota');
     assert.match(out[0]?.kind === 'sent' ? (out[0].providerId ?? '') : '', /^NS/);
     const rec = mock.requests.at(-1)!;
     assert.equal(rec.status, 200);
@@ -70,11 +53,11 @@ describe('Meizu provider against the mock', () => {
 
   it('payload errors → failed; a wrong secret → failed 1006', async () => {
     const [a] = await provider.send(content({ overrides: { meizu: { messageJson: { noticeBarInfo: { content: 'z'.repeat(150) } } } } }), targets(['r']));
-    assert.deepEqual([a?.kind, code(a)], ['failed', '1005']);
+    assert.deepEqual([a?.kind, codeOf(a)], ['failed', '1005']);
     const bad = meizuModule.create({ appId: mock.appId, appSecret: 'wrong' }, ctxFor({ meizu: mock.url }));
     try {
       const [b] = await bad.send(content(), targets(['r']));
-      assert.deepEqual([b?.kind, code(b)], ['failed', '1006']);
+      assert.deepEqual([b?.kind, codeOf(b)], ['failed', '1006']);
     } finally {
       await bad.close();
     }

@@ -1,32 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import oppoModule from '../../providers/oppo.js';
-import type { Outcome, Provider, ProviderContext, PushContent, SendTarget } from '../../providers/types.js';
+import type { Provider } from '../../providers/types.js';
 import { startOppoMock, type OppoMock } from '../mocks/vendors/oppo.js';
-import { providerContext } from '../helpers/provider-context.js';
+import { CLOSED, codeOf, ctxFor, kinds, liveParcelContent, targets } from '../helpers/vendor-fixtures.js';
 
 // Needs NODE_EXTRA_CA_CERTS=<testPki().caPath> (npm test sets it).
 
-const CLOSED = 'https://127.0.0.1:1';
-
-function ctxFor(endpoints: Partial<ProviderContext['endpoints']>): ProviderContext {
-  return providerContext({ endpoints, tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 } });
-}
-
-function content(over: Partial<PushContent> = {}): PushContent {
-  return {
-    messageId: 'msg-1',
-    notification: { title: 'Order shipped', body: 'Your parcel is on its way', clickAction: 'app://orders/42' },
-    data: { orderId: '42' },
-    options: { ttl: 3600, priority: 'high', collapseKey: 'order-42', category: 'im' },
-    expiresAt: Date.now() + 3600_000,
-    ...over,
-  };
-}
-
-const targets = (tokens: string[]): SendTarget[] => tokens.map((token, i) => ({ deliveryId: `d${i}`, token }));
-const kinds = (o: Outcome[]) => o.map((x) => x.kind);
-const code = (o: Outcome | undefined) => (o && o.kind !== 'sent' ? o.reason.code : undefined);
+const content = liveParcelContent();
 
 describe('OPPO provider against the mock', () => {
   let mock: OppoMock;
@@ -60,7 +41,7 @@ describe('OPPO provider against the mock', () => {
   it('a batch with mixed per-target results, in target order', async () => {
     const out = await provider.send(content(), targets(['ok-1', 'invalid-2', 'quota-3', 'busy-4', 'ok-5']));
     assert.deepEqual(kinds(out), ['sent', 'invalid', 'failed', 'retry', 'sent']);
-    assert.deepEqual(out.map(code), [undefined, '10000', 'quota', '-2', undefined]);
+    assert.deepEqual(out.map(codeOf), [undefined, '10000', 'quota', '-2', undefined]);
     const ids = out.filter((o) => o.kind === 'sent').map((o) => (o.kind === 'sent' ? o.providerId : ''));
     assert.equal(new Set(ids).size, 2);
   });
@@ -89,7 +70,7 @@ describe('OPPO provider against the mock', () => {
     mock.setBehavior({ failFirst: { n: 1, answer: { code: 10000, message: 'registration_id格式不正确' } } });
     const out = await provider.send(content(), targets(['b-1', 'b-2', 'b-3']));
     assert.deepEqual(kinds(out), ['failed', 'failed', 'failed']);
-    assert.deepEqual(out.map(code), ['10000', '10000', '10000']);
+    assert.deepEqual(out.map(codeOf), ['10000', '10000', '10000']);
   });
 
   it('a 私信 category without a channel goes out unclassified; the mock refuses one sent anyway (67)', async () => {
@@ -100,7 +81,7 @@ describe('OPPO provider against the mock', () => {
       const n = mock.requests.filter((r) => r.path.endsWith('/unicast')).at(-1)?.messages?.[0]?.notification as Record<string, unknown>;
       assert.deepEqual([n.channel_id, n.category, n.notify_level], [undefined, undefined, undefined]);
       const [b] = await bare.send(content({ overrides: { oppo: { notification: { category: 'IM' } } } }), targets(['pm-2']));
-      assert.deepEqual([b?.kind, code(b)], ['failed', '67']);
+      assert.deepEqual([b?.kind, codeOf(b)], ['failed', '67']);
     } finally {
       await bare.close();
     }
@@ -120,7 +101,7 @@ describe('OPPO provider against the mock', () => {
     mock.setBehavior({ rejectAllTokens: true });
     try {
       const out = await provider.send(content(), targets(['x', 'y']));
-      assert.deepEqual(out.map(code), ['11', '11']);
+      assert.deepEqual(out.map(codeOf), ['11', '11']);
       assert.deepEqual(kinds(out), ['failed', 'failed']);
       assert.equal(mock.authCount - auths, 1);
     } finally {
@@ -131,9 +112,9 @@ describe('OPPO provider against the mock', () => {
   it('payload too large: refused locally; a body the server refuses → failed', async () => {
     const sends = mock.sendCount;
     const [a] = await provider.send(content({ data: { blob: 'x'.repeat(5000) } }), targets(['r']));
-    assert.equal(code(a), 'PayloadTooLarge');
+    assert.equal(codeOf(a), 'PayloadTooLarge');
     const [b] = await provider.send(content({ overrides: { oppo: { notification: { content: 'y'.repeat(60), style: 1 } } } }), targets(['r']));
-    assert.deepEqual([b?.kind, code(b)], ['failed', '41']);
+    assert.deepEqual([b?.kind, codeOf(b)], ['failed', '41']);
     assert.equal(mock.sendCount, sends);
   });
 
@@ -142,7 +123,7 @@ describe('OPPO provider against the mock', () => {
     const down = oppoModule.create({ appKey: 'k', masterSecret: 's' }, ctxFor({ oppo: CLOSED }));
     try {
       const [a] = await bad.send(content(), targets(['r']));
-      assert.deepEqual([a?.kind, code(a)], ['failed', '16']);
+      assert.deepEqual([a?.kind, codeOf(a)], ['failed', '16']);
       const [b] = await down.send(content(), targets(['r']));
       assert.equal(b?.kind, 'retry');
     } finally {

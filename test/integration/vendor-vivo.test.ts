@@ -1,30 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Outcome, Provider, ProviderContext, PushContent, SendTarget } from '../../providers/types.js';
+import type { Provider } from '../../providers/types.js';
 import vivoModule from '../../providers/vivo.js';
 import { startVivoMock, type VivoMock } from '../mocks/vendors/vivo.js';
-import { providerContext } from '../helpers/provider-context.js';
+import { codeOf, ctxFor, kinds, liveParcelContent, targets } from '../helpers/vendor-fixtures.js';
 
 // Needs NODE_EXTRA_CA_CERTS=<testPki().caPath> (npm test sets it).
 
-function ctxFor(endpoints: Partial<ProviderContext['endpoints']>): ProviderContext {
-  return providerContext({ endpoints, tuning: { apnsMaxStreams: 1, apnsConnections: 1, fcmConcurrency: 1 } });
-}
-
-function content(over: Partial<PushContent> = {}): PushContent {
-  return {
-    messageId: 'msg-1',
-    notification: { title: 'Order shipped', body: 'Your parcel is on its way', clickAction: 'app://orders/42' },
-    data: { orderId: '42' },
-    options: { ttl: 3600, priority: 'high', collapseKey: 'order-42', category: 'im' },
-    expiresAt: Date.now() + 3600_000,
-    ...over,
-  };
-}
-
-const targets = (tokens: string[]): SendTarget[] => tokens.map((token, i) => ({ deliveryId: `d${i}`, token }));
-const kinds = (o: Outcome[]) => o.map((x) => x.kind);
-const code = (o: Outcome | undefined) => (o && o.kind !== 'sent' ? o.reason.code : undefined);
+const content = liveParcelContent();
 
 describe('vivo provider against the mock', () => {
   let mock: VivoMock;
@@ -67,7 +50,7 @@ describe('vivo provider against the mock', () => {
 
   it('a single invalid token → invalid (10302)', async () => {
     const [o] = await provider.send(content(), targets(['invalid-solo']));
-    assert.deepEqual([o?.kind, code(o)], ['invalid', '10302']);
+    assert.deepEqual([o?.kind, codeOf(o)], ['invalid', '10302']);
   });
 
   it('1001 tokens → one list of 1000 and one single send', async () => {
@@ -94,10 +77,10 @@ describe('vivo provider against the mock', () => {
     mock.setBehavior({ listPayloadsPerDay: 0 });
     try {
       const first = await capped.send(content(), targets(['c-1', 'c-2', 'c-3']));
-      assert.ok(first.every((o) => o.kind === 'retry' && code(o) === '10252' && o.afterMs! > 0 && o.afterMs! <= 86_400_000), JSON.stringify(first));
+      assert.ok(first.every((o) => o.kind === 'retry' && codeOf(o) === '10252' && o.afterMs! > 0 && o.afterMs! <= 86_400_000), JSON.stringify(first));
       const before = mock.requests.length;
       const later = await capped.send(content(), targets(Array.from({ length: 1001 }, (_, i) => `l-${i}`)));
-      assert.ok(later.slice(0, 1000).every((o) => o.kind === 'retry' && code(o) === '10252'));
+      assert.ok(later.slice(0, 1000).every((o) => o.kind === 'retry' && codeOf(o) === '10252'));
       assert.equal(later[1000]?.kind, 'sent');
       assert.deepEqual(mock.requests.slice(before).map((r) => r.path), ['/message/send']);
     } finally {
@@ -112,7 +95,7 @@ describe('vivo provider against the mock', () => {
     const b = mock.requests.filter((r) => r.path === '/message/send').at(-1)!.body;
     assert.deepEqual([b.title, b.content], ['订单'.repeat(10), '包裹'.repeat(25)]);
     const [c] = await provider.send(content({ overrides: { vivo: { message: { title: '订'.repeat(21) } } } }), targets(['w-2']));
-    assert.deepEqual([c?.kind, code(c)], ['failed', '10056']);
+    assert.deepEqual([c?.kind, codeOf(c)], ['failed', '10056']);
   });
 
   it('expired authToken under N concurrent sends (single and list) → exactly one refresh, all sent', async () => {
@@ -132,7 +115,7 @@ describe('vivo provider against the mock', () => {
     try {
       const out = await provider.send(content(), targets(['x', 'y']));
       assert.deepEqual(kinds(out), ['failed', 'failed']);
-      assert.equal(code(out[0]), '10000');
+      assert.equal(codeOf(out[0]), '10000');
       assert.equal(mock.authCount - auths, 1);
     } finally {
       mock.setBehavior({ rejectAllTokens: false });
@@ -142,16 +125,16 @@ describe('vivo provider against the mock', () => {
   it('payload too large: refused locally; a body the server refuses → failed', async () => {
     const data = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`k${i}`, 'v']));
     const [a] = await provider.send(content({ data }), targets(['r']));
-    assert.equal(code(a), 'PayloadTooLarge');
+    assert.equal(codeOf(a), 'PayloadTooLarge');
     const [b] = await provider.send(content({ overrides: { vivo: { message: { title: 'x'.repeat(41) } } } }), targets(['r']));
-    assert.deepEqual([b?.kind, code(b)], ['failed', '10056']);
+    assert.deepEqual([b?.kind, codeOf(b)], ['failed', '10056']);
   });
 
   it('bad credentials fail with the vendor code', async () => {
     const bad = vivoModule.create({ appId: mock.appId, appKey: mock.appKey, appSecret: 'nope' }, ctxFor({ vivo: mock.url }));
     try {
       const [o] = await bad.send(content(), targets(['r']));
-      assert.deepEqual([o?.kind, code(o)], ['failed', '10206']);
+      assert.deepEqual([o?.kind, codeOf(o)], ['failed', '10206']);
     } finally {
       await bad.close();
     }

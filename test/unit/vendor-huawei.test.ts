@@ -1,7 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Outcome, PushContent } from '../../providers/types.js';
-import { type VendorFetchResult } from '../../providers/shared/http.js';
+import type { Outcome } from '../../providers/types.js';
 import { notifyIdFrom } from '../../providers/shared/ids.js';
 import huawei, {
   buildHuaweiBody,
@@ -13,28 +12,10 @@ import huawei, {
 } from '../../providers/huawei.js';
 import { buildHonorBody } from '../../providers/honor.js';
 import { validateHuaweiBody } from '../mocks/vendors/huawei.js';
+import { codeOf, FIXED_NOW, http, kinds, netErr, orderContentAt } from '../helpers/vendor-fixtures.js';
 
-const NOW = 1_750_000_000_000;
-
-function content(over: Partial<PushContent> = {}): PushContent {
-  return {
-    messageId: 'm-1',
-    notification: { title: 'Order shipped', body: 'Your order 42 is on its way', clickAction: 'app://orders/42' },
-    data: { orderId: '42', n: 3 },
-    options: { ttl: 3600, priority: 'high' },
-    expiresAt: NOW + 3_600_000,
-    ...over,
-  };
-}
-
-/** A fake HTTP answer for the classifiers. */
-function http(status: number, json: unknown, headers: Record<string, string> = {}): VendorFetchResult {
-  return { ok: true, status, headers: new Headers(headers), text: JSON.stringify(json), json };
-}
-const netErr: VendorFetchResult = { ok: false, reason: { code: 'ECONNRESET', message: 'socket hang up' } };
-
-const kinds = (o: Outcome[]) => o.map((x) => x.kind);
-const codeOf = (o: Outcome | undefined) => (o && 'reason' in o ? o.reason.code : undefined);
+const NOW = FIXED_NOW;
+const content = orderContentAt(NOW);
 
 // ---------------------------------------------------------------------------------------------
 

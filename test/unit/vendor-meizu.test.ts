@@ -8,37 +8,10 @@ import {
   parseMeizuReceipt,
   parseMeizuSendAnswer,
 } from '../../providers/meizu.js';
-import { type Outcome, type PushContent, type ReceiptRequest } from '../../providers/types.js';
-import type { VendorFetchResult } from '../../providers/shared/http.js';
+import { built, CHINA_NOON, codeOf, http, kinds, parcelContentAt, req } from '../helpers/vendor-fixtures.js';
 
-const NOW = Date.UTC(2025, 0, 10, 4, 0, 0); // 12:00 in China
-
-function content(over: Partial<PushContent> = {}): PushContent {
-  return {
-    messageId: 'm-42',
-    notification: { title: 'Order shipped', body: 'Your parcel is on its way', clickAction: 'app://orders/42' },
-    data: { orderId: '42', n: 7 },
-    options: { ttl: 3600, priority: 'high', collapseKey: 'order-42', category: 'im' },
-    expiresAt: NOW + 3600_000,
-    ...over,
-  };
-}
-
-const http = (status: number, json: unknown, headers: Record<string, string> = {}): VendorFetchResult => ({
-  ok: true,
-  status,
-  headers: new Headers(headers),
-  text: json === undefined ? '' : JSON.stringify(json),
-  json,
-});
-const kinds = (o: Outcome[]) => o.map((x) => x.kind);
-const code = (o: Outcome | undefined) => (o && o.kind !== 'sent' ? o.reason.code : undefined);
-const req = (rawBody: string, contentType = 'application/json'): ReceiptRequest => ({ headers: { 'content-type': contentType }, rawBody, contentType });
-
-function built<T>(b: { ok: true; value: T } | { ok: false; outcome: Outcome }): T {
-  if (!b.ok) throw new Error(`expected a body, got ${JSON.stringify(b.outcome)}`);
-  return b.value;
-}
+const NOW = CHINA_NOON; // 12:00 in China
+const content = parcelContentAt(NOW);
 
 describe('signing', () => {
   it('Meizu: md5 over params sorted by name as k=v, then appSecret; sign itself excluded', () => {
@@ -89,7 +62,7 @@ describe('Meizu classification', () => {
     assert.equal(classifyMeizuTarget(110002, {}).kind, 'invalid');
     assert.equal(classifyMeizuTarget(110003, {}).kind, 'invalid');
     assert.equal(classifyMeizuTarget(110005, {}).kind, 'invalid');
-    assert.equal(code(classifyMeizuTarget(110011, {})), 'quota');
+    assert.equal(codeOf(classifyMeizuTarget(110011, {})), 'quota');
     for (const c of [501, 513, 519]) assert.equal(classifyMeizuTarget(c, {}).kind, 'retry');
     const collapsed = classifyMeizuTarget(520, {});
     assert.equal(collapsed.kind === 'retry' && collapsed.afterMs, 60_000);

@@ -9,37 +9,10 @@ import {
   parseOppoReceipt,
   parseOppoSendAnswer,
 } from '../../providers/oppo.js';
-import { type Outcome, type PushContent, type ReceiptRequest } from '../../providers/types.js';
-import type { VendorFetchResult } from '../../providers/shared/http.js';
+import { built, CHINA_NOON, codeOf, http, kinds, parcelContentAt, req } from '../helpers/vendor-fixtures.js';
 
-const NOW = Date.UTC(2025, 0, 10, 4, 0, 0); // 12:00 in China
-
-function content(over: Partial<PushContent> = {}): PushContent {
-  return {
-    messageId: 'm-42',
-    notification: { title: 'Order shipped', body: 'Your parcel is on its way', clickAction: 'app://orders/42' },
-    data: { orderId: '42', n: 7 },
-    options: { ttl: 3600, priority: 'high', collapseKey: 'order-42', category: 'im' },
-    expiresAt: NOW + 3600_000,
-    ...over,
-  };
-}
-
-const http = (status: number, json: unknown, headers: Record<string, string> = {}): VendorFetchResult => ({
-  ok: true,
-  status,
-  headers: new Headers(headers),
-  text: json === undefined ? '' : JSON.stringify(json),
-  json,
-});
-const kinds = (o: Outcome[]) => o.map((x) => x.kind);
-const code = (o: Outcome | undefined) => (o && o.kind !== 'sent' ? o.reason.code : undefined);
-const req = (rawBody: string, contentType = 'application/json'): ReceiptRequest => ({ headers: { 'content-type': contentType }, rawBody, contentType });
-
-function built<T>(b: { ok: true; value: T } | { ok: false; outcome: Outcome }): T {
-  if (!b.ok) throw new Error(`expected a body, got ${JSON.stringify(b.outcome)}`);
-  return b.value;
-}
+const NOW = CHINA_NOON; // 12:00 in China
+const content = parcelContentAt(NOW);
 
 describe('signing', () => {
   it('OPPO: sha256(appKey + timestamp + masterSecret), lowercase hex', () => {
@@ -115,9 +88,9 @@ describe('OPPO body building', () => {
   });
   it('data-only and oversized extras fail without a request', () => {
     const d = buildOppoNotification(content({ notification: undefined }), {}, {}, NOW);
-    assert.equal(!d.ok && code(d.outcome), 'DataOnlyUnsupported');
+    assert.equal(!d.ok && codeOf(d.outcome), 'DataOnlyUnsupported');
     const big = buildOppoNotification(content({ data: { blob: 'x'.repeat(4100) } }), {}, {}, NOW);
-    assert.equal(!big.ok && code(big.outcome), 'PayloadTooLarge');
+    assert.equal(!big.ok && codeOf(big.outcome), 'PayloadTooLarge');
   });
 });
 
@@ -145,13 +118,13 @@ describe('OPPO classification', () => {
     const out = parseOppoSendAnswer(res, ['r1', 'r2', 'r3', 'r4'], true);
     assert.deepEqual(kinds(out), ['sent', 'invalid', 'failed', 'retry']);
     assert.equal(out[0]?.kind === 'sent' && out[0].providerId, 'A-1');
-    assert.equal(code(out[2]), 'quota');
-    assert.equal(code(out[3]), 'missing_result');
+    assert.equal(codeOf(out[2]), 'quota');
+    assert.equal(codeOf(out[3]), 'missing_result');
   });
   it('a top-level 10000 fails a batch (per-target invalidity comes in rows); a unicast 10000 stays invalid', () => {
     const out = parseOppoSendAnswer(http(200, { code: 10000, message: 'registration_id格式不正确' }), ['r1', 'r2'], true);
     assert.deepEqual(kinds(out), ['failed', 'failed']);
-    assert.deepEqual(out.map(code), ['10000', '10000']);
+    assert.deepEqual(out.map(codeOf), ['10000', '10000']);
     const reason = out[0]?.kind === 'failed' ? out[0].reason : undefined;
     assert.equal(reason?.message, 'registration_id格式不正确');
     assert.deepEqual(reason?.evidence?.body, { code: 10000, message: 'registration_id格式不正确' });

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Outcome, PushContent } from '../../providers/types.js';
+import type { Outcome } from '../../providers/types.js';
 import { chunk, sendInChunks } from '../../providers/shared/batches.js';
 import { clickTarget } from '../../providers/shared/click.js';
 import { remainingTtlSeconds } from '../../providers/shared/expiry.js';
@@ -18,21 +18,10 @@ import { TokenCache, VendorAuthError, acquireTokenCache, callWithToken } from '.
 import { huaweiClass } from '../../providers/huawei.js';
 import { honorClass } from '../../providers/honor.js';
 import { xiaomiClass } from '../../providers/xiaomi.js';
+import { FIXED_NOW, kinds, orderContentAt } from '../helpers/vendor-fixtures.js';
 
-const NOW = 1_750_000_000_000;
-
-function content(over: Partial<PushContent> = {}): PushContent {
-  return {
-    messageId: 'm-1',
-    notification: { title: 'Order shipped', body: 'Your order 42 is on its way', clickAction: 'app://orders/42' },
-    data: { orderId: '42', n: 3 },
-    options: { ttl: 3600, priority: 'high' },
-    expiresAt: NOW + 3_600_000,
-    ...over,
-  };
-}
-
-const kinds = (o: Outcome[]) => o.map((x) => x.kind);
+const NOW = FIXED_NOW;
+const content = orderContentAt(NOW);
 
 // ---------------------------------------------------------------------------------------------
 

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import { type Outcome, type PushContent, type ReceiptRequest } from '../../providers/types.js';
-import type { VendorFetchResult } from '../../providers/shared/http.js';
 import vivoModule, {
   buildVivoMessage,
   classifyVivoResult,
@@ -12,35 +10,10 @@ import vivoModule, {
   vivoSign,
 } from '../../providers/vivo.js';
 import { providerContext } from '../helpers/provider-context.js';
+import { built, CHINA_NOON, codeOf, http, kinds, parcelContentAt, req } from '../helpers/vendor-fixtures.js';
 
-const NOW = Date.UTC(2025, 0, 10, 4, 0, 0); // 12:00 in China
-
-function content(over: Partial<PushContent> = {}): PushContent {
-  return {
-    messageId: 'm-42',
-    notification: { title: 'Order shipped', body: 'Your parcel is on its way', clickAction: 'app://orders/42' },
-    data: { orderId: '42', n: 7 },
-    options: { ttl: 3600, priority: 'high', collapseKey: 'order-42', category: 'im' },
-    expiresAt: NOW + 3600_000,
-    ...over,
-  };
-}
-
-const http = (status: number, json: unknown, headers: Record<string, string> = {}): VendorFetchResult => ({
-  ok: true,
-  status,
-  headers: new Headers(headers),
-  text: json === undefined ? '' : JSON.stringify(json),
-  json,
-});
-const kinds = (o: Outcome[]) => o.map((x) => x.kind);
-const code = (o: Outcome | undefined) => (o && o.kind !== 'sent' ? o.reason.code : undefined);
-const req = (rawBody: string, contentType = 'application/json'): ReceiptRequest => ({ headers: { 'content-type': contentType }, rawBody, contentType });
-
-function built<T>(b: { ok: true; value: T } | { ok: false; outcome: Outcome }): T {
-  if (!b.ok) throw new Error(`expected a body, got ${JSON.stringify(b.outcome)}`);
-  return b.value;
-}
+const NOW = CHINA_NOON; // 12:00 in China
+const content = parcelContentAt(NOW);
 
 describe('signing', () => {
   it('vivo: md5(appId + appKey + timestamp + appSecret)', () => {
@@ -101,11 +74,11 @@ describe('vivo body building', () => {
   it('too many custom pairs or chars → PayloadTooLarge; data-only → failed', () => {
     const data = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, 'v']));
     const many = buildVivoMessage(content({ data }), cred, {}, NOW);
-    assert.equal(!many.ok && code(many.outcome), 'PayloadTooLarge');
+    assert.equal(!many.ok && codeOf(many.outcome), 'PayloadTooLarge');
     const long = buildVivoMessage(content({ data: { a: 'x'.repeat(1100) } }), cred, {}, NOW);
-    assert.equal(!long.ok && code(long.outcome), 'PayloadTooLarge');
+    assert.equal(!long.ok && codeOf(long.outcome), 'PayloadTooLarge');
     const d = buildVivoMessage(content({ notification: {} }), cred, {}, NOW);
-    assert.equal(!d.ok && code(d.outcome), 'DataOnlyUnsupported');
+    assert.equal(!d.ok && codeOf(d.outcome), 'DataOnlyUnsupported');
   });
 });
 
@@ -125,7 +98,7 @@ describe('vivo classification', () => {
     assert.equal(vivoInvalidUserOutcome(1, 'r', {}).kind, 'invalid');
     assert.equal(vivoInvalidUserOutcome(2, 'r', {}).kind, 'invalid');
     assert.equal(vivoInvalidUserOutcome(3, 'r', {}).kind, 'invalid');
-    assert.equal(code(vivoInvalidUserOutcome(4, 'r', {})), 'not_test_user');
+    assert.equal(codeOf(vivoInvalidUserOutcome(4, 'r', {})), 'not_test_user');
     assert.equal(vivoInvalidUserOutcome(9, 'r', {}).kind, 'failed');
   });
   it('list answers (invalidUsers) and single answers (invalidUser) are both read', () => {
@@ -142,7 +115,7 @@ describe('vivo classification', () => {
   it('a list 10302 naming no target fails every target with the vendor code, quarantining none', () => {
     const out = parseVivoSendAnswer(http(200, { result: 10302, desc: 'regId不合法' }), ['a', 'b'], 'T1');
     assert.deepEqual(kinds(out), ['failed', 'failed']);
-    assert.deepEqual(out.map(code), ['10302', '10302']);
+    assert.deepEqual(out.map(codeOf), ['10302', '10302']);
     assert.equal(out[0]?.kind === 'failed' && out[0].reason.message, 'regId不合法');
     // A single send's 10302 is about its one target.
     assert.equal(parseVivoSendAnswer(http(200, { result: 10302, desc: 'regId不合法' }), ['z'])[0]?.kind, 'invalid');
@@ -183,7 +156,7 @@ describe('vivo provider (stubbed fetch)', () => {
       clock = NOW + 3_600_000;
       const requests = paths.length;
       const later = await provider.send(lasting(), tokens(1001));
-      assert.equal(later.slice(0, 1000).every((o) => o.kind === 'retry' && code(o) === '10252' && o.afterMs === 11 * 3_600_000), true);
+      assert.equal(later.slice(0, 1000).every((o) => o.kind === 'retry' && codeOf(o) === '10252' && o.afterMs === 11 * 3_600_000), true);
       assert.equal(later[1000]?.kind, 'sent');
       assert.deepEqual(paths.slice(requests), ['/message/send']);
 
@@ -205,10 +178,10 @@ describe('vivo provider (stubbed fetch)', () => {
     const provider = vivoModule.create({ appId: '10004', appKey: 'k302', appSecret: 's302' }, ctx);
     try {
       const saved = await provider.send(lasting(), tokens(2));
-      assert.deepEqual([kinds(saved), saved.map(code)], [['failed', 'failed'], ['10302', '10302']]);
+      assert.deepEqual([kinds(saved), saved.map(codeOf)], [['failed', 'failed'], ['10302', '10302']]);
       saveAnswer = { result: 0, desc: '请求成功', taskId: '9' };
       const pushed = await provider.send(lasting(), tokens(2));
-      assert.deepEqual([kinds(pushed), pushed.map(code)], [['failed', 'failed'], ['10302', '10302']]);
+      assert.deepEqual([kinds(pushed), pushed.map(codeOf)], [['failed', 'failed'], ['10302', '10302']]);
     } finally {
       await provider.close();
     }

@@ -1,8 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { ApnsContextExtras } from '../../../providers/apns/index.js';
-import type { Provider } from '../../../providers/types.js';
 import { mockToken, startApnsMock, type ApnsMock, type MockTokenKind } from '../../mocks/apns-server.js';
-import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { context, createProvider, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { mockLifecycle } from '../../helpers/mock-adapter.js';
 
 const TEAM = 'TEAM123456';
 const KID = 'KEY1234567';
@@ -11,37 +11,27 @@ const BUNDLE = 'com.example.relay';
 /** APNs through node-apn (providers/apns.ts) against the HTTP/2 APNs mock (token auth, sandbox). */
 export function apnsAdapter(): ConformanceAdapter {
   const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  let mock: ApnsMock | undefined;
-  let provider: Provider | undefined;
-  let n = 0;
-  const tok = (kind: MockTokenKind) => mockToken(kind, ++n);
-  const m = () => mock ?? assertStarted();
-  const closeMock = once(async () => mock?.close());
-
-  /** Distinct provider JWTs the mock has seen, minus the first: node-apn's regenerations. */
-  const jwtRefreshes = () => Math.max(0, new Set(m().requests.map((r) => r.headers.authorization).filter(Boolean)).size - 1);
-
-  return {
-    channel: 'apns',
-    async start() {
-      mock = await startApnsMock({ keys: [{ teamId: TEAM, keyId: KID, key }], bundleIds: [BUNDLE] });
+  const { m, adapter } = mockLifecycle<ApnsMock>(
+    async () => {
+      const mock = await startApnsMock({ keys: [{ teamId: TEAM, keyId: KID, key }], bundleIds: [BUNDLE] });
       const extras: ApnsContextExtras = { apnsRequestTimeoutMs: 2000 };
-      provider = createProvider(
+      const provider = createProvider(
         'apns',
         { teamId: TEAM, keyId: KID, key, bundleId: BUNDLE, production: false },
         context({ apns: mock.url }, { ...extras }),
       );
+      return { mock, provider };
     },
-    get provider() {
-      return provider ?? assertStarted();
-    },
-    sendRequests: () => m().requests.length,
-    closeMock,
-    async close() {
-      await provider?.close();
-      await closeMock();
-    },
+    (mock) => mock.requests.length,
+  );
+  let n = 0;
+  const tok = (kind: MockTokenKind) => mockToken(kind, ++n);
 
+  /** Distinct provider JWTs the mock has seen, minus the first: node-apn's regenerations. */
+  const jwtRefreshes = () => Math.max(0, new Set(m().requests.map((r) => r.headers.authorization).filter(Boolean)).size - 1);
+
+  return adapter({
+    channel: 'apns',
     ok: () => tok('ok'),
     // `apns-id` of the 200 answer (the mock generates a UUID when the request carries none).
     providerId: () => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
@@ -90,9 +80,5 @@ export function apnsAdapter(): ConformanceAdapter {
     },
     batch: { chunkSize: 1, retryScope: 'token' },
     payloadTooLarge: { code: 'PayloadTooLarge', local: true },
-  };
-}
-
-function assertStarted(): never {
-  throw new Error('adapter not started');
+  });
 }

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
-import type { Provider } from '../../../providers/types.js';
 import { startFcmMock, type FcmMock } from '../../mocks/fcm-server.js';
-import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { context, createProvider, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { mockLifecycle } from '../../helpers/mock-adapter.js';
 
 const PROJECT = 'conformance-project';
 const EMAIL = `relay-push@${PROJECT}.iam.gserviceaccount.com`;
@@ -13,19 +13,11 @@ export function fcmAdapter(): ConformanceAdapter {
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
     publicKeyEncoding: { type: 'spki', format: 'pem' },
   });
-  let mock: FcmMock | undefined;
-  let provider: Provider | undefined;
-  let n = 0;
-  const tok = (prefix: string) => `${prefix}-${++n}`;
-  const m = () => mock ?? assertStarted();
-  const closeMock = once(async () => mock?.close());
-
-  return {
-    channel: 'fcm',
-    async start() {
-      mock = await startFcmMock();
+  const { m, adapter } = mockLifecycle<FcmMock>(
+    async () => {
+      const mock = await startFcmMock();
       mock.registerServiceAccount(keys.publicKey, EMAIL);
-      provider = createProvider(
+      const provider = createProvider(
         'fcm',
         {
           serviceAccount: {
@@ -39,17 +31,15 @@ export function fcmAdapter(): ConformanceAdapter {
         },
         context({ fcm: mock.url }),
       );
+      return { mock, provider };
     },
-    get provider() {
-      return provider ?? assertStarted();
-    },
-    sendRequests: () => m().stats.sends,
-    closeMock,
-    async close() {
-      await provider?.close();
-      await closeMock();
-    },
+    (mock) => mock.stats.sends,
+  );
+  let n = 0;
+  const tok = (prefix: string) => `${prefix}-${++n}`;
 
+  return adapter({
+    channel: 'fcm',
     ok: () => tok('ok'),
     providerId: () => new RegExp(`^projects/${PROJECT}/messages/0:\\d+%`),
     invalid: () => ({ token: tok('unregistered'), code: 'UNREGISTERED', evidence: { status: 404, errorCode: 'UNREGISTERED' } }),
@@ -84,9 +74,5 @@ export function fcmAdapter(): ConformanceAdapter {
     },
     batch: { chunkSize: 1, retryScope: 'token' },
     payloadTooLarge: { code: 'INVALID_ARGUMENT', local: true },
-  };
-}
-
-function assertStarted(): never {
-  throw new Error('adapter not started');
+  });
 }

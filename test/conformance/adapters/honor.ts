@@ -1,36 +1,26 @@
-import type { Provider } from '../../../providers/types.js';
 import { startHonorMock, type HonorMock } from '../../mocks/vendors/honor.js';
-import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { context, createProvider, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { mockLifecycle } from '../../helpers/mock-adapter.js';
 
 /** Honor push (providers/honor.ts) against the Honor mock (OAuth + sendMessage). */
 export function honorAdapter(): ConformanceAdapter {
-  let mock: HonorMock | undefined;
-  let provider: Provider | undefined;
-  let n = 0;
-  const tok = (prefix: string) => `${prefix}-${++n}`;
-  const m = () => mock ?? assertStarted();
-  const closeMock = once(async () => mock?.close());
-
-  return {
-    channel: 'honor',
-    async start() {
-      mock = await startHonorMock();
-      provider = createProvider(
+  const { m, adapter } = mockLifecycle<HonorMock>(
+    async () => {
+      const mock = await startHonorMock();
+      const provider = createProvider(
         'honor',
         { appId: mock.appId, clientId: mock.clientId, clientSecret: mock.clientSecret },
         context({ honor: mock.url, honorOauth: mock.url }),
       );
+      return { mock, provider };
     },
-    get provider() {
-      return provider ?? assertStarted();
-    },
-    sendRequests: () => m().requests.filter((r) => r.path.endsWith('/sendMessage')).length,
-    closeMock,
-    async close() {
-      await provider?.close();
-      await closeMock();
-    },
+    (mock) => mock.requests.filter((r) => r.path.endsWith('/sendMessage')).length,
+  );
+  let n = 0;
+  const tok = (prefix: string) => `${prefix}-${++n}`;
 
+  return adapter({
+    channel: 'honor',
     ok: () => tok('tok'),
     providerId: () => m().sends.at(-1)?.requestId ?? '(no accepted send recorded)',
     invalid: () => ({ token: tok('invalid'), code: 'expireTokens', evidence: { status: 200, requestId: /^\d+$/ } }),
@@ -65,9 +55,5 @@ export function honorAdapter(): ConformanceAdapter {
       local: false,
       why: 'the Honor provider does not measure the body; Honor (the mock, Huawei rules) refuses it with 80300008',
     },
-  };
-}
-
-function assertStarted(): never {
-  throw new Error('adapter not started');
+  });
 }

@@ -1,32 +1,22 @@
-import type { Provider } from '../../../providers/types.js';
 import { startHuaweiMock, type HuaweiMock } from '../../mocks/vendors/huawei.js';
-import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { context, createProvider, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { mockLifecycle } from '../../helpers/mock-adapter.js';
 
 /** Huawei Push Kit v1 (providers/huawei.ts) against the Huawei mock (OAuth + messages:send). */
 export function huaweiAdapter(): ConformanceAdapter {
-  let mock: HuaweiMock | undefined;
-  let provider: Provider | undefined;
+  const { m, adapter } = mockLifecycle<HuaweiMock>(
+    async () => {
+      const mock = await startHuaweiMock();
+      const provider = createProvider('huawei', { appId: mock.appId, clientSecret: mock.clientSecret }, context({ huawei: mock.url, huaweiOauth: mock.url }));
+      return { mock, provider };
+    },
+    (mock) => mock.requests.filter((r) => r.path.endsWith('/messages:send')).length,
+  );
   let n = 0;
   const tok = (prefix: string) => `${prefix}-${++n}`;
-  const m = () => mock ?? assertStarted();
-  const closeMock = once(async () => mock?.close());
 
-  return {
+  return adapter({
     channel: 'huawei',
-    async start() {
-      mock = await startHuaweiMock();
-      provider = createProvider('huawei', { appId: mock.appId, clientSecret: mock.clientSecret }, context({ huawei: mock.url, huaweiOauth: mock.url }));
-    },
-    get provider() {
-      return provider ?? assertStarted();
-    },
-    sendRequests: () => m().requests.filter((r) => r.path.endsWith('/messages:send')).length,
-    closeMock,
-    async close() {
-      await provider?.close();
-      await closeMock();
-    },
-
     ok: () => tok('tok'),
     providerId: () => m().sends.at(-1)?.requestId ?? '(no accepted send recorded)',
     // A request whose only token is dead: 80300007 "all tokens invalid".
@@ -63,9 +53,5 @@ export function huaweiAdapter(): ConformanceAdapter {
       local: false,
       why: 'the Huawei provider does not measure the body; Huawei (the mock) refuses it with 80300008',
     },
-  };
-}
-
-function assertStarted(): never {
-  throw new Error('adapter not started');
+  });
 }

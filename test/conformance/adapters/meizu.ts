@@ -1,32 +1,22 @@
-import type { Provider } from '../../../providers/types.js';
 import { startMeizuMock, type MeizuMock } from '../../mocks/vendors/meizu.js';
-import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { context, createProvider, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { mockLifecycle } from '../../helpers/mock-adapter.js';
 
 /** Meizu Flyme push (providers/meizu.ts) against the Meizu mock (`pushByPushId`). */
 export function meizuAdapter(): ConformanceAdapter {
-  let mock: MeizuMock | undefined;
-  let provider: Provider | undefined;
+  const { m, adapter } = mockLifecycle<MeizuMock>(
+    async () => {
+      const mock = await startMeizuMock();
+      const provider = createProvider('meizu', { appId: mock.appId, appSecret: mock.appSecret }, context({ meizu: mock.url }));
+      return { mock, provider };
+    },
+    (mock) => mock.requests.length,
+  );
   let n = 0;
   const tok = (prefix: string) => `${prefix}-${++n}`;
-  const m = () => mock ?? assertStarted();
-  const closeMock = once(async () => mock?.close());
 
-  return {
+  return adapter({
     channel: 'meizu',
-    async start() {
-      mock = await startMeizuMock();
-      provider = createProvider('meizu', { appId: mock.appId, appSecret: mock.appSecret }, context({ meizu: mock.url }));
-    },
-    get provider() {
-      return provider ?? assertStarted();
-    },
-    sendRequests: () => m().requests.length,
-    closeMock,
-    async close() {
-      await provider?.close();
-      await closeMock();
-    },
-
     ok: () => tok('pid'),
     providerId: () => String((m().requests.at(-1)?.answer as { msgId?: unknown } | undefined)?.msgId ?? '(no answer recorded)'),
     invalid: () => ({ token: tok('invalid'), code: '110002', evidence: { msgId: /^NS\d+_\d+_3$/ } }),
@@ -54,9 +44,5 @@ export function meizuAdapter(): ConformanceAdapter {
         'Meizu documents no byte limit for notification messageJson (docs/providers/oppo-vivo-meizu.md; only pass-through content ≤ 2000), ' +
         'and neither the provider nor the mock enforces one: a 5000-byte data map is sent',
     },
-  };
-}
-
-function assertStarted(): never {
-  throw new Error('adapter not started');
+  });
 }

@@ -1,35 +1,26 @@
-import type { Provider } from '../../../providers/types.js';
 import { startOppoMock, type OppoMock } from '../../mocks/vendors/oppo.js';
-import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { context, createProvider, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { mockLifecycle } from '../../helpers/mock-adapter.js';
 
 const SEND_PATHS = ['/server/v1/message/notification/unicast', '/server/v1/message/notification/unicast_batch'];
 
 /** OPPO push (providers/oppo.ts) against the OPPO mock (auth + unicast / unicast_batch). */
 export function oppoAdapter(): ConformanceAdapter {
-  let mock: OppoMock | undefined;
-  let provider: Provider | undefined;
+  const sendsOf = (mock: OppoMock) => mock.requests.filter((r) => SEND_PATHS.includes(r.path));
+  const { m, adapter } = mockLifecycle<OppoMock>(
+    async () => {
+      const mock = await startOppoMock();
+      const provider = createProvider('oppo', { appKey: mock.appKey, masterSecret: mock.masterSecret }, context({ oppo: mock.url }));
+      return { mock, provider };
+    },
+    (mock) => sendsOf(mock).length,
+  );
   let n = 0;
   const tok = (prefix: string) => `${prefix}-${++n}`;
-  const m = () => mock ?? assertStarted();
-  const closeMock = once(async () => mock?.close());
-  const sends = () => m().requests.filter((r) => SEND_PATHS.includes(r.path));
+  const sends = () => sendsOf(m());
 
-  return {
+  return adapter({
     channel: 'oppo',
-    async start() {
-      mock = await startOppoMock();
-      provider = createProvider('oppo', { appKey: mock.appKey, masterSecret: mock.masterSecret }, context({ oppo: mock.url }));
-    },
-    get provider() {
-      return provider ?? assertStarted();
-    },
-    sendRequests: () => sends().length,
-    closeMock,
-    async close() {
-      await provider?.close();
-      await closeMock();
-    },
-
     ok: () => tok('reg'),
     // `data.messageId` of the unicast answer.
     providerId: () => String((sends().at(-1)?.answer as { data?: { messageId?: unknown } } | undefined)?.data?.messageId ?? '(no answer recorded)'),
@@ -62,9 +53,5 @@ export function oppoAdapter(): ConformanceAdapter {
     },
     batch: { chunkSize: 1000, retryScope: 'token' },
     payloadTooLarge: { code: 'PayloadTooLarge', local: true },
-  };
-}
-
-function assertStarted(): never {
-  throw new Error('adapter not started');
+  });
 }

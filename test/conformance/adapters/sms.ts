@@ -1,33 +1,23 @@
-import type { Provider } from '../../../providers/types.js';
 import { startTwilioMock, type TwilioMock } from '../../mocks/sms/twilio.js';
-import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { context, createProvider, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { mockLifecycle } from '../../helpers/mock-adapter.js';
 
 /** The sms channel's Twilio driver (providers/sms/) against the strict Twilio mock. */
 export function smsAdapter(): ConformanceAdapter {
-  let mock: TwilioMock | undefined;
-  let provider: Provider | undefined;
+  const { m, adapter } = mockLifecycle<TwilioMock>(
+    async () => {
+      const mock = await startTwilioMock();
+      const provider = createProvider('sms', { driver: 'twilio', accountSid: mock.accountSid, authToken: mock.authToken, from: '+15005550006' }, context({ twilio: mock.url }));
+      return { mock, provider };
+    },
+    (mock) => mock.requests.length,
+  );
   let n = 0;
   // Distinct E.164 numbers the mock accepts: +1 415 7xx xxxx.
   const number = () => `+1415700${String(++n).padStart(4, '0')}`;
-  const m = () => mock ?? assertStarted();
-  const closeMock = once(async () => mock?.close());
 
-  return {
+  return adapter({
     channel: 'sms',
-    async start() {
-      mock = await startTwilioMock();
-      provider = createProvider('sms', { driver: 'twilio', accountSid: mock.accountSid, authToken: mock.authToken, from: '+15005550006' }, context({ twilio: mock.url }));
-    },
-    get provider() {
-      return provider ?? assertStarted();
-    },
-    sendRequests: () => m().requests.length,
-    closeMock,
-    async close() {
-      await provider?.close();
-      await closeMock();
-    },
-
     ok: () => number(),
     providerId: () => m().messages.at(-1)?.sid ?? '(no message accepted)',
     invalid: () => ({ token: '+15005550001', code: '21211', evidence: { status: 400, code: 21211 } }),
@@ -57,9 +47,5 @@ export function smsAdapter(): ConformanceAdapter {
     // One request per number: every outcome is the number's own.
     batch: { chunkSize: 1, retryScope: 'token' },
     payloadTooLarge: { notApplicable: 'an SMS carries text only (at most 1,600 characters, cut to fit); the data map is not sent' },
-  };
-}
-
-function assertStarted(): never {
-  throw new Error('adapter not started');
+  });
 }

@@ -1,35 +1,26 @@
-import type { Provider } from '../../../providers/types.js';
 import { startVivoMock, type VivoMock } from '../../mocks/vendors/vivo.js';
-import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { context, createProvider, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { mockLifecycle } from '../../helpers/mock-adapter.js';
 
 const SEND_PATHS = ['/message/send', '/message/saveListPayload', '/message/pushToList'];
 
 /** vivo push (providers/vivo.ts) against the vivo mock (auth + send / saveListPayload + pushToList). */
 export function vivoAdapter(): ConformanceAdapter {
-  let mock: VivoMock | undefined;
-  let provider: Provider | undefined;
+  const sendsOf = (mock: VivoMock) => mock.requests.filter((r) => SEND_PATHS.includes(r.path));
+  const { m, adapter } = mockLifecycle<VivoMock>(
+    async () => {
+      const mock = await startVivoMock();
+      const provider = createProvider('vivo', { appId: mock.appId, appKey: mock.appKey, appSecret: mock.appSecret }, context({ vivo: mock.url }));
+      return { mock, provider };
+    },
+    (mock) => sendsOf(mock).length,
+  );
   let n = 0;
   const tok = (prefix: string) => `${prefix}-${++n}`;
-  const m = () => mock ?? assertStarted();
-  const closeMock = once(async () => mock?.close());
-  const sends = () => m().requests.filter((r) => SEND_PATHS.includes(r.path));
+  const sends = () => sendsOf(m());
 
-  return {
+  return adapter({
     channel: 'vivo',
-    async start() {
-      mock = await startVivoMock();
-      provider = createProvider('vivo', { appId: mock.appId, appKey: mock.appKey, appSecret: mock.appSecret }, context({ vivo: mock.url }));
-    },
-    get provider() {
-      return provider ?? assertStarted();
-    },
-    sendRequests: () => sends().length,
-    closeMock,
-    async close() {
-      await provider?.close();
-      await closeMock();
-    },
-
     ok: () => tok('reg'),
     // `taskId` of the /message/send answer.
     providerId: () => String((sends().at(-1)?.answer as { taskId?: unknown } | undefined)?.taskId ?? '(no answer recorded)'),
@@ -65,9 +56,5 @@ export function vivoAdapter(): ConformanceAdapter {
     },
     batch: { chunkSize: 1000, retryScope: 'token' },
     payloadTooLarge: { code: 'PayloadTooLarge', local: true },
-  };
-}
-
-function assertStarted(): never {
-  throw new Error('adapter not started');
+  });
 }

@@ -1,32 +1,22 @@
-import type { Provider } from '../../../providers/types.js';
 import { startWebPushMock, type WebPushMock } from '../../mocks/webpush-server.js';
-import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { context, createProvider, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { mockLifecycle } from '../../helpers/mock-adapter.js';
 
 /** Web Push (providers/webpush.ts, VAPID + aes128gcm) against the RFC 8030 push service mock. */
 export function webpushAdapter(): ConformanceAdapter {
-  let mock: WebPushMock | undefined;
-  let provider: Provider | undefined;
-  const m = () => mock ?? assertStarted();
-  const closeMock = once(async () => mock?.close());
+  const { m, adapter } = mockLifecycle<WebPushMock>(
+    async () => {
+      const mock = await startWebPushMock();
+      // No VAPID keys given: the module's complete() generates them, as the API does.
+      const provider = createProvider('webpush', { subject: 'mailto:ops@example.com' }, context({}));
+      return { mock, provider };
+    },
+    (mock) => mock.requests.length,
+  );
   const subscription = () => m().subscribe();
 
-  return {
+  return adapter({
     channel: 'webpush',
-    async start() {
-      mock = await startWebPushMock();
-      // No VAPID keys given: the module's complete() generates them, as the API does.
-      provider = createProvider('webpush', { subject: 'mailto:ops@example.com' }, context({}));
-    },
-    get provider() {
-      return provider ?? assertStarted();
-    },
-    sendRequests: () => m().requests.length,
-    closeMock,
-    async close() {
-      await provider?.close();
-      await closeMock();
-    },
-
     ok: () => subscription().json,
     // The push service's `Location` for the message.
     providerId: () => new RegExp(`^${m().origin.replace(/[.]/g, '\\.')}/message/[0-9a-f-]{36}$`),
@@ -61,9 +51,5 @@ export function webpushAdapter(): ConformanceAdapter {
     },
     batch: { chunkSize: 1, retryScope: 'token' },
     payloadTooLarge: { code: 'PayloadTooLarge', local: true },
-  };
-}
-
-function assertStarted(): never {
-  throw new Error('adapter not started');
+  });
 }

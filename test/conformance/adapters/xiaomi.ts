@@ -1,32 +1,22 @@
-import type { Provider } from '../../../providers/types.js';
 import { startXiaomiMock, type XiaomiMock } from '../../mocks/vendors/xiaomi.js';
-import { context, createProvider, once, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { context, createProvider, type BatchKind, type ConformanceAdapter, type Scripted } from '../harness.js';
+import { mockLifecycle } from '../../helpers/mock-adapter.js';
 
 /** Xiaomi MiPush (providers/xiaomi.ts) against the Xiaomi mock (`/v3/message/regid`). */
 export function xiaomiAdapter(): ConformanceAdapter {
-  let mock: XiaomiMock | undefined;
-  let provider: Provider | undefined;
+  const { m, adapter } = mockLifecycle<XiaomiMock>(
+    async () => {
+      const mock = await startXiaomiMock();
+      const provider = createProvider('xiaomi', { appSecret: mock.appSecret, packageName: mock.packageName }, context({ xiaomi: mock.url }));
+      return { mock, provider };
+    },
+    (mock) => mock.requests.length,
+  );
   let n = 0;
   const tok = (prefix: string) => `${prefix}-${++n}`;
-  const m = () => mock ?? assertStarted();
-  const closeMock = once(async () => mock?.close());
 
-  return {
+  return adapter({
     channel: 'xiaomi',
-    async start() {
-      mock = await startXiaomiMock();
-      provider = createProvider('xiaomi', { appSecret: mock.appSecret, packageName: mock.packageName }, context({ xiaomi: mock.url }));
-    },
-    get provider() {
-      return provider ?? assertStarted();
-    },
-    sendRequests: () => m().requests.length,
-    closeMock,
-    async close() {
-      await provider?.close();
-      await closeMock();
-    },
-
     ok: () => tok('reg'),
     providerId: () => m().sends.at(-1)?.msgId ?? '(no accepted send recorded)',
     invalid: () => ({ token: tok('invalid'), code: 'bad_regids', evidence: { status: 200, traceId: /^Xcm[0-9a-f]+$/ } }),
@@ -54,9 +44,5 @@ export function xiaomiAdapter(): ConformanceAdapter {
       local: false,
       why: 'Xiaomi publishes no byte limit (docs/providers/xiaomi.md), so the provider cannot check locally; the mock refuses > 4096 bytes with 10018',
     },
-  };
-}
-
-function assertStarted(): never {
-  throw new Error('adapter not started');
+  });
 }
