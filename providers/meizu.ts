@@ -23,7 +23,6 @@ import {
 } from './types.js';
 import { type Built } from './shared/built.js';
 import { fill, sendInChunks, unsendable } from './shared/batches.js';
-import { msUntilChinaMidnight } from './shared/china-time.js';
 import { clickTarget } from './shared/click.js';
 import { remainingTtlSeconds } from './shared/expiry.js';
 import { networkRetry, outcomeForHttpStatus, redactUrl, retryAfterMs, vendorFetchForm, type VendorFetchResult } from './shared/http.js';
@@ -137,7 +136,7 @@ export function buildMeizuMessage(
 }
 
 /** Top-level codes (the request as a whole). */
-export function classifyMeizuTop(code: number, message: string, evidence: Record<string, unknown>, now = Date.now()): Outcome {
+export function classifyMeizuTop(code: number, message: string, evidence: Record<string, unknown>): Outcome {
   const reason: OutcomeReason = { code: String(code), message: message || `Meizu code ${code}`, evidence };
   switch (code) {
     case 200:
@@ -149,7 +148,10 @@ export function classifyMeizuTop(code: number, message: string, evidence: Record
       return retry(reason);
     case 110019: // app daily push count exceeded
     case 110051: // app count limit
-      return retry(reason, msUntilChinaMidnight(now));
+      // ❓ Not in Meizu's current public code table (docs/quota-days.md): these deliveries fail
+      // `quota` now, and Meizu is not skipped for the day on an unconfirmed reading. Never held to
+      // be sent after midnight.
+      return failed({ code: RELAY_CODES.quota, message: reason.message, evidence: { ...evidence, vendorCode: code } });
     default:
       // 1005 / 110004 parameters, 1006 sign, 110000 / 110001 / 110033 credentials, 110009 blacklisted…
       return failed(reason);
@@ -190,7 +192,7 @@ export function classifyMeizuTarget(code: number, evidence: Record<string, unkno
 const num = (v: unknown): number | undefined =>
   typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : undefined;
 
-export function parseMeizuSendAnswer(res: VendorFetchResult, pushIds: readonly string[], now = Date.now()): Outcome[] {
+export function parseMeizuSendAnswer(res: VendorFetchResult, pushIds: readonly string[]): Outcome[] {
   if (!res.ok) return fill(pushIds.length, networkRetry(res));
   const body = isRecord(res.json) ? res.json : {};
   const evidence = { status: res.status, body: clip(res.json ?? res.text, 1000) };
@@ -200,7 +202,7 @@ export function parseMeizuSendAnswer(res: VendorFetchResult, pushIds: readonly s
     return fill(pushIds.length, outcomeForHttpStatus(res.status, res.headers, { code: httpStatusCode(res.status), message: 'Meizu answered without a code', evidence }));
   }
   if (code !== 200) {
-    const o = classifyMeizuTop(code, typeof body.message === 'string' ? body.message : '', evidence, now);
+    const o = classifyMeizuTop(code, typeof body.message === 'string' ? body.message : '', evidence);
     const after = retryAfterMs(res.headers);
     return fill(pushIds.length, o.kind === 'retry' && o.afterMs === undefined && after !== undefined ? retry(o.reason, after) : o);
   }

@@ -52,9 +52,10 @@ describe('Meizu body building', () => {
 describe('Meizu classification', () => {
   it('top-level codes', () => {
     for (const c of [110010, 500, 1001, 1003]) assert.equal(classifyMeizuTop(c, '', {}).kind, 'retry', String(c));
+    // A daily count: failed `quota` at once, never retried at midnight.
     for (const c of [110019, 110051]) {
-      const o = classifyMeizuTop(c, '', {}, NOW);
-      assert.equal(o.kind === 'retry' && o.afterMs, 12 * 3_600_000);
+      const o = classifyMeizuTop(c, '', {});
+      assert.deepEqual(o.kind === 'failed' && [o.reason.code, o.reason.evidence?.vendorCode, o.quotaResetAt], ['quota', c, undefined]);
     }
     for (const c of [1005, 1006, 110000, 110001, 110004, 110009, 110033, 4242]) assert.equal(classifyMeizuTop(c, '', {}).kind, 'failed', String(c));
   });
