@@ -97,7 +97,7 @@ export async function ensureRedis(url: string, dataDir: string, logger: Logger, 
     tls: u.protocol === 'rediss:' ? {} : undefined,
     maxRetriesPerRequest: null,
   };
-  if (await answers(options)) return { config: { options }, stop: async () => undefined };
+  if (await redisAnswers(options)) return { config: { options }, stop: async () => undefined };
 
   const hasServer = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
   if (!LOCAL_HOSTS.has(u.hostname) || !hasServer) {
@@ -115,7 +115,7 @@ export async function ensureRedis(url: string, dataDir: string, logger: Logger, 
   );
   logger.info({ port: options.port, dir }, 'started a local redis-server');
   for (let i = 0; i < 50; i++) {
-    if (await answers(options)) {
+    if (await redisAnswers(options)) {
       return {
         config: { options },
         stop: async () => {
@@ -129,7 +129,8 @@ export async function ensureRedis(url: string, dataDir: string, logger: Logger, 
   throw new Error(`redis-server did not come up on port ${options.port}`);
 }
 
-async function answers(options: RedisOptions): Promise<boolean> {
+/** Whether a Redis server answers PING at these options (one short-lived connection, no retries). */
+export async function redisAnswers(options: RedisOptions): Promise<boolean> {
   const probe = new Redis({ ...options, lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined);
   try {

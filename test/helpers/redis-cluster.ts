@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
+import { redisAnswers } from '../../src/redis.js';
 
 /**
  * A Redis Cluster of the test's own: three primaries without replicas, each a redis-server with
@@ -43,19 +44,6 @@ async function freeClusterPort(taken: Set<number>): Promise<number> {
   throw new Error('no free port pair for a cluster node');
 }
 
-async function ping(port: number): Promise<boolean> {
-  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-
 export async function startOwnCluster(size = 3): Promise<OwnCluster> {
   const children: ChildProcess[] = [];
   const dirs: string[] = [];
@@ -86,7 +74,7 @@ export async function startOwnCluster(size = 3): Promise<OwnCluster> {
     for (const port of ports) {
       let up = false;
       for (let i = 0; i < 100 && !up; i++) {
-        up = await ping(port);
+        up = await redisAnswers({ port, host: '127.0.0.1' });
         if (!up) await new Promise((r) => setTimeout(r, 50));
       }
       if (!up) throw new Error(`cluster node on ${port} did not come up`);
