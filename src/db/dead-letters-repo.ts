@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { idArray, textArray } from './array-literal.js';
 import type { DB } from './schema.js';
+import { pageOf } from './page.js';
 
 /** The end states a dead letter is in. */
 export const DEAD_STATUSES = ['failed', 'expired'] as const;
@@ -97,10 +98,8 @@ export class DeadLettersRepo {
       ) dl
       LEFT JOIN LATERAL (SELECT * FROM deliveries x WHERE x.id = dl.delivery_id OFFSET 0) d ON true
       ORDER BY dl.at, dl.delivery_id`.execute(this.db);
-    const more = res.rows.length > f.limit;
-    const rows = more ? res.rows.slice(0, f.limit) : res.rows;
-    const last = rows[rows.length - 1];
-    return { items: rows.filter((r) => r.live).map(toDeadLetter), next: more && last ? `${last.at_us}.${last.delivery_id}` : null };
+    const page = pageOf(res.rows, f.limit, (last) => `${last.at_us}.${last.delivery_id}`);
+    return { items: page.items.filter((r) => r.live).map(toDeadLetter), next: page.next };
   }
 
   /**

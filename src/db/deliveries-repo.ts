@@ -8,6 +8,7 @@ import { deliveryIdAt } from './partitions-repo.js';
 import { withPlanner } from './planner.js';
 import type { DB, DeliveryRow } from './schema.js';
 import { DEAD_LETTERS, TALLIES } from './tallies.js';
+import { pageOf } from './page.js';
 
 /** PostgreSQL's unique_violation. */
 const UNIQUE_VIOLATION = '23505';
@@ -481,9 +482,7 @@ export class DeliveriesRepo {
     if (filter.channel) q = q.where('channel', '=', filter.channel);
     if (filter.after) q = q.where('id', '>', filter.after as never);
     const rows = await q.execute();
-    const more = rows.length > filter.limit;
-    const items = more ? rows.slice(0, filter.limit) : rows;
-    return { items, next: more ? String(items[items.length - 1]!.id) : null };
+    return pageOf(rows, filter.limit, (last) => String(last.id));
   }
 
   /**
@@ -499,9 +498,7 @@ export class DeliveriesRepo {
         ${filter.after ? sql`AND o.id > ${filter.after}::bigint` : sql``}
       ORDER BY o.id
       LIMIT ${filter.limit + 1}`.execute(this.db);
-    const more = res.rows.length > filter.limit;
-    const items = more ? res.rows.slice(0, filter.limit) : res.rows;
-    return { items, next: more ? String(items[items.length - 1]!.id) : null };
+    return pageOf(res.rows, filter.limit, (last) => String(last.id));
   }
 }
 

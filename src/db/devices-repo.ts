@@ -6,6 +6,7 @@ import { textArray } from './array-literal.js';
 import { targetFilter } from './messages-repo.js';
 import { withPlanner } from './planner.js';
 import type { DB, DeviceRow, DeviceTokenRow } from './schema.js';
+import { pageOf } from './page.js';
 
 export interface DeviceInput {
   platform: Platform;
@@ -193,10 +194,7 @@ export class DevicesRepo {
       q = q.where((eb) => eb.or([eb('device_id', '>', dev!), eb.and([eb('device_id', '=', dev!), eb('channel', '>', ch ?? '')])]));
     }
     const rows = await q.execute();
-    const more = rows.length > opts.limit;
-    const items = more ? rows.slice(0, opts.limit) : rows;
-    const last = items[items.length - 1];
-    return { items, next: more && last ? `${last.device_id}\u0000${last.channel}` : null };
+    return pageOf(rows, opts.limit, (last) => `${last.device_id}\u0000${last.channel}`);
   }
 
   /** An operator's word that a quarantined token is good after all. */

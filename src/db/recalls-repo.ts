@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { RECALL_STATES, type RecallReason, type RecallState } from '../core/recall.js';
 import { idArray, textArray } from './array-literal.js';
 import type { DB } from './schema.js';
+import { pageOf } from './page.js';
 
 /** A delivery of a recalled message that has no recall row yet. */
 export interface UnrecalledDelivery {
@@ -179,8 +180,6 @@ export class RecallsRepo {
         ${filter.after ? sql`AND r.delivery_id > ${filter.after}::bigint` : sql``}
       ORDER BY r.delivery_id
       LIMIT ${filter.limit + 1}`.execute(this.db);
-    const more = res.rows.length > filter.limit;
-    const items = more ? res.rows.slice(0, filter.limit) : res.rows;
-    return { items, next: more ? items[items.length - 1]!.delivery_id : null };
+    return pageOf(res.rows, filter.limit, (last) => last.delivery_id);
   }
 }
