@@ -45,21 +45,23 @@ export async function vendorFetch(url: string, init: VendorFetchInit = {}): Prom
       signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await res.text();
-    let json: unknown;
-    if (text.length > 0) {
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-    }
-    return { ok: true, status: res.status, headers: res.headers, text, json };
+    return { ok: true, status: res.status, headers: res.headers, text, json: jsonOrUndefined(text) };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } };
     const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError';
     const code = timedOut ? 'timeout' : (e.cause?.code ?? 'network');
     const message = timedOut ? `no answer within ${timeoutMs} ms` : (e.cause?.message ?? e.message);
     return { ok: false, reason: { code, message, evidence: { url: redactUrl(url) } } };
+  }
+}
+
+/** An answer body's JSON, or undefined when it is empty or not JSON. */
+export function jsonOrUndefined(text: string): unknown {
+  if (text.length === 0) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 

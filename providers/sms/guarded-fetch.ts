@@ -2,8 +2,7 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'nod
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP } from 'node:net';
-import type { VendorFetchResult } from '../shared/http.js';
-import { redactUrl } from '../shared/http.js';
+import { jsonOrUndefined, redactUrl, type VendorFetchResult } from '../shared/http.js';
 
 /**
  * The generic SMS driver calls whatever URL an app's admin configured, from inside the operator's
@@ -125,13 +124,7 @@ export function guardedFetch(
         });
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = text.length > 0 ? JSON.parse(text) : undefined;
-          } catch {
-            json = undefined;
-          }
-          resolve({ ok: true, status: res.statusCode ?? 0, headers: toHeaders(res.headers), text, json });
+          resolve({ ok: true, status: res.statusCode ?? 0, headers: toHeaders(res.headers), text, json: jsonOrUndefined(text) });
         });
         res.on('error', (err) => resolve(fail('network', err.message)));
       },
