@@ -40,18 +40,18 @@ export function CampaignList({ go }: { go: (path: string) => void }) {
                 <th scope="row">
                   <a href={`#/campaigns/${encodeURIComponent(c.id)}`}>{c.name}</a>
                 </th>
-                <td>
+                <td data-testid={`campaign-${c.id}-state`}>
                   <span class={`badge ${c.state}`}>{c.state}</span>
                 </td>
                 <td>
                   <progress max={1} value={progress(c)} aria-label={`${c.name}: ${num(c.dispatched)} of ${num(c.audienceSize)} dispatched`} />{' '}
-                  <span class="muted">
+                  <span class="muted" data-testid={`campaign-${c.id}-progress`}>
                     {num(c.dispatched)} / {num(c.audienceSize)}
                   </span>
                 </td>
-                <td class="n">{num(reached(c.counts))}</td>
-                <td class="n">{pct(c.rates.delivered)}</td>
-                <td class="n">{pct(c.rates.opened)}</td>
+                <td class="n" data-testid={`campaign-${c.id}-sent`}>{num(reached(c.counts))}</td>
+                <td class="n" data-testid={`campaign-${c.id}-rate-delivered`}>{pct(c.rates.delivered)}</td>
+                <td class="n" data-testid={`campaign-${c.id}-rate-opened`}>{pct(c.rates.opened)}</td>
                 <td>{time(c.createdAt)}</td>
               </tr>
             ))}
@@ -169,9 +169,9 @@ export function CampaignPage({ id }: { id: string }) {
                 {(d.variants ?? []).map((v) => (
                   <tr>
                     <th scope="row">{v.name}</th>
-                    <td class="n">{num(v.dispatched)}</td>
-                    <td class="n">{pct(v.rates?.delivered)}</td>
-                    <td class="n">{pct(v.rates?.opened)}</td>
+                    <td class="n" data-testid={`variant-${v.name}-dispatched`}>{num(v.dispatched)}</td>
+                    <td class="n" data-testid={`variant-${v.name}-rate-delivered`}>{pct(v.rates?.delivered)}</td>
+                    <td class="n" data-testid={`variant-${v.name}-rate-opened`}>{pct(v.rates?.opened)}</td>
                   </tr>
                 ))}
               </tbody>
