@@ -36,6 +36,7 @@ describe('dashboard campaigns in Chromium', () => {
     assert.equal(c.variants.length, 2);
     for (const v of c.variants) {
       for (const s of STATUSES) assert.equal(await page.getByTestId(`${v.name}-${s}`).textContent(), String(v.counts?.[s] ?? 0), `${v.name} ${s}`);
+      assert.equal(await page.getByTestId(`${v.name}-rate`).textContent(), pct(v.rates?.delivered), `${v.name} rate`);
       assert.equal(await page.getByTestId(`variant-${v.name}-dispatched`).textContent(), String(v.dispatched));
       assert.equal(await page.getByTestId(`variant-${v.name}-rate-delivered`).textContent(), pct(v.rates?.delivered));
       assert.equal(await page.getByTestId(`variant-${v.name}-rate-opened`).textContent(), pct(v.rates?.opened));

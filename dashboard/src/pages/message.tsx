@@ -79,7 +79,7 @@ function MessageView({ id }: { id: string }) {
         </form>
         <Failure error={page.error} />
         <div class="scroll">
-          <table aria-busy={page.loading}>
+          <table aria-busy={page.loading} class="stack">
             <caption>
               Deliveries, page {paging.page} ({perPage} per page)
             </caption>
@@ -97,17 +97,17 @@ function MessageView({ id }: { id: string }) {
             <tbody>
               {(page.data?.items ?? []).map((d) => (
                 <tr>
-                  <td>{d.deviceId ?? '–'}</td>
-                  <td>{d.channel ?? '–'}</td>
-                  <td>
+                  <td data-label="device">{d.deviceId ?? '–'}</td>
+                  <td data-label="channel">{d.channel ?? '–'}</td>
+                  <td data-label="token">
                     <code>{d.token ?? '–'}</code>
                   </td>
-                  <td>
+                  <td data-label="status">
                     <span class={`badge ${d.status}`}>{d.status}</span>
                   </td>
-                  <td class="n">{d.attempts}</td>
-                  <td>{d.error ? <code title={d.error.message}>{d.error.code}</code> : '–'}</td>
-                  <td>{time(d.updatedAt)}</td>
+                  <td class="n" data-label="attempts">{d.attempts}</td>
+                  <td data-label="error">{d.error ? <code title={d.error.message}>{d.error.code}</code> : '–'}</td>
+                  <td data-label="updated">{time(d.updatedAt)}</td>
                 </tr>
               ))}
               <EmptyRow show={page.data?.items.length === 0} cols={7}>
