@@ -43,9 +43,15 @@ describe('dashboard in Chromium', () => {
     assert.equal(await page.getByLabel('API key').getAttribute('aria-invalid'), 'true');
     await w.shot(page, 'login-wrong-key');
     assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'a refused key is not kept');
-    await page.getByLabel('API key').fill(w.app.key);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    // By keyboard alone: type the key, Enter, then Tab to a page and open it.
+    await page.getByLabel('API key').fill('');
+    await page.getByLabel('API key').focus();
+    await page.keyboard.type(w.app.key);
+    await page.keyboard.press('Enter');
     await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    for (let i = 0; i < 6 && (await page.evaluate(() => document.activeElement?.textContent?.trim())) !== 'Campaigns'; i++) await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.getByRole('link', { name: 'New campaign' }).waitFor();
     const stored = await page.evaluate(() => ({ session: sessionStorage.getItem('relay.key'), local: localStorage.length, cookies: document.cookie }));
     assert.equal(stored.session, w.app.key);
     assert.equal(stored.local, 0);
