@@ -41,6 +41,8 @@ describe('dashboard for the operator, and its weight', () => {
     const res = await bp.goto(`${w.t.base}/admin/queues`);
     assert.equal(res?.status(), 200);
     await bp.getByText('apns', { exact: true }).first().waitFor();
+    // The board's overview loads after its menu: shoot it once the queues' cards are drawn.
+    await bp.getByText('Loading', { exact: false }).first().waitFor({ state: 'hidden', timeout: 20_000 });
     await w.shot(bp, 'admin-queues');
     await board.close();
   });
