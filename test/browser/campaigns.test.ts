@@ -31,6 +31,7 @@ describe('dashboard campaigns in Chromium', () => {
 
     await page.getByRole('link', { name: 'API A/B' }).click();
     await page.getByTestId('campaign-state').filter({ hasText: 'completed' }).waitFor();
+    assert.equal((await page.getByTestId('campaign-dispatched').textContent())?.trim(), `${c.dispatched} / ${c.audienceSize}`);
     assert.equal(await page.getByTestId('campaign-rate-delivered').textContent(), pct(c.rates.delivered));
     assert.equal(await page.getByTestId('campaign-rate-opened').textContent(), pct(c.rates.opened));
     assert.equal(c.variants.length, 2);
