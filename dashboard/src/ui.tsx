@@ -33,8 +33,11 @@ export function Stat({ label, value, testId, hint }: { label: string; value: str
   );
 }
 
-/** Counts per delivery state as one table row per group (a message's channels, a campaign's variants). */
-/** `rate`, when the API gives one (a campaign and its variants), is shown as given; else delivered / sent is computed. */
+/**
+ * Counts per delivery state as one table row per group (a message's channels, a campaign's
+ * variants). A row's `rate`, when the API gives one (a campaign and its variants), is shown as
+ * given; else delivered / sent is computed from the counts.
+ */
 export function CountsTable({ caption, rows, first }: { caption: string; rows: { name: string; counts: Counts; rate?: number | null | undefined }[]; first: string }) {
   return (
     <div class="scroll">

@@ -73,7 +73,8 @@ export function Overview({ app }: { app: string | null }) {
   const [range, setRange] = useState<Range>('day');
   const [interval, setBucket] = useState<Interval>('hour');
   const [split, setSplit] = useState<Split>('channel');
-  // The window is fixed when the choice is made, so the funnel and the split cover the same range.
+  // The window is fixed when a choice is made (or Refresh pressed), so the funnel, the split and
+  // the error reasons cover the same range.
   const [asOf, setAsOf] = useState(0);
   const span = useMemo(() => spanOf(range, interval), [range, interval, app, asOf]);
 
