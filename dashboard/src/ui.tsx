@@ -33,8 +33,12 @@ export function Stat({ label, value, testId, hint }: { label: string; value: str
   );
 }
 
-/** Counts per delivery state as one table row per group (a message's channels, a campaign's variants). */
-export function CountsTable({ caption, rows, first }: { caption: string; rows: { name: string; counts: Counts; extra?: ComponentChildren }[]; first: string }) {
+/**
+ * Counts per delivery state as one table row per group (a message's channels, a campaign's
+ * variants). A row's `rate`, when the API gives one (a campaign and its variants), is shown as
+ * given; else delivered / sent is computed from the counts.
+ */
+export function CountsTable({ caption, rows, first }: { caption: string; rows: { name: string; counts: Counts; rate?: number | null | undefined }[]; first: string }) {
   return (
     <div class="scroll">
       <table>
@@ -61,7 +65,7 @@ export function CountsTable({ caption, rows, first }: { caption: string; rows: {
                   {num(r.counts[s] ?? 0)}
                 </td>
               ))}
-              <td class="n">{pct(reached(r.counts) ? (delivered(r.counts) / reached(r.counts)) : null)}</td>
+              <td class="n" data-testid={`${r.name}-rate`}>{pct('rate' in r ? r.rate : reached(r.counts) ? delivered(r.counts) / reached(r.counts) : null)}</td>
             </tr>
           ))}
         </tbody>

@@ -3,8 +3,14 @@
 // chart is unreadable).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { eventually } from '../helpers/harness.js';
+import type { Page, Response } from 'playwright-core';
+import { client, eventually, newApp } from '../helpers/harness.js';
+import { mockToken } from '../mocks/apns-server.js';
 import { startWorld } from './world.js';
+
+const pct = (r: number | null) => (r === null ? '–' : `${(r * 100).toFixed(1)} %`);
+const n = (x: number) => new Intl.NumberFormat('en-US').format(x);
+const FIELDS = ['sent', 'delivered', 'opened', 'failed', 'invalid', 'expired'] as const;
 
 describe('dashboard in Chromium', () => {
   let w: Awaited<ReturnType<typeof startWorld>>;
@@ -15,72 +21,126 @@ describe('dashboard in Chromium', () => {
     await w?.close();
   });
 
+  /** The page's own GET /v1/stats request, asked again by the test: both must show the same numbers. */
+  async function sameAsApi(reply: Promise<Response>) {
+    const url = new URL((await reply).url());
+    const api = await w.app.api('GET', url.pathname + url.search);
+    assert.equal(api.status, 200, JSON.stringify(api.body));
+    return { q: url.searchParams, body: api.body };
+  }
+  const statsReply = (page: Page, grouped?: string) =>
+    page.waitForResponse((r) => r.url().includes('/v1/stats?') && (grouped ? r.url().includes(`groupBy=${grouped}`) : !r.url().includes('groupBy')) && r.status() === 200);
+
   test('a wrong key gets a clear message; the key is kept in sessionStorage only', async () => {
-    const ctx = await w.browser.newContext();
+    const ctx = await w.browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await ctx.newPage();
     await page.goto(`${w.t.base}/dashboard`);
     await w.assertNamed(page, 'login');
+    await w.shot(page, 'login');
     await page.getByLabel('API key').fill('rk_000000000000_wrongwrongwrongwrongwrongwrongwr');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('alert').filter({ hasText: 'not accepted' }).waitFor();
+    assert.equal(await page.getByLabel('API key').getAttribute('aria-invalid'), 'true');
     await w.shot(page, 'login-wrong-key');
-    await page.getByLabel('API key').fill(w.app.key);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'a refused key is not kept');
+    // By keyboard alone: type the key, Enter, then Tab to a page and open it.
+    await page.getByLabel('API key').fill('');
+    await page.getByLabel('API key').focus();
+    await page.keyboard.type(w.app.key);
+    await page.keyboard.press('Enter');
     await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    for (let i = 0; i < 6 && (await page.evaluate(() => document.activeElement?.textContent?.trim())) !== 'Campaigns'; i++) await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.getByRole('link', { name: 'New campaign' }).waitFor();
     const stored = await page.evaluate(() => ({ session: sessionStorage.getItem('relay.key'), local: localStorage.length, cookies: document.cookie }));
     assert.equal(stored.session, w.app.key);
     assert.equal(stored.local, 0);
     assert.equal(stored.cookies, '');
+    // A reload keeps the tab signed in; signing out forgets the key.
+    await page.reload();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API key').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('relay.key')), null);
     await ctx.close();
   });
 
-  test('overview: the funnel, split and error numbers equal GET /v1/stats for the same range', async () => {
-    await eventually(async () => ((await w.app.api('GET', '/v1/stats?interval=hour')).body?.totals?.sent >= 3 ? true : undefined), 30_000, 'stats');
+  test('overview: funnel, ranges, buckets, splits and error numbers equal GET /v1/stats for the same range', async () => {
+    await eventually(async () => ((await w.app.api('GET', '/v1/stats?interval=hour')).body?.totals?.sent >= 6 ? true : undefined), 30_000, 'stats of the push and the campaign');
     const ctx = await w.browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await ctx.newPage();
-    const statsReply = page.waitForResponse((r) => r.url().includes('/v1/stats?') && !r.url().includes('groupBy') && r.status() === 200);
+    const first = statsReply(page);
+    const firstSplit = statsReply(page, 'channel');
     await page.goto(`${w.t.base}/dashboard`);
     await page.getByLabel('API key').fill(w.app.key);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    const shown = await statsReply;
-    // The same query, asked by the test itself: the page must show exactly these numbers.
-    const api = await w.app.api('GET', new URL(shown.url()).pathname + new URL(shown.url()).search);
-    assert.equal(api.status, 200);
-    assert.ok(api.body.totals.sent >= 3, JSON.stringify(api.body.totals));
-    const pct = (r: number | null) => (r === null ? '–' : `${(r * 100).toFixed(1)} %`);
-    const n = (x: number) => new Intl.NumberFormat('en-US').format(x);
-    for (const f of ['sent', 'delivered', 'opened', 'failed', 'invalid', 'expired']) {
-      await page.getByTestId(`funnel-${f}`).filter({ hasText: new RegExp(`^${n(api.body.totals[f])}$`) }).waitFor({ timeout: 10_000 });
-    }
-    assert.equal(await page.getByTestId('rate-delivered').textContent(), pct(api.body.rates.delivered));
-    assert.equal(await page.getByTestId('rate-opened').textContent(), pct(api.body.rates.opened));
-    await page.locator('figure.chart canvas').first().waitFor();
-    // Split by channel: the apns row is the API's apns series.
-    const q = new URL(shown.url()).searchParams;
-    const byChannel = await w.app.api('GET', `/v1/stats?from=${encodeURIComponent(q.get('from')!)}&to=${encodeURIComponent(q.get('to')!)}&interval=${q.get('interval')}&groupBy=channel`);
-    const apns = byChannel.body.series.find((s: any) => s.key.channel === 'apns');
-    assert.ok(apns, JSON.stringify(byChannel.body));
-    await page.getByTestId('split-apns-sent').filter({ hasText: n(apns.totals.sent) }).waitFor();
-    // The dead token's reason is listed under its channel.
-    await page.getByTestId('error-apns-Unregistered').waitFor();
-    // Live queue depths refresh by themselves.
+
+    const expectFunnel = async (api: { totals: Record<string, number>; rates: { delivered: number | null; opened: number | null } }) => {
+      for (const f of FIELDS) await page.getByTestId(`funnel-${f}`).filter({ hasText: new RegExp(`^${n(api.totals[f] ?? 0)}$`) }).waitFor({ timeout: 10_000 });
+      await page.getByTestId('rate-delivered').filter({ hasText: pct(api.rates.delivered) }).waitFor({ timeout: 10_000 });
+      await page.getByTestId('rate-opened').filter({ hasText: pct(api.rates.opened) }).waitFor({ timeout: 10_000 });
+    };
+    // The default: the last 24 hours in hour buckets, with the push and the campaign in it.
+    const day = await sameAsApi(first);
+    assert.equal(day.q.get('interval'), 'hour');
+    assert.ok(day.body.totals.sent >= 6, JSON.stringify(day.body.totals));
+    await expectFunnel(day.body);
+    await page.getByRole('img', { name: 'Sent, delivered and opened per bucket' }).locator('canvas').first().waitFor();
+    // The invalid-token trend: the dead token's invalid shows in its own chart.
+    assert.ok(day.body.totals.invalid >= 1);
+    await page.getByRole('img', { name: 'Invalid tokens, failures and expiries per bucket' }).locator('canvas').first().waitFor();
+
+    // Split by channel, platform, campaign: each row is the API's series for that key.
+    const splitRow = async (reply: Promise<Response>, dim: string, key: string) => {
+      const { body } = await sameAsApi(reply);
+      const s = body.series.find((x: { key: Record<string, string | null> }) => x.key[dim] === key);
+      assert.ok(s, `${dim}=${key} in ${JSON.stringify(body.series.map((x: { key: unknown }) => x.key))}`);
+      for (const f of FIELDS) await page.getByTestId(`split-${key}-${f}`).filter({ hasText: new RegExp(`^${n(s.totals[f] ?? 0)}$`) }).waitFor({ timeout: 10_000 });
+    };
+    await splitRow(firstSplit, 'channel', 'apns');
+    let reply = statsReply(page, 'platform');
+    await page.getByLabel('Split by').selectOption('platform');
+    await splitRow(reply, 'platform', 'ios');
+    reply = statsReply(page, 'campaign');
+    await page.getByLabel('Split by').selectOption('campaign');
+    await splitRow(reply, 'campaign', w.campaignId);
+    // A campaign is shown by its name, linking to its page; the transactional push has no campaign.
+    await page.getByRole('row').filter({ has: page.getByRole('link', { name: 'API A/B' }) }).waitFor();
+    await page.getByRole('rowheader', { name: 'no campaign (transactional)' }).waitFor();
+
+    // The dead token's reason is listed under its channel, with the API's count.
+    const errs = await w.app.api('GET', `/v1/stats/errors?from=${encodeURIComponent(day.q.get('from')!)}&to=${encodeURIComponent(day.q.get('to')!)}`);
+    const unregistered = errs.body.channels.find((c: { channel: string }) => c.channel === 'apns').reasons.find((r: { code: string }) => r.code === 'Unregistered');
+    await page.getByTestId('error-apns-Unregistered').filter({ hasText: n(unregistered.count) }).waitFor();
+    await w.assertNamed(page, 'overview');
+
+    // Live queue depths refresh by themselves, without a reload.
     await page.getByTestId('queue-apns-waiting').waitFor();
     const queuesAt = await page.locator('#queues-at').textContent();
     await page.waitForResponse((r) => r.url().endsWith('/v1/queues'), { timeout: 10_000 });
     await page.waitForFunction((before) => document.querySelector('#queues-at')?.textContent !== before, queuesAt, { timeout: 10_000 });
-    await w.assertNamed(page, 'overview');
+    await page.getByLabel('Split by').selectOption('channel');
+    await page.getByTestId('split-apns-sent').waitFor();
     await w.shot(page, 'overview');
-    await ctx.close();
 
-    const phone = await w.signedIn(w.app.key, { width: 390, height: 844 });
-    await phone.page.locator('figure.chart canvas').first().waitFor();
-    const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    assert.ok(overflow <= 0, `the phone layout scrolls sideways by ${overflow}px`);
-    await w.shot(phone.page, 'overview-phone');
-    await phone.ctx.close();
+    // Every range with the bucket it starts with, and the other bucket it offers; Refresh moves the
+    // window to now.
+    const choices = [['hour', null, 'minute'], ['week', null, 'day'], ['week', 'hour', 'hour'], ['day', null, 'hour'], ['day', 'minute', 'minute'], ['day', 'refresh', 'minute']] as const;
+    for (const [range, bucket, interval] of choices) {
+      reply = statsReply(page);
+      if (bucket === 'refresh') await page.getByRole('button', { name: 'Refresh' }).click();
+      else if (bucket) await page.getByLabel('Buckets').selectOption(bucket);
+      else await page.getByLabel('Range').selectOption(range);
+      const r = await sameAsApi(reply);
+      assert.equal(r.q.get('interval'), interval, `${range} ${bucket}`);
+      assert.equal(Date.parse(r.q.get('to')!) - Date.parse(r.q.get('from')!), { hour: 3_600_000, day: 86_400_000, week: 7 * 86_400_000 }[range]);
+      await expectFunnel(r.body);
+      await page.getByRole('img', { name: 'Sent, delivered and opened per bucket' }).waitFor();
+    }
+    assert.equal(await page.getByRole('alert').count(), 0, 'no API error on the page');
+    await ctx.close();
   });
 
-  test('message lookup: counts per state and channel, and the per-token fates', async () => {
+  test('message lookup: counts per state and channel, and the per-token fates, paged', async () => {
     const { ctx, page } = await w.signedIn(w.app.key);
     await page.getByRole('link', { name: 'Messages' }).click();
     await page.getByLabel('Message id').fill(w.messageId);
@@ -88,8 +148,8 @@ describe('dashboard in Chromium', () => {
     const m = (await w.app.api('GET', `/v1/messages/${w.messageId}`)).body;
     await page.getByTestId('message-state').filter({ hasText: m.state }).waitFor();
     assert.equal(await page.getByTestId('message-recipients').textContent(), String(m.recipients));
-    for (const s of ['sent', 'delivered', 'opened', 'invalid']) {
-      assert.equal(await page.getByTestId(`all-${s}`).textContent(), String(m.counts[s]), s);
+    for (const s of ['queued', 'sent', 'delivered', 'opened', 'failed', 'invalid', 'expired', 'cancelled']) {
+      assert.equal(await page.getByTestId(`all-${s}`).textContent(), String(m.counts[s] ?? 0), s);
       assert.equal(await page.getByTestId(`apns-${s}`).textContent(), String(m.byChannel.apns?.[s] ?? 0), `apns ${s}`);
     }
     const rows = page.locator('table:has(caption:text("Deliveries, page")) tbody tr');
@@ -102,48 +162,54 @@ describe('dashboard in Chromium', () => {
     await page.getByLabel('Message id').fill('msg_does_not_exist');
     await page.getByRole('button', { name: 'Look up' }).click();
     await page.getByRole('alert').filter({ hasText: 'not found' }).waitFor();
+
+    // Paging: twelve more devices, ten fates a page.
+    for (let i = 0; i < 12; i++) {
+      const r = await w.app.api('PUT', `/v1/devices/bulk-${i}`, { platform: 'ios', tokens: { apns: mockToken('ok', 100 + i) }, tags: ['bulk'] });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    const push = await w.app.api('POST', '/v1/push', { to: { tags: { all: ['bulk'] } }, notification: { title: 'Paged' } });
+    assert.equal(push.status, 202);
+    await eventually(async () => ((await w.app.api('GET', `/v1/messages/${push.body.id}`)).body.state === 'done' ? true : undefined), 60_000, 'bulk push done');
+    await page.getByLabel('Message id').fill(push.body.id);
+    await page.getByRole('button', { name: 'Look up' }).click();
+    await page.getByTestId('message-recipients').filter({ hasText: '12' }).waitFor();
+    await page.getByLabel('Per page').selectOption('10');
+    await page.getByText('Deliveries, page 1 (10 per page)').waitFor();
+    await eventually(async () => ((await rows.count()) === 10 ? true : undefined), 10_000, 'first page of ten');
+    const devicesOn = async () => (await rows.locator('td:first-child').allTextContents()).sort();
+    const page1 = await devicesOn();
+    assert.equal(await page.getByRole('button', { name: 'Previous page' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.getByText('Deliveries, page 2 (10 per page)').waitFor();
+    await eventually(async () => ((await rows.count()) === 2 ? true : undefined), 10_000, 'second page of two');
+    const page2 = await devicesOn();
+    assert.equal(new Set([...page1, ...page2]).size, 12, 'the two pages hold every fate once');
+    assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await eventually(async () => ((await rows.count()) === 10 ? true : undefined), 10_000, 'back to page one');
+    assert.deepEqual(await devicesOn(), page1);
     await ctx.close();
   });
 
-  test('campaigns: create with an audience preview, then Pause and Resume act through the API', async () => {
-    const { ctx, page } = await w.signedIn(w.app.key);
-    await page.getByRole('link', { name: 'Campaigns' }).click();
-    await page.getByRole('link', { name: 'New campaign' }).click();
-    await page.getByLabel('Name').fill('Browser test');
-    await page.getByRole('checkbox', { name: 'ios' }).check();
-    await page.getByRole('button', { name: 'Preview audience' }).click();
-    const preview = await w.app.api('POST', '/v1/campaigns/preview', { audience: { platforms: ['ios'] } });
-    await page.getByTestId('preview-total').filter({ hasText: `${preview.body.total} devices` }).waitFor();
-    await page.getByLabel('Title').fill('Winter sale');
-    await page.getByLabel('Body').fill('Hi {{first_name|there}}');
-    await page.getByLabel('Throttle (per minute)').fill('1');
-    await w.assertNamed(page, 'new campaign');
-    await w.shot(page, 'campaign-new');
-    await page.getByRole('button', { name: 'Create campaign' }).click();
-    await page.waitForURL(/#\/campaigns\/(?!new$)[^/]+$/);
-    const id = decodeURIComponent(page.url().split('/').pop()!);
-    const state = async () => {
-      const r = await w.app.api('GET', `/v1/campaigns/${id}`);
-      assert.equal(r.status, 200, `${id}: ${JSON.stringify(r.body)}`);
-      return r.body.state as string;
-    };
-    await page.getByTestId('campaign-state').filter({ hasText: /running|scheduled/ }).waitFor();
-
-    await page.getByRole('button', { name: 'Pause' }).click();
-    await page.getByTestId('campaign-state').filter({ hasText: 'paused' }).waitFor();
-    assert.equal(await state(), 'paused');
-    await w.shot(page, 'campaign-paused');
-    await page.getByRole('button', { name: 'Resume' }).click();
-    await page.getByTestId('campaign-state').filter({ hasText: /running|scheduled|completed/ }).waitFor();
-    assert.match(await state(), /running|scheduled|completed/);
-    await w.assertNamed(page, 'campaign');
-    await w.shot(page, 'campaign');
-
-    await page.getByRole('link', { name: 'Campaigns' }).click();
-    await page.getByRole('row').filter({ hasText: 'Browser test' }).waitFor();
-    await w.shot(page, 'campaigns');
+  test("a key's scopes decide the pages, its app the data", async () => {
+    const op = client(w.t.base, w.t.adminToken);
+    const key = await op('POST', `/v1/apps/${w.app.appId}/keys`, { scopes: ['campaigns'] });
+    assert.equal(key.status, 201, JSON.stringify(key.body));
+    const { ctx, page } = await w.signedIn(key.body.key);
+    const nav = page.getByRole('navigation', { name: 'Dashboard' });
+    await nav.getByRole('link', { name: 'Campaigns' }).waitFor();
+    assert.deepEqual(await nav.getByRole('link').allTextContents(), ['Campaigns']);
+    await page.getByRole('row').filter({ hasText: 'API A/B' }).waitFor();
+    await page.goto(`${w.t.base}/dashboard/#/overview`);
+    await page.getByRole('alert').filter({ hasText: 'no scope for this page' }).waitFor();
     await ctx.close();
-    await w.app.api('POST', `/v1/campaigns/${id}/cancel`, {});
-  });
 
+    // Another app's key does not see this app's message.
+    const other = await newApp(w.t);
+    const o = await w.signedIn(other.key);
+    await o.page.goto(`${w.t.base}/dashboard/#/messages/${w.messageId}`);
+    await o.page.getByRole('alert').filter({ hasText: 'not found' }).waitFor();
+    await o.ctx.close();
+  });
 });

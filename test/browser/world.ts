@@ -1,6 +1,7 @@
 // One Relay with the APNs mock, an app with four iOS devices, one push with receipts and an open,
-// and a headless Chromium (Debian's `chromium`, driven by playwright-core), shared by the browser
-// test files. Screenshots land in test-results/browser/.
+// a small A/B campaign run to completion through the API, and a headless Chromium (Debian's
+// `chromium`, driven by playwright-core), shared by the browser test files. Screenshots land in
+// test-results/browser/ (or SCREENSHOT_DIR).
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { eventually, newApp, startTestRelay } from '../helpers/harness.js';
 import { startProviderMocks } from '../helpers/providers.js';
 import { mockToken } from '../mocks/apns-server.js';
 
-const OUT = join('test-results', 'browser');
+const OUT = process.env.SCREENSHOT_DIR || join('test-results', 'browser');
 
 export async function startWorld() {
   mkdirSync(OUT, { recursive: true });
@@ -31,6 +32,25 @@ export async function startWorld() {
   const ev = await app.api('POST', '/v1/events', { events: ['ios-ok1', 'ios-ok2'].map((deviceId) => ({ deviceId, messageId, event: 'delivered' })) });
   assert.equal(ev.status, 200, JSON.stringify(ev.body));
   assert.equal((await app.api('POST', '/v1/events', { deviceId: 'ios-ok1', messageId, event: 'opened' })).status, 200);
+
+  // A small campaign through the API: two variants over the three live tokens (the dead one has
+  // no channel left), one receipt, so its funnel, rates and per-variant counts are not all zero.
+  const cmp = await app.api('POST', '/v1/campaigns', {
+    name: 'API A/B',
+    audience: { platforms: ['ios'] },
+    notification: { title: 'Sale', body: 'Hi {{first_name|there}}' },
+    variants: [{ name: 'A', weight: 50 }, { name: 'B', weight: 50, notification: { title: 'Last day' } }],
+  });
+  assert.equal(cmp.status, 201, JSON.stringify(cmp.body));
+  const campaignId: string = cmp.body.id;
+  const ran = await eventually(async () => {
+    const c = (await app.api('GET', `/v1/campaigns/${campaignId}`)).body;
+    return c.state === 'completed' && c.runs?.[0]?.messageId ? c : undefined;
+  }, 60_000, 'campaign completed');
+  const campaignMessage: string = ran.runs[0].messageId;
+  await eventually(async () => ((await app.api('GET', `/v1/messages/${campaignMessage}`)).body.state === 'done' ? true : undefined), 60_000, 'campaign message done');
+  const cev = await app.api('POST', '/v1/events', { deviceId: 'ios-ok2', messageId: campaignMessage, event: 'delivered' });
+  assert.equal(cev.status, 200, JSON.stringify(cev.body));
   const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: ['--no-sandbox'] });
 
   /** A fresh tab (empty sessionStorage), signed in with `key` through the login form. */
@@ -56,8 +76,11 @@ export async function startWorld() {
 
   const shot = (page: Page, name: string) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
 
+  /** How far the page scrolls sideways (0: the layout fits the viewport; wide tables scroll inside their own box). */
+  const sidewaysOverflow = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+
   return {
-    t, app, browser, messageId, signedIn, assertNamed, shot,
+    t, app, browser, messageId, campaignId, campaignMessage, signedIn, assertNamed, shot, sidewaysOverflow,
     async close() {
       await browser.close();
       await t.stop();

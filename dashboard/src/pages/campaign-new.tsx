@@ -136,7 +136,7 @@ export function NewCampaign({ go }: { go: (path: string) => void }) {
               .join(' · ')}
             {' — by channel: '}
             {Object.entries(preview.byChannel ?? {})
-              .map(([k, v]) => `${k} ${num(v)}`)
+              .map(([k, v]) => `${k === 'none' ? 'no usable channel' : k} ${num(v)}`)
               .join(' · ')}
           </p>
         ) : null}

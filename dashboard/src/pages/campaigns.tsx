@@ -21,7 +21,7 @@ export function CampaignList({ go }: { go: (path: string) => void }) {
       </p>
       <Failure error={list.error} />
       <div class="scroll">
-        <table aria-busy={list.loading}>
+        <table aria-busy={list.loading} class="stack">
           <caption>Newest first</caption>
           <thead>
             <tr>
@@ -40,19 +40,19 @@ export function CampaignList({ go }: { go: (path: string) => void }) {
                 <th scope="row">
                   <a href={`#/campaigns/${encodeURIComponent(c.id)}`}>{c.name}</a>
                 </th>
-                <td>
+                <td data-label="state" data-testid={`campaign-${c.id}-state`}>
                   <span class={`badge ${c.state}`}>{c.state}</span>
                 </td>
-                <td>
+                <td data-label="progress">
                   <progress max={1} value={progress(c)} aria-label={`${c.name}: ${num(c.dispatched)} of ${num(c.audienceSize)} dispatched`} />{' '}
-                  <span class="muted">
+                  <span class="muted" data-testid={`campaign-${c.id}-progress`}>
                     {num(c.dispatched)} / {num(c.audienceSize)}
                   </span>
                 </td>
-                <td class="n">{num(reached(c.counts))}</td>
-                <td class="n">{pct(c.rates.delivered)}</td>
-                <td class="n">{pct(c.rates.opened)}</td>
-                <td>{time(c.createdAt)}</td>
+                <td class="n" data-label="sent" data-testid={`campaign-${c.id}-sent`}>{num(reached(c.counts))}</td>
+                <td class="n" data-label="delivery rate" data-testid={`campaign-${c.id}-rate-delivered`}>{pct(c.rates.delivered)}</td>
+                <td class="n" data-label="open rate" data-testid={`campaign-${c.id}-rate-opened`}>{pct(c.rates.opened)}</td>
+                <td data-label="created">{time(c.createdAt)}</td>
               </tr>
             ))}
             <EmptyRow show={list.data?.items.length === 0} cols={7}>
@@ -149,8 +149,8 @@ export function CampaignPage({ id }: { id: string }) {
           caption="Deliveries per variant"
           first="variant"
           rows={[
-            ...(d.variants ?? []).map((v) => ({ name: v.name, counts: v.counts ?? {} })),
-            { name: 'all', counts: d.counts },
+            ...(d.variants ?? []).map((v) => ({ name: v.name, counts: v.counts ?? {}, rate: v.rates?.delivered })),
+            { name: 'all', counts: d.counts, rate: d.rates.delivered },
           ]}
         />
         {(d.variants ?? []).length > 0 ? (
@@ -169,9 +169,9 @@ export function CampaignPage({ id }: { id: string }) {
                 {(d.variants ?? []).map((v) => (
                   <tr>
                     <th scope="row">{v.name}</th>
-                    <td class="n">{num(v.dispatched)}</td>
-                    <td class="n">{pct(v.rates?.delivered)}</td>
-                    <td class="n">{pct(v.rates?.opened)}</td>
+                    <td class="n" data-testid={`variant-${v.name}-dispatched`}>{num(v.dispatched)}</td>
+                    <td class="n" data-testid={`variant-${v.name}-rate-delivered`}>{pct(v.rates?.delivered)}</td>
+                    <td class="n" data-testid={`variant-${v.name}-rate-opened`}>{pct(v.rates?.opened)}</td>
                   </tr>
                 ))}
               </tbody>

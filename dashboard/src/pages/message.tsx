@@ -5,6 +5,7 @@ import { useLoad } from '../hooks';
 import { STATUSES, type Delivery, type Message, type Page } from '../types';
 import { Choice, CountsTable, EmptyRow, Failure, Pager, Section, useCursors } from '../ui';
 
+const PAGE_SIZES = ['10', '50', '200'];
 const CHANNELS = ['apns', 'fcm', 'self', 'huawei', 'xiaomi', 'oppo', 'vivo', 'honor', 'meizu', 'webpush', 'sms'];
 
 export function MessageLookup({ id, go }: { id: string | undefined; go: (path: string) => void }) {
@@ -35,11 +36,12 @@ function MessageView({ id }: { id: string }) {
   const msg = useLoad(() => api<Message>(`/v1/messages/${encodeURIComponent(id)}`), [id]);
   const [status, setStatus] = useState('');
   const [channel, setChannel] = useState('');
+  const [perPage, setPerPage] = useState('50');
   const paging = useCursors();
   const { cursor } = paging;
   const page = useLoad(
-    () => api<Page<Delivery>>(`/v1/messages/${encodeURIComponent(id)}/deliveries?${qs({ status, channel, cursor, limit: 50 })}`),
-    [id, status, channel, cursor],
+    () => api<Page<Delivery>>(`/v1/messages/${encodeURIComponent(id)}/deliveries?${qs({ status, channel, cursor, limit: perPage })}`),
+    [id, status, channel, cursor, perPage],
   );
   const m = msg.data;
   if (msg.error) return <Failure error={msg.error} />;
@@ -73,12 +75,13 @@ function MessageView({ id }: { id: string }) {
         <form class="toolbar" aria-label="Filter deliveries" onSubmit={(e) => e.preventDefault()}>
           <Choice label="Status" id="status" value={status} options={[['', 'any'], ...STATUSES.map((x) => [x, x] as const)]} onChange={(v) => (setStatus(v), paging.reset())} />
           <Choice label="Channel" id="channel" value={channel} options={[['', 'any'], ...CHANNELS.map((x) => [x, x] as const)]} onChange={(v) => (setChannel(v), paging.reset())} />
+          <Choice label="Per page" id="per-page" value={perPage} options={PAGE_SIZES.map((n) => [n, n] as const)} onChange={(v) => (setPerPage(v), paging.reset())} />
         </form>
         <Failure error={page.error} />
         <div class="scroll">
-          <table aria-busy={page.loading}>
+          <table aria-busy={page.loading} class="stack">
             <caption>
-              Deliveries, page {paging.page} (50 per page)
+              Deliveries, page {paging.page} ({perPage} per page)
             </caption>
             <thead>
               <tr>
@@ -94,17 +97,17 @@ function MessageView({ id }: { id: string }) {
             <tbody>
               {(page.data?.items ?? []).map((d) => (
                 <tr>
-                  <td>{d.deviceId ?? '–'}</td>
-                  <td>{d.channel ?? '–'}</td>
-                  <td>
+                  <td data-label="device">{d.deviceId ?? '–'}</td>
+                  <td data-label="channel">{d.channel ?? '–'}</td>
+                  <td data-label="token">
                     <code>{d.token ?? '–'}</code>
                   </td>
-                  <td>
+                  <td data-label="status">
                     <span class={`badge ${d.status}`}>{d.status}</span>
                   </td>
-                  <td class="n">{d.attempts}</td>
-                  <td>{d.error ? <code title={d.error.message}>{d.error.code}</code> : '–'}</td>
-                  <td>{time(d.updatedAt)}</td>
+                  <td class="n" data-label="attempts">{d.attempts}</td>
+                  <td data-label="error">{d.error ? <code title={d.error.message}>{d.error.code}</code> : '–'}</td>
+                  <td data-label="updated">{time(d.updatedAt)}</td>
                 </tr>
               ))}
               <EmptyRow show={page.data?.items.length === 0} cols={7}>

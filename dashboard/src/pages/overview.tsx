@@ -3,25 +3,39 @@ import { api, qs } from '../api';
 import { TimeChart, type Line } from '../chart';
 import { keyLabel, num, pct, rate } from '../format';
 import { useLoad } from '../hooks';
-import { POINT_FIELDS, type StatsErrors, type PointField, type QueueDepth, type Stats } from '../types';
+import { POINT_FIELDS, type Campaign, type StatsErrors, type PointField, type QueueDepth, type Stats } from '../types';
 import { Choice, EmptyRow, Failure, Section, Stat } from '../ui';
 
-const RANGES = {
-  hour: { label: 'Last hour', ms: 3_600_000, interval: 'minute' },
-  day: { label: 'Last 24 hours', ms: 86_400_000, interval: 'hour' },
-  week: { label: 'Last 7 days', ms: 7 * 86_400_000, interval: 'day' },
-} as const;
-type Range = keyof typeof RANGES;
 type Interval = 'minute' | 'hour' | 'day';
-const SPLITS = ['channel', 'platform', 'campaign'] as const;
+const STEP_MS: Record<Interval, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+const BUCKET_LABELS: Record<Interval, string> = { minute: 'Minute', hour: 'Hour', day: 'Day' };
+// Each range offers the buckets finer than itself that GET /v1/stats serves (at most 1,440 points
+// a series: a week of minutes is refused); the first is the default.
+const RANGES: Record<'hour' | 'day' | 'week', { label: string; ms: number; buckets: Interval[] }> = {
+  hour: { label: 'Last hour', ms: 3_600_000, buckets: ['minute'] },
+  day: { label: 'Last 24 hours', ms: 86_400_000, buckets: ['hour', 'minute'] },
+  week: { label: 'Last 7 days', ms: 7 * 86_400_000, buckets: ['day', 'hour'] },
+};
+type Range = keyof typeof RANGES;
+
+/**
+ * The range ends where the current bucket ends (as the API's own default `to` does), so it holds
+ * whole buckets: exactly range / bucket points, the last one still filling.
+ */
+function spanOf(range: Range, interval: Interval): { from: string; to: string } {
+  const step = STEP_MS[interval];
+  const to = Math.ceil((Date.now() + 1) / step) * step;
+  return { from: new Date(to - RANGES[range].ms).toISOString(), to: new Date(to).toISOString() };
+}
+const SPLITS = ['channel', 'platform', 'campaign', 'variant'] as const;
 type Split = (typeof SPLITS)[number];
 
 /** One x axis for every series (the union of their bucket times) and one y column per series. */
-function align(series: Stats['series'], field: PointField): { times: number[]; lines: Line[] } {
+function align(series: Stats['series'], field: PointField, label: (key: Stats['series'][number]['key']) => string): { times: number[]; lines: Line[] } {
   const ts = [...new Set(series.flatMap((s) => s.points.map((p) => Date.parse(p.t))))].sort((a, b) => a - b);
   const lines = series.map((s) => {
     const byT = new Map(s.points.map((p) => [Date.parse(p.t), p[field] ?? 0]));
-    return { label: keyLabel(s.key), values: ts.map((t) => byT.get(t) ?? 0) };
+    return { label: label(s.key), values: ts.map((t) => byT.get(t) ?? 0) };
   });
   return { times: ts.map((t) => t / 1000), lines };
 }
@@ -40,6 +54,15 @@ function funnelLines(stats: Stats, fields: readonly PointField[]): { times: numb
   return { times: ts.map((t) => t / 1000), lines: fields.map((f) => ({ label: f, values: ts.map((t) => sum.get(t)![f] ?? 0) })) };
 }
 
+// Stats name a campaign by id; a marketer knows it by name. The busiest few are looked up (the
+// series come busiest first), the rest keep their id.
+const NAMED_CAMPAIGNS = 20;
+async function campaignNames(series: Stats['series']): Promise<Record<string, string>> {
+  const ids = [...new Set(series.map((s) => s.key.campaign).filter((c): c is string => !!c))].slice(0, NAMED_CAMPAIGNS);
+  const named = await Promise.all(ids.map((id) => api<Campaign>(`/v1/campaigns/${encodeURIComponent(id)}`).then((c) => [id, c.name] as const, () => [id, id] as const)));
+  return Object.fromEntries(named);
+}
+
 const totalsOf = (points: Stats['series'][number]['points']) => {
   const t: Partial<Record<PointField, number>> = {};
   for (const p of points) for (const f of POINT_FIELDS) t[f] = (t[f] ?? 0) + (p[f] ?? 0);
@@ -50,20 +73,22 @@ export function Overview({ app }: { app: string | null }) {
   const [range, setRange] = useState<Range>('day');
   const [interval, setBucket] = useState<Interval>('hour');
   const [split, setSplit] = useState<Split>('channel');
-  // The window is fixed when the choice is made, so the funnel and the split cover the same range.
-  const span = useMemo(() => {
-    const to = new Date();
-    return { from: new Date(to.getTime() - RANGES[range].ms).toISOString(), to: to.toISOString() };
-  }, [range, interval, app]);
+  // The window is fixed when a choice is made (or Refresh pressed), so the funnel, the split and
+  // the error reasons cover the same range.
+  const [asOf, setAsOf] = useState(0);
+  const span = useMemo(() => spanOf(range, interval), [range, interval, app, asOf]);
 
   const stats = useLoad(() => api<Stats>(`/v1/stats?${qs({ ...span, interval })}`), [span]);
   const grouped = useLoad(() => api<Stats>(`/v1/stats?${qs({ ...span, interval, groupBy: split })}`), [span, split]);
   const errors = useLoad(() => api<StatsErrors>(`/v1/stats/errors?${qs(span)}`), [span]);
   const queues = useLoad(() => api<{ at: string; queues: QueueDepth[] }>('/v1/queues'), [app], 5000);
+  const names = useLoad(() => (split === 'campaign' && grouped.data ? campaignNames(grouped.data.series) : Promise.resolve<Record<string, string>>({})), [grouped.data, split]);
+  const label = (key: Stats['series'][number]['key']) =>
+    key.campaign ? (names.data?.[key.campaign] ?? key.campaign) : key.campaign === null ? 'no campaign (transactional)' : keyLabel(key);
 
   const funnel = useMemo(() => (stats.data ? funnelLines(stats.data, ['sent', 'delivered', 'opened']) : undefined), [stats.data]);
   const invalid = useMemo(() => (stats.data ? funnelLines(stats.data, ['invalid', 'failed', 'expired']) : undefined), [stats.data]);
-  const split$ = useMemo(() => (grouped.data ? align(grouped.data.series, 'sent') : undefined), [grouped.data]);
+  const split$ = useMemo(() => (grouped.data ? align(grouped.data.series, 'sent', label) : undefined), [grouped.data, names.data]);
   const t = stats.data?.totals ?? {};
 
   return (
@@ -76,11 +101,11 @@ export function Overview({ app }: { app: string | null }) {
           options={Object.entries(RANGES).map(([k, v]) => [k, v.label] as const)}
           onChange={(v) => {
             setRange(v as Range);
-            setBucket(RANGES[v as Range].interval);
+            setBucket(RANGES[v as Range].buckets[0]!);
           }}
         />
-        <Choice label="Buckets" id="buckets" value={interval} options={[['minute', 'Minute'], ['hour', 'Hour'], ['day', 'Day']]} onChange={(v) => setBucket(v as Interval)} />
-        <button type="button" onClick={() => (stats.reload(), grouped.reload(), errors.reload())}>
+        <Choice label="Buckets" id="buckets" value={interval} options={RANGES[range].buckets.map((b) => [b, BUCKET_LABELS[b]] as const)} onChange={(v) => setBucket(v as Interval)} />
+        <button type="button" onClick={() => setAsOf(Date.now())}>
           Refresh
         </button>
       </form>
@@ -130,7 +155,7 @@ export function Overview({ app }: { app: string | null }) {
                 const name = keyLabel(s.key);
                 return (
                   <tr>
-                    <th scope="row">{name}</th>
+                    <th scope="row">{s.key.campaign ? <a href={`#/campaigns/${encodeURIComponent(s.key.campaign)}`}>{label(s.key)}</a> : label(s.key)}</th>
                     {(['sent', 'delivered', 'opened', 'failed', 'invalid', 'expired'] as const).map((f) => (
                       <td class="n" data-testid={`split-${name}-${f}`}>
                         {num(c[f] ?? 0)}
