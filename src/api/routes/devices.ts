@@ -10,6 +10,7 @@ import { DeviceRegistrations } from '../../services/device-registrations.js';
 import { appOf, appOrOperator } from '../auth.js';
 import { route } from '../define.js';
 import { notFound } from '../errors.js';
+import { sendJson } from '../send-json.js';
 import { appIdSchema } from './apps.js';
 
 /** Device ids double as MQTT client ids and topic levels, so topic wildcards and `/` are out. */
@@ -166,7 +167,7 @@ export function devicesRouter(ctx: Context, bound: BoundPorts = {}): Router {
       const stored = await registrations.register({ appId, id: params.id, input });
       // A new row has a new credential epoch (the cache may still say "deleted"); an update keeps it.
       if (stored.created) await creds.registered(appId, params.id, stored.device.credential_epoch);
-      res.json(view(req, appId, stored.device, stored.tokens));
+      sendJson(res, 200, view(req, appId, stored.device, stored.tokens));
     },
   );
 
