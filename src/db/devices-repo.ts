@@ -79,16 +79,9 @@ export class DevicesRepo {
   constructor(private readonly db: Kysely<DB>) {}
 
   /**
-   * Registers or updates a device and returns it as stored: one statement (the device, removed
-   * and changed tokens, the current tokens), since apps register on every launch.
-   */
-  async upsert(appId: string, id: string, input: DeviceInput): Promise<Registered> {
-    return (await this.upsertMany([{ appId, id, input }]))[0]!;
-  }
-
-  /**
-   * Registers or updates many devices in one statement and returns each as stored, in order
-   * (services/device-registrations.ts groups a turn's registrations). All must write the same
+   * Registers or updates devices in one statement (the devices, removed and changed tokens, the
+   * current tokens) and returns each as stored, in order: apps register on every launch, and
+   * services/device-registrations.ts groups the registrations that arrive together. All must write the same
    * columns (`registrationShape`): a column a request leaves out keeps its stored value, and
    * `ON CONFLICT DO UPDATE` can only name the columns of the whole statement. No device may appear
    * twice: one statement cannot update a row twice. A token that changes value becomes active
