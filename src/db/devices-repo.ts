@@ -81,11 +81,12 @@ export class DevicesRepo {
   /**
    * Registers or updates devices in one statement (the devices, removed and changed tokens, the
    * current tokens) and returns each as stored, in order: apps register on every launch, and
-   * services/device-registrations.ts groups the registrations that arrive together. All must write the same
-   * columns (`registrationShape`): a column a request leaves out keeps its stored value, and
-   * `ON CONFLICT DO UPDATE` can only name the columns of the whole statement. No device may appear
-   * twice: one statement cannot update a row twice. A token that changes value becomes active
-   * again; the same value keeps its state, so re-registering a quarantined token does not revive it.
+   * services/device-registrations.ts groups the registrations that arrive together. All must
+   * write the same columns (`registrationShape`): a column a request leaves out keeps its stored
+   * value, and `ON CONFLICT DO UPDATE` names the columns of the whole statement. No device may
+   * appear twice: one statement cannot update a row twice. A token that changes value becomes
+   * active again; the same value keeps its state, so re-registering a quarantined token does not
+   * revive it.
    */
   async upsertMany(regs: readonly Registration[]): Promise<Registered[]> {
     if (regs.length === 0) return [];

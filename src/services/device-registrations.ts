@@ -7,10 +7,10 @@ const MAX_BATCH = 500;
  * Batches being written at once. While they are, new registrations wait and are written together
  * when one finishes: under load a batch grows to what arrived during one statement's round trip
  * (requests reach the handler over many event-loop turns, each after its own auth and rate-limit
- * round trips, so a turn alone groups few), and a lone registration still goes out at once.
+ * round trips, so a turn alone groups few), and a lone registration still goes out within WINDOW_MS.
  */
 const MAX_IN_FLIGHT = 2;
-/** How long a registration waits for others to join its statement. */
+/** How long the first registration of a batch waits for others to join its statement. */
 const WINDOW_MS = 1;
 
 interface Waiting {
@@ -21,11 +21,12 @@ interface Waiting {
 
 /**
  * Group commit for `PUT /v1/devices/:id`: apps register on every launch, so a popular app's
- * morning is a storm of them. The registrations waiting at the end of an event-loop turn (or for
- * a batch in flight, MAX_IN_FLIGHT) are stored by one statement per shape (the columns they
- * write; an SDK sends the same shape every time) instead of one statement and one commit each.
+ * morning is a storm of them. The registrations that arrive within WINDOW_MS of each other (or
+ * while MAX_IN_FLIGHT batches are being written) are stored by one statement per shape (the
+ * columns they write; an SDK sends the same shape every time) instead of one statement and one
+ * commit each, as services/direct-push.ts groups single pushes.
  *
- * A device named twice in one turn is written in arrival order, one statement per repeat (a
+ * A device named twice in one batch is written in arrival order, one statement per repeat (a
  * statement cannot update a row twice), so the last write wins and each request is answered
  * with the device as its own write left it. A statement that fails is retried one registration
  * at a time, so one bad registration fails alone.
