@@ -20,6 +20,54 @@ export interface DeviceInput {
   attributes?: Record<string, string>;
 }
 
+export interface Registration {
+  appId: string;
+  id: string;
+  input: DeviceInput;
+}
+
+export interface Registered {
+  created: boolean;
+  device: DeviceRow;
+  tokens: DeviceTokenRow[];
+}
+
+/**
+ * The device columns a registration may write: name, SQL type, and the value it writes
+ * (undefined: not given, the stored value stays).
+ */
+const COLUMNS: [string, string, (input: DeviceInput) => unknown][] = [
+  ['platform', 'text', (d) => d.platform],
+  ['brand', 'text', (d) => (d.brand === undefined ? undefined : (d.brand?.toLowerCase() ?? null))],
+  ['user_id', 'text', (d) => d.userId],
+  ['tags', 'text[]', (d) => d.tags],
+  ['locale', 'text', (d) => d.locale],
+  ['timezone', 'text', (d) => d.timezone],
+  ['app_version', 'text', (d) => d.appVersion],
+  ['attributes', 'jsonb', (d) => d.attributes],
+];
+
+/** The device columns a registration writes, as a key: registrations of one shape share a statement. */
+export function registrationShape(input: DeviceInput): string {
+  return COLUMNS.filter(([, , value]) => value(input) !== undefined)
+    .map(([name]) => name)
+    .join(',');
+}
+
+/**
+ * JSON for a jsonb parameter. JSON.stringify writes a lone UTF-16 surrogate (valid in a JS string,
+ * not in Unicode) as a `\\udXXX` escape, which jsonb refuses; a text parameter carries it as
+ * U+FFFD (UTF-8 encoding), as this does.
+ * https://www.postgresql.org/docs/current/datatype-json.html
+ */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+function jsonParam(value: unknown): string {
+  const text = JSON.stringify(value);
+  if (!/\\ud[89a-f]/i.test(text)) return text;
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'string' ? v.replace(LONE_SURROGATE, '\ufffd') : v));
+}
+
 export interface RoutingDevice {
   id: string;
   platform: Platform;
@@ -31,69 +79,95 @@ export class DevicesRepo {
   constructor(private readonly db: Kysely<DB>) {}
 
   /**
-   * Registers or updates a device and returns it as stored: one statement (the device, removed
-   * and changed tokens, the current tokens), since apps register on every launch. A token that
-   * changes value becomes active again; the same value keeps its state, so re-registering a
-   * quarantined token does not revive it.
+   * Registers or updates devices in one statement (the devices, removed and changed tokens, the
+   * current tokens) and returns each as stored, in order: apps register on every launch, and
+   * services/device-registrations.ts groups the registrations that arrive together. All must
+   * write the same columns (`registrationShape`): a column a request leaves out keeps its stored
+   * value, and `ON CONFLICT DO UPDATE` names the columns of the whole statement. No device may
+   * appear twice: one statement cannot update a row twice. A token that changes value becomes
+   * active again; the same value keeps its state, so re-registering a quarantined token does not
+   * revive it.
    */
-  async upsert(appId: string, id: string, input: DeviceInput): Promise<{ created: boolean; device: DeviceRow; tokens: DeviceTokenRow[] }> {
+  async upsertMany(regs: readonly Registration[]): Promise<Registered[]> {
+    if (regs.length === 0) return [];
+    const shape = registrationShape(regs[0]!.input);
+    const columns = COLUMNS.filter(([, , value]) => value(regs[0]!.input) !== undefined);
+    const rows: Record<string, unknown>[] = [];
+    const put: { a: string; d: string; c: string; t: string }[] = [];
+    const removed: { a: string; d: string; c: string }[] = [];
+    const seen = new Set<string>();
+    // In key order, as every batch is: two statements locking the same devices in opposite orders deadlock.
+    const sorted = [...regs].sort((x, y) => (x.appId === y.appId ? (x.id < y.id ? -1 : x.id > y.id ? 1 : 0) : x.appId < y.appId ? -1 : 1));
+    for (const { appId, id, input } of sorted) {
+      if (registrationShape(input) !== shape) throw new Error('upsertMany: registrations of one statement must write the same columns');
+      const key = `${appId}\u0000${id}`;
+      if (seen.has(key)) throw new Error('upsertMany: a device may appear once per statement');
+      seen.add(key);
+      const row: Record<string, unknown> = { a: appId, i: id };
+      for (const [name, , value] of columns) row[name] = value(input);
+      rows.push(row);
+      for (const [c, t] of Object.entries(input.tokens ?? {})) {
+        if (t === null) removed.push({ a: appId, d: id, c });
+        else if (t !== undefined) put.push({ a: appId, d: id, c, t });
+      }
+    }
     const now = new Date();
-    const set: [string, unknown][] = [['platform', input.platform]];
-    if (input.brand !== undefined) set.push(['brand', input.brand?.toLowerCase() ?? null]);
-    if (input.userId !== undefined) set.push(['user_id', input.userId]);
-    if (input.tags !== undefined) set.push(['tags', textArray(input.tags)]);
-    if (input.locale !== undefined) set.push(['locale', input.locale]);
-    if (input.timezone !== undefined) set.push(['timezone', input.timezone]);
-    if (input.appVersion !== undefined) set.push(['app_version', input.appVersion]);
-    if (input.attributes !== undefined) set.push(['attributes', JSON.stringify(input.attributes)]);
-    set.push(['last_seen_at', now], ['updated_at', now]);
-    const tokens = Object.entries(input.tokens ?? {}).filter(([, v]) => v !== undefined);
-    const put = tokens.filter((e): e is [string, string] => e[1] !== null);
-    const removed = tokens.filter(([, v]) => v === null).map(([c]) => c);
-    const value = (c: string, v: unknown) => (c === 'tags' ? sql`${v}::text[]` : c === 'attributes' ? sql`${v}::jsonb` : sql`${v}`);
+    const cols = [...columns.map(([name]) => sql.ref(name)), sql.ref('last_seen_at'), sql.ref('updated_at')];
     // The statement's parts share one snapshot: the tokens it returns are the ones it read,
-    // minus those it removed, with those it wrote in their place.
-    const res = await sql<DeviceRow & { created: boolean; token_list: [string, string, string, string | null, string | null][] }>`
-      WITH dev AS (
-        INSERT INTO devices (app_id, id, ${sql.join(set.map(([c]) => sql.ref(c)))})
-        VALUES (${appId}, ${id}, ${sql.join(set.map(([c, v]) => value(c, v)))})
-        ON CONFLICT (app_id, id) DO UPDATE SET ${sql.join(set.map(([c]) => sql`${sql.ref(c)} = EXCLUDED.${sql.ref(c)}`))}
+    // minus those it removed, with those it wrote in their place. The rows travel as one JSON
+    // parameter: ragged per-device arrays (tags, tokens) do not fit parallel unnest() arrays.
+    const res = await sql<DeviceRow & { created: boolean; token_list: [string, string, string, string | null, string | null][] | null }>`
+      WITH v AS (
+        SELECT * FROM jsonb_to_recordset(${jsonParam(rows)}::jsonb)
+          AS v(a text, i text${sql.join(columns.map(([name, type]) => sql`, ${sql.ref(name)} ${sql.raw(type)}`), sql``)})
+      ), dev AS (
+        INSERT INTO devices (app_id, id, ${sql.join(cols)})
+        SELECT a, i${sql.join(columns.map(([name]) => sql`, ${sql.ref(name)}`), sql``)}, ${now}::timestamptz, ${now}::timestamptz FROM v
+        ON CONFLICT (app_id, id) DO UPDATE SET ${sql.join(cols.map((c) => sql`${c} = EXCLUDED.${c}`))}
         RETURNING *, (xmax = 0) AS created
       ), removed AS (
-        DELETE FROM device_tokens WHERE app_id = ${appId} AND device_id = ${id} AND channel = ANY(${textArray(removed)}::text[])
-        RETURNING channel
+        DELETE FROM device_tokens t USING jsonb_to_recordset(${jsonParam(removed)}::jsonb) AS r(a text, d text, c text)
+        WHERE t.app_id = r.a AND t.device_id = r.d AND t.channel = r.c
+        RETURNING t.app_id, t.device_id, t.channel
       ), put AS (
         INSERT INTO device_tokens (app_id, device_id, channel, token, state, updated_at)
-        SELECT ${appId}, ${id}, v.channel, v.token, 'active', now()
-        FROM unnest(${textArray(put.map(([c]) => c))}::text[], ${textArray(put.map(([, t]) => t))}::text[]) AS v(channel, token)
+        SELECT p.a, p.d, p.c, p.t, 'active', now() FROM jsonb_to_recordset(${jsonParam(put)}::jsonb) AS p(a text, d text, c text, t text)
         ON CONFLICT (app_id, device_id, channel) DO UPDATE
         SET token = EXCLUDED.token, state = 'active', invalid_reason = NULL, invalid_at = NULL, evidence = NULL, updated_at = now()
         WHERE device_tokens.token IS DISTINCT FROM EXCLUDED.token
-        RETURNING channel, token, state, invalid_reason, invalid_at
+        RETURNING app_id, device_id, channel, token, state, invalid_reason, invalid_at
       ), cur AS (
-        SELECT channel, token, state, invalid_reason, invalid_at FROM device_tokens WHERE app_id = ${appId} AND device_id = ${id}
+        -- Per device by its key (LATERAL): a join the planner might hash over the whole table.
+        SELECT c.* FROM v CROSS JOIN LATERAL (
+          SELECT app_id, device_id, channel, token, state, invalid_reason, invalid_at FROM device_tokens t WHERE t.app_id = v.a AND t.device_id = v.i) c
+      ), tok AS (
+        SELECT * FROM put
+        UNION ALL
+        SELECT * FROM cur c
+        WHERE NOT EXISTS (SELECT 1 FROM put p WHERE p.app_id = c.app_id AND p.device_id = c.device_id AND p.channel = c.channel)
+          AND NOT EXISTS (SELECT 1 FROM removed r WHERE r.app_id = c.app_id AND r.device_id = c.device_id AND r.channel = c.channel)
       )
-      SELECT dev.*, (
-        SELECT coalesce(json_agg(json_build_array(channel, token, state, invalid_reason, invalid_at) ORDER BY channel), '[]')
-        FROM (SELECT * FROM put
-              UNION ALL
-              SELECT * FROM cur WHERE channel NOT IN (SELECT channel FROM put) AND channel NOT IN (SELECT channel FROM removed)) x
-      ) AS token_list
-      FROM dev`.execute(this.db);
-    const { created, token_list, ...device } = res.rows[0]!;
-    return {
-      created,
-      device: device as DeviceRow,
-      tokens: token_list.map(([channel, token, state, reason, at]) => ({
-        app_id: appId,
-        device_id: id,
-        channel,
-        token,
-        state,
-        invalid_reason: reason,
-        invalid_at: at === null ? null : new Date(at),
-      })) as DeviceTokenRow[],
-    };
+      SELECT dev.*, t.token_list FROM dev LEFT JOIN (
+        SELECT app_id, device_id, json_agg(json_build_array(channel, token, state, invalid_reason, invalid_at) ORDER BY channel) AS token_list
+        FROM tok GROUP BY app_id, device_id
+      ) t ON t.app_id = dev.app_id AND t.device_id = dev.id`.execute(this.db);
+    const byKey = new Map(res.rows.map((r) => [`${r.app_id}\u0000${r.id}`, r]));
+    return regs.map(({ appId, id }) => {
+      const { created, token_list, ...device } = byKey.get(`${appId}\u0000${id}`)!;
+      return {
+        created,
+        device: device as DeviceRow,
+        tokens: (token_list ?? []).map(([channel, token, state, reason, at]) => ({
+          app_id: appId,
+          device_id: id,
+          channel,
+          token,
+          state,
+          invalid_reason: reason,
+          invalid_at: at === null ? null : new Date(at),
+        })) as DeviceTokenRow[],
+      };
+    });
   }
 
   async get(appId: string, id: string): Promise<{ device: DeviceRow; tokens: DeviceTokenRow[] } | undefined> {

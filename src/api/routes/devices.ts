@@ -6,9 +6,11 @@ import type { Context } from '../../context.js';
 import type { DeviceRow, DeviceTokenRow } from '../../db/schema.js';
 import { isIanaZone } from '../../core/timezone.js';
 import { DeviceCredentials } from '../../self/device-credentials.js';
+import { DeviceRegistrations } from '../../services/device-registrations.js';
 import { appOf, appOrOperator } from '../auth.js';
 import { route } from '../define.js';
 import { notFound } from '../errors.js';
+import { sendJson } from '../send-json.js';
 import { appIdSchema } from './apps.js';
 
 /** Device ids double as MQTT client ids and topic levels, so topic wildcards and `/` are out. */
@@ -99,6 +101,7 @@ export function devicesRouter(ctx: Context, bound: BoundPorts = {}): Router {
   const { devices } = ctx.repos;
   const { config } = ctx;
   const creds = new DeviceCredentials(ctx);
+  const registrations = new DeviceRegistrations(devices, ctx.logger);
 
   const selfInfo = (req: Request, appId: string, id: string, epoch: string) => {
     const host = config.PUBLIC_HOST ?? req.hostname;
@@ -150,7 +153,7 @@ export function devicesRouter(ctx: Context, bound: BoundPorts = {}): Router {
         if (value === undefined) continue;
         tokens[channel as Channel] = value;
       }
-      const stored = await devices.upsert(appId, params.id, {
+      const input = {
         platform: body.platform,
         ...(body.brand !== undefined ? { brand: body.brand } : {}),
         tokens,
@@ -160,10 +163,11 @@ export function devicesRouter(ctx: Context, bound: BoundPorts = {}): Router {
         ...(body.timezone !== undefined ? { timezone: body.timezone } : {}),
         ...(body.appVersion !== undefined ? { appVersion: body.appVersion } : {}),
         ...(body.attributes !== undefined ? { attributes: body.attributes } : {}),
-      });
+      };
+      const stored = await registrations.register({ appId, id: params.id, input });
       // A new row has a new credential epoch (the cache may still say "deleted"); an update keeps it.
       if (stored.created) await creds.registered(appId, params.id, stored.device.credential_epoch);
-      res.json(view(req, appId, stored.device, stored.tokens));
+      sendJson(res, 200, view(req, appId, stored.device, stored.tokens));
     },
   );
 

@@ -16,6 +16,7 @@ import { smsFallbackId } from '../../services/sms-fallback.js';
 import { appOf } from '../auth.js';
 import { route } from '../define.js';
 import { ApiError, notFound } from '../errors.js';
+import { sendJson } from '../send-json.js';
 
 /** Any id is looked up: one Relay never issued is simply not found (404), not malformed. */
 const messageId = z.string().min(1).max(128);
@@ -113,7 +114,7 @@ export function messagesRouter(ctx: Context, recall?: (appId: string, messageId:
       }
       const accepted = await push.accept(appId, body, key);
       if (accepted.replayed) res.set('Idempotent-Replayed', 'true');
-      res.status(202).json({ id: accepted.id, recipients: accepted.recipients });
+      sendJson(res, 202, { id: accepted.id, recipients: accepted.recipients });
     },
   );
 
