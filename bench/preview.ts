@@ -34,6 +34,7 @@ const { values } = parseArgs({
     repeat: { type: 'string', default: '3' },
     upserts: { type: 'string', default: '2000' },
     'copy-check': { type: 'string', default: '100000' },
+    filters: { type: 'string' },
   },
 });
 const N = Number(values.devices);
@@ -147,7 +148,8 @@ try {
   const online = Array.from({ length: ONLINE }, (_, k) => id(Math.floor((k * N) / Math.max(ONLINE, 1)) + (k % 3 === 0 ? 9 : 1)));
   const repo = new CampaignsRepo(db);
   const results: Record<string, unknown> = {};
-  for (const [name, audience] of Object.entries(FILTERS)) {
+  const only = values.filters?.split(',');
+  for (const [name, audience] of Object.entries(FILTERS).filter(([name]) => !only || only.includes(name))) {
     const ms: number[] = [];
     let total = 0;
     for (let r = 0; r < REPEAT; r++) {
