@@ -14,6 +14,7 @@ import * as m0025 from './0025_devices_brand_index.js';
 import * as m0030 from './0030_relay_state.js';
 import { sealReceiptSecrets } from './0031_sealed_receipt_secrets.js';
 import * as m0035 from './0035_partitioned_deliveries.js';
+import * as m0040 from './0040_preview_indexes.js';
 
 /** What a data migration may need beyond the database: the key that seals secrets at rest. */
 export interface MigrationEnv {
@@ -43,6 +44,7 @@ const schemaMigrations: Record<string, Migration> = {
   '0015_dead_letters': m0015,
   '0025_devices_brand_index': m0025,
   '0035_partitioned_deliveries': m0035,
+  '0040_preview_indexes': m0040,
 };
 
 /** Every migration, for callers with no CREDENTIALS_KEY (they can migrate only schemas with no app yet). */
