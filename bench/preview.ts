@@ -181,12 +181,12 @@ try {
     }
     results[name] = { ms: Math.round(median(ms)), runs: ms.map(Math.round), total, plans };
   }
-  // The write side: registrations through the upsert statement at one connection.
+  // The write side: registrations through the upsert statement at one connection, one device per statement.
   const devices = new DevicesRepo(db);
   const UPSERTS = Number(values.upserts);
   const t0 = performance.now();
   for (let k = 0; k < UPSERTS; k++) {
-    await devices.upsert(APP, `reg-${k}`, { platform: 'android', brand: 'xiaomi', tokens: { fcm: `reg-fcm-${k}`, xiaomi: `reg-mi-${k}` }, tags: ['x'] });
+    await devices.upsertMany([{ appId: APP, id: `reg-${k}`, input: { platform: 'android', brand: 'xiaomi', tokens: { fcm: `reg-fcm-${k}`, xiaomi: `reg-mi-${k}` }, tags: ['x'] } }]);
   }
   const upsertsPerSec = Math.round(UPSERTS / ((performance.now() - t0) / 1000));
   await sql`DELETE FROM devices WHERE app_id = ${APP} AND id LIKE 'reg-%'`.execute(db);
