@@ -10,6 +10,10 @@
  *
  *   npm run bench:campaign -- [--sizes 20000,100000] [--throttle 30000] [--throttle-seconds 60]
  *   npm run bench:campaign -- --sizes 100000,1000000          # the flat-memory check, 1M devices
+ *   npm run bench:campaign -- --sizes 100000,1000000 --dispatch-only --throttle-seconds 0 \
+ *     --mem-trace /tmp/trace --node-options=--max-old-space-size=1536   # the scheduler's memory, split
+ *
+ * With --dispatch-only, campaignSendsPerSec is the dispatch rate (nothing is sent).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
