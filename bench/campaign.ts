@@ -10,11 +10,15 @@
  *
  *   npm run bench:campaign -- [--sizes 20000,100000] [--throttle 30000] [--throttle-seconds 60]
  *   npm run bench:campaign -- --sizes 100000,1000000          # the flat-memory check, 1M devices
+ *   npm run bench:campaign -- --sizes 100000,1000000 --dispatch-only --throttle-seconds 0 \
+ *     --mem-trace /tmp/trace --node-options=--max-old-space-size=1536   # the scheduler's memory, split
+ *
+ * With --dispatch-only, campaignSendsPerSec is the dispatch rate (nothing is sent).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -36,11 +40,42 @@ const { values } = parseArgs({
     sizes: { type: 'string', default: '20000,100000' },
     throttle: { type: 'string', default: '30000' },
     'throttle-seconds': { type: 'string', default: '60' },
+    /** A directory: every Relay process writes its memory split there (bench/lib/mem-trace.mjs), the bench its phases. */
+    'mem-trace': { type: 'string' },
+    /**
+     * The scheduler's dispatch alone (no previews, no pipeline baseline, no ratio): Relay runs
+     * without its worker role, so nothing is sent, and a campaign is timed until it has dispatched
+     * its whole audience (the queues hold the send jobs). The primary's memory without sends.
+     */
+    'dispatch-only': { type: 'boolean', default: false },
+    /** Extra Node/V8 flags for Relay's processes (NODE_OPTIONS), e.g. to measure a GC setting's effect. */
+    'node-options': { type: 'string', default: '' },
   },
 });
 const SIZES = values.sizes.split(',').map(Number);
 const THROTTLE = Number(values.throttle);
 const THROTTLE_SECONDS = Number(values['throttle-seconds']);
+const TRACE = values['mem-trace'];
+const DISPATCH_ONLY = values['dispatch-only'];
+const nodeOptions = [process.env.NODE_OPTIONS ?? '', values['node-options'], TRACE ? `--import=${new URL('./lib/mem-trace.mjs', import.meta.url).pathname}` : ''].join(' ').trim();
+const traceEnv: Record<string, string> = { ...(TRACE ? { MEM_TRACE_DIR: TRACE } : {}), ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
+/**
+ * Per process, from the memory traces over [from, to): peak RSS, V8 heap and external memory, and
+ * the smallest heapUsed (about the live set, right after a collection) with the collections.
+ */
+function memorySplit(pids: number[], from: number, to: number) {
+  return pids.map((pid) => {
+    const file = join(TRACE!, `${pid}.jsonl`);
+    if (!existsSync(file)) return null;
+    const rows = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>).filter((r) => r.t! >= from && r.t! < to);
+    if (rows.length === 0) return null;
+    const max = (k: string) => Math.max(...rows.map((r) => r[k] ?? 0));
+    const sum = (k: string) => rows.reduce((a, r) => a + (r[k] ?? 0), 0);
+    return { rssMb: max('rss'), heapTotalMb: max('heapTotal'), heapUsedMaxMb: max('heapUsed'), heapUsedMinMb: Math.min(...rows.map((r) => r.heapUsed!)), externalMb: max('external'), oldSpaceMb: max('oldSpace'), newSpaceMb: max('newSpace'), scavenges: sum('minor'), markCompacts: sum('major'), gcMs: sum('gcMs') };
+  });
+}
+/** Phase markers on the traces' clock. */
+const mark = (phase: string, devices: number) => TRACE && appendFileSync(join(TRACE, 'phases.jsonl'), JSON.stringify({ t: Date.now(), phase, devices }) + '\n');
 const TEAM = 'TEAMBENCH1';
 const KID = 'KEYBENCH01';
 const BUNDLE = 'com.example.bench';
@@ -141,8 +176,8 @@ async function copyDevices(db: pg.Client, n: number, offset: number, tag: string
 }
 
 async function startRelay(port: number, iso: Isolation) {
-  const env = iso.env({ APNS_ENDPOINT: `https://127.0.0.1:${port}`, APNS_MAX_STREAMS: '1000', LOG_LEVEL: 'info', WORKER_PROCESSES: 'auto', CAMPAIGN_TICK: '100ms' });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...childEnv, ...env, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const env = iso.env({ APNS_ENDPOINT: `https://127.0.0.1:${port}`, APNS_MAX_STREAMS: '1000', LOG_LEVEL: 'info', WORKER_PROCESSES: 'auto', CAMPAIGN_TICK: '100ms', ...(DISPATCH_ONLY ? { ROLES: 'api,gateway,scheduler' } : {}) });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...childEnv, ...env, ...traceEnv, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
   const apiPort = await apiPortWhenReady(child);
   const base = `http://127.0.0.1:${apiPort}`;
   const op = client(base, env.ADMIN_TOKEN);
@@ -181,6 +216,10 @@ async function campaign(api: Api, body: Record<string, unknown>, n: number) {
     const sent = g.counts.sent as number;
     samples.push({ at: performance.now() - started, sent });
     if (!firstSendMs && sent > 0) firstSendMs = Math.round(performance.now() - started);
+    if (DISPATCH_ONLY && g.state === 'completed') {
+      if (g.dispatched !== n) throw new Error(`campaign dispatched ${String(g.dispatched)} of ${n}`);
+      return { rate: n / ((performance.now() - started) / 1000), firstSendMs, samples };
+    }
     if (g.state === 'completed' && g.counts.queued === 0) {
       if (sent !== n) throw new Error(`campaign ended with ${JSON.stringify(g.counts)}`);
       return { rate: n / ((performance.now() - started) / 1000), firstSendMs, samples };
@@ -199,15 +238,23 @@ try {
     try {
       const db = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${iso.schema}` });
       await db.connect();
+      mark('copy', n);
       const copyStart = performance.now();
       await copyDevices(db, n, 0, 'bench');
       const copySeconds = (performance.now() - copyStart) / 1000;
-      const preview = await previews(relay.api, db, iso.schema);
-      const pipelineRate = await pushAll(relay.api, 'bench', n);
+      mark('previews', n);
+      const preview = DISPATCH_ONLY ? {} : await previews(relay.api, db, iso.schema);
+      mark('pipeline', n);
+      const pipelineRate = DISPATCH_ONLY ? NaN : await pushAll(relay.api, 'bench', n);
+      mark('campaign', n);
+      const campaignFrom = Date.now();
       const unthrottled = await campaign(relay.api, { name: 'unthrottled', audience: { tags: { all: ['bench'] } } }, n);
+      mark('campaign-done', n);
+      const campaignMemory = TRACE ? memorySplit(family(relay.child.pid!), campaignFrom, Date.now()) : undefined;
       if (k === SIZES.length - 1 && THROTTLE_SECONDS > 0) {
         const m = Math.round((THROTTLE * THROTTLE_SECONDS) / 60);
         await copyDevices(db, m, n, 'paced');
+        mark('throttled', n);
         const run = await campaign(relay.api, { name: 'paced', audience: { tags: { all: ['paced'] } }, throttle: { perMinute: THROTTLE } }, m);
         // Per-minute rate over the steady part (after the first send, before the last).
         const first = run.samples.find((s) => s.sent > 0)!;
@@ -215,6 +262,7 @@ try {
         const perMinute = ((m - first.sent) / (last.at - first.at)) * 60_000;
         throttled = { devices: m, throttlePerMinute: THROTTLE, measuredPerMinute: Math.round(perMinute), errorPct: Number(((Math.abs(perMinute - THROTTLE) / THROTTLE) * 100).toFixed(1)), goalPct: 5 };
       }
+      mark('end', n);
       await db.end();
       const rss = family(relay.child.pid!).map(peakRssMb);
       perSize.push({
@@ -224,9 +272,10 @@ try {
         campaignSendsPerSec: Math.round(unthrottled.rate),
         ratioToPipeline: Number((unthrottled.rate / pipelineRate).toFixed(3)),
         firstSendMs: unthrottled.firstSendMs,
-        previewMsMax: Math.max(...Object.values(preview).map((p) => p.ms)),
+        previewMsMax: Math.max(0, ...Object.values(preview).map((p) => p.ms)),
         preview,
         peakRssMbPerProcess: rss,
+        ...(campaignMemory ? { campaignMemory } : {}),
       });
     } finally {
       relay.child.kill('SIGTERM');
@@ -243,6 +292,8 @@ try {
     JSON.stringify({
       bench: 'campaign',
       provider: 'apns',
+      nodeOptions: values['node-options'] || null,
+      dispatchOnly: DISPATCH_ONLY,
       sizes: perSize,
       rssGrowth: perSize.length > 1 ? Number((rssOf(perSize.length - 1) / rssOf(0)).toFixed(2)) : null,
       rssGrowthPerProcess,
