@@ -6,10 +6,11 @@ export type Counts = Record<DeliveryStatus, number>;
  * Campaign rates (README: Campaigns): delivered / sent and opened / delivered, over everything that reached each stage
  * (a delivery now `opened` was sent and delivered too).
  */
-export function rates(c: Counts): { delivered: number; opened: number } {
+export function rates(c: Counts): { delivered: number | null; opened: number | null } {
   const sent = c.sent + c.delivered + c.opened;
   const delivered = c.delivered + c.opened;
-  return { delivered: sent ? delivered / sent : 0, opened: delivered ? c.opened / delivered : 0 };
+  // Null, not 0, when nothing reached the stage yet: no rate exists, as GET /v1/stats says too.
+  return { delivered: sent ? delivered / sent : null, opened: delivered ? c.opened / delivered : null };
 }
 
 /**

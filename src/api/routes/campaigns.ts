@@ -15,7 +15,10 @@ import { route } from '../define.js';
 import { ApiError } from '../errors.js';
 
 const counts = z.object(Object.fromEntries(DELIVERY_STATUSES.map((s) => [s, z.number()])));
-const rates = z.object({ delivered: z.number().describe('delivered / sent'), opened: z.number().describe('opened / delivered') });
+const rates = z.object({
+  delivered: z.number().nullable().describe('delivered / sent; null when nothing was sent'),
+  opened: z.number().nullable().describe('opened / delivered; null when nothing was delivered'),
+});
 
 const campaignView = z.object({
   id: z.string(),
