@@ -19,7 +19,7 @@ const READ_EVERY_MS = 10;
  * bulk lane can give way to it (docs/scaling.md, Isolation). The API sets it when it queues
  * transactional send jobs and the transactional workers when they start and finish one; bulk send
  * workers and the router read it between batches. A sign lasts `holdMs` (the key's TTL holds the
- * deadline), so a crashed process cannot leave the bulk lane held back. Writes are throttled to a
+ * end), so a crashed process cannot leave the bulk lane held back. Writes are throttled to a
  * few per hold and reads are cached for a few milliseconds: a busy process pays a Redis command
  * every few milliseconds at most, not one per job. Redis unreachable: no pressure is seen, and the
  * bulk lane runs as before.
@@ -45,21 +45,22 @@ export class TxPressure {
     this.known = Math.max(this.known, now + this.holdMs);
     if (now - this.lastWrite < this.holdMs / 4) return;
     this.lastWrite = now;
-    this.redis.set(this.key, String(now + this.holdMs), 'PX', this.holdMs).catch(() => undefined);
+    this.redis.set(this.key, '1', 'PX', this.holdMs).catch(() => undefined);
   }
 
   /** Epoch ms until which the bulk lane holds back; in the past when it need not. */
   async until(now = Date.now()): Promise<number> {
     if (this.known > now || now - this.readAt < READ_EVERY_MS) return this.known;
+    // The key's remaining time, not a deadline in another machine's clock.
     this.reading ??= this.redis
-      .get(this.key)
+      .pttl(this.key)
       .then(
-        (v) => Number(v ?? 0) || 0,
+        (ms) => ms,
         () => 0,
       )
-      .then((at) => {
+      .then((ms) => {
         this.readAt = Date.now();
-        this.known = Math.max(this.known, at);
+        if (ms > 0) this.known = Math.max(this.known, this.readAt + ms);
         this.reading = undefined;
         return this.known;
       });
