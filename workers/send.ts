@@ -291,7 +291,8 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
   return releaseWith(new Worker<SendJob>(tx ? txQueueName(channel) : channel, handle, {
     connection: bullConnection(ctx.redis),
     prefix: config.QUEUE_PREFIX,
-    concurrency: config.SEND_CONCURRENCY,
+    // Transactional jobs are small and mostly wait on I/O: more of them overlap, so a slow one does not queue the next.
+    concurrency: tx ? config.SEND_CONCURRENCY * 4 : config.SEND_CONCURRENCY,
     lockDuration: config.WORKER_LOCK_DURATION,
     stalledInterval: config.WORKER_LOCK_DURATION,
     maxStalledCount: 100,
