@@ -157,8 +157,9 @@ test('the signal crosses processes through Redis and lapses on its own', async (
   const a = new Redis(REDIS_URL);
   const b = new Redis(REDIS_URL);
   try {
-    const api = new TxPressure(a, iso.prefix, 200);
-    const worker = new TxPressure(b, iso.prefix, 200);
+    // A 2 s hold: long enough that a loaded machine's polling still sees it before it lapses.
+    const api = new TxPressure(a, iso.prefix, 2000);
+    const worker = new TxPressure(b, iso.prefix, 2000);
     assert.equal(await worker.active(), false);
     api.signal();
     await eventually(async () => ((await worker.active()) ? true : undefined), 5_000, 'the other process sees the signal');
