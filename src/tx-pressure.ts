@@ -54,10 +54,7 @@ export class TxPressure {
     // The key's remaining time, not a deadline in another machine's clock.
     this.reading ??= this.redis
       .pttl(this.key)
-      .then(
-        (ms) => ms,
-        () => 0,
-      )
+      .catch(() => 0)
       .then((ms) => {
         this.readAt = Date.now();
         if (ms > 0) this.known = Math.max(this.known, this.readAt + ms);
