@@ -13,7 +13,11 @@
  *   is being sent.
  *
  *   npm run bench:transactional -- [--devices 10000] [--inflight 64] [--rate 1000] [--seconds 5]
- *                                  [--iso-rate 200] [--fanout 100000]
+ *                                  [--iso-rate 200] [--fanout 100000] [--only isolation]
+ *
+ * `--only isolation` registers the devices and measures only the isolation part. The isolation
+ * part also breaks each single push's accept → sent down by stage, from the database clock and its
+ * transactional send job's BullMQ timestamps (added, processed, finished), and times the fan-out.
  *
  * Accept → sent is `deliveries.sent_at − messages.created_at`, both PostgreSQL clock readings:
  * the time from storing the request to writing the provider's answer.
@@ -22,9 +26,11 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 import apn from '@parse/node-apn';
 import pg from 'pg';
+import { Queue } from 'bullmq';
 import { Isolation, PG_URL } from '../test/helpers/harness.js';
 import { BUNDLE, apnProvider, startBenchRelay, startMock, stopBenchRelay, token } from './lib/apns-bench.js';
 import { cpuDelta, cpuNow } from './lib/process-stats.js';
+import { txQueueName, type SendJob } from '../src/queues.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,6 +40,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     'iso-rate': { type: 'string', default: '200' },
     fanout: { type: 'string', default: '100000' },
+    only: { type: 'string' },
   },
 });
 const N = Number(values.devices);
@@ -42,6 +49,7 @@ const RATE = Number(values.rate);
 const SECONDS = Number(values.seconds);
 const ISO_RATE = Number(values['iso-rate']);
 const FANOUT = Number(values.fanout);
+const ONLY_ISOLATION = values.only === 'isolation';
 
 const pct = (sorted: number[], p: number) => Number((sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN).toFixed(1));
 const summary = (xs: number[]) => {
@@ -148,12 +156,45 @@ async function settled(db: pg.Client, ids: string[], timeoutMs = 600_000) {
   }
 }
 
+/**
+ * Where single pushes' accept → sent went, per stage (p50/p99 of each): stored → queued (the
+ * insert's commit to BullMQ's add), queued → picked (the tx lane's queue wait), picked → sent
+ * (the worker's read, the provider, up to the outcome statement's now()), sent → done (the outcome
+ * statement's commit and BullMQ's completion). Clocks: PostgreSQL's and the processes' own, one
+ * machine.
+ */
+async function stages(db: pg.Client, prefix: string, ids: string[]) {
+  const q = new Queue(txQueueName('apns'), { connection: { host: '127.0.0.1', port: 6379 }, prefix });
+  try {
+    const rows = await db.query<{ message_id: string; created: number; sent: number }>(
+      `SELECT d.message_id, extract(epoch FROM m.created_at) * 1000 AS created, extract(epoch FROM d.sent_at) * 1000 AS sent
+       FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.message_id = ANY($1::text[]) AND d.status = 'sent'`,
+      [ids],
+    );
+    const jobs = new Map<string, { timestamp: number; processedOn?: number | undefined; finishedOn?: number | undefined }>();
+    for (const j of await q.getJobs(['completed'], 0, -1)) for (const p of (j.data as SendJob).parts ?? []) jobs.set(p.messageId, j);
+    const out = { storedToQueued: [] as number[], queueWait: [] as number[], pickedToSent: [] as number[], sentToDone: [] as number[] };
+    for (const r of rows.rows) {
+      const j = jobs.get(r.message_id);
+      if (!j?.processedOn || !j.finishedOn) continue;
+      out.storedToQueued.push(j.timestamp - Number(r.created));
+      out.queueWait.push(j.processedOn - j.timestamp);
+      out.pickedToSent.push(Number(r.sent) - j.processedOn);
+      out.sentToDone.push(j.finishedOn - Number(r.sent));
+    }
+    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, summary(v)]));
+  } finally {
+    await q.close();
+  }
+}
+
 const mock = await startMock();
 const iso = new Isolation();
 const result: Record<string, unknown> = { bench: 'transactional', provider: 'apns', devices: N, inflight: INFLIGHT };
 try {
   const bare = await bareLoop(mock.port);
   result.bare = bare;
+  result.load = (await import('node:os')).loadavg().map((x) => Number(x.toFixed(1)));
   const relay = await startBenchRelay(iso, mock.port);
   const key = relay.key;
   const db = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${iso.schema}` });
@@ -168,6 +209,7 @@ try {
       ids.push((JSON.parse(await request(relay.base, key, 'POST', '/v1/push', pushBody(i), 202)) as { id: string }).id);
     };
 
+    if (!ONLY_ISOLATION) {
     // End to end: as fast as 64 callers can push, until every delivery is sent.
     const e2eIds: string[] = [];
     const cpu0 = cpuNow(mock.child.pid!, relay.child.pid);
@@ -184,14 +226,22 @@ try {
     const pacedIds: string[] = [];
     const pacedAccept = await openLoop(RATE, SECONDS, (i) => push(pacedIds, i));
     result.paced = { rate: RATE, seconds: SECONDS, acceptMs: pacedAccept, acceptToSentMs: (await settled(db, pacedIds)).latency };
+    }
 
     // Isolation: the same single pushes, quiet and then while a big fan-out is being sent.
+    // Alone, the isolation part first warms the workers (provider connections, plans) up.
+    if (ONLY_ISOLATION) {
+      const warmIds: string[] = [];
+      await openLoop(ISO_RATE, 1, (i) => push(warmIds, i));
+      await settled(db, warmIds);
+    }
     const quietIds: string[] = [];
-    await openLoop(ISO_RATE, SECONDS, (i) => push(quietIds, i));
+    const quietAccept = await openLoop(ISO_RATE, SECONDS, (i) => push(quietIds, i));
     const quiet = (await settled(db, quietIds)).latency;
     await db.query(`INSERT INTO devices (app_id, id, platform, tags) SELECT 'bench', 'f' || lpad(i::text, 7, '0'), 'ios', '{fan}' FROM generate_series(0, $1 - 1) i`, [FANOUT]);
     await db.query(`INSERT INTO device_tokens (app_id, device_id, channel, token) SELECT 'bench', 'f' || lpad(i::text, 7, '0'), 'apns', 'b' || lpad(to_hex(i), 63, '0') FROM generate_series(0, $1 - 1) i`, [FANOUT]);
     await db.query('ANALYZE devices, device_tokens');
+    const fanStarted = Date.now();
     const fan = (JSON.parse(await request(relay.base, key, 'POST', '/v1/push', { to: { tags: { all: ['fan'] } }, notification: { title: 'campaign', body: 'sale' } }, 202)) as { id: string }).id;
     // Under way: the router has queued sends and the first are out.
     for (;;) {
@@ -200,15 +250,23 @@ try {
       await new Promise((res) => setTimeout(res, 50));
     }
     const busyIds: string[] = [];
-    await openLoop(ISO_RATE, SECONDS, (i) => push(busyIds, i));
+    const busyAccept = await openLoop(ISO_RATE, SECONDS, (i) => push(busyIds, i));
     const busy = (await settled(db, busyIds)).latency;
     const fanLeft = await db.query<{ n: string }>(`SELECT count(*) AS n FROM deliveries WHERE message_id = $1 AND status = 'sent'`, [fan]);
+    const fanSentWhenDone = Number(fanLeft.rows[0]!.n);
+    const fanDone = await settled(db, [fan]);
+    const prefix = relay.env.QUEUE_PREFIX!;
     result.isolation = {
       rate: ISO_RATE,
       fanout: FANOUT,
+      quietAcceptMs: quietAccept,
       quietAcceptToSentMs: quiet,
+      quietStagesMs: await stages(db, prefix, quietIds),
+      duringFanoutAcceptMs: busyAccept,
       duringFanoutAcceptToSentMs: busy,
-      fanoutSentWhenDone: Number(fanLeft.rows[0]!.n),
+      duringFanoutStagesMs: await stages(db, prefix, busyIds),
+      fanoutSentWhenDone: fanSentWhenDone,
+      fanoutSeconds: Number(((fanDone.last.getTime() - fanStarted) / 1000).toFixed(1)),
       p99Ratio: Number((busy.p99 / quiet.p99).toFixed(2)),
     };
     result.goals = { ratio: 0.8, acceptRps: 5000, acceptP99Ms: 50, registerRps: 3000, registerP99Ms: 50, pacedP50Ms: 20, pacedP99Ms: 100, isolationP99Ratio: 2 };

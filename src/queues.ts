@@ -2,6 +2,7 @@ import { Queue, type JobsOptions } from 'bullmq';
 import { createRedis, type RedisClient, type RedisConfig } from './redis.js';
 import { CHANNELS, type Channel } from '../providers/channels.js';
 import { FairShare } from './core/fair-share.js';
+import { TxPressure } from './tx-pressure.js';
 
 export const ROUTE_QUEUE = 'route';
 /** Delayed checks that self-channel deliveries to online devices were acked (SELF_ACK_TIMEOUT). */
@@ -154,6 +155,7 @@ export class Queues {
   /** Per-app priorities on the bulk send queues (core/fair-share.ts); unit: a default batch. */
   private readonly fair = new FairShare(500);
   private pipelinedConnection: RedisClient | undefined;
+  private pressure: TxPressure | undefined;
 
   constructor(
     private readonly redis: RedisConfig,
@@ -179,6 +181,11 @@ export class Queues {
    */
   get pipelined(): RedisClient {
     return (this.pipelinedConnection ??= createRedis(this.redis, { autoPipelining: true }));
+  }
+
+  /** Whether transactional work flows, shared by every process (src/tx-pressure.ts). */
+  get txPressure(): TxPressure {
+    return (this.pressure ??= new TxPressure(this.connection, this.prefix));
   }
 
   send(channel: Channel): Queue<SendJob> {

@@ -7,6 +7,7 @@ import type { NewDeliveryRow } from '../src/db/deliveries-repo.js';
 import { deviceRow, tokenRow } from '../src/services/route-rows.js';
 import { ROUTE_QUEUE, ROUTER_LEASE_MS, sendJobId, type RouteJob } from '../src/queues.js';
 import { bullConnection, releaseWith } from '../src/redis.js';
+import { BulkGate } from '../src/tx-pressure.js';
 
 /** Which devices are online on the self channel right now (the gateway's presence). */
 export type PresenceLookup = (appId: string, deviceIds: string[]) => Promise<ReadonlySet<string>>;
@@ -20,12 +21,23 @@ const nobodyOnline: PresenceLookup = async () => new Set();
  */
 export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobodyOnline): Worker<RouteJob> {
   const { repos, config, queues } = ctx;
+  // A fan-out's page writes give way to transactional work as its sends do (docs/scaling.md, Isolation).
+  const gate = new BulkGate(queues.txPressure);
 
   /** A send job carries at least one full request of the channel's provider (Huawei takes 1,000). */
   const batchSize = (channel: string) => Math.max(config.SEND_BATCH_SIZE, providerModule(channel)?.batchMax ?? 0);
 
   /** Inserts a routed page and queues its send jobs, the new rows leased to them. */
   async function insertAndEnqueue(appId: string, messageId: string, rows: NewDeliveryRow[]) {
+    const release = await gate.enter();
+    try {
+      await insertPage(appId, messageId, rows);
+    } finally {
+      release();
+    }
+  }
+
+  async function insertPage(appId: string, messageId: string, rows: NewDeliveryRow[]) {
     const leasedUntil = Date.now() + ROUTER_LEASE_MS;
     const { leased, pending, resumed } = await repos.deliveries.insertPage(appId, messageId, rows, new Date(leasedUntil));
     const jobId = (first: string) => sendJobId(messageId, first);

@@ -13,6 +13,7 @@ import type { QuotaDays } from '../src/quota-days.js';
 import type { CampaignSendHooks } from '../src/campaigns/send-hooks.js';
 import { RELAY_CODES } from '../src/core/outcome-codes.js';
 import { bullConnection, releaseWith } from '../src/redis.js';
+import { BulkGate } from '../src/tx-pressure.js';
 
 export interface ProviderSource {
   get(appId: string, channel: Channel): Promise<Provider | null>;
@@ -45,6 +46,8 @@ export interface SendWorkerOptions {
   campaigns?: CampaignSendHooks;
   /** Vendors whose daily total the app has used up are skipped until their reset. */
   quotaDays?: QuotaDays;
+  /** The bulk lane's admission under transactional pressure (default: one of its own, src/tx-pressure.ts). */
+  gate?: BulkGate;
 }
 
 /**
@@ -59,6 +62,10 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
   const { repos, config, logger } = ctx;
   const plans = new PlanCache(ctx);
   const leaseMs = config.WORKER_LOCK_DURATION * 2;
+  const tx = opts.lane === 'tx';
+  const pressure = ctx.queues.txPressure;
+  // The bulk lane gives way while transactional work flows (docs/scaling.md, Isolation).
+  const gate = tx ? undefined : (opts.gate ?? new BulkGate(pressure));
 
   async function writeWithRetry(rows: OutcomeRow[], countAttempt: boolean) {
     for (let attempt = 1; ; attempt++) {
@@ -190,7 +197,19 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     return { channel: setting, tokens };
   }
 
+  /** A transactional job signals its lane's pressure while it runs; a bulk one waits for a turn. */
   async function handle(job: Job<SendJob>, token?: string) {
+    if (tx) pressure.signal();
+    const release = gate ? await gate.enter() : undefined;
+    try {
+      await handleJob(job, token);
+    } finally {
+      release?.();
+      if (tx) pressure.signal();
+    }
+  }
+
+  async function handleJob(job: Job<SendJob>, token?: string) {
     const { appId, ids } = job.data;
     // A bulk job is one message's batch; a transactional one gathers several messages of the app.
     const parts = job.data.parts ?? [{ messageId: job.data.messageId, ids }];
@@ -222,6 +241,8 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     const t1 = performance.now();
 
     if (claimed.length > 0) {
+      // Under transactional pressure, one bulk batch at a time goes to the provider and writes.
+      await gate?.step();
       const partOf = new Map<string, number>();
       parts.forEach((p, k) => p.ids.forEach((id) => partOf.set(id, k)));
       const groups = planned.map(() => [] as ClaimedDelivery[]);
@@ -247,6 +268,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
       const overQuota = rows.filter((r) => r.status === 'failed' && r.error?.code === RELAY_CODES.quota);
       const fallback = overQuota.length > 0 ? await quotaTargets(appId, overQuota, claimed) : null;
       if (fallback) for (const r of overQuota) if (fallback.tokens.has(r.id)) Object.assign(r, { status: 'queued', nextAttemptAt: null });
+      await gate?.step();
       await writeWithRetry(rows, readOnly);
       if (fallback && fallback.tokens.size > 0) {
         const ids = [...fallback.tokens.keys()];
@@ -266,10 +288,11 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     }
   }
 
-  return releaseWith(new Worker<SendJob>(opts.lane === 'tx' ? txQueueName(channel) : channel, handle, {
+  return releaseWith(new Worker<SendJob>(tx ? txQueueName(channel) : channel, handle, {
     connection: bullConnection(ctx.redis),
     prefix: config.QUEUE_PREFIX,
-    concurrency: config.SEND_CONCURRENCY,
+    // Transactional jobs are small and mostly wait on I/O: more of them overlap, so a slow one does not queue the next.
+    concurrency: tx ? config.SEND_CONCURRENCY * 4 : config.SEND_CONCURRENCY,
     lockDuration: config.WORKER_LOCK_DURATION,
     stalledInterval: config.WORKER_LOCK_DURATION,
     maxStalledCount: 100,

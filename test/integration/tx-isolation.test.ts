@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { sent, type Provider, type PushContent, type SendTarget } from '../../providers/types.js';
+import { TxPressure } from '../../src/tx-pressure.js';
+import { createRouteWorker } from '../../workers/route.js';
+import { createSendWorker } from '../../workers/send.js';
+import { eventually, Isolation, newApp, PG_URL, REDIS_URL, startTestRelay, type TestRelay } from '../helpers/harness.js';
+import { startProviderMocks } from '../helpers/providers.js';
+
+/**
+ * Isolation of the transactional lane (src/tx-pressure.ts, docs/scaling.md): while single pushes
+ * flow, the bulk lane of a process runs one batch at a time instead of SEND_CONCURRENCY, so the
+ * single pushes do not wait behind a fan-out for CPU and PostgreSQL. Order, not timing: a
+ * provider whose bulk calls wait until the test lets them go shows which call starts when.
+ */
+const FAN = 400;
+const BATCH = 20;
+const CONCURRENCY = 4;
+
+let t: TestRelay;
+let mocks: Awaited<ReturnType<typeof startProviderMocks>>;
+const workers: Worker[] = [];
+let provider: HeldProvider | undefined;
+
+before(async () => {
+  mocks = await startProviderMocks({ record: false });
+  // The API only: this test runs the router and the send workers itself, on a provider it controls.
+  t = await startTestRelay({ ROLES: 'api', SEND_CONCURRENCY: String(CONCURRENCY), SEND_BATCH_SIZE: String(BATCH) });
+});
+after(async () => {
+  // A failed step leaves bulk calls held: let them finish, or closing the workers waits forever.
+  if (provider) provider.free = true;
+  provider?.release();
+  await Promise.all(workers.map((w) => w.close()));
+  await t?.stop();
+  await t?.iso.drop();
+  await mocks?.close();
+});
+
+/** An APNs stand-in: single pushes are answered at once, each bulk call when the test releases it. */
+class HeldProvider implements Provider {
+  readonly channel = 'apns';
+  /** Bulk calls in flight, in start order. */
+  readonly held: (() => void)[] = [];
+  /** How many bulk calls were in flight when each bulk call started. */
+  readonly othersAtStart: number[] = [];
+  readonly attempts = new Map<string, number>();
+  txSent = 0;
+  /** Bulk calls answer at once from now on. */
+  free = false;
+
+  async send(content: PushContent, targets: readonly SendTarget[]) {
+    for (const x of targets) this.attempts.set(x.deliveryId, (this.attempts.get(x.deliveryId) ?? 0) + 1);
+    if (content.notification?.title !== 'sale') {
+      this.txSent += targets.length;
+      return targets.map(() => sent());
+    }
+    this.othersAtStart.push(this.held.length);
+    if (!this.free) {
+      await new Promise<void>((resolve) => {
+        const go = () => {
+          this.held.splice(this.held.indexOf(go), 1);
+          resolve();
+        };
+        this.held.push(go);
+      });
+    }
+    return targets.map(() => sent());
+  }
+
+  release(n = this.held.length): void {
+    for (const go of this.held.slice(0, n)) go();
+  }
+
+  async close() {}
+}
+
+async function seed(appId: string) {
+  const db = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${t.iso.schema}` });
+  await db.connect();
+  try {
+    await db.query(`INSERT INTO devices (app_id, id, platform, tags) SELECT $1, 'f' || i, 'ios', '{fan}' FROM generate_series(1, $2::int) i`, [appId, FAN]);
+    await db.query(`INSERT INTO devices (app_id, id, platform) SELECT $1, 'tx' || i, 'ios' FROM generate_series(1, 5) i`, [appId]);
+    await db.query(`INSERT INTO device_tokens (app_id, device_id, channel, token) SELECT $1, id, 'apns', 'b' || lpad(to_hex(row_number() OVER (ORDER BY id)), 63, '0') FROM devices WHERE app_id = $1`, [appId]);
+  } finally {
+    await db.end();
+  }
+}
+
+test('while single pushes flow, the bulk lane sends one batch at a time, and catches up after', async () => {
+  const app = await newApp(t);
+  const cred = await app.api('PUT', `/v1/apps/${app.appId}/credentials/apns`, mocks.credentials.apns);
+  assert.equal(cred.status, 200, JSON.stringify(cred.body));
+  await seed(app.appId);
+  const ctx = t.relay.ctx;
+  const held = (provider = new HeldProvider());
+  const source = { get: async () => held };
+  workers.push(createRouteWorker(ctx), createSendWorker(ctx, 'apns', source), createSendWorker(ctx, 'apns', source, { lane: 'tx' }));
+
+  const fan = await app.api('POST', '/v1/push', { to: { tags: { all: ['fan'] } }, notification: { title: 'sale', body: 'everything must go' } });
+  assert.equal(fan.status, 202, JSON.stringify(fan.body));
+
+  // 1. No transactional work: the bulk lane runs SEND_CONCURRENCY batches at once.
+  await eventually(async () => (held.held.length === CONCURRENCY ? true : undefined), 30_000, 'as many bulk batches in flight as the concurrency');
+
+  // 2. Single pushes, with every bulk batch stuck at the provider: each is sent regardless.
+  const singles: string[] = [];
+  for (let i = 1; i <= 3; i++) {
+    const r = await app.api('POST', '/v1/push', { to: { devices: [`tx${i}`] }, notification: { title: 'code', body: `login code ${i}` } });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    singles.push(r.body.id as string);
+  }
+  await eventually(async () => (held.txSent === 3 ? true : undefined), 30_000, 'the single pushes sent');
+  assert.equal(held.held.length, CONCURRENCY, 'the bulk batches are still in flight: the single pushes did not wait for them');
+
+  // 3. While transactional work keeps flowing (its workers and the API renew the signal), the
+  //    released batches finish and the next ones go to the provider one at a time.
+  ctx.queues.txPressure.signal();
+  const flowing = setInterval(() => ctx.queues.txPressure.signal(), 20);
+  try {
+    const before = held.othersAtStart.length;
+    held.release();
+    for (let k = 0; k < 4; k++) {
+      await eventually(async () => (held.held.length === 1 && held.othersAtStart.length > before + k ? true : undefined), 30_000, `bulk batch ${k + 1} under pressure`);
+      // Given time, no second batch joins it.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(held.held.length, 1, 'one bulk batch at a time under pressure');
+      held.release();
+    }
+    assert.deepEqual(held.othersAtStart.slice(before), held.othersAtStart.slice(before).map(() => 0), 'each bulk batch under pressure started alone');
+  } finally {
+    clearInterval(flowing);
+  }
+
+  // 4. The signal lapses: the bulk lane is back to its full concurrency.
+  await eventually(async () => (held.held.length === CONCURRENCY ? true : undefined), 30_000, 'full bulk concurrency once the pressure ended');
+
+  // 5. Every delivery ends in one state, each attempted once.
+  held.free = true;
+  held.release();
+  const all = [fan.body.id as string, ...singles];
+  const counts = await eventually(async () => {
+    const r = await ctx.db.selectFrom('deliveries').select(['status']).select((eb) => eb.fn.countAll<string>().as('n')).where('message_id', 'in', all).groupBy('status').execute();
+    const byStatus = Object.fromEntries(r.map((x) => [x.status, Number(x.n)]));
+    return byStatus.queued ? undefined : byStatus;
+  }, 60_000, 'every delivery settled');
+  assert.deepEqual(counts, { sent: FAN + 3 });
+  assert.equal(held.attempts.size, FAN + 3);
+  assert.ok([...held.attempts.values()].every((n) => n === 1), 'no delivery was attempted twice');
+});
+
+test('the signal crosses processes through Redis and lapses on its own', async () => {
+  const iso = new Isolation();
+  const a = new Redis(REDIS_URL);
+  const b = new Redis(REDIS_URL);
+  try {
+    // A 2 s hold: long enough that a loaded machine's polling still sees it before it lapses.
+    const api = new TxPressure(a, iso.prefix, 2000);
+    const worker = new TxPressure(b, iso.prefix, 2000);
+    assert.equal(await worker.active(), false);
+    api.signal();
+    await eventually(async () => ((await worker.active()) ? true : undefined), 5_000, 'the other process sees the signal');
+    await eventually(async () => ((await worker.active()) ? undefined : true), 5_000, 'the signal lapses without a new sign');
+  } finally {
+    a.disconnect();
+    b.disconnect();
+    await iso.drop();
+  }
+});
