@@ -78,16 +78,16 @@ function providerContext(config: Config, logger: Logger): ProviderContext {
 }
 
 /** The worker role: the router, one send worker per channel queue, the self-channel ack check, recalls. */
-function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { workers: Worker[]; registry: ProviderRegistry } {
+function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { workers: Worker[]; registry: ProviderRegistry; registries: ProviderRegistry[] } {
   const { config, logger } = ctx;
   const dispatch = selfDispatch(ctx, presence, bus);
-  const registry = new ProviderRegistry(
-    ctx.repos.credentials,
-    providerContext(config, logger),
-    { self: (appId) => createSelfProvider(appId, dispatch) },
-    10_000,
-    logger,
-  );
+  const newRegistry = () =>
+    new ProviderRegistry(ctx.repos.credentials, providerContext(config, logger), { self: (appId) => createSelfProvider(appId, dispatch) }, 10_000, logger);
+  const registry = newRegistry();
+  // The transactional lane's own provider clients: its own HTTP/2 sessions and stream permits,
+  // so a single push's token never waits behind a fan-out's batches inside a shared client
+  // (docs/scaling.md, Isolation). Per-credential QPS limits are kept in Redis and stay shared.
+  const txRegistry = newRegistry();
   const workers: Worker[] = [createRouteWorker(ctx, presence.lookup), createSelfAckWorker(ctx), createSmsFallbackWorker(ctx), createRecallWorker(ctx, registry, presence, bus)];
   const limiter = new RateLimiter(ctx.queues.connection, config.QUEUE_PREFIX);
   const caps = new MarketingCaps(ctx.queues.connection, config.QUEUE_PREFIX);
@@ -95,14 +95,18 @@ function startWorkers(ctx: Context, presence: Presence, bus: BusPublisher): { wo
   const campaigns = new CampaignSendHooks(ctx.db, new CampaignsRepo(ctx.db));
   // SMS costs money: the sms channel's providers count against the app's daily cap.
   const smsCap = new SmsDailyCap(ctx.queues.connection, config.QUEUE_PREFIX, config.SMS_DAILY_CAP, async (appId) => (await ctx.repos.apps.get(appId))?.settings.smsDailyCap);
-  const sms = cappedSms(registry, smsCap);
-  const source = (channel: string) => (channel === 'sms' ? sms : registry);
-  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, source(channel), { limiter, caps, campaigns, quotaDays }));
+  const source = (from: ProviderRegistry) => {
+    const sms = cappedSms(from, smsCap);
+    return (channel: string) => (channel === 'sms' ? sms : from);
+  };
+  const bulk = source(registry);
+  const tx = source(txRegistry);
+  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, bulk(channel), { limiter, caps, campaigns, quotaDays }));
   // The transactional lane: single pushes have workers of their own, so a fan-out's backlog on
   // the bulk queue never stands between them and the provider.
-  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, source(channel), { limiter, caps, campaigns, quotaDays, lane: 'tx' }));
+  for (const channel of CHANNELS) workers.push(createSendWorker(ctx, channel, tx(channel), { limiter, caps, campaigns, quotaDays, lane: 'tx' }));
   for (const w of workers) w.on('error', (err) => logger.error({ err, queue: w.name }, 'worker error'));
-  return { workers, registry };
+  return { workers, registry, registries: [registry, txRegistry] };
 }
 
 /**
@@ -126,7 +130,7 @@ export async function startRelay(
   const presence = new Presence(ctx.queues.connection, config.QUEUE_PREFIX);
   const bus = new BusPublisher(ctx.queues.connection, config.QUEUE_PREFIX);
 
-  const { workers, registry } = roles.has('worker') ? startWorkers(ctx, presence, bus) : { workers: [], registry: undefined };
+  const { workers, registry, registries } = roles.has('worker') ? startWorkers(ctx, presence, bus) : { workers: [], registry: undefined, registries: [] };
 
   let stopping: Promise<void> | undefined;
   const readiness = coreReadiness(ctx).add('draining', () => (stopping ? 'shutting down' : 'ok'));
@@ -206,7 +210,7 @@ export async function startRelay(
       await sweeper?.stop();
       await campaigns?.stop();
       await Promise.all(workers.map((w) => w.close()));
-      await registry?.close();
+      await Promise.all(registries.map((r) => r.close()));
       await ctx.lastSeen.flush();
       await ctx.queues.close();
       await database.close();
