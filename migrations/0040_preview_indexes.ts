@@ -16,11 +16,16 @@ import { runStatements } from './statements.js';
  *
  * Neither index adds a HOT-update loss: device updates already change `last_seen_at` (indexed) and
  * token state changes already touch `device_tokens_quarantine`'s predicate.
+ *
+ * Migrations run in a transaction, where CREATE INDEX holds writes to the table until it commits
+ * (CONCURRENTLY cannot run in one). On a large install, create both indexes beforehand with
+ * `CREATE INDEX CONCURRENTLY` under these names and definitions (README: Upgrading); IF NOT EXISTS
+ * then makes this step a no-op instead of a write stall.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await runStatements(db, `
-    CREATE INDEX devices_route ON devices (app_id, id) INCLUDE (platform, brand);
-    CREATE INDEX device_tokens_active ON device_tokens (app_id, device_id) INCLUDE (channel) WHERE state = 'active';
+    CREATE INDEX IF NOT EXISTS devices_route ON devices (app_id, id) INCLUDE (platform, brand);
+    CREATE INDEX IF NOT EXISTS device_tokens_active ON device_tokens (app_id, device_id) INCLUDE (channel) WHERE state = 'active';
     ALTER TABLE devices SET (autovacuum_vacuum_insert_scale_factor = 0.02, autovacuum_vacuum_scale_factor = 0.05);
     ALTER TABLE device_tokens SET (autovacuum_vacuum_insert_scale_factor = 0.02, autovacuum_vacuum_scale_factor = 0.05)
   `);
