@@ -256,9 +256,12 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
       logger.debug({ channel, n: claimed.length, messages: parts.length, claimMs: Math.round(t1 - t0), sendMs: Math.round(t2 - t1), writeMs: Math.round(performance.now() - t2) }, 'batch');
     }
 
-    // Rows another (possibly dead) worker still leases: come back when the lease has run out.
+    // Rows another (possibly dead) worker still leases: come back when the lease has run out. A
+    // row released since the claim (its holder wrote a retry in between) is still this job's:
+    // come back for it too, or it stays queued with no job. (A first run that only read its rows
+    // leaves the ones it did not read to the jobs that attempted them.)
     if (claimed.length < ids.length) {
-      const until = await repos.deliveries.leasedUntil(ids);
+      const until = await repos.deliveries.leasedUntil(ids, { unleased: !readOnly });
       if (until && token) {
         await job.moveToDelayed(until.getTime() + 100, token);
         throw new DelayedError();

@@ -185,11 +185,20 @@ export class DeliveriesRepo {
     return toClaimed(res.rows[0]?.rows);
   }
 
-  /** The earliest moment a still-leased row of this batch frees up, if any row is leased. */
-  async leasedUntil(ids: string[]): Promise<Date | null> {
+  /**
+   * When a job that did not get every row of its batch should look again: once the last lease on
+   * a still-queued row ends; null when no row is both queued and leased (nothing left to wait for).
+   *
+   * With `unleased`, a queued row nobody leases counts too, at its next attempt time (now if
+   * due): a claimer that found a row leased can see it released right after its claim (the holder
+   * wrote its outcome, a retry, in between), and must come back for it rather than end and leave
+   * it queued with no job.
+   */
+  async leasedUntil(ids: string[], opts: { unleased?: boolean } = {}): Promise<Date | null> {
+    const unleased = opts.unleased === true;
     const row = await sql<{ until: Date | null }>`
-      SELECT max(lease_until) AS until FROM deliveries
-      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND lease_until >= now()`.execute(this.db);
+      SELECT max(CASE WHEN lease_until >= now() THEN lease_until ELSE greatest(next_attempt_at, now()) END) AS until FROM deliveries
+      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND (lease_until >= now() OR ${unleased})`.execute(this.db);
     return row.rows[0]?.until ?? null;
   }
 

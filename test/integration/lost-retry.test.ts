@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { sql } from 'kysely';
+import pg from 'pg';
+import type { Provider, SendTarget } from '../../providers/types.js';
+import { sent } from '../../src/core/outcome.js';
+import { pushRequestSchema } from '../../src/push-request.js';
+import { SEND_JOB_OPTIONS } from '../../src/queues.js';
+import { createSendWorker } from '../../workers/send.js';
+import { PG_URL, eventually, newApp, startTestRelay, type TestRelay } from '../helpers/harness.js';
+
+/**
+ * A send job must never end while one of its rows is still queued and claimable by it. The race
+ * that broke this: a retry job (queued before its batch's outcomes are written, on purpose) runs
+ * before that write commits, its claim finds the row still leased by the first run, the write
+ * commits, and the "who still leases these rows?" read then sees the row queued and unleased, so
+ * the job completed and the row waited, with no job, for the sweeper.
+ */
+let t: TestRelay;
+before(async () => {
+  // No worker role: the test runs its own send worker with a provider it can watch.
+  t = await startTestRelay({ ROLES: 'api,scheduler' });
+  await t.relay.sweeper!.idle();
+});
+after(async () => {
+  await t?.stop();
+  await t?.iso.drop();
+});
+
+test('a retry job whose claim races the first run committing its outcome still sends the row', async () => {
+  const { appId } = await newApp(t);
+  const { repos, db, queues } = t.relay.ctx;
+  const request = pushRequestSchema.parse({ to: { devices: ['d1', 'd2'] }, notification: { title: 'race' } });
+  const messageId = 'msg_race';
+  await repos.messages.insert({ id: messageId, appId, request, state: 'routed', recipients: 2, sendAt: null, expiresAt: new Date(Date.now() + 3_600_000) });
+  const rows = ['d1', 'd2'].map((d) => ({ deviceId: d, platform: 'ios', channel: 'apns', token: `tok-${d}`, status: 'queued' as const, error: null }));
+  await repos.deliveries.insertPage(appId, messageId, rows);
+  const ids = (await sql<{ id: string }>`SELECT id::text AS id FROM deliveries WHERE message_id = ${messageId} ORDER BY device_id`.execute(db)).rows.map((r) => r.id);
+  const [a, b] = ids as [string, string];
+  // `a`: attempted once and still leased by the run that attempted it (its outcome not written
+  // yet). `b`: attempted once, due, unleased.
+  await sql`UPDATE deliveries SET attempts = 1, lease_until = CASE WHEN id = ${a}::bigint THEN now() + interval '60 seconds' END, next_attempt_at = now()
+            WHERE message_id = ${messageId}`.execute(db);
+
+  const calls: string[] = [];
+  const provider: Provider = {
+    channel: 'apns',
+    async send(_content, targets: readonly SendTarget[]) {
+      calls.push(...targets.map((x) => x.token));
+      return targets.map((x) => sent(`p-${x.deliveryId}`));
+    },
+    async close() {},
+  };
+
+  // Another session holds `b` the way a concurrent outcome write does: the job's claim waits for
+  // it on `b` with its snapshot already taken, in which `a` is leased.
+  const other = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${t.iso.schema}` });
+  await other.connect();
+  const worker = createSendWorker(t.relay.ctx, 'apns', { get: async () => provider });
+  try {
+    const otherPid = (await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await other.query('BEGIN');
+    await other.query('SELECT id FROM deliveries WHERE id = $1 FOR UPDATE', [b]);
+    const job = await queues.send('apns').add('send', { appId, messageId, ids: [a, b] }, { ...SEND_JOB_OPTIONS, jobId: `race.${a}` });
+
+    await eventually(async () => {
+      const r = await other.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [otherPid]);
+      return Number(r.rows[0]!.n) > 0 ? true : undefined;
+    }, 20_000, 'the job claim to wait on the locked row');
+
+    // The first run's outcome for `a` commits (retry later: queued, unleased), and `b` was sent
+    // by whoever held it.
+    await other.query(`UPDATE deliveries SET lease_until = NULL, next_attempt_at = now(), error = '{"code":"timeout","message":"no result"}' WHERE id = $1`, [a]);
+    await other.query(`UPDATE deliveries SET status = 'sent', lease_until = NULL, next_attempt_at = NULL WHERE id = $1`, [b]);
+    await other.query('COMMIT');
+
+    const state = await eventually(async () => {
+      const r = await sql<{ status: string; attempts: number }>`SELECT status, attempts FROM deliveries WHERE id = ${a}::bigint`.execute(db);
+      const row = r.rows[0]!;
+      if (row.status !== 'queued') return row;
+      // The job ended with `a` still queued: nothing will ever take it (short of the sweeper).
+      if (await job.isCompleted()) return row;
+      return undefined;
+    }, 20_000, 'the row to leave queued or the job to end');
+    assert.equal(state.status, 'sent', `the row the first run left queued is sent by the retry job, not left behind (job ended with it ${state.status})`);
+    assert.equal(state.attempts, 2);
+    assert.deepEqual(calls, ['tok-d1'], 'only the released row is sent, once');
+    await eventually(async () => ((await job.isCompleted()) ? true : undefined), 20_000, 'the job to complete');
+  } finally {
+    await other.end().catch(() => undefined);
+    await worker.close();
+  }
+});
