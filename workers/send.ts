@@ -237,8 +237,10 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
         if (retries.length === 0) continue;
         const retryIds = retries.map((r) => r.id);
         const at = Math.max(...retries.map((r) => r.at));
-        const attempts = Math.max(...retries.map((r) => r.attempts));
-        await ctx.queues.send(channel).add('send', { appId, messageId, ids: retryIds }, { ...SEND_JOB_OPTIONS, jobId: sendJobId(messageId, retryIds[0]!, attempts), delay: Math.max(0, at - Date.now()), priority: ctx.queues.priorityFor(appId, channel, retryIds.length) });
+        // Named by its first row and that row's own attempt count, which every attempt raises: an
+        // id BullMQ still keeps (a completed job) would make this add a silent no-op. The batch's
+        // highest count could repeat, rows of one batch having had different numbers of attempts.
+        await ctx.queues.send(channel).add('send', { appId, messageId, ids: retryIds }, { ...SEND_JOB_OPTIONS, jobId: sendJobId(messageId, retryIds[0]!, retries[0]!.attempts), delay: Math.max(0, at - Date.now()), priority: ctx.queues.priorityFor(appId, channel, retryIds.length) });
       }
       const rows = done.flatMap((d) => d.rows);
       // A vendor's daily quota (the device's, or the app's daily total): apps that opt in

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
 import pg from 'pg';
 import type { Provider, SendTarget } from '../../providers/types.js';
-import { sent } from '../../src/core/outcome.js';
+import { retry, sent } from '../../src/core/outcome.js';
 import { pushRequestSchema } from '../../src/push-request.js';
 import { SEND_JOB_OPTIONS } from '../../src/queues.js';
 import { createSendWorker } from '../../workers/send.js';
@@ -88,6 +88,60 @@ test('a retry job whose claim races the first run committing its outcome still s
     await eventually(async () => ((await job.isCompleted()) ? true : undefined), 20_000, 'the job to complete');
   } finally {
     await other.end().catch(() => undefined);
+    await worker.close();
+  }
+});
+
+test('a retry job is never a silent no-op: its id is not one an earlier retry of the same rows used', async () => {
+  const { appId } = await newApp(t);
+  const { repos, db, queues } = t.relay.ctx;
+  const request = pushRequestSchema.parse({
+    to: { devices: ['d1', 'd2'] },
+    notification: { title: 'mixed' },
+    options: { retry: { maxAttempts: 10, backoff: { type: 'fixed', delayMs: 50 } } },
+  });
+  const messageId = 'msg_mixed';
+  await repos.messages.insert({ id: messageId, appId, request, state: 'routed', recipients: 2, sendAt: null, expiresAt: new Date(Date.now() + 3_600_000) });
+  const rows = ['d1', 'd2'].map((d) => ({ deviceId: d, platform: 'ios', channel: 'apns', token: `tok-${d}`, status: 'queued' as const, error: null }));
+  await repos.deliveries.insertPage(appId, messageId, rows);
+  const ids = (await sql<{ id: string }>`SELECT id::text AS id FROM deliveries WHERE message_id = ${messageId} ORDER BY device_id`.execute(db)).rows.map((r) => r.id);
+  const [a, b] = ids as [string, string];
+  // One batch whose rows have had different numbers of attempts, as a sweeper or reconciliation
+  // chunk gathers them: `a` never attempted, `b` twice.
+  await sql`UPDATE deliveries SET lease_until = NULL, attempts = CASE WHEN id = ${b}::bigint THEN 2 ELSE 0 END WHERE message_id = ${messageId}`.execute(db);
+
+  // `b` is sent on its second try here; `a` needs four tries.
+  const seen = new Map<string, number>();
+  const provider: Provider = {
+    channel: 'apns',
+    async send(_content, targets: readonly SendTarget[]) {
+      return targets.map((x) => {
+        const k = (seen.get(x.token) ?? 0) + 1;
+        seen.set(x.token, k);
+        return k >= (x.token === 'tok-d2' ? 2 : 4) ? sent(`p-${x.deliveryId}`) : retry({ code: 'timeout', message: 'no result' });
+      });
+    },
+    async close() {},
+  };
+  const worker = createSendWorker(t.relay.ctx, 'apns', { get: async () => provider });
+  try {
+    await queues.send('apns').add('send', { appId, messageId, ids: [a, b] }, { ...SEND_JOB_OPTIONS, jobId: `mixed.${a}` });
+    const state = await eventually(async () => {
+      const r = await sql<{ id: string; status: string; attempts: number }>`SELECT id::text AS id, status, attempts FROM deliveries WHERE message_id = ${messageId} ORDER BY id`.execute(db);
+      if (r.rows.every((x) => x.status !== 'queued')) return r.rows;
+      // No job waiting or running while a row is queued: its retry job was never added (a retry
+      // job is queued before its batch's outcomes are written, so there is no gap in between).
+      const counts = await queues.send('apns').getJobCounts('active', 'wait', 'delayed', 'prioritized');
+      return Object.values(counts).every((n) => n === 0) ? r.rows : undefined;
+    }, 30_000, 'every row to end, or no job left');
+    assert.deepEqual(
+      state.map((x) => [x.id, x.status]),
+      [[a, 'sent'], [b, 'sent']],
+      `every row ends sent (rows: ${JSON.stringify(state)})`,
+    );
+    assert.equal(seen.get('tok-d1'), 4);
+    assert.equal(seen.get('tok-d2'), 2);
+  } finally {
     await worker.close();
   }
 });
