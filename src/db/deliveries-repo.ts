@@ -462,11 +462,19 @@ export class DeliveriesRepo {
    * expiry) close ids eagerly; receipts, acks and recalls leave theirs for this.
    */
   async pruneOpen(limit = 50_000): Promise<number> {
+    // An ended row can be queued again (a fallback's move) while this runs, re-opening its id with
+    // ON CONFLICT DO NOTHING against the id this is about to delete: the row lock makes the two
+    // take turns, and a row another transaction holds is left for the next pass.
     const res = await sql<{ n: string }>`
-      WITH gone AS (
-        SELECT o.id FROM delivery_open o LEFT JOIN deliveries d ON d.id = o.id
-        WHERE d.id IS NULL OR d.status <> 'queued'
+      WITH ended AS (
+        SELECT d.id FROM delivery_open o JOIN deliveries d ON d.id = o.id
+        WHERE d.status <> 'queued'
         LIMIT ${limit}
+        FOR UPDATE OF d SKIP LOCKED
+      ), gone AS (
+        SELECT id FROM ended
+        UNION ALL
+        (SELECT o.id FROM delivery_open o WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = o.id) LIMIT ${limit})
       ), deleted AS (
         DELETE FROM delivery_open WHERE id = ANY(ARRAY(SELECT id FROM gone)) RETURNING 1
       )

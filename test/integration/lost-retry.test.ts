@@ -145,3 +145,46 @@ test('a retry job is never a silent no-op: its id is not one an earlier retry of
     await worker.close();
   }
 });
+
+test('the sweep forgetting ended rows never forgets one moved back to queued meanwhile', async () => {
+  const { appId } = await newApp(t);
+  const { repos, db } = t.relay.ctx;
+  const request = pushRequestSchema.parse({ to: { devices: ['d1'] }, notification: { title: 'prune' } });
+  const messageId = 'msg_prune';
+  await repos.messages.insert({ id: messageId, appId, request, state: 'routed', recipients: 1, sendAt: null, expiresAt: new Date(Date.now() + 3_600_000) });
+  await repos.deliveries.insertPage(appId, messageId, [{ deviceId: 'd1', platform: 'android', channel: 'fcm', token: 'tok-d1', status: 'queued', error: null }]);
+  const id = (await sql<{ id: string }>`SELECT id::text AS id FROM deliveries WHERE message_id = ${messageId}`.execute(db)).rows[0]!.id;
+  // Ended by a path that leaves its open id for the sweep to forget (a vendor's receipt saying it
+  // dropped the message), about to be handed to the self channel (a fallback).
+  await sql`UPDATE deliveries SET status = 'failed', lease_until = NULL WHERE id = ${id}::bigint`.execute(db);
+  const isOpen = async () => (await sql<{ n: string }>`SELECT count(*) AS n FROM delivery_open WHERE id = ${id}::bigint`.execute(db)).rows[0]!.n === '1';
+  assert.ok(await isOpen());
+
+  // Another session holds the open id, so the prune reads the row as ended, then waits to delete.
+  const other = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${t.iso.schema}` });
+  await other.connect();
+  try {
+    const otherPid = (await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await other.query('BEGIN');
+    await other.query('SELECT id FROM delivery_open WHERE id = $1 FOR UPDATE', [id]);
+    const blockedBy = async (pid: number) =>
+      Number((await other.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [pid])).rows[0]!.n);
+    const pruning = repos.deliveries.pruneOpen();
+    await eventually(async () => ((await blockedBy(otherPid)) > 0 ? true : undefined), 20_000, 'the prune to wait on the open id');
+    // The fallback moves the row back to queued while the prune is under way.
+    let moved: Awaited<ReturnType<typeof repos.deliveries.requeueOnChannel>> | undefined;
+    const moving = repos.deliveries.requeueOnChannel([id], 'self').then((m) => (moved = m));
+    const prunePid = (await other.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, [otherPid])).rows[0]!.pid;
+    // Either the move is done, or it waits for the prune (which then must not forget it).
+    await eventually(async () => (moved || (await blockedBy(prunePid)) > 0 ? true : undefined), 20_000, 'the move to end or wait');
+    await other.query('COMMIT');
+    await pruning;
+    await moving;
+    assert.deepEqual(moved, [{ messageId, ids: [id] }]);
+    const row = (await sql<{ status: string; channel: string }>`SELECT status, channel FROM deliveries WHERE id = ${id}::bigint`.execute(db)).rows[0]!;
+    assert.deepEqual(row, { status: 'queued', channel: 'self' });
+    assert.ok(await isOpen(), 'a queued row stays open, or the sweeper can never find it stranded');
+  } finally {
+    await other.end().catch(() => undefined);
+  }
+});
