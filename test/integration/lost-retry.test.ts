@@ -27,15 +27,22 @@ after(async () => {
   await t?.iso.drop();
 });
 
-test('a retry job whose claim races the first run committing its outcome still sends the row', async () => {
+/** A routed message with one queued delivery per device (its token `tok-<device>`); their ids in device order. */
+async function plant(messageId: string, devices: string[], channel: 'apns' | 'fcm', options?: Record<string, unknown>) {
   const { appId } = await newApp(t);
-  const { repos, db, queues } = t.relay.ctx;
-  const request = pushRequestSchema.parse({ to: { devices: ['d1', 'd2'] }, notification: { title: 'race' } });
-  const messageId = 'msg_race';
-  await repos.messages.insert({ id: messageId, appId, request, state: 'routed', recipients: 2, sendAt: null, expiresAt: new Date(Date.now() + 3_600_000) });
-  const rows = ['d1', 'd2'].map((d) => ({ deviceId: d, platform: 'ios', channel: 'apns', token: `tok-${d}`, status: 'queued' as const, error: null }));
-  await repos.deliveries.insertPage(appId, messageId, rows);
+  const { repos, db } = t.relay.ctx;
+  const request = pushRequestSchema.parse({ to: { devices }, notification: { title: messageId }, ...(options ? { options } : {}) });
+  await repos.messages.insert({ id: messageId, appId, request, state: 'routed', recipients: devices.length, sendAt: null, expiresAt: new Date(Date.now() + 3_600_000) });
+  const platform = channel === 'apns' ? 'ios' : 'android';
+  await repos.deliveries.insertPage(appId, messageId, devices.map((d) => ({ deviceId: d, platform, channel, token: `tok-${d}`, status: 'queued' as const, error: null })));
   const ids = (await sql<{ id: string }>`SELECT id::text AS id FROM deliveries WHERE message_id = ${messageId} ORDER BY device_id`.execute(db)).rows.map((r) => r.id);
+  return { appId, ids };
+}
+
+test('a retry job whose claim races the first run committing its outcome still sends the row', async () => {
+  const { db, queues } = t.relay.ctx;
+  const messageId = 'msg_race';
+  const { appId, ids } = await plant(messageId, ['d1', 'd2'], 'apns');
   const [a, b] = ids as [string, string];
   // `a`: attempted once and still leased by the run that attempted it (its outcome not written
   // yet). `b`: attempted once, due, unleased.
@@ -93,18 +100,9 @@ test('a retry job whose claim races the first run committing its outcome still s
 });
 
 test('a retry job is never a silent no-op: its id is not one an earlier retry of the same rows used', async () => {
-  const { appId } = await newApp(t);
-  const { repos, db, queues } = t.relay.ctx;
-  const request = pushRequestSchema.parse({
-    to: { devices: ['d1', 'd2'] },
-    notification: { title: 'mixed' },
-    options: { retry: { maxAttempts: 10, backoff: { type: 'fixed', delayMs: 50 } } },
-  });
+  const { db, queues } = t.relay.ctx;
   const messageId = 'msg_mixed';
-  await repos.messages.insert({ id: messageId, appId, request, state: 'routed', recipients: 2, sendAt: null, expiresAt: new Date(Date.now() + 3_600_000) });
-  const rows = ['d1', 'd2'].map((d) => ({ deviceId: d, platform: 'ios', channel: 'apns', token: `tok-${d}`, status: 'queued' as const, error: null }));
-  await repos.deliveries.insertPage(appId, messageId, rows);
-  const ids = (await sql<{ id: string }>`SELECT id::text AS id FROM deliveries WHERE message_id = ${messageId} ORDER BY device_id`.execute(db)).rows.map((r) => r.id);
+  const { appId, ids } = await plant(messageId, ['d1', 'd2'], 'apns', { retry: { maxAttempts: 10, backoff: { type: 'fixed', delayMs: 50 } } });
   const [a, b] = ids as [string, string];
   // One batch whose rows have had different numbers of attempts, as a sweeper or reconciliation
   // chunk gathers them: `a` never attempted, `b` twice.
@@ -147,13 +145,9 @@ test('a retry job is never a silent no-op: its id is not one an earlier retry of
 });
 
 test('the sweep forgetting ended rows never forgets one moved back to queued meanwhile', async () => {
-  const { appId } = await newApp(t);
   const { repos, db } = t.relay.ctx;
-  const request = pushRequestSchema.parse({ to: { devices: ['d1'] }, notification: { title: 'prune' } });
   const messageId = 'msg_prune';
-  await repos.messages.insert({ id: messageId, appId, request, state: 'routed', recipients: 1, sendAt: null, expiresAt: new Date(Date.now() + 3_600_000) });
-  await repos.deliveries.insertPage(appId, messageId, [{ deviceId: 'd1', platform: 'android', channel: 'fcm', token: 'tok-d1', status: 'queued', error: null }]);
-  const id = (await sql<{ id: string }>`SELECT id::text AS id FROM deliveries WHERE message_id = ${messageId}`.execute(db)).rows[0]!.id;
+  const id = (await plant(messageId, ['d1'], 'fcm')).ids[0]!;
   // Ended by a path that leaves its open id for the sweep to forget (a vendor's receipt saying it
   // dropped the message), about to be handed to the self channel (a fallback).
   await sql`UPDATE deliveries SET status = 'failed', lease_until = NULL WHERE id = ${id}::bigint`.execute(db);
