@@ -263,7 +263,7 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     // come back for it too, or it stays queued with no job. (A first run that only read its rows
     // leaves the ones it did not read to the jobs that attempted them.)
     if (claimed.length < ids.length) {
-      const until = await repos.deliveries.leasedUntil(ids, { unleased: !readOnly });
+      const until = await repos.deliveries.leasedUntil(ids, readOnly ? {} : { unleased: { channel } });
       if (until && token) {
         await job.moveToDelayed(until.getTime() + 100, token);
         throw new DelayedError();

@@ -192,13 +192,14 @@ export class DeliveriesRepo {
    * With `unleased`, a queued row nobody leases counts too, at its next attempt time (now if
    * due): a claimer that found a row leased can see it released right after its claim (the holder
    * wrote its outcome, a retry, in between), and must come back for it rather than end and leave
-   * it queued with no job.
+   * it queued with no job. Only on the job's `channel`: a row a fallback moved elsewhere has its
+   * own job there.
    */
-  async leasedUntil(ids: string[], opts: { unleased?: boolean } = {}): Promise<Date | null> {
-    const unleased = opts.unleased === true;
+  async leasedUntil(ids: string[], opts: { unleased?: { channel: string } } = {}): Promise<Date | null> {
+    const unleasedOn = opts.unleased?.channel ?? null;
     const row = await sql<{ until: Date | null }>`
       SELECT max(CASE WHEN lease_until >= now() THEN lease_until ELSE greatest(next_attempt_at, now()) END) AS until FROM deliveries
-      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND (lease_until >= now() OR ${unleased})`.execute(this.db);
+      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND (lease_until >= now() OR channel = ${unleasedOn}::text)`.execute(this.db);
     return row.rows[0]?.until ?? null;
   }
 
