@@ -176,7 +176,9 @@ async function copyDevices(db: pg.Client, n: number, offset: number, tag: string
 }
 
 async function startRelay(port: number, iso: Isolation) {
-  const env = iso.env({ APNS_ENDPOINT: `https://127.0.0.1:${port}`, APNS_MAX_STREAMS: '1000', LOG_LEVEL: 'info', WORKER_PROCESSES: 'auto', CAMPAIGN_TICK: '100ms', ...(DISPATCH_ONLY ? { ROLES: 'api,gateway,scheduler' } : {}) });
+  // The sweeper at its production interval: the test isolation's (an hour) would leave a row a
+  // lost job stranded for the whole run, and the run waiting for it.
+  const env = iso.env({ APNS_ENDPOINT: `https://127.0.0.1:${port}`, APNS_MAX_STREAMS: '1000', LOG_LEVEL: 'info', WORKER_PROCESSES: 'auto', CAMPAIGN_TICK: '100ms', SWEEP_INTERVAL: '30s', ...(DISPATCH_ONLY ? { ROLES: 'api,gateway,scheduler' } : {}) });
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...childEnv, ...env, ...traceEnv, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
   const apiPort = await apiPortWhenReady(child);
   const base = `http://127.0.0.1:${apiPort}`;

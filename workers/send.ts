@@ -258,8 +258,10 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
         if (retries.length === 0) continue;
         const retryIds = retries.map((r) => r.id);
         const at = Math.max(...retries.map((r) => r.at));
-        const attempts = Math.max(...retries.map((r) => r.attempts));
-        await ctx.queues.send(channel).add('send', { appId, messageId, ids: retryIds }, { ...SEND_JOB_OPTIONS, jobId: sendJobId(messageId, retryIds[0]!, attempts), delay: Math.max(0, at - Date.now()), priority: ctx.queues.priorityFor(appId, channel, retryIds.length) });
+        // Named by its first row and that row's own attempt count, which every attempt raises: an
+        // id BullMQ still keeps (a completed job) would make this add a silent no-op. The batch's
+        // highest count could repeat, rows of one batch having had different numbers of attempts.
+        await ctx.queues.send(channel).add('send', { appId, messageId, ids: retryIds }, { ...SEND_JOB_OPTIONS, jobId: sendJobId(messageId, retryIds[0]!, retries[0]!.attempts), delay: Math.max(0, at - Date.now()), priority: ctx.queues.priorityFor(appId, channel, retryIds.length) });
       }
       const rows = done.flatMap((d) => d.rows);
       // A vendor's daily quota (the device's, or the app's daily total): apps that opt in
@@ -278,9 +280,12 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
       logger.debug({ channel, n: claimed.length, messages: parts.length, claimMs: Math.round(t1 - t0), sendMs: Math.round(t2 - t1), writeMs: Math.round(performance.now() - t2) }, 'batch');
     }
 
-    // Rows another (possibly dead) worker still leases: come back when the lease has run out.
+    // Rows another (possibly dead) worker still leases: come back when the lease has run out. A
+    // row released since the claim (its holder wrote a retry in between) is still this job's:
+    // come back for it too, or it stays queued with no job. (A first run that only read its rows
+    // leaves the ones it did not read to the jobs that attempted them.)
     if (claimed.length < ids.length) {
-      const until = await repos.deliveries.leasedUntil(ids);
+      const until = await repos.deliveries.leasedUntil(ids, readOnly ? {} : { unleased: { channel } });
       if (until && token) {
         await job.moveToDelayed(until.getTime() + 100, token);
         throw new DelayedError();

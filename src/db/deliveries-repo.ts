@@ -185,11 +185,21 @@ export class DeliveriesRepo {
     return toClaimed(res.rows[0]?.rows);
   }
 
-  /** The earliest moment a still-leased row of this batch frees up, if any row is leased. */
-  async leasedUntil(ids: string[]): Promise<Date | null> {
+  /**
+   * When a job that did not get every row of its batch should look again: once the last lease on
+   * a still-queued row ends; null when no row is both queued and leased (nothing left to wait for).
+   *
+   * With `unleased`, a queued row nobody leases counts too, at its next attempt time (now if
+   * due): a claimer that found a row leased can see it released right after its claim (the holder
+   * wrote its outcome, a retry, in between), and must come back for it rather than end and leave
+   * it queued with no job. Only on the job's `channel`: a row a fallback moved elsewhere has its
+   * own job there.
+   */
+  async leasedUntil(ids: string[], opts: { unleased?: { channel: string } } = {}): Promise<Date | null> {
+    const unleasedOn = opts.unleased?.channel ?? null;
     const row = await sql<{ until: Date | null }>`
-      SELECT max(lease_until) AS until FROM deliveries
-      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND lease_until >= now()`.execute(this.db);
+      SELECT max(CASE WHEN lease_until >= now() THEN lease_until ELSE greatest(next_attempt_at, now()) END) AS until FROM deliveries
+      WHERE id = ANY(${idArray(ids)}::bigint[]) AND status = 'queued' AND (lease_until >= now() OR channel = ${unleasedOn}::text)`.execute(this.db);
     return row.rows[0]?.until ?? null;
   }
 
@@ -453,11 +463,19 @@ export class DeliveriesRepo {
    * expiry) close ids eagerly; receipts, acks and recalls leave theirs for this.
    */
   async pruneOpen(limit = 50_000): Promise<number> {
+    // An ended row can be queued again (a fallback's move) while this runs, re-opening its id with
+    // ON CONFLICT DO NOTHING against the id this is about to delete: the row lock makes the two
+    // take turns, and a row another transaction holds is left for the next pass.
     const res = await sql<{ n: string }>`
-      WITH gone AS (
-        SELECT o.id FROM delivery_open o LEFT JOIN deliveries d ON d.id = o.id
-        WHERE d.id IS NULL OR d.status <> 'queued'
+      WITH ended AS (
+        SELECT d.id FROM delivery_open o JOIN deliveries d ON d.id = o.id
+        WHERE d.status <> 'queued'
         LIMIT ${limit}
+        FOR UPDATE OF d SKIP LOCKED
+      ), gone AS (
+        SELECT id FROM ended
+        UNION ALL
+        (SELECT o.id FROM delivery_open o WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = o.id) LIMIT ${limit})
       ), deleted AS (
         DELETE FROM delivery_open WHERE id = ANY(ARRAY(SELECT id FROM gone)) RETURNING 1
       )
