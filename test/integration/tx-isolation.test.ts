@@ -155,6 +155,33 @@ test('while single pushes flow, the bulk lane sends one batch at a time, and cat
   assert.ok([...held.attempts.values()].every((n) => n === 1), 'no delivery was attempted twice');
 });
 
+test('a single push accepted sets no pressure; one that waited in its queue past TX_PRESSURE_AFTER does', async () => {
+  // Nothing else serves the tx lane now.
+  await Promise.all(workers.splice(0).map((w) => w.close()));
+  const ctx = t.relay.ctx;
+  const key = `${ctx.queues.prefix}:tx-pressure`;
+  await eventually(async () => ((await ctx.queues.connection.exists(key)) === 0 ? true : undefined), 5_000, 'earlier signs lapsed');
+  const app = await newApp(t);
+  const cred = await app.api('PUT', `/v1/apps/${app.appId}/credentials/apns`, mocks.credentials.apns);
+  assert.equal(cred.status, 200, JSON.stringify(cred.body));
+  await seed(app.appId);
+  // The latest moment this process knows pressure until (its own signs included): it only grows.
+  const known0 = await ctx.queues.txPressure.until();
+
+  const r = await app.api('POST', '/v1/push', { to: { devices: ['tx1'] }, notification: { title: 'code', body: 'login code' } });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  assert.equal(await ctx.queues.connection.exists(key), 0, 'accepting a single push signals nothing');
+  assert.equal(await ctx.queues.txPressure.until(), known0, 'nor in this process');
+
+  // The job has now waited longer than TX_PRESSURE_AFTER (50 ms) with no worker to pick it.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const picked = Date.now();
+  const held = (provider = new HeldProvider());
+  workers.push(createSendWorker(ctx, 'apns', { get: async () => held }, { lane: 'tx' }));
+  await eventually(async () => (held.txSent === 1 ? true : undefined), 30_000, 'the single push sent');
+  assert.ok((await ctx.queues.txPressure.until()) >= picked + 250, 'the late tx job signalled pressure');
+});
+
 test('the signal crosses processes through Redis and lapses on its own', async () => {
   const iso = new Isolation();
   const a = new Redis(REDIS_URL);
