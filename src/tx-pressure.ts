@@ -26,8 +26,8 @@ const READ_BACKOFF_MS = 250;
  * "The transactional lane is suffering": a signal every process shares through one Redis key, so
  * the bulk lane can give way to it (docs/scaling.md, Isolation). The transactional workers set it
  * when a job they pick waited in its queue longer than TX_PRESSURE_AFTER, or took longer end to
- * end; bulk send workers and the router read it between batches. A sign lasts `holdMs` (the key's TTL holds the
- * end), so a crashed process cannot leave the bulk lane held back. Writes are throttled to a
+ * end; bulk send workers and the router read it between batches. A sign lasts `holdMs` (the
+ * key's TTL holds the end), so a crashed process cannot leave the bulk lane held back. Writes are throttled to a
  * few per hold and reads are cached for a few milliseconds: a busy process pays a Redis command
  * every few milliseconds at most, not one per job. Redis unreachable: no pressure is seen, and the
  * bulk lane runs as before: nothing is sent or read while the connection is not ready (no command
