@@ -129,6 +129,12 @@ const schema = z.object({
    * again after about this long; a delivery it had leased waits twice this long.
    */
   WORKER_LOCK_DURATION: duration.default(30_000),
+  /**
+   * A transactional send job that waited in its queue longer than this (or took longer end to
+   * end) makes the bulk lane give way for a moment (src/tx-pressure.ts, docs/scaling.md
+   * Isolation). 0 turns that off: fan-outs never wait for single pushes.
+   */
+  TX_PRESSURE_AFTER: duration.default(50),
   /** How often the scheduler role sweeps expired deliveries and purges old quarantined tokens. */
   SWEEP_INTERVAL: duration.default(30_000),
   /**

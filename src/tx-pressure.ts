@@ -13,16 +13,26 @@ export const TX_HOLD_MS = 250;
 export const STEP_MAX_WAIT_MS = 2000;
 /** A process reads the shared signal at most this often; its own signs it knows at once. */
 const READ_EVERY_MS = 10;
+/**
+ * The longest a read of the signal may take: a slower answer counts as no pressure. The shared
+ * connection retries forever and queues commands while Redis is away (src/redis.ts), so an
+ * unbounded read would park the bulk lane for the whole outage, past its rows' lease.
+ */
+export const READ_TIMEOUT_MS = 25;
+/** After a read timed out or failed, the next one waits this long (no pile of pending reads). */
+const READ_BACKOFF_MS = 250;
 
 /**
- * "Transactional work is flowing": a signal every process shares through one Redis key, so the
- * bulk lane can give way to it (docs/scaling.md, Isolation). The API sets it when it queues
- * transactional send jobs and the transactional workers when they start and finish one; bulk send
- * workers and the router read it between batches. A sign lasts `holdMs` (the key's TTL holds the
- * end), so a crashed process cannot leave the bulk lane held back. Writes are throttled to a
+ * "The transactional lane is suffering": a signal every process shares through one Redis key, so
+ * the bulk lane can give way to it (docs/scaling.md, Isolation). The transactional workers set it
+ * when a job they pick waited in its queue longer than TX_PRESSURE_AFTER, or took longer end to
+ * end; bulk send workers and the router read it between batches. A sign lasts `holdMs` (the
+ * key's TTL holds the end), so a crashed process cannot leave the bulk lane held back. Writes are throttled to a
  * few per hold and reads are cached for a few milliseconds: a busy process pays a Redis command
  * every few milliseconds at most, not one per job. Redis unreachable: no pressure is seen, and the
- * bulk lane runs as before.
+ * bulk lane runs as before: nothing is sent or read while the connection is not ready (no command
+ * waits in ioredis's offline queue), and a read that does not answer within READ_TIMEOUT_MS counts
+ * as no pressure.
  */
 export class TxPressure {
   private readonly key: string;
@@ -44,6 +54,8 @@ export class TxPressure {
   signal(now = Date.now()): void {
     this.known = Math.max(this.known, now + this.holdMs);
     if (now - this.lastWrite < this.holdMs / 4) return;
+    // Not connected: the write would wait in the offline queue and land late (or pile up).
+    if (this.redis.status !== 'ready') return;
     this.lastWrite = now;
     this.redis.set(this.key, '1', 'PX', this.holdMs).catch(() => undefined);
   }
@@ -51,17 +63,22 @@ export class TxPressure {
   /** Epoch ms until which the bulk lane holds back; in the past when it need not. */
   async until(now = Date.now()): Promise<number> {
     if (this.known > now || now - this.readAt < READ_EVERY_MS) return this.known;
-    // The key's remaining time, not a deadline in another machine's clock.
-    this.reading ??= this.redis
-      .pttl(this.key)
-      .catch(() => 0)
-      .then((ms) => {
-        this.readAt = Date.now();
-        if (ms > 0) this.known = Math.max(this.known, this.readAt + ms);
-        this.reading = undefined;
-        return this.known;
-      });
+    // Not connected: nothing to wait for (a command would sit in the offline queue).
+    if (this.redis.status !== 'ready') return this.known;
+    this.reading ??= this.read();
     return this.reading;
+  }
+
+  /** Reads the key's remaining time (not a deadline in another machine's clock); null: no answer in time. */
+  private async read(): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), READ_TIMEOUT_MS)));
+    const ms = await Promise.race([this.redis.pttl(this.key).catch(() => null), late]);
+    clearTimeout(timer);
+    this.readAt = Date.now() + (ms === null ? READ_BACKOFF_MS : 0);
+    if (ms !== null && ms > 0) this.known = Math.max(this.known, Date.now() + ms);
+    this.reading = undefined;
+    return this.known;
   }
 
   /** Whether transactional work is flowing now. */
@@ -82,6 +99,11 @@ export class BulkGate {
   /** Admitted batches waiting in `step`: they go before new ones. */
   private stepping = 0;
   private readonly wakers = new Set<() => void>();
+
+  /** Callers held back right now (at admission or between steps). */
+  get waiting(): number {
+    return this.wakers.size;
+  }
 
   constructor(
     private readonly pressure: Pick<TxPressure, 'until'>,
@@ -122,6 +144,11 @@ export class BulkGate {
    */
   private async wait(room: () => boolean, deadline: number, take: () => void): Promise<void> {
     for (;;) {
+      // The deadline and the room are checked before the pressure is read, and again after.
+      if (room() || Date.now() >= deadline) {
+        take();
+        return;
+      }
       const until = await this.pressure.until();
       const now = Date.now();
       if (until <= now || room() || now >= deadline) {

@@ -21,19 +21,20 @@ const nobodyOnline: PresenceLookup = async () => new Set();
  */
 export function createRouteWorker(ctx: Context, presence: PresenceLookup = nobodyOnline): Worker<RouteJob> {
   const { repos, config, queues } = ctx;
-  // A fan-out's page writes give way to transactional work as its sends do (docs/scaling.md, Isolation).
-  const gate = new BulkGate(queues.txPressure);
+  // A fan-out's page writes give way to transactional work as its sends do (docs/scaling.md,
+  // Isolation); TX_PRESSURE_AFTER=0 turns the gate off.
+  const gate = config.TX_PRESSURE_AFTER > 0 ? new BulkGate(queues.txPressure) : undefined;
 
   /** A send job carries at least one full request of the channel's provider (Huawei takes 1,000). */
   const batchSize = (channel: string) => Math.max(config.SEND_BATCH_SIZE, providerModule(channel)?.batchMax ?? 0);
 
   /** Inserts a routed page and queues its send jobs, the new rows leased to them. */
   async function insertAndEnqueue(appId: string, messageId: string, rows: NewDeliveryRow[]) {
-    const release = await gate.enter();
+    const release = await gate?.enter();
     try {
       await insertPage(appId, messageId, rows);
     } finally {
-      release();
+      release?.();
     }
   }
 

@@ -64,8 +64,10 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
   const leaseMs = config.WORKER_LOCK_DURATION * 2;
   const tx = opts.lane === 'tx';
   const pressure = ctx.queues.txPressure;
-  // The bulk lane gives way while transactional work flows (docs/scaling.md, Isolation).
-  const gate = tx ? undefined : (opts.gate ?? new BulkGate(pressure));
+  // The bulk lane gives way while the transactional lane suffers (docs/scaling.md, Isolation);
+  // TX_PRESSURE_AFTER=0 turns the gate off.
+  const after = config.TX_PRESSURE_AFTER;
+  const gate = tx || after <= 0 ? undefined : (opts.gate ?? new BulkGate(pressure));
 
   async function writeWithRetry(rows: OutcomeRow[], countAttempt: boolean) {
     for (let attempt = 1; ; attempt++) {
@@ -197,15 +199,21 @@ export function createSendWorker(ctx: Context, channel: Channel, providers: Prov
     return { channel: setting, tokens };
   }
 
-  /** A transactional job signals its lane's pressure while it runs; a bulk one waits for a turn. */
+  /**
+   * A transactional job that waited in its queue longer than TX_PRESSURE_AFTER, or took longer end
+   * to end, signals pressure (the lane is suffering, not merely busy: a steady trickle of single
+   * pushes served in time does not slow anyone's fan-out); a bulk job waits for a turn.
+   */
   async function handle(job: Job<SendJob>, token?: string) {
-    if (tx) pressure.signal();
+    const queuedAt = job.timestamp + (job.opts.delay ?? 0);
+    const late = () => after > 0 && Date.now() - queuedAt > after;
+    if (tx && late()) pressure.signal();
     const release = gate ? await gate.enter() : undefined;
     try {
       await handleJob(job, token);
     } finally {
       release?.();
-      if (tx) pressure.signal();
+      if (tx && late()) pressure.signal();
     }
   }
 

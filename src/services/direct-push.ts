@@ -174,8 +174,6 @@ export class DirectPush {
         byChannel.set(j.channel, bulk);
       }
     }
-    // The bulk lane gives way from now on, before the jobs are even picked (src/tx-pressure.ts).
-    if (byChannel.size > 0) this.queues.txPressure.signal();
     await Promise.all([...byChannel].map(([channel, bulk]) => this.queues.sendTx(channel).addBulk(bulk)));
   }
 }

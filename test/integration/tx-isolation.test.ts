@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Worker } from 'bullmq';
+import { createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { sent, type Provider, type PushContent, type SendTarget } from '../../providers/types.js';
-import { TxPressure } from '../../src/tx-pressure.js';
+import { createRedis } from '../../src/redis.js';
+import { BulkGate, TxPressure } from '../../src/tx-pressure.js';
 import { createRouteWorker } from '../../workers/route.js';
 import { createSendWorker } from '../../workers/send.js';
 import { eventually, Isolation, newApp, PG_URL, REDIS_URL, startTestRelay, type TestRelay } from '../helpers/harness.js';
@@ -98,7 +100,8 @@ test('while single pushes flow, the bulk lane sends one batch at a time, and cat
   const ctx = t.relay.ctx;
   const held = (provider = new HeldProvider());
   const source = { get: async () => held };
-  workers.push(createRouteWorker(ctx), createSendWorker(ctx, 'apns', source), createSendWorker(ctx, 'apns', source, { lane: 'tx' }));
+  const gate = new BulkGate(ctx.queues.txPressure);
+  workers.push(createRouteWorker(ctx), createSendWorker(ctx, 'apns', source, { gate }), createSendWorker(ctx, 'apns', source, { lane: 'tx' }));
 
   const fan = await app.api('POST', '/v1/push', { to: { tags: { all: ['fan'] } }, notification: { title: 'sale', body: 'everything must go' } });
   assert.equal(fan.status, 202, JSON.stringify(fan.body));
@@ -116,17 +119,17 @@ test('while single pushes flow, the bulk lane sends one batch at a time, and cat
   await eventually(async () => (held.txSent === 3 ? true : undefined), 30_000, 'the single pushes sent');
   assert.equal(held.held.length, CONCURRENCY, 'the bulk batches are still in flight: the single pushes did not wait for them');
 
-  // 3. While transactional work keeps flowing (its workers and the API renew the signal), the
-  //    released batches finish and the next ones go to the provider one at a time.
+  // 3. While the transactional lane keeps signalling (its workers renew the signal when a job
+  //    waited), the released batches finish and the next ones go to the provider one at a time.
   ctx.queues.txPressure.signal();
   const flowing = setInterval(() => ctx.queues.txPressure.signal(), 20);
   try {
     const before = held.othersAtStart.length;
     held.release();
     for (let k = 0; k < 4; k++) {
-      await eventually(async () => (held.held.length === 1 && held.othersAtStart.length > before + k ? true : undefined), 30_000, `bulk batch ${k + 1} under pressure`);
-      // Given time, no second batch joins it.
-      await new Promise((r) => setTimeout(r, 300));
+      // One batch at the provider, and another bulk batch held back at the gate meanwhile: it was
+      // refused, not merely slow to arrive.
+      await eventually(async () => (held.held.length === 1 && held.othersAtStart.length > before + k && gate.waiting > 0 ? true : undefined), 30_000, `bulk batch ${k + 1} under pressure, another waiting`);
       assert.equal(held.held.length, 1, 'one bulk batch at a time under pressure');
       held.release();
     }
@@ -152,21 +155,122 @@ test('while single pushes flow, the bulk lane sends one batch at a time, and cat
   assert.ok([...held.attempts.values()].every((n) => n === 1), 'no delivery was attempted twice');
 });
 
+test('a single push accepted sets no pressure; one that waited in its queue past TX_PRESSURE_AFTER does', async () => {
+  // Nothing else serves the tx lane now.
+  await Promise.all(workers.splice(0).map((w) => w.close()));
+  const ctx = t.relay.ctx;
+  const key = `${ctx.queues.prefix}:tx-pressure`;
+  await eventually(async () => ((await ctx.queues.connection.exists(key)) === 0 ? true : undefined), 5_000, 'earlier signs lapsed');
+  const app = await newApp(t);
+  const cred = await app.api('PUT', `/v1/apps/${app.appId}/credentials/apns`, mocks.credentials.apns);
+  assert.equal(cred.status, 200, JSON.stringify(cred.body));
+  await seed(app.appId);
+  // The latest moment this process knows pressure until (its own signs included): it only grows.
+  const known0 = await ctx.queues.txPressure.until();
+
+  const r = await app.api('POST', '/v1/push', { to: { devices: ['tx1'] }, notification: { title: 'code', body: 'login code' } });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  assert.equal(await ctx.queues.connection.exists(key), 0, 'accepting a single push signals nothing');
+  assert.equal(await ctx.queues.txPressure.until(), known0, 'nor in this process');
+
+  // The job has now waited longer than TX_PRESSURE_AFTER (50 ms) with no worker to pick it.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const picked = Date.now();
+  const held = (provider = new HeldProvider());
+  workers.push(createSendWorker(ctx, 'apns', { get: async () => held }, { lane: 'tx' }));
+  await eventually(async () => (held.txSent === 1 ? true : undefined), 30_000, 'the single push sent');
+  assert.ok((await ctx.queues.txPressure.until()) >= picked + 250, 'the late tx job signalled pressure');
+});
+
 test('the signal crosses processes through Redis and lapses on its own', async () => {
   const iso = new Isolation();
   const a = new Redis(REDIS_URL);
   const b = new Redis(REDIS_URL);
   try {
-    // A 2 s hold: long enough that a loaded machine's polling still sees it before it lapses.
-    const api = new TxPressure(a, iso.prefix, 2000);
-    const worker = new TxPressure(b, iso.prefix, 2000);
-    assert.equal(await worker.active(), false);
+    // A sign is only written on a ready connection.
+    await Promise.all([a.ping(), b.ping()]);
+    // A hold far longer than any polling delay: the other process sees it however loaded the machine.
+    const api = new TxPressure(a, iso.prefix, 600_000);
+    assert.equal(await new TxPressure(b, iso.prefix).active(), false);
     api.signal();
-    await eventually(async () => ((await worker.active()) ? true : undefined), 5_000, 'the other process sees the signal');
-    await eventually(async () => ((await worker.active()) ? undefined : true), 5_000, 'the signal lapses without a new sign');
+    await eventually(async () => ((await new TxPressure(b, iso.prefix).active()) ? true : undefined), 5_000, 'the other process sees the signal');
+    // It ends on its own: the key carries its TTL.
+    const ttl = await b.pttl(`${iso.prefix}:tx-pressure`);
+    assert.ok(ttl > 0 && ttl <= 600_000, `TTL ${ttl}`);
+    // A short sign replaces it and lapses without anything deleting it.
+    new TxPressure(a, iso.prefix, 100).signal();
+    const watcher = new TxPressure(b, iso.prefix, 100);
+    await eventually(async () => ((await watcher.active()) ? undefined : true), 5_000, 'the signal lapses without a new sign');
+    assert.equal(await b.exists(`${iso.prefix}:tx-pressure`), 0);
   } finally {
     a.disconnect();
     b.disconnect();
     await iso.drop();
+  }
+});
+
+/** A port nothing listens on, or one whose server accepts connections and never answers. */
+async function listen(answer: boolean): Promise<{ port: number; server: Server; sockets: Set<Socket> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  if (!answer) await new Promise<void>((r) => server.close(() => r()));
+  return { port, server, sockets };
+}
+
+/** Resolves with the promise's value, or fails once `ms` passed (generous: only a hang fails). */
+async function prompt<T>(p: Promise<T>, what: string, ms = 5_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not resolve`)), ms)));
+  try {
+    return await Promise.race([p, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+test('Redis unreachable: no pressure is seen, and the gate admits at once', async () => {
+  // The options Relay's shared connection has (retries forever, offline queue on): a closed port,
+  // and a server that accepts and never answers (a connection that looks ready but hangs).
+  const closed = await listen(false);
+  const mute = await listen(true);
+  const down = createRedis({ options: { host: '127.0.0.1', port: closed.port, lazyConnect: false } });
+  const hung = createRedis({ options: { host: '127.0.0.1', port: mute.port, enableReadyCheck: false, disableClientInfo: true } });
+  down.on('error', () => undefined);
+  hung.on('error', () => undefined);
+  try {
+    await eventually(async () => (hung.status === 'ready' ? true : undefined), 5_000, 'the mute server connected');
+    for (const [name, redis] of [['closed port', down], ['mute server', hung]] as const) {
+      const pressure = new TxPressure(redis, 'relay-t-unreachable');
+      pressure.signal(Date.now() - 1_000); // a sign from the past: only what Redis says could hold the lane
+      assert.equal(await prompt(pressure.active(), `${name}: active()`), false, `${name}: no pressure seen`);
+      const gate = new BulkGate(pressure, 1);
+      const first = await prompt(gate.enter(), `${name}: enter()`);
+      const second = await prompt(gate.enter(), `${name}: a second enter()`);
+      await prompt(gate.step(), `${name}: step()`);
+      first();
+      second();
+    }
+    // The signal's writes did not pile up in the offline queue.
+    assert.equal((down as unknown as { offlineQueue: { length: number } }).offlineQueue.length, 0);
+
+    // Under pressure a batch between two steps waits for the running one at most its deadline.
+    let until = 0;
+    const gate = new BulkGate({ until: async () => until }, 1);
+    const a = await prompt(gate.enter(), 'enter()');
+    const b = await prompt(gate.enter(), 'enter() without pressure');
+    until = Date.now() + 600_000;
+    await prompt(gate.step(50), 'step() past its deadline');
+    a();
+    b();
+  } finally {
+    down.disconnect();
+    hung.disconnect();
+    for (const s of mute.sockets) s.destroy();
+    await new Promise<void>((r) => mute.server.close(() => r()));
   }
 });
