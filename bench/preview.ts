@@ -41,6 +41,12 @@ const N = Number(values.devices);
 const ONLINE = Number(values.online);
 const REPEAT = Number(values.repeat);
 const schema = values.reuse ?? values.keep ?? `relay_pv_${randomBytes(4).toString('hex')}`;
+// The name goes into SQL as is, and a reused schema's apps are deleted when the device count
+// differs: only a schema this bench creates (relay_pv_...) may be named, never e.g. `public`.
+if (!/^relay_pv_\w+$/.test(schema)) {
+  console.error(`bench:preview: --keep/--reuse must name a schema this bench creates (relay_pv_ followed by letters, digits or _), not ${JSON.stringify(schema)}`);
+  process.exit(2);
+}
 const APP = 'bench';
 const OTHER = 'other';
 
