@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
+import { previewSchema } from '../../bench/preview-schema.js';
 import { takeBatch } from '../../src/core/registration-batch.js';
 import { isDataError } from '../../src/db/pg-errors.js';
 
@@ -30,10 +30,11 @@ test('only errors about the rows are data errors (SQLSTATE classes 22 and 23)', 
   assert.equal(isDataError(null), false);
 });
 
-test('bench:preview refuses to reuse or keep a schema it did not create', () => {
-  for (const args of [['--reuse', 'public'], ['--keep', 'public'], ['--reuse', 'relay_pv_x; DROP TABLE apps']]) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/preview.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
-    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, /--keep\/--reuse must name a schema this bench creates/);
+test('bench:preview works only in a schema of its own kind', () => {
+  assert.equal(previewSchema({}, 'ab12'), 'relay_pv_ab12');
+  assert.equal(previewSchema({ reuse: 'relay_pv_big' }, 'x'), 'relay_pv_big');
+  assert.equal(previewSchema({ keep: 'relay_pv_1m' }, 'x'), 'relay_pv_1m');
+  for (const values of [{ reuse: 'public' }, { keep: 'public' }, { reuse: 'relay_pv_x; DROP TABLE apps' }, { reuse: 'relay_pv_' }, { keep: 'x_relay_pv_a' }]) {
+    assert.throws(() => previewSchema(values, 'x'), /--keep\/--reuse must name a schema this bench creates/, JSON.stringify(values));
   }
 });
