@@ -49,7 +49,7 @@ async function writers(apps: string[], ids: string[]): Promise<number> {
   return Number(r.rows[0]!.n);
 }
 
-test('concurrent registrations of two apps are grouped, each answered with its own device', async () => {
+test('concurrent registrations of two apps over REST: each answered with its own device', async () => {
   const a = await newApp(t);
   const b = await newApp(t);
   const ids = Array.from({ length: 40 }, (_, i) => `dev-${i}`);
