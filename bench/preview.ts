@@ -10,6 +10,7 @@
  *
  * `--keep` leaves the schema for another run's `--reuse` (building a million devices takes minutes);
  * without it the schema is dropped at the end.
+ * Both take only a name of the kind the bench creates (`relay_pv_...`, bench/preview-schema.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -24,6 +25,7 @@ import { migrate } from '../src/db/database.js';
 import { DevicesRepo } from '../src/db/devices-repo.js';
 import type { DB } from '../src/db/schema.js';
 import { PG_URL } from '../test/helpers/harness.js';
+import { previewSchema } from './preview-schema.js';
 
 const { values } = parseArgs({
   options: {
@@ -40,7 +42,13 @@ const { values } = parseArgs({
 const N = Number(values.devices);
 const ONLINE = Number(values.online);
 const REPEAT = Number(values.repeat);
-const schema = values.reuse ?? values.keep ?? `relay_pv_${randomBytes(4).toString('hex')}`;
+let schema: string;
+try {
+  schema = previewSchema(values, randomBytes(4).toString('hex'));
+} catch (err) {
+  console.error(`bench:preview: ${(err as Error).message}`);
+  process.exit(2);
+}
 const APP = 'bench';
 const OTHER = 'other';
 

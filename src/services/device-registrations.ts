@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
+import { takeBatch } from '../core/registration-batch.js';
 import { registrationShape, type DevicesRepo, type Registered, type Registration } from '../db/devices-repo.js';
+import { isDataError } from '../db/pg-errors.js';
 
 /** Registrations stored per statement; more wait for the next one. */
 const MAX_BATCH = 500;
@@ -10,6 +12,12 @@ const MAX_BATCH = 500;
  * round trips, so a turn alone groups few), and a lone registration still goes out within WINDOW_MS.
  */
 const MAX_IN_FLIGHT = 2;
+/**
+ * Registrations of one device per batch: each is a statement of its own, written in turn, so a
+ * client looping on one device id waits for the next batch beyond this rather than holding a
+ * batch slot for hundreds of sequential statements.
+ */
+const MAX_ROUNDS = 3;
 /** How long the first registration of a batch waits for others to join its statement. */
 const WINDOW_MS = 1;
 
@@ -28,13 +36,19 @@ interface Waiting {
  *
  * A device named twice in one batch is written in arrival order, one statement per repeat (a
  * statement cannot update a row twice), so the last write wins and each request is answered
- * with the device as its own write left it. A statement that fails is retried one registration
- * at a time, so one bad registration fails alone.
+ * with the device as its own write left it; a device is in one batch at a time, at most
+ * MAX_ROUNDS times (core/registration-batch.ts). A statement refused for its data (a bad row)
+ * is retried in halves, one half after the other, so one bad registration fails alone at the
+ * cost of a few statements and one connection; any other failure (timeout, cancel, lost
+ * connection) fails every registration of the statement: retrying them one by one would take
+ * the pool from everything else just when the database struggles.
  */
 export class DeviceRegistrations {
   private waiting: Waiting[] = [];
   private scheduled = false;
   private inFlight = 0;
+  /** Devices (app and id) of the batches being written. */
+  private readonly busy = new Set<string>();
 
   constructor(
     private readonly repo: DevicesRepo,
@@ -57,10 +71,15 @@ export class DeviceRegistrations {
 
   private flush(): void {
     this.scheduled = false;
-    const batch = this.waiting.splice(0, MAX_BATCH);
+    const { batch, rest } = takeBatch(this.waiting, deviceKey, this.busy, MAX_BATCH, MAX_ROUNDS);
+    // All waiting devices are being written: the batch that writes them kicks when it ends.
     if (batch.length === 0) return;
+    this.waiting = rest;
+    const keys = new Set(batch.map(deviceKey));
+    for (const k of keys) this.busy.add(k);
     this.inFlight++;
     void this.store(batch).finally(() => {
+      for (const k of keys) this.busy.delete(k);
       this.inFlight--;
       this.kick();
     });
@@ -83,13 +102,15 @@ export class DeviceRegistrations {
       const stored = await this.repo.upsertMany(group.map((w) => w.reg));
       group.forEach((w, i) => w.resolve(stored[i]!));
     } catch (err) {
-      if (group.length === 1) {
-        group[0]!.reject(err);
+      if (group.length === 1 || !isDataError(err)) {
+        for (const w of group) w.reject(err);
         return;
       }
-      // The statement wrote nothing: find the registration that failed it by storing each alone.
-      this.logger?.warn({ err: (err as Error).message, n: group.length }, 'grouped device registration failed; storing one at a time');
-      await Promise.all(group.map((w) => this.write([w])));
+      // The statement wrote nothing: find the registrations that failed it by halves, in turn.
+      this.logger?.warn({ err: (err as Error).message, n: group.length }, 'grouped device registration refused; retrying in halves');
+      const half = Math.ceil(group.length / 2);
+      await this.write(group.slice(0, half));
+      await this.write(group.slice(half));
     }
   }
 }
@@ -102,10 +123,14 @@ function rounds(batch: Waiting[]): Waiting[][] {
   const out: Waiting[][] = [];
   const times = new Map<string, number>();
   for (const w of batch) {
-    const key = `${w.reg.appId}\u0000${w.reg.id}`;
+    const key = deviceKey(w);
     const n = times.get(key) ?? 0;
     times.set(key, n + 1);
     (out[n] ??= []).push(w);
   }
   return out;
+}
+
+function deviceKey(w: Waiting): string {
+  return `${w.reg.appId}\u0000${w.reg.id}`;
 }
