@@ -68,6 +68,11 @@ function jsonParam(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'string' ? v.replace(LONE_SURROGATE, '\ufffd') : v));
 }
 
+/** A device's key across apps (app id, then device id): how a grouped write names and orders its devices. */
+export function deviceKey(appId: string, id: string): string {
+  return `${appId}\u0000${id}`;
+}
+
 export interface RoutingDevice {
   id: string;
   platform: Platform;
@@ -97,10 +102,10 @@ export class DevicesRepo {
     const removed: { a: string; d: string; c: string }[] = [];
     const seen = new Set<string>();
     // In key order, as every batch is: two statements locking the same devices in opposite orders deadlock.
-    const sorted = [...regs].sort((x, y) => (x.appId === y.appId ? (x.id < y.id ? -1 : x.id > y.id ? 1 : 0) : x.appId < y.appId ? -1 : 1));
-    for (const { appId, id, input } of sorted) {
+    // (NUL sorts before every character an id may hold, so the keys order as (app, id) pairs do.)
+    const keyed = regs.map((r) => ({ ...r, key: deviceKey(r.appId, r.id) })).sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+    for (const { appId, id, input, key } of keyed) {
       if (registrationShape(input) !== shape) throw new Error('upsertMany: registrations of one statement must write the same columns');
-      const key = `${appId}\u0000${id}`;
       if (seen.has(key)) throw new Error('upsertMany: a device may appear once per statement');
       seen.add(key);
       const row: Record<string, unknown> = { a: appId, i: id };
@@ -151,9 +156,9 @@ export class DevicesRepo {
         SELECT app_id, device_id, json_agg(json_build_array(channel, token, state, invalid_reason, invalid_at) ORDER BY channel) AS token_list
         FROM tok GROUP BY app_id, device_id
       ) t ON t.app_id = dev.app_id AND t.device_id = dev.id`.execute(this.db);
-    const byKey = new Map(res.rows.map((r) => [`${r.app_id}\u0000${r.id}`, r]));
+    const byKey = new Map(res.rows.map((r) => [deviceKey(r.app_id, r.id), r]));
     return regs.map(({ appId, id }) => {
-      const { created, token_list, ...device } = byKey.get(`${appId}\u0000${id}`)!;
+      const { created, token_list, ...device } = byKey.get(deviceKey(appId, id))!;
       return {
         created,
         device: device as DeviceRow,

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { takeBatch } from '../core/registration-batch.js';
-import { registrationShape, type DevicesRepo, type Registered, type Registration } from '../db/devices-repo.js';
+import { deviceKey as keyOf, registrationShape, type DevicesRepo, type Registered, type Registration } from '../db/devices-repo.js';
 import { isDataError } from '../db/pg-errors.js';
 
 /** Registrations stored per statement; more wait for the next one. */
@@ -132,5 +132,5 @@ function rounds(batch: Waiting[]): Waiting[][] {
 }
 
 function deviceKey(w: Waiting): string {
-  return `${w.reg.appId}\u0000${w.reg.id}`;
+  return keyOf(w.reg.appId, w.reg.id);
 }
